@@ -1,0 +1,1 @@
+"""The `plantwarden` command: the root of every process and the place every package is mounted."""

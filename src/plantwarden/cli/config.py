@@ -1,0 +1,42 @@
+"""`plantwarden config`: show the settings in force, write the reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from plantwarden.cli.catalog import SECTIONS
+from plantwarden.cli.state import CliState
+from plantwarden.core.settings import render_reference
+
+
+@click.group("config")
+def config_group() -> None:
+    """Inspect settings."""
+
+
+@config_group.command("show")
+@click.pass_obj
+def show(state: CliState) -> None:
+    """Every setting with its value and where it came from (secrets redacted)."""
+    settings = state.settings()
+    if settings.config_file is not None:
+        click.echo(f"# configuration file: {settings.config_file}")
+    width = max(len(d.key) for d in settings.declared)
+    for declaration in settings.declared:
+        value = settings.display(declaration.key)
+        source = settings.sources[declaration.key]
+        click.echo(f"{declaration.key.ljust(width)} = {value}  # {source}")
+
+
+@config_group.command("reference")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
+def reference(output: Path | None) -> None:
+    """The settings reference in Markdown (docs/settings.md is generated with this)."""
+    text = render_reference(SECTIONS)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")

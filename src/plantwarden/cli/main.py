@@ -1,0 +1,57 @@
+"""The root command: global flags, the mounted command groups, and one way to report errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from plantwarden import __version__
+from plantwarden.cli.config import config_group
+from plantwarden.cli.serve import serve, up
+from plantwarden.cli.state import CliState
+from plantwarden.cli.store import backup_command, db_group, restore_command
+from plantwarden.core.errors import PlantwardenError
+from plantwarden.core.settings import parse_assignment
+from plantwarden.zones.cli import site_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="plantwarden")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML configuration file.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory (setting data_dir).")
+@click.option(
+    "--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Set any setting (repeatable)."
+)
+@click.pass_context
+def cli(
+    ctx: click.Context, config_file: Path | None, data_dir: Path | None, assignments: tuple[str, ...]
+) -> None:
+    """Plantwarden: security for smart factories (OT/ICS)."""
+    state = CliState(config_file=config_file)
+    state.add_overrides(dict(parse_assignment(a) for a in assignments))
+    state.add_overrides({"data_dir": str(data_dir) if data_dir else None})
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+for command in (serve, up, config_group, db_group, backup_command, restore_command, site_group):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Entry point of the `plantwarden` console script."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except PlantwardenError as error:
+        click.echo(f"error [{error.code}]: {error.message}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

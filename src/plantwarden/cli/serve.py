@@ -1,0 +1,50 @@
+"""`plantwarden serve` (the server process) and `plantwarden up` (the supervisor)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from plantwarden.cli.state import CliState
+from plantwarden.core.config import SupervisorSettings
+from plantwarden.core.processes import ProcessSpec, Supervisor
+
+
+@click.command("serve")
+@click.option("--host", help="Address to bind (default 127.0.0.1; others need TLS).")
+@click.option("--port", type=int, help="TCP port (default 8000).")
+@click.option("--tls", type=click.Choice(["auto", "on", "off"]), help="TLS mode.")
+@click.pass_obj
+def serve(state: CliState, host: str | None, port: int | None, tls: str | None) -> None:
+    """Run the server: API, console, health and readiness."""
+    from plantwarden.web.server import run_server  # noqa: PLC0415 - keeps other commands' start-up fast
+
+    state.add_overrides({"server.host": host, "server.port": str(port) if port else None, "server.tls": tls})
+    run_server(state.runtime())
+
+
+def process_table(state: CliState) -> list[ProcessSpec]:
+    """The processes `up` supervises. The sensor and the gateway join as they are built."""
+    env = state.child_environment()
+    return [ProcessSpec("server", [sys.executable, "-m", "plantwarden", "serve"], env)]
+
+
+@click.command("up")
+@click.option("--host", help="Server address (default 127.0.0.1; others need TLS).")
+@click.option("--port", type=int, help="Server port (default 8000).")
+@click.pass_obj
+def up(state: CliState, host: str | None, port: int | None) -> None:
+    """Start every Plantwarden process, restart any that crashes, stop all on Ctrl-C."""
+    state.add_overrides({"server.host": host, "server.port": str(port) if port else None})
+    runtime = state.runtime()
+    runtime.ready_store()  # fail here, once, rather than in a restart loop
+    runtime.close()
+    supervisor_settings = runtime.settings[SupervisorSettings]
+    supervisor = Supervisor(
+        process_table(state),
+        state_file=runtime.core.data_path / "run" / "supervisor.json",
+        max_backoff=supervisor_settings.max_backoff,
+        stop_timeout=supervisor_settings.stop_timeout,
+    )
+    sys.exit(supervisor.run())

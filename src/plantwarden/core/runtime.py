@@ -1,0 +1,53 @@
+"""What a process holds once it has started: its settings, a clock and (opened lazily) the store.
+
+Built once by the entry point (the command line) and passed explicitly to whatever needs it;
+domain command modules receive it through the `RuntimeProvider` protocol, so that they never
+import the delivery layer.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from plantwarden.core.clock import Clock, SystemClock
+from plantwarden.core.config import CoreSettings
+from plantwarden.core.db import Store
+from plantwarden.core.migrate import ensure_ready
+from plantwarden.core.settings import Settings
+
+
+class Runtime:
+    """Settings, clock and store of one process."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self._store: Store | None = None
+
+    @property
+    def core(self) -> CoreSettings:
+        return self.settings[CoreSettings]
+
+    def store(self) -> Store:
+        """The store, opened on first use (no readiness check)."""
+        if self._store is None:
+            self._store = Store.from_settings(self.core)
+        return self._store
+
+    def ready_store(self) -> Store:
+        """The store at the head revision; an empty store gets its schema, an old one is refused."""
+        store = self.store()
+        ensure_ready(store)
+        return store
+
+    def close(self) -> None:
+        """Release the store's connections."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+class RuntimeProvider(Protocol):
+    """The command-line context object as domain commands see it."""
+
+    def runtime(self) -> Runtime: ...

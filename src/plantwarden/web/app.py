@@ -1,0 +1,42 @@
+"""The app factory: settings and store in, a FastAPI application out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from plantwarden import __version__
+from plantwarden.core.db import Store
+from plantwarden.core.settings import Settings
+from plantwarden.web import console, health
+from plantwarden.web.errors import install_error_handlers
+from plantwarden.web.security import SecurityHeaders
+
+PACKAGE_DIR = Path(__file__).parent
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings, store: Store, *, tls: bool = False) -> FastAPI:
+    """Build the server application around an open store; nothing global, nothing hidden."""
+    app = FastAPI(
+        title="Plantwarden",
+        version=__version__,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
+    templates.env.globals["version"] = __version__
+    app.state.settings = settings
+    app.state.store = store
+    app.state.templates = templates
+    app.add_middleware(SecurityHeaders, tls=tls)
+    install_error_handlers(app, templates)
+    app.include_router(health.router)
+    app.include_router(health.api_router, prefix=API_PREFIX)
+    app.include_router(console.router)
+    app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
+    return app

@@ -1,0 +1,47 @@
+"""Run the server process: open the store, choose TLS, serve with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from plantwarden.core.db import describe_url
+from plantwarden.core.runtime import Runtime
+from plantwarden.web.app import create_app
+from plantwarden.web.settings import ServerSettings
+from plantwarden.web.tls import tls_for
+
+log = logging.getLogger(__name__)
+
+
+def run_server(runtime: Runtime) -> None:
+    """Serve until SIGINT/SIGTERM. Refuses to start on a store that is not at the head revision."""
+    server = runtime.settings[ServerSettings]
+    tls = tls_for(server, runtime.core.data_path)
+    store = runtime.ready_store()
+    app = create_app(runtime.settings, store, tls=tls is not None)
+    scheme = "https" if tls else "http"
+    log.info("store %s", describe_url(store.engine.url))
+    log.info("serving the console at %s://%s:%d/", scheme, _url_host(server.host), server.port)
+    config = uvicorn.Config(
+        app,
+        host=server.host,
+        port=server.port,
+        ssl_certfile=str(tls.cert) if tls else None,
+        ssl_keyfile=str(tls.key) if tls else None,
+        log_config=None,
+        server_header=False,
+        proxy_headers=False,
+    )
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises Ctrl-C after its clean shutdown; that is a normal stop
+    finally:
+        runtime.close()
+    log.info("server stopped")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,1 @@
+"""The plant model: sites, network segments, and (later) zones, conduits and their rules."""

@@ -1,0 +1,21 @@
+"""Errors of the plant model."""
+
+from __future__ import annotations
+
+from plantwarden.core.errors import Conflict, InvalidInput, NotFound
+
+
+class InvalidIdentifier(InvalidInput):
+    code = "invalid_identifier"
+
+
+class SiteExists(Conflict):
+    code = "site_exists"
+
+
+class SiteNotFound(NotFound):
+    code = "site_not_found"
+
+
+class SegmentExists(Conflict):
+    code = "segment_exists"

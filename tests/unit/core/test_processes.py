@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from plantwarden.core.processes import ProcessSpec, Supervisor
+from tests.helpers import wait_for
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+def read_state(path: Path) -> dict[str, object]:
+    state: dict[str, object] = json.loads(path.read_text())
+    return state
+
+
+def pid_of(path: Path, name: str) -> int | None:
+    processes = read_state(path)["processes"]
+    assert isinstance(processes, dict)
+    pid = processes[name]["pid"]
+    return int(pid) if pid else None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_crashed_process_is_restarted_and_all_stop_cleanly(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    supervisor = Supervisor(
+        [ProcessSpec("one", SLEEPER), ProcessSpec("two", SLEEPER)], state_file=state, stop_timeout=5
+    )
+    runner = threading.Thread(target=supervisor.supervise, daemon=True)
+    runner.start()
+    first = wait_for(lambda: pid_of(state, "one"), what="first start")
+    other = wait_for(lambda: pid_of(state, "two"), what="second process")
+    os.kill(first, signal.SIGKILL)
+    second = wait_for(lambda: p if (p := pid_of(state, "one")) not in (None, first) else None, what="restart")
+    processes = read_state(state)["processes"]
+    assert isinstance(processes, dict)
+    assert processes["one"]["restarts"] == 1
+    assert processes["one"]["last_exit"] == -signal.SIGKILL
+    assert pid_of(state, "two") == other  # the healthy sibling was left alone
+    supervisor.stop()
+    runner.join(timeout=15)
+    assert not runner.is_alive()
+    assert not alive(second) and not alive(other)
+    assert read_state(state)["stopped"] is True
+
+
+def test_a_process_that_ignores_sigterm_is_killed_after_the_timeout(tmp_path: Path) -> None:
+    stubborn = [
+        sys.executable,
+        "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)",
+    ]
+    state = tmp_path / "state.json"
+    supervisor = Supervisor([ProcessSpec("stubborn", stubborn)], state_file=state, stop_timeout=1)
+    runner = threading.Thread(target=supervisor.supervise, daemon=True)
+    runner.start()
+    pid = wait_for(lambda: pid_of(state, "stubborn"), what="start")
+    wait_for(lambda: True if _ignores_term(pid) else None, what="the child to ignore SIGTERM")
+    supervisor.stop()
+    runner.join(timeout=10)
+    assert not alive(pid)
+    processes = read_state(state)["processes"]
+    assert isinstance(processes, dict) and processes["stubborn"]["last_exit"] == -signal.SIGKILL
+
+
+def _ignores_term(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
+def test_backoff_grows_for_a_process_that_keeps_crashing(tmp_path: Path) -> None:
+    supervisor = Supervisor([ProcessSpec("x", SLEEPER)], state_file=tmp_path / "s.json", max_backoff=4)
+    child = supervisor._children[0]
+    child.started_at = 100.0
+    delays = [supervisor._backoff(child, 100.0 + i * 0.1) for i in range(6)]
+    assert delays == [0.0, 1.0, 2.0, 4.0, 4.0, 4.0]
+    child.started_at = 200.0
+    assert supervisor._backoff(child, 260.0) == 0.0  # it ran long enough to count as healthy again
+
+
+def test_names_must_be_unique(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unique"):
+        Supervisor([ProcessSpec("a", SLEEPER), ProcessSpec("a", SLEEPER)], state_file=tmp_path / "s")

@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from plantwarden.cli.catalog import SECTIONS
+from plantwarden.core.config import CoreSettings
+from plantwarden.core.errors import ConfigurationError
+from plantwarden.core.logs import RedactSecrets
+from plantwarden.core.settings import REDACTED, Secret, load_settings, parse_assignment, render_reference
+from plantwarden.web.settings import ServerSettings
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def write_toml(directory: Path, text: str) -> Path:
+    path = directory / "plantwarden.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_apply_when_nothing_is_given(tmp_path: Path) -> None:
+    settings = load_settings(SECTIONS, environ={}, cwd=tmp_path)
+    assert settings[ServerSettings].port == 8000
+    assert settings[ServerSettings].host == "127.0.0.1"
+    assert settings[CoreSettings].database_url is None
+    assert settings.sources["server.port"] == "default"
+    assert settings.config_file is None
+
+
+def test_each_source_overrides_the_one_below(tmp_path: Path) -> None:
+    write_toml(tmp_path, 'log_level = "WARNING"\n[server]\nport = 9001\nhost = "127.0.0.2"\ntls = "on"\n')
+    environ = {"PLANTWARDEN_SERVER_PORT": "9002", "PLANTWARDEN_SERVER_HOST": "127.0.0.3"}
+    settings = load_settings(SECTIONS, environ=environ, cwd=tmp_path, overrides={"server.port": "9003"})
+    server = settings[ServerSettings]
+    assert server.port == 9003 and settings.sources["server.port"] == "flag"
+    assert server.host == "127.0.0.3" and settings.sources["server.host"] == "env PLANTWARDEN_SERVER_HOST"
+    assert server.tls == "on" and settings.sources["server.tls"] == "file plantwarden.toml"
+    assert settings.value("log_level") == "WARNING"
+    assert settings.sources["supervisor.max_backoff"] == "default"
+
+
+def test_config_file_can_be_named_by_environment(tmp_path: Path) -> None:
+    path = tmp_path / "elsewhere.toml"
+    path.write_text("[server]\nport = 8111\n")
+    settings = load_settings(SECTIONS, environ={"PLANTWARDEN_CONFIG": str(path)}, cwd=tmp_path)
+    assert settings[ServerSettings].port == 8111
+    assert settings.config_file == path
+
+
+def test_a_named_config_file_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        load_settings(SECTIONS, environ={}, config_file=tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[server]\nprot = 1\n", "unknown setting 'server.prot'.*did you mean 'server.port'"),
+        ('[server]\nport = "eighty"\n', "server.port.*expected an integer"),
+        ('[server]\ntls = "maybe"\n', "'maybe' is not one of auto, on, off"),
+        ("log_level = 3\n", "expected a string"),
+        ("[server\n", "cannot read configuration file"),
+    ],
+)
+def test_bad_config_files_get_clear_errors(tmp_path: Path, toml: str, message: str) -> None:
+    write_toml(tmp_path, toml)
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings(SECTIONS, environ={}, cwd=tmp_path)
+
+
+def test_unknown_environment_variable_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"PLANTWARDEN_SERVER_PROT.*PLANTWARDEN_SERVER_PORT"):
+        load_settings(SECTIONS, environ={"PLANTWARDEN_SERVER_PROT": "1"}, cwd=tmp_path)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("true", True), ("0", False), ("YES", True), ("off", False)])
+def test_booleans_parse_from_text(raw: str, expected: bool) -> None:
+    from dataclasses import dataclass
+
+    from plantwarden.core.settings import SettingsSection, setting
+
+    @dataclass(frozen=True)
+    class Flags(SettingsSection):
+        section = "flags"
+        enabled: bool = setting(False, "a flag")
+
+    assert load_settings([Flags], environ={"PLANTWARDEN_FLAGS_ENABLED": raw})[Flags].enabled is expected
+
+
+def test_optional_settings_clear_with_an_empty_value(tmp_path: Path) -> None:
+    settings = load_settings(SECTIONS, environ={"PLANTWARDEN_SERVER_TLS_CERT": ""}, cwd=tmp_path)
+    assert settings[ServerSettings].tls_cert is None
+
+
+def test_paths_expand_the_home_directory(tmp_path: Path) -> None:
+    settings = load_settings(SECTIONS, environ={}, cwd=tmp_path, overrides={"data_dir": "~/pw"})
+    assert settings[CoreSettings].data_dir == Path.home() / "pw"
+
+
+def test_secrets_never_show(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://plant:hunter2-very-secret@db.example/plant"
+    settings = load_settings(SECTIONS, environ={"PLANTWARDEN_DATABASE_URL": url}, cwd=tmp_path)
+    secret = settings[CoreSettings].database_url
+    assert isinstance(secret, Secret) and secret.reveal() == url
+    assert "hunter2" not in repr(settings[CoreSettings])
+    assert "hunter2" not in str(secret)
+    assert settings.display("database_url") == REDACTED
+    assert settings.secret_values() == [url]
+
+
+def test_log_records_have_secrets_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.redaction")
+    redactor = RedactSecrets(["hunter2-very-secret"])
+    logger.addFilter(redactor)
+    try:
+        with caplog.at_level(logging.INFO, logger="test.redaction"):
+            logger.info("connecting with %s", "postgresql://plant:hunter2-very-secret@db/plant")
+    finally:
+        logger.removeFilter(redactor)
+    assert "hunter2" not in caplog.text
+    assert f"postgresql://plant:{REDACTED}@db/plant" in caplog.text
+
+
+def test_assignments_split_on_the_first_equals() -> None:
+    assert parse_assignment("database_url=postgresql://a?b=c") == ("database_url", "postgresql://a?b=c")
+    with pytest.raises(ConfigurationError, match="KEY=VALUE"):
+        parse_assignment("port")
+
+
+def test_settings_reference_in_docs_is_current() -> None:
+    expected = render_reference(SECTIONS)
+    actual = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
+    assert actual == expected, (
+        "docs/settings.md is stale: run `plantwarden config reference -o docs/settings.md`"
+    )
+
+
+def test_reference_lists_every_setting_with_its_environment_variable() -> None:
+    text = render_reference(SECTIONS)
+    for key, env in [("data_dir", "PLANTWARDEN_DATA_DIR"), ("server.port", "PLANTWARDEN_SERVER_PORT")]:
+        assert f"| `{key}` |" in text and f"`{env}`" in text
