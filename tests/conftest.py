@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from plantwarden.cli.catalog import SECTIONS
 from plantwarden.core.clock import FixedClock
+from plantwarden.core.context import Context
 from plantwarden.core.db import Store, create_store_engine
 from plantwarden.core.settings import Settings, load_settings
 
@@ -49,6 +50,12 @@ def settings(data_dir: Path) -> Settings:
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(datetime(2026, 11, 26, 8, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def ctx(clock: FixedClock) -> Context:
+    """The context service calls of a test run in: a fixed clock, source `test`."""
+    return Context(source="test", clock=clock)
 
 
 def _postgres_available() -> str | None:

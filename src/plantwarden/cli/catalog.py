@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from plantwarden.core.config import CoreSettings, SupervisorSettings
+from plantwarden.core.config import CoreSettings, NatsSettings, SupervisorSettings
+from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.settings import SettingsSection
 from plantwarden.web.settings import ServerSettings
 
-SECTIONS: tuple[type[SettingsSection], ...] = (CoreSettings, ServerSettings, SupervisorSettings)
+SECTIONS: tuple[type[SettingsSection], ...] = (
+    CoreSettings,
+    ServerSettings,
+    SupervisorSettings,
+    RecordsSettings,
+    NatsSettings,
+)

@@ -8,7 +8,11 @@ from pathlib import Path
 import click
 
 from plantwarden import __version__
+from plantwarden.alerts.cli import alerts_group
 from plantwarden.cli.config import config_group
+from plantwarden.cli.events import events_group
+from plantwarden.cli.export import export_group
+from plantwarden.cli.records import records_group
 from plantwarden.cli.serve import serve, up
 from plantwarden.cli.state import CliState
 from plantwarden.cli.store import backup_command, db_group, restore_command
@@ -36,7 +40,20 @@ def cli(
     ctx.call_on_close(state.close)
 
 
-for command in (serve, up, config_group, db_group, backup_command, restore_command, site_group):
+COMMANDS = (
+    serve,
+    up,
+    config_group,
+    db_group,
+    backup_command,
+    restore_command,
+    site_group,
+    alerts_group,
+    events_group,
+    records_group,
+    export_group,
+)
+for command in COMMANDS:
     cli.add_command(command)
 
 

@@ -7,8 +7,9 @@ import sys
 import click
 
 from plantwarden.cli.state import CliState
-from plantwarden.core.config import SupervisorSettings
+from plantwarden.core.config import NatsSettings, SupervisorSettings
 from plantwarden.core.processes import ProcessSpec, Supervisor
+from plantwarden.core.settings import Settings
 
 
 @click.command("serve")
@@ -24,10 +25,12 @@ def serve(state: CliState, host: str | None, port: int | None, tls: str | None) 
     run_server(state.runtime())
 
 
-def process_table(state: CliState) -> list[ProcessSpec]:
+def process_table(settings: Settings, env: dict[str, str]) -> list[ProcessSpec]:
     """The processes `up` supervises. The sensor and the gateway join as they are built."""
-    env = state.child_environment()
-    return [ProcessSpec("server", [sys.executable, "-m", "plantwarden", "serve"], env)]
+    processes = [ProcessSpec("server", [sys.executable, "-m", "plantwarden", "serve"], env)]
+    if settings[NatsSettings].relay:
+        processes.append(ProcessSpec("relay", [sys.executable, "-m", "plantwarden", "events", "relay"], env))
+    return processes
 
 
 @click.command("up")
@@ -42,7 +45,7 @@ def up(state: CliState, host: str | None, port: int | None) -> None:
     runtime.close()
     supervisor_settings = runtime.settings[SupervisorSettings]
     supervisor = Supervisor(
-        process_table(state),
+        process_table(runtime.settings, state.child_environment()),
         state_file=runtime.core.data_path / "run" / "supervisor.json",
         max_backoff=supervisor_settings.max_backoff,
         stop_timeout=supervisor_settings.stop_timeout,

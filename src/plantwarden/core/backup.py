@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, MetaData, Table, func, select, text
 from sqlalchemy import types as sqltypes
 
-from plantwarden.core.db import Store
+from plantwarden.core.db import RECORDS_TABLE_PREFIX, Store
 from plantwarden.core.errors import BackupError, Conflict
 from plantwarden.core.migrate import VERSION_TABLE, current_revision, is_empty, known_revisions, upgrade
 
@@ -122,9 +122,14 @@ def _begin_snapshot(connection: Connection) -> None:
 
 
 def _tables(connection: Connection) -> list[Table]:
+    """The domain tables: not the schema revision (in the manifest), not the records plane."""
     metadata = MetaData()
-    metadata.reflect(bind=connection)
+    metadata.reflect(bind=connection, only=_is_domain_table)
     return [t for t in metadata.sorted_tables if t.name != VERSION_TABLE]
+
+
+def _is_domain_table(name: str, _metadata: MetaData) -> bool:
+    return not name.startswith(RECORDS_TABLE_PREFIX)
 
 
 def _rows(connection: Connection, table: Table) -> Iterator[dict[str, Any]]:
@@ -231,7 +236,7 @@ def _verified(archive: tarfile.TarFile, entry: TableEntry) -> bytes:
 def _load(store: Store, manifest: Manifest, contents: dict[str, bytes], progress: Progress | None) -> None:
     with store.engine.begin() as connection:
         metadata = MetaData()
-        metadata.reflect(bind=connection)
+        metadata.reflect(bind=connection, only=_is_domain_table)
         for entry in manifest.tables:
             if entry.name not in metadata.tables:
                 raise BackupError(
@@ -310,5 +315,5 @@ def _reset_sequences(connection: Connection, table: Table) -> None:
 def _drop_everything(store: Store) -> None:
     with store.engine.begin() as connection:
         metadata = MetaData()
-        metadata.reflect(bind=connection)
+        metadata.reflect(bind=connection, only=_is_domain_table)
         metadata.drop_all(bind=connection)

@@ -47,3 +47,41 @@ class SupervisorSettings(SettingsSection):
         30.0, "Longest wait, in seconds, before restarting a process that keeps crashing."
     )
     stop_timeout: float = setting(10.0, "Seconds a process gets to stop after SIGTERM before it is killed.")
+
+
+@dataclass(frozen=True)
+class NatsSettings(SettingsSection):
+    """Where the JetStream transport of domain events publishes (see docs/events.md)."""
+
+    section = "nats"
+    doc = (
+        "The NATS JetStream transport of domain events: `plantwarden events relay` publishes the "
+        "event log to a stream, and durable consumers read it from there."
+    )
+
+    relay: bool = setting(
+        False, "Run the relay as one of the processes of `plantwarden up` (for sites that report to NATS)."
+    )
+    url: str = setting(
+        "nats://127.0.0.1:4222",
+        "URL of the NATS server (several separated by commas). Shown by `config show`: "
+        "keep credentials out of it.",
+    )
+    stream: str = setting("PLANTWARDEN_EVENTS", "Name of the JetStream stream that holds the events.")
+    subject_prefix: str = setting(
+        "plantwarden.events",
+        "Subjects are `<prefix>.<site or _>.<event type>`; the stream holds `<prefix>.>`.",
+    )
+    duplicate_window: float = setting(
+        120.0,
+        "Seconds during which the stream drops a second message with the same event id "
+        "(a relay that republishes after a crash).",
+    )
+    connect_timeout: float = setting(
+        10.0, "Seconds to wait for the first connection before giving up (reconnects never give up)."
+    )
+    ack_timeout: float = setting(
+        10.0,
+        "Seconds the relay waits for the stream to acknowledge an event before it publishes the "
+        "event's batch again.",
+    )

@@ -20,6 +20,9 @@ from sqlalchemy.types import TypeDecorator
 from plantwarden.core.config import CoreSettings
 
 DATABASE_FILE_NAME = "plantwarden.db"
+# Tables of the records plane on PostgreSQL: high-rate data, not domain state. Migrations,
+# emptiness checks and backups of the domain store leave them alone.
+RECORDS_TABLE_PREFIX = "records_"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
-from plantwarden.core.db import Store
+from plantwarden.core.db import RECORDS_TABLE_PREFIX, Store
 from plantwarden.core.errors import StoreNotReady
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,11 @@ def upgrade(store: Store, revision: str = "head") -> str | None:
 
 
 def is_empty(store: Store) -> bool:
-    """True when the store holds no tables at all (a new data directory or schema)."""
+    """True when the store holds no domain tables (a new data directory or schema); the
+    records plane's tables on PostgreSQL do not count."""
     with store.engine.connect() as connection:
-        return not inspect(connection).get_table_names()
+        names = inspect(connection).get_table_names()
+    return not [name for name in names if not name.startswith(RECORDS_TABLE_PREFIX)]
 
 
 def ensure_ready(store: Store, *, initialise_empty: bool = True) -> str:

@@ -11,22 +11,31 @@ from typing import Protocol
 
 from plantwarden.core.clock import Clock, SystemClock
 from plantwarden.core.config import CoreSettings
+from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.core.migrate import ensure_ready
+from plantwarden.core.records.backend import open_backend
+from plantwarden.core.records.partitions import PartitionBackend
+from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.settings import Settings
 
 
 class Runtime:
     """Settings, clock and store of one process."""
 
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None, *, source: str = "cli") -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
+        self.source = source
         self._store: Store | None = None
 
     @property
     def core(self) -> CoreSettings:
         return self.settings[CoreSettings]
+
+    def context(self, actor: str | None = None) -> Context:
+        """The context service calls of this process run in."""
+        return Context(source=self.source, clock=self.clock, actor=actor)
 
     def store(self) -> Store:
         """The store, opened on first use (no readiness check)."""
@@ -39,6 +48,10 @@ class Runtime:
         store = self.store()
         ensure_ready(store)
         return store
+
+    def records(self) -> PartitionBackend:
+        """The records plane's partitions (SQLite files or PostgreSQL tables, as the store)."""
+        return open_backend(self.core, self.settings[RecordsSettings], self.store())
 
     def close(self) -> None:
         """Release the store's connections."""

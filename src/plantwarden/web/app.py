@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from plantwarden import __version__
+from plantwarden.alerts import api as alerts_api
 from plantwarden.core.db import Store
 from plantwarden.core.settings import Settings
 from plantwarden.web import console, health
@@ -37,6 +38,7 @@ def create_app(settings: Settings, store: Store, *, tls: bool = False) -> FastAP
     install_error_handlers(app, templates)
     app.include_router(health.router)
     app.include_router(health.api_router, prefix=API_PREFIX)
+    app.include_router(alerts_api.router, prefix=API_PREFIX)
     app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     return app

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from plantwarden.alerts.models import AlertStatus
+from plantwarden.alerts.queries import AlertFilter, list_alerts
 from plantwarden.core import migrate
 from plantwarden.core.db import Store, describe_url
 from plantwarden.zones import services as zones
@@ -27,4 +29,31 @@ def dashboard(request: Request) -> HTMLResponse:
         "sites": sites,
     }
     page: HTMLResponse = request.app.state.templates.TemplateResponse(request, "dashboard.html", context)
+    return page
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alerts_page(request: Request, status: AlertStatus | None = None) -> HTMLResponse:
+    """Alerts, most recently seen first; `?status=new|acknowledged|closed` filters."""
+    store: Store = request.app.state.store
+    with store.transaction() as session:
+        alerts = [
+            {
+                "id": str(a.id),
+                "last_seen": a.last_seen.strftime("%Y-%m-%d %H:%M:%S"),
+                "severity": a.severity_name,
+                "status": a.status.value,
+                "occurrences": a.occurrences,
+                "title": a.title,
+                "site": a.site,
+                "rule": a.rule_id,
+            }
+            for a in list_alerts(session, AlertFilter(status=status, limit=200))
+        ]
+    context = {
+        "alerts": alerts,
+        "status": status.value if status else "",
+        "statuses": [s.value for s in AlertStatus],
+    }
+    page: HTMLResponse = request.app.state.templates.TemplateResponse(request, "alerts.html", context)
     return page

@@ -21,7 +21,7 @@ def add_site(provider: RuntimeProvider, site_id: str, name: str) -> None:
     """Add a site (with its `default` network segment)."""
     runtime = provider.runtime()
     with runtime.ready_store().transaction() as session:
-        site = services.create_site(session, runtime.clock, site_id, name)
+        site = services.create_site(session, runtime.context(), site_id, name)
         click.echo(f"added site {site.id} ({site.name})")
 
 
@@ -48,5 +48,5 @@ def add_segment(provider: RuntimeProvider, site_id: str, name: str, description:
     """Add a network segment to a site."""
     runtime = provider.runtime()
     with runtime.ready_store().transaction() as session:
-        segment = services.add_segment(session, runtime.clock, site_id, name, description)
+        segment = services.add_segment(session, runtime.context(), site_id, name, description)
         click.echo(f"added segment {segment.name} to site {site_id}")

@@ -8,8 +8,11 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from plantwarden.core.clock import Clock
+from plantwarden.core import eventlog
+from plantwarden.core.context import Context
+from plantwarden.core.events import envelope
 from plantwarden.zones.errors import InvalidIdentifier, SegmentExists, SiteExists, SiteNotFound
+from plantwarden.zones.events import SegmentAdded, SiteCreated
 from plantwarden.zones.models import NetworkSegment, Site
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -23,14 +26,14 @@ def _check_slug(kind: str, value: str) -> None:
         )
 
 
-def create_site(session: Session, clock: Clock, site_id: str, name: str) -> Site:
-    """Create a site with its `default` network segment."""
+def create_site(session: Session, ctx: Context, site_id: str, name: str) -> Site:
+    """Create a site with its `default` network segment; announces `SiteCreated`."""
     _check_slug("site id", site_id)
     if not name.strip():
         raise InvalidIdentifier("a site needs a name")
     if session.get(Site, site_id) is not None:
         raise SiteExists(f"site {site_id!r} already exists", details={"site": site_id})
-    now = clock.now()
+    now = ctx.clock.now()
     site = Site(id=site_id, name=name.strip(), created_at=now)
     site.segments.append(
         NetworkSegment(
@@ -41,20 +44,25 @@ def create_site(session: Session, clock: Clock, site_id: str, name: str) -> Site
     )
     session.add(site)
     session.flush()
+    eventlog.record(
+        session, envelope(SiteCreated(site.id, site.name), clock=ctx.clock, source=ctx.source, site=site.id)
+    )
     return site
 
 
 def add_segment(
-    session: Session, clock: Clock, site_id: str, name: str, description: str = ""
+    session: Session, ctx: Context, site_id: str, name: str, description: str = ""
 ) -> NetworkSegment:
-    """Add a network segment to a site."""
+    """Add a network segment to a site; announces `SegmentAdded`."""
     _check_slug("segment name", name)
     site = get_site(session, site_id)
     if session.get(NetworkSegment, (site_id, name)) is not None:
         raise SegmentExists(f"site {site_id!r} already has a segment {name!r}")
-    segment = NetworkSegment(name=name, description=description, created_at=clock.now())
+    segment = NetworkSegment(name=name, description=description, created_at=ctx.clock.now())
     site.segments.append(segment)
     session.flush()
+    added = SegmentAdded(site_id, name, description)
+    eventlog.record(session, envelope(added, clock=ctx.clock, source=ctx.source, site=site_id))
     return segment
 
 

@@ -12,20 +12,21 @@ from sqlalchemy import text
 
 from plantwarden.core import backup, migrate
 from plantwarden.core.clock import FixedClock
+from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.core.errors import BackupError, Conflict
 from plantwarden.zones import services
 from tests.conftest import PostgresSchemas, StoreFactory
 
-CLOCK = FixedClock(datetime(2026, 11, 26, 8, 0, 0, 123456, tzinfo=UTC))
+CTX = Context(source="test", clock=FixedClock(datetime(2026, 11, 26, 8, 0, 0, 123456, tzinfo=UTC)))
 
 
 def fill(store: Store, sites: int = 3) -> None:
     migrate.ensure_ready(store)
     with store.transaction() as session:
         for number in range(sites):
-            services.create_site(session, CLOCK, f"plant-{number}", f"Plant {number} — Süd")
-            services.add_segment(session, CLOCK, f"plant-{number}", "cell-1", "Filling line\nwith a newline")
+            services.create_site(session, CTX, f"plant-{number}", f"Plant {number} — Süd")
+            services.add_segment(session, CTX, f"plant-{number}", "cell-1", "Filling line\nwith a newline")
 
 
 def snapshot(store: Store) -> dict[str, list[tuple[object, ...]]]:
@@ -65,7 +66,12 @@ def test_a_backup_restores_into_an_empty_store_with_all_its_data(
 ) -> None:
     source, archive, manifest = backed_up(store_factory, tmp_path)
     assert manifest.revision == migrate.head_revision()
-    assert {t.name: t.rows for t in manifest.tables} == {"sites": 3, "network_segments": 6}
+    rows = {t.name: t.rows for t in manifest.tables}
+    assert {name: count for name, count in rows.items() if count} == {
+        "sites": 3,
+        "network_segments": 6,
+        "event_log": 6,
+    }
 
     target = store_factory()
     seen: list[tuple[str, int]] = []
@@ -172,3 +178,21 @@ def test_a_backup_moves_between_sqlite_and_postgresql(postgres: PostgresSchemas,
     assert snapshot(sqlite_again) == snapshot(sqlite)
     sqlite.close()
     sqlite_again.close()
+
+
+def test_records_plane_tables_are_not_domain_state(postgres: PostgresSchemas, tmp_path: Path) -> None:
+    from plantwarden.core.records.pg_partitions import PostgresPartitions
+    from plantwarden.core.records.plane import RecordWriter
+    from tests.unit.core.records.factories import protocol_batch
+
+    store = postgres.store()
+    with RecordWriter(PostgresPartitions(store.engine), "sensor-1") as writer:
+        writer.write(protocol_batch(1000, read_share=0.0))
+    assert migrate.is_empty(store)  # record tables alone do not make a store Plantwarden's
+    fill(store)
+    archive = tmp_path / "with-records.tar.gz"
+    manifest = backup.create_backup(store, archive, version="test")
+    assert not [t.name for t in manifest.tables if t.name.startswith("records_")]
+    target = postgres.store()
+    backup.restore_backup(target, archive)
+    assert snapshot(target) == snapshot(store)

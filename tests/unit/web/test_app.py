@@ -9,8 +9,8 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
 from plantwarden.core import migrate
-from plantwarden.core.clock import FixedClock
 from plantwarden.core.config import CoreSettings
+from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.core.errors import Conflict, NotFound, PermissionDenied, PlantwardenError, StoreNotReady
 from plantwarden.core.settings import Settings
@@ -70,11 +70,11 @@ def test_openapi_document_is_served_under_api_v1(client: TestClient) -> None:
     assert "/" not in document["paths"]
 
 
-def test_console_shows_the_sites(client: TestClient, app_store: Store, clock: FixedClock) -> None:
+def test_console_shows_the_sites(client: TestClient, app_store: Store, ctx: Context) -> None:
     with app_store.transaction() as session:
         services.create_site(
             session,
-            clock,
+            ctx,
             "plant-a",
             "Plant <A>",
         )

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from plantwarden.core import migrate
-from plantwarden.core.clock import FixedClock
+from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.zones import services
 from plantwarden.zones.errors import InvalidIdentifier, SegmentExists, SiteExists, SiteNotFound
@@ -15,40 +15,40 @@ def ready(store: Store) -> Store:
     return store
 
 
-def test_a_new_site_has_its_default_segment(ready: Store, clock: FixedClock) -> None:
+def test_a_new_site_has_its_default_segment(ready: Store, ctx: Context) -> None:
     with ready.transaction() as session:
-        services.create_site(session, clock, "plant-a", "  Plant A ")
+        services.create_site(session, ctx, "plant-a", "  Plant A ")
     with ready.transaction() as session:
         site = services.get_site(session, "plant-a")
         assert site.name == "Plant A"
-        assert [(g.name, g.created_at) for g in site.segments] == [("default", clock.now())]
+        assert [(g.name, g.created_at) for g in site.segments] == [("default", ctx.clock.now())]
 
 
-def test_a_site_id_is_unique(ready: Store, clock: FixedClock) -> None:
+def test_a_site_id_is_unique(ready: Store, ctx: Context) -> None:
     with ready.transaction() as session:
-        services.create_site(session, clock, "plant-a", "Plant A")
+        services.create_site(session, ctx, "plant-a", "Plant A")
     with pytest.raises(SiteExists, match="already exists"), ready.transaction() as session:
-        services.create_site(session, clock, "plant-a", "Another")
+        services.create_site(session, ctx, "plant-a", "Another")
 
 
 @pytest.mark.parametrize("site_id", ["", "Plant-A", "-a", "a-", "a_b", "x" * 64, "a b", "ü"])
-def test_site_ids_are_lower_case_slugs(ready: Store, clock: FixedClock, site_id: str) -> None:
+def test_site_ids_are_lower_case_slugs(ready: Store, ctx: Context, site_id: str) -> None:
     with pytest.raises(InvalidIdentifier, match="not valid"), ready.transaction() as session:
-        services.create_site(session, clock, site_id, "Name")
+        services.create_site(session, ctx, site_id, "Name")
 
 
-def test_a_site_needs_a_name(ready: Store, clock: FixedClock) -> None:
+def test_a_site_needs_a_name(ready: Store, ctx: Context) -> None:
     with pytest.raises(InvalidIdentifier, match="needs a name"), ready.transaction() as session:
-        services.create_site(session, clock, "plant-a", "   ")
+        services.create_site(session, ctx, "plant-a", "   ")
 
 
-def test_segments_are_unique_per_site_and_can_repeat_across_sites(ready: Store, clock: FixedClock) -> None:
+def test_segments_are_unique_per_site_and_can_repeat_across_sites(ready: Store, ctx: Context) -> None:
     with ready.transaction() as session:
         for site in ("plant-a", "plant-b"):
-            services.create_site(session, clock, site, site)
-            services.add_segment(session, clock, site, "cell-1", "filling")
+            services.create_site(session, ctx, site, site)
+            services.add_segment(session, ctx, site, "cell-1", "filling")
     with pytest.raises(SegmentExists), ready.transaction() as session:
-        services.add_segment(session, clock, "plant-a", "cell-1")
+        services.add_segment(session, ctx, "plant-a", "cell-1")
     with ready.transaction() as session:
         assert [[g.name for g in s.segments] for s in services.list_sites(session)] == [
             ["cell-1", "default"],
@@ -56,6 +56,6 @@ def test_segments_are_unique_per_site_and_can_repeat_across_sites(ready: Store, 
         ]
 
 
-def test_unknown_sites_are_reported(ready: Store, clock: FixedClock) -> None:
+def test_unknown_sites_are_reported(ready: Store, ctx: Context) -> None:
     with pytest.raises(SiteNotFound, match="no site 'nowhere'"), ready.transaction() as session:
-        services.add_segment(session, clock, "nowhere", "cell-1")
+        services.add_segment(session, ctx, "nowhere", "cell-1")

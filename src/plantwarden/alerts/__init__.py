@@ -1,0 +1,1 @@
+"""Alerts: the one alert entity every detector raises through `services.raise_alert`."""

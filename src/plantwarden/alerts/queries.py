@@ -1,0 +1,53 @@
+"""Reading alerts: filtered, newest first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from plantwarden.alerts.models import Alert, AlertStatus, Severity
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    """Which alerts to list; every field left None does not filter."""
+
+    site: str | None = None
+    status: AlertStatus | None = None
+    min_severity: Severity | None = None
+    rule_id: str | None = None
+    asset: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def list_alerts(session: Session, query: AlertFilter) -> Sequence[Alert]:
+    """Alerts matching `query`, most recently seen first."""
+    statement = _filtered(select(Alert), query).order_by(Alert.last_seen.desc(), Alert.id.desc())
+    if query.asset is None:
+        return session.scalars(statement.offset(query.offset).limit(query.limit)).all()
+    # Assets are a JSON list: filter them here, since SQLite and PostgreSQL spell it differently.
+    matching = [a for a in session.scalars(statement) if query.asset in a.assets]
+    return matching[query.offset : query.offset + query.limit]
+
+
+def _filtered(statement: Select[Alert], query: AlertFilter) -> Select[Alert]:
+    if query.site is not None:
+        statement = statement.where(Alert.site == query.site)
+    if query.status is not None:
+        statement = statement.where(Alert.status == query.status)
+    if query.min_severity is not None:
+        statement = statement.where(Alert.severity >= int(query.min_severity))
+    if query.rule_id is not None:
+        statement = statement.where(Alert.rule_id == query.rule_id)
+    if query.since is not None:
+        statement = statement.where(Alert.last_seen >= query.since)
+    if query.until is not None:
+        statement = statement.where(Alert.first_seen < query.until)
+    return statement

@@ -1,0 +1,58 @@
+"""API shapes of alerts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from plantwarden.alerts.models import Alert
+
+
+class AlertOut(BaseModel):
+    id: uuid.UUID
+    site: str
+    title: str
+    description: str
+    severity: str
+    status: str
+    detector: str
+    rule_id: str
+    rule_name: str
+    techniques: list[str]
+    assets: list[str]
+    evidence: list[dict[str, Any]]
+    occurrences: int
+    first_seen: datetime
+    last_seen: datetime
+    status_note: str
+    status_by: str | None
+
+    @classmethod
+    def of(cls, alert: Alert) -> AlertOut:
+        return cls(
+            id=alert.id,
+            site=alert.site,
+            title=alert.title,
+            description=alert.description,
+            severity=alert.severity_name,
+            status=alert.status.value,
+            detector=alert.detector,
+            rule_id=alert.rule_id,
+            rule_name=alert.rule_name,
+            techniques=list(alert.techniques),
+            assets=list(alert.assets),
+            evidence=list(alert.evidence),
+            occurrences=alert.occurrences,
+            first_seen=alert.first_seen,
+            last_seen=alert.last_seen,
+            status_note=alert.status_note,
+            status_by=alert.status_by,
+        )
+
+
+class AlertList(BaseModel):
+    alerts: list[AlertOut]
+    count: int

@@ -1,0 +1,36 @@
+"""Options and parsers shared by several commands."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+SECOND_NS = 1_000_000_000
+
+output_option = click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to FILE (default: standard output).",
+)
+
+
+def parse_moment(value: str) -> datetime:
+    """ISO 8601, UTC unless it carries an offset; a clear error otherwise."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time (e.g. 2026-11-26T08:00:00Z)") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def moment(_ctx: click.Context | None, _param: click.Parameter | None, value: str | None) -> datetime | None:
+    """Click callback: an optional ISO 8601 time as an aware datetime."""
+    return None if value is None else parse_moment(value)
+
+
+def moment_ns(_ctx: click.Context | None, _param: click.Parameter | None, value: str | None) -> int | None:
+    """Click callback: an optional ISO 8601 time as nanoseconds since the epoch."""
+    return None if value is None else int(parse_moment(value).timestamp() * SECOND_NS)
