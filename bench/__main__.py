@@ -9,7 +9,7 @@ import platform
 import time
 from datetime import UTC, datetime
 
-BENCHMARKS = ("records",)
+BENCHMARKS = ("records", "policy", "auth")
 
 
 def main() -> None:

@@ -37,8 +37,8 @@ def test_serve_answers_on_loopback_with_plain_http(tmp_path: Path) -> None:
     try:
         status, body = wait_for(lambda: get(f"http://127.0.0.1:{port}/readyz"), what="readiness")
         assert status == 200 and json.loads(body)["status"] == "ready"
-        status, page = get(f"http://127.0.0.1:{port}/")
-        assert status == 200 and "<h1>Overview</h1>" in page
+        status, page = get(f"http://127.0.0.1:{port}/")  # not logged in: sent to the login page
+        assert status == 200 and "<h1>Log in</h1>" in page
     finally:
         assert stop(server) == 0
     log = (tmp_path / "stderr.log").read_text()

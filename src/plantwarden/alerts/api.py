@@ -1,4 +1,5 @@
-"""Alert routes of the JSON API (read side; changes arrive with access control)."""
+"""Alert routes of the JSON API. Lists are filtered to the sites where the caller may read
+alerts; one alert of another site is answered as not found (its existence is not revealed)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from plantwarden.alerts import services
-from plantwarden.alerts.models import AlertStatus, Severity
+from plantwarden.alerts.errors import AlertNotFound
+from plantwarden.alerts.models import Alert, AlertStatus, Severity
 from plantwarden.alerts.queries import AlertFilter, list_alerts
 from plantwarden.alerts.schemas import AlertList, AlertOut
+from plantwarden.core.access import Actor, Requires
+from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -27,6 +33,7 @@ def _store(request: Request) -> Store:
 @router.get("", response_model=AlertList)
 def list_route(
     request: Request,
+    actor: Annotated[Actor, Depends(Requires("platform:alerts.read"))],
     site: str | None = None,
     status: AlertStatus | None = None,
     min_severity: SeverityName | None = None,
@@ -35,7 +42,7 @@ def list_route(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> AlertList:
     """Alerts, most recently seen first, filtered."""
     query = AlertFilter(
@@ -50,12 +57,61 @@ def list_route(
         offset=offset,
     )
     with _store(request).transaction() as session:
-        alerts = [AlertOut.of(a) for a in list_alerts(session, query)]
+        alerts = [AlertOut.of(a) for a in list_alerts(session, query, places=actor.places)]
     return AlertList(alerts=alerts, count=len(alerts))
 
 
 @router.get("/{alert_id}", response_model=AlertOut)
-def get_route(request: Request, alert_id: uuid.UUID) -> AlertOut:
+def get_route(
+    request: Request, actor: Annotated[Actor, Depends(Requires("platform:alerts.read"))], alert_id: uuid.UUID
+) -> AlertOut:
     """One alert with its evidence."""
     with _store(request).transaction() as session:
-        return AlertOut.of(services.get_alert(session, alert_id))
+        return AlertOut.of(_visible(session, actor, alert_id))
+
+
+class Acknowledgement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(default="", max_length=2000)
+
+
+class Closing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/{alert_id}/acknowledge", response_model=AlertOut)
+def acknowledge_route(
+    request: Request,
+    actor: Annotated[Actor, Depends(Requires("platform:alerts.acknowledge"))],
+    alert_id: uuid.UUID,
+    body: Acknowledgement,
+) -> AlertOut:
+    """Acknowledge a new alert."""
+    with _store(request).transaction() as session:
+        alert = _visible(session, actor, alert_id)
+        return AlertOut.of(services.acknowledge(session, _context(actor), alert.id, body.note))
+
+
+@router.post("/{alert_id}/close", response_model=AlertOut)
+def close_route(
+    request: Request,
+    actor: Annotated[Actor, Depends(Requires("platform:alerts.close"))],
+    alert_id: uuid.UUID,
+    body: Closing,
+) -> AlertOut:
+    """Close an alert, with the reason."""
+    with _store(request).transaction() as session:
+        alert = _visible(session, actor, alert_id)
+        return AlertOut.of(services.close(session, _context(actor), alert.id, body.reason))
+
+
+def _visible(session: Session, actor: Actor, alert_id: uuid.UUID) -> Alert:
+    alert = services.get_alert(session, alert_id)
+    if not actor.may_see(alert.site, alert.zone):
+        raise AlertNotFound(f"no alert {alert_id}")
+    return alert
+
+
+def _context(actor: Actor) -> Context:
+    return Context(source="server", actor=actor.username)

@@ -36,6 +36,7 @@ class Alert(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     site: Mapped[str] = mapped_column(String(63), index=True)
+    zone: Mapped[str | None] = mapped_column(String(63), index=True)  # of the asset concerned, if known
     title: Mapped[str] = mapped_column(String(300))
     description: Mapped[str] = mapped_column(Text, default="")
     severity: Mapped[int] = mapped_column(Integer, index=True)

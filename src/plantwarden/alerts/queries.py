@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.models import Alert, AlertStatus, Severity
@@ -27,14 +27,25 @@ class AlertFilter:
     offset: int = 0
 
 
-def list_alerts(session: Session, query: AlertFilter) -> Sequence[Alert]:
-    """Alerts matching `query`, most recently seen first."""
+def list_alerts(
+    session: Session, query: AlertFilter, *, places: Collection[tuple[str, str | None]] | None = None
+) -> Sequence[Alert]:
+    """Alerts matching `query`, most recently seen first; with `places` ((site, zone) pairs, zone
+    None for a whole site: the caller's), only the alerts of those places."""
     statement = _filtered(select(Alert), query).order_by(Alert.last_seen.desc(), Alert.id.desc())
+    if places is not None:
+        statement = statement.where(_in_places(places))
     if query.asset is None:
         return session.scalars(statement.offset(query.offset).limit(query.limit)).all()
     # Assets are a JSON list: filter them here, since SQLite and PostgreSQL spell it differently.
     matching = [a for a in session.scalars(statement) if query.asset in a.assets]
     return matching[query.offset : query.offset + query.limit]
+
+
+def _in_places(places: Collection[tuple[str, str | None]]) -> ColumnElement[bool]:
+    whole_sites = sorted({site for site, zone in places if zone is None})
+    zoned = [and_(Alert.site == site, Alert.zone == zone) for site, zone in sorted(places, key=str) if zone]
+    return or_(Alert.site.in_(whole_sites), *zoned)
 
 
 def _filtered(statement: Select[Alert], query: AlertFilter) -> Select[Alert]:

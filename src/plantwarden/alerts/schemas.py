@@ -14,6 +14,7 @@ from plantwarden.alerts.models import Alert
 class AlertOut(BaseModel):
     id: uuid.UUID
     site: str
+    zone: str | None
     title: str
     description: str
     severity: str
@@ -35,6 +36,7 @@ class AlertOut(BaseModel):
         return cls(
             id=alert.id,
             site=alert.site,
+            zone=alert.zone,
             title=alert.title,
             description=alert.description,
             severity=alert.severity_name,

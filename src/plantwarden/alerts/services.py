@@ -45,6 +45,7 @@ class AlertDraft:
     evidence: Sequence[dict[str, Any]] = ()
     dedup_key: str | None = None
     seen_at: datetime | None = None
+    zone: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -62,6 +63,7 @@ def raise_alert(session: Session, ctx: Context, draft: AlertDraft) -> Alert:
     alert = Alert(
         id=new_id(),
         site=draft.site,
+        zone=draft.zone,
         title=draft.title,
         description=draft.description,
         severity=int(draft.severity),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from plantwarden.accounts.settings import AccountsSettings
+from plantwarden.core.auditlog import AuditSettings
 from plantwarden.core.config import CoreSettings, NatsSettings, SupervisorSettings
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.settings import SettingsSection
@@ -13,4 +15,6 @@ SECTIONS: tuple[type[SettingsSection], ...] = (
     SupervisorSettings,
     RecordsSettings,
     NatsSettings,
+    AccountsSettings,
+    AuditSettings,
 )

@@ -8,12 +8,14 @@ from pathlib import Path
 import click
 
 from plantwarden import __version__
+from plantwarden.accounts.cli import token_group, user_group
 from plantwarden.alerts.cli import alerts_group
+from plantwarden.cli.audit import audit_group
 from plantwarden.cli.config import config_group
 from plantwarden.cli.events import events_group
 from plantwarden.cli.export import export_group
 from plantwarden.cli.records import records_group
-from plantwarden.cli.serve import serve, up
+from plantwarden.cli.serve import routes, serve, up
 from plantwarden.cli.state import CliState
 from plantwarden.cli.store import backup_command, db_group, restore_command
 from plantwarden.core.errors import PlantwardenError
@@ -42,6 +44,7 @@ def cli(
 
 COMMANDS = (
     serve,
+    routes,
     up,
     config_group,
     db_group,
@@ -52,6 +55,9 @@ COMMANDS = (
     events_group,
     records_group,
     export_group,
+    audit_group,
+    user_group,
+    token_group,
 )
 for command in COMMANDS:
     cli.add_command(command)

@@ -51,3 +51,15 @@ def up(state: CliState, host: str | None, port: int | None) -> None:
         stop_timeout=supervisor_settings.stop_timeout,
     )
     sys.exit(supervisor.run())
+
+
+@click.command("routes")
+@click.pass_obj
+def routes(state: CliState) -> None:
+    """The route table: every route of the server and the permission it declares."""
+    from plantwarden.web.app import create_app  # noqa: PLC0415 - keeps other commands' start-up fast
+    from plantwarden.web.route_table import route_table  # noqa: PLC0415
+
+    runtime = state.runtime()
+    for entry in route_table(create_app(runtime.settings, runtime.store())):
+        click.echo(f"{','.join(entry.methods):7} {entry.path:42} {entry.permission or 'UNDECLARED'}")

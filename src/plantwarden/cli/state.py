@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from plantwarden.accounts import services as accounts
 from plantwarden.cli.catalog import SECTIONS
 from plantwarden.core.logs import configure_logging
 from plantwarden.core.runtime import Runtime
@@ -34,6 +35,7 @@ class CliState:
         if self._runtime is None:
             settings = load_settings(SECTIONS, config_file=self.config_file, overrides=self.overrides)
             configure_logging(settings.value("log_level"), settings.secret_values())
+            accounts.configure_for(settings)
             self._runtime = Runtime(settings)
         return self._runtime
 

@@ -42,6 +42,12 @@ class Conflict(PlantwardenError):
     code = "conflict"
 
 
+class NotAuthenticated(PlantwardenError):
+    """No valid session or token: the API answers 401, the console sends the browser to log in."""
+
+    code = "unauthenticated"
+
+
 class PermissionDenied(PlantwardenError):
     """The actor may not do this; the message says which rule refused it."""
 

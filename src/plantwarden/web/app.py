@@ -9,11 +9,15 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from plantwarden import __version__
+from plantwarden.accounts import api as accounts_api
+from plantwarden.accounts import services as accounts
 from plantwarden.alerts import api as alerts_api
 from plantwarden.core.db import Store
 from plantwarden.core.settings import Settings
-from plantwarden.web import console, health
+from plantwarden.web import console, health, login
+from plantwarden.web.auth import install_enforcer
 from plantwarden.web.errors import install_error_handlers
+from plantwarden.web.limits import BodySizeLimit
 from plantwarden.web.security import SecurityHeaders
 
 PACKAGE_DIR = Path(__file__).parent
@@ -35,10 +39,15 @@ def create_app(settings: Settings, store: Store, *, tls: bool = False) -> FastAP
     app.state.store = store
     app.state.templates = templates
     app.add_middleware(SecurityHeaders, tls=tls)
+    app.add_middleware(BodySizeLimit)
     install_error_handlers(app, templates)
+    accounts.configure_for(settings)
+    install_enforcer(app, store)
     app.include_router(health.router)
+    app.include_router(login.router)
     app.include_router(health.api_router, prefix=API_PREFIX)
     app.include_router(alerts_api.router, prefix=API_PREFIX)
+    app.include_router(accounts_api.router, prefix=API_PREFIX)
     app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     return app

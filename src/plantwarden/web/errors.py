@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from plantwarden.accounts.errors import AuthenticationFailed, HashingBusy, LoginThrottled
 from plantwarden.core.errors import (
     BackupError,
     ConfigurationError,
     Conflict,
     InvalidInput,
+    NotAuthenticated,
     NotFound,
     PermissionDenied,
     PlantwardenError,
@@ -27,6 +30,10 @@ log = logging.getLogger(__name__)
 
 # The one table from error classes to HTTP statuses; a subclass takes its nearest ancestor's row.
 STATUS_BY_ERROR: dict[type[PlantwardenError], int] = {
+    NotAuthenticated: 401,
+    AuthenticationFailed: 401,
+    LoginThrottled: 429,
+    HashingBusy: 503,
     InvalidInput: 422,
     NotFound: 404,
     Conflict: 409,
@@ -85,10 +92,18 @@ def install_error_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
 
     async def on_domain_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, PlantwardenError)
+        if isinstance(error, NotAuthenticated) and not wants_json(request):
+            target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="")
+            return RedirectResponse(f"/login?next={target}", status_code=303)
         status = status_for(error)
         if status >= 500:
             log.error("%s on %s %s: %s", error.code, request.method, request.url.path, error.message)
-        return respond(request, status, error.code, error.message, error.details)
+        response = respond(request, status, error.code, error.message, error.details)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="plantwarden"'
+        if isinstance(error, LoginThrottled):
+            response.headers["Retry-After"] = str(max(1, round(error.retry_after_seconds)))
+        return response
 
     async def on_validation_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from plantwarden import __version__
 from plantwarden.core import migrate
+from plantwarden.core.access import PUBLIC, Requires
 from plantwarden.core.db import Store
 from plantwarden.core.errors import StoreNotReady
 
@@ -38,13 +39,18 @@ def _store(request: Request) -> Store:
     return store
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health, dependencies=[Depends(PUBLIC)])
 def healthz() -> Health:
     """The process is up and answering."""
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Readiness, responses={503: {"description": "store not ready"}})
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"description": "store not ready"}},
+    dependencies=[Depends(PUBLIC)],
+)
 def readyz(request: Request) -> Readiness:
     """The store is reachable and at the schema revision this version expects."""
     current = migrate.current_revision(_store(request))
@@ -54,7 +60,7 @@ def readyz(request: Request) -> Readiness:
     return Readiness(status="ready", revision=head)
 
 
-@api_router.get("/status", response_model=Status)
+@api_router.get("/status", response_model=Status, dependencies=[Depends(Requires("platform:status.read"))])
 def status(request: Request) -> Status:
     """Version, store backend and schema revision."""
     store = _store(request)

@@ -6,6 +6,7 @@ import logging
 
 import uvicorn
 
+from plantwarden.accounts import services as accounts
 from plantwarden.core.db import describe_url
 from plantwarden.core.runtime import Runtime
 from plantwarden.web.app import create_app
@@ -24,6 +25,12 @@ def run_server(runtime: Runtime) -> None:
     scheme = "https" if tls else "http"
     log.info("store %s", describe_url(store.engine.url))
     log.info("serving the console at %s://%s:%d/", scheme, _url_host(server.host), server.port)
+    with store.transaction() as session:
+        if not accounts.list_users(session):
+            log.warning(
+                "no users yet: create the first administrator with "
+                "`plantwarden user add NAME --role admin --site SITE` (it prints a one-time password)"
+            )
     config = uvicorn.Config(
         app,
         host=server.host,

@@ -1,24 +1,33 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from plantwarden.accounts import services as accounts
 from plantwarden.alerts import services
 from plantwarden.alerts.models import Severity
 from plantwarden.core import migrate
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
-from plantwarden.core.settings import Settings
 from plantwarden.web.app import create_app
+from tests.web_support import PASSWORD, web_settings
 
 
 @pytest.fixture
-def client(settings: Settings, ctx: Context) -> Iterator[TestClient]:
+def client(data_dir: Path, ctx: Context) -> Iterator[TestClient]:
+    settings = web_settings(data_dir)
     store = Store.from_settings(settings[CoreSettings])
     migrate.ensure_ready(store)
+    with store.transaction() as session:
+        accounts.create_user(session, ctx, "vera", password=PASSWORD)
+        accounts.grant_role(session, ctx, "vera", "viewer", "plant-a")
+        user = accounts.get_user_by_name(session, "vera")
+        _, token = accounts.create_token(session, ctx, user.id, "test", [], timedelta(days=1))
     with store.transaction() as session:
         for number, severity in enumerate([Severity.LOW, Severity.HIGH]):
             services.raise_alert(
@@ -35,6 +44,7 @@ def client(settings: Settings, ctx: Context) -> Iterator[TestClient]:
                 ),
             )
     with TestClient(create_app(settings, store)) as test_client:
+        test_client.headers["Authorization"] = f"Bearer {token}"
         yield test_client
     store.close()
 

@@ -1,0 +1,236 @@
+"""Authentication and enforcement for every route: console sessions (cookie + CSRF token) and
+API bearer tokens, decided by the compiled policy.
+
+`install_enforcer(app)` puts the enforcer on `app.state`; routes declare their permission with
+`core.access.Requires` / `AUTHENTICATED` / `PUBLIC`. A decision names the rule that decided;
+a refusal says why and is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+
+from plantwarden.accounts import services as accounts
+from plantwarden.accounts.errors import InvalidSession, InvalidToken, SetupRequired
+from plantwarden.accounts.models import User
+from plantwarden.core.access import AUTHENTICATED_ACTION, Actor
+from plantwarden.core.auditlog import append_committed
+from plantwarden.core.clock import SystemClock
+from plantwarden.core.context import Context
+from plantwarden.core.db import Store
+from plantwarden.core.errors import NotAuthenticated, PermissionDenied
+from plantwarden.policy.compile import Decision, PolicySnapshot, compile_policy
+from plantwarden.policy.compile import Request as PolicyRequest
+from plantwarden.policy.model import PolicyModel, Subject
+from plantwarden.policy.overlay import DenyOverlay
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "pw_session"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SETUP_PATHS = ("/account/", "/logout", "/api/v1/me")
+
+
+class PolicyCache:
+    """The compiled policy, rebuilt from the store when its model changes (checked at most every
+    `ttl` seconds, or at once after `invalidate()`); the deny overlay applies without a rebuild."""
+
+    def __init__(self, store: Store, *, ttl: float = 2.0) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.overlay = DenyOverlay()
+        self._lock = threading.Lock()
+        self._snapshot: PolicySnapshot | None = None
+        self._model: PolicyModel | None = None
+        self._checked = 0.0
+
+    def current(self) -> tuple[PolicySnapshot, PolicyModel]:
+        """The snapshot in force and the model it was compiled from."""
+        with self._lock:
+            if self._snapshot is None or self._model is None or time.monotonic() - self._checked > self.ttl:
+                with self.store.transaction() as session:
+                    model = accounts.policy_model(session)
+                snapshot = compile_policy(model)
+                if self._snapshot is None or snapshot.version != self._snapshot.version:
+                    self._snapshot, self._model = snapshot, model
+                self._checked = time.monotonic()
+            assert self._model is not None
+            return self._snapshot, self._model
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._checked = 0.0
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    actor: Actor
+    csrf_token: str | None  # set for sessions
+
+
+def install_enforcer(app: FastAPI, store: Store, *, source: str = "server") -> PolicyCache:
+    """Install the enforcer the routes' `Requires` dependencies call."""
+    cache = PolicyCache(store)
+    app.state.policy = cache
+    app.state.forget_tokens = TOKENS.clear  # called by routes that revoke tokens or disable users
+
+    def enforce(request: Request, action: str) -> Actor:
+        authenticated = authenticate(request, store, source)
+        actor = authenticated.actor
+        if authenticated.csrf_token is not None and request.method in UNSAFE_METHODS:
+            _check_csrf(request, authenticated.csrf_token)
+        if actor.setup_pending and not request.url.path.startswith(SETUP_PATHS):
+            raise SetupRequired(
+                "finish setting up the account first: set a password and enroll the second factor"
+            )
+        if action == AUTHENTICATED_ACTION:
+            return actor
+        return _authorise(cache, actor, action, request)
+
+    app.state.enforcer = enforce
+    return cache
+
+
+class TokenCache:
+    """Recently verified bearer tokens, by the SHA-256 of the token, for `ttl` seconds: a busy
+    API client costs one database lookup per `ttl`, not one per request. A token revoked (or a
+    user disabled) in this process is dropped at once; elsewhere it stops working within `ttl`."""
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, Actor, datetime]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str, now: datetime) -> Actor | None:
+        key = hashlib.sha256(token.encode()).hexdigest()
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry[0] > self.ttl or entry[2] <= now:
+            return None
+        return entry[1]
+
+    def put(self, token: str, actor: Actor, expires_at: datetime) -> None:
+        key = hashlib.sha256(token.encode()).hexdigest()
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic(), actor, expires_at)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+TOKENS = TokenCache()
+
+
+def authenticate(request: Request, store: Store, source: str) -> Authenticated:
+    """The caller, from a bearer token or a session cookie (cached on the request)."""
+    cached = getattr(request.state, "authenticated", None)
+    if isinstance(cached, Authenticated):
+        return cached
+    ctx = Context(source=source)
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header[:7].lower() == "bearer " else None
+    known = TOKENS.get(token, ctx.clock.now()) if token else None
+    if known is not None:
+        result = Authenticated(known, None)
+        request.state.authenticated = result
+        return result
+    cookie = request.cookies.get(SESSION_COOKIE)
+    with store.transaction() as session:
+        try:
+            if token:
+                user, api_token = accounts.authenticate_token(session, ctx, token)
+                result = Authenticated(_actor(user, "token", tuple(api_token.scopes)), None)
+                TOKENS.put(token, result.actor, api_token.expires_at)
+            elif cookie:
+                user, web_session = accounts.resolve_session(session, ctx, cookie)
+                pending = _setup_pending(session, user, ctx.clock.now())
+                result = Authenticated(_actor(user, "session", (), setup=pending), web_session.csrf_token)
+            else:
+                raise NotAuthenticated("log in, or send a bearer token (Authorization: Bearer pwt_...)")
+        except (InvalidToken, InvalidSession) as error:
+            raise NotAuthenticated(error.message) from None
+    request.state.authenticated = result
+    return result
+
+
+def _actor(user: User, via: str, scopes: Sequence[str], *, setup: bool = False) -> Actor:
+    return Actor(
+        username=user.username,
+        user_id=str(user.id),
+        via=via,
+        scopes=tuple(scopes),
+        setup_pending=setup,
+    )
+
+
+def _setup_pending(session: Session, user: User, now: datetime) -> bool:
+    """A new password is due, or a second factor the user's roles require is not enrolled (the
+    one-time password of the first admin leads only to setting both)."""
+    return bool(accounts.pending_setup(session, user, now))
+
+
+def _audit_denial(store: Store, actor: Actor, request: Request, action: str, rule: str) -> None:
+    """A refusal is recorded in the audit log (in a transaction of its own, since the request's
+    own work is not done)."""
+    audit = accounts.audit_log()
+    if audit is None:
+        return
+    append_committed(
+        store,
+        audit.keys,
+        actor=actor.username,
+        source="server",
+        action="access.denied",
+        outcome="denied",
+        target=f"{request.method} {request.url.path}"[:300],
+        details={"action": action, "rule": rule, "via": actor.via},
+        clock=SystemClock(),
+        checkpoints=audit.checkpoints,
+    )
+
+
+def _check_csrf(request: Request, expected: str) -> None:
+    sent = request.headers.get(CSRF_HEADER) or getattr(request.state, "csrf_form_token", None) or ""
+    if not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise PermissionDenied("the CSRF token is missing or wrong: reload the page and try again")
+
+
+def _authorise(cache: PolicyCache, actor: Actor, action: str, request: Request) -> Actor:
+    if actor.scopes and action not in actor.scopes:
+        raise PermissionDenied(f"the token's scopes do not include {action}", details={"rule": "token-scope"})
+    snapshot, model = cache.current()
+    subject = Subject("user", actor.username)
+    places = []
+    last: Decision | None = None
+    for grant in model.grants:
+        if grant.subject != subject:
+            continue
+        decision = snapshot.decide(
+            PolicyRequest(subject=subject, action=action, site=grant.site, zone=grant.zone), cache.overlay
+        )
+        last = decision
+        if decision.allowed:
+            places.append((grant.site, grant.zone))
+    if not places:
+        reason = last.reason if last is not None else f"{actor.username} holds no role that allows {action}"
+        rule = last.rule if last is not None else "default-deny"
+        log.info("denied %s %s to %s: %s", request.method, request.url.path, actor.username, reason)
+        _audit_denial(cache.store, actor, request, action, rule)
+        raise PermissionDenied(reason, details={"rule": rule, "action": action})
+    return actor.with_places(tuple(dict.fromkeys(places)))

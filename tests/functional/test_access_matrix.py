@@ -1,0 +1,235 @@
+"""Every route, as every role, with a token and with a console session (with and without its
+CSRF token), and anonymously: real requests against the expected matrix written out below.
+
+The matrix is written here by hand from docs/policy.md's role table, not derived from the
+policy code, so that a change to the roles or to a route's permission shows up as a failure.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from plantwarden.accounts import services as accounts
+from plantwarden.alerts import services as alerts
+from plantwarden.alerts.models import Severity
+from plantwarden.core.auditlog import AuditEntry
+from plantwarden.web.route_table import route_table
+from tests.web_support import CTX, Server, server
+
+ROLES = ("viewer", "operator", "engineer", "security_analyst", "admin", "auditor")
+EVERYONE = frozenset(ROLES)
+READERS = frozenset({"viewer", "operator", "engineer", "admin", "auditor"})  # status and sites
+ALERT_READERS = frozenset({"viewer", "operator", "engineer", "security_analyst", "auditor"})
+PUBLIC = "public"
+
+# (method, path) -> the roles allowed, EVERYONE for any authenticated user, or PUBLIC.
+EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): PUBLIC,
+    ("GET", "/"): READERS,
+    ("GET", "/alerts"): ALERT_READERS,
+    ("GET", "/api/v1/status"): READERS,
+    ("GET", "/api/v1/alerts"): ALERT_READERS,
+    ("GET", "/api/v1/alerts/{alert_id}"): ALERT_READERS,
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): frozenset(
+        {"operator", "engineer", "security_analyst"}
+    ),
+    ("POST", "/api/v1/alerts/{alert_id}/close"): frozenset({"security_analyst"}),
+    ("GET", "/api/v1/users"): frozenset({"admin", "auditor"}),
+    ("POST", "/api/v1/users"): frozenset({"admin"}),
+    ("POST", "/api/v1/users/{username}/grants"): frozenset({"admin"}),
+    ("POST", "/api/v1/users/{username}/disable"): frozenset({"admin"}),
+    ("GET", "/api/v1/me"): EVERYONE,
+    ("GET", "/api/v1/tokens"): EVERYONE,
+    ("POST", "/api/v1/tokens"): EVERYONE,
+    ("DELETE", "/api/v1/tokens/{token_id}"): EVERYONE,
+    ("POST", "/logout"): EVERYONE,
+    ("GET", "/account/password"): EVERYONE,
+    ("POST", "/account/password"): EVERYONE,
+    ("GET", "/account/mfa"): EVERYONE,
+    ("POST", "/account/mfa"): EVERYONE,
+}
+CONSOLE = {"/", "/alerts", "/logout", "/account/password", "/account/mfa"}
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    for made in server(Path(tmp_path_factory.mktemp("matrix"))):
+        for role in ROLES:
+            made.user(role, role)
+        yield made
+
+
+def test_every_route_declares_its_permission(running: Server) -> None:
+    undeclared = [(e.methods, e.path) for e in route_table(app_of(running)) if e.permission is None]
+    assert undeclared == []
+
+
+def test_the_matrix_covers_every_route(running: Server) -> None:
+    routes = {(m, e.path) for e in route_table(app_of(running)) for m in e.methods}
+    assert routes == set(EXPECTED)
+
+
+def app_of(running: Server) -> FastAPI:
+    app = running.client.app
+    assert isinstance(app, FastAPI)
+    return app
+
+
+@dataclass
+class Caller:
+    client: TestClient
+    headers: dict[str, str]
+
+
+def _fresh(running: Server) -> Callable[[str], str]:
+    """Per request: a new alert (so that acknowledging and closing start from `new`), a new user."""
+
+    def make(kind: str) -> str:
+        if kind == "alert_id":
+            with running.store.transaction() as session:
+                draft = alerts.AlertDraft(
+                    site="plant-a",
+                    title="t",
+                    severity=Severity.LOW,
+                    detector="test",
+                    rule_id="R",
+                    rule_name="r",
+                )
+                return str(alerts.raise_alert(session, CTX, draft).id)
+        if kind == "username":
+            return running.user(f"target-{uuid.uuid4().hex[:10]}")
+        raise AssertionError(kind)
+
+    return make
+
+
+def _request(caller: Caller, method: str, path: str, running: Server, fresh: Callable[[str], str]) -> int:
+    url = path
+    if "{alert_id}" in url:
+        url = url.replace("{alert_id}", fresh("alert_id"))
+    if "{username}" in url:
+        url = url.replace("{username}", fresh("username"))
+    if "{token_id}" in url:
+        created = caller.client.post("/api/v1/tokens", json={"name": "doomed"}, headers=caller.headers)
+        token_id = (
+            created.json()["token"]["id"]
+            if created.status_code == 201
+            else "0190b7a4-0000-7000-8000-000000000000"
+        )
+        url = url.replace("{token_id}", token_id)
+    body = _body(method, path, fresh)
+    if path in CONSOLE or path == "/login":
+        response = caller.client.request(
+            method,
+            url,
+            data=body if method != "GET" else None,
+            headers=caller.headers,
+            follow_redirects=False,
+        )
+    else:
+        response = caller.client.request(
+            method, url, json=body, headers=caller.headers, follow_redirects=False
+        )
+    assert response.status_code < 500, (method, path, response.status_code, response.text)
+    return response.status_code
+
+
+def _body(method: str, path: str, fresh: Callable[[str], str]) -> dict[str, Any] | None:
+    if method == "GET" or method == "DELETE":
+        return None
+    bodies: dict[str, dict[str, Any]] = {
+        "/api/v1/alerts/{alert_id}/acknowledge": {"note": "on it"},
+        "/api/v1/alerts/{alert_id}/close": {"reason": "done"},
+        "/api/v1/users": {"username": f"new-{uuid.uuid4().hex[:10]}"},
+        "/api/v1/users/{username}/grants": {"role": "viewer", "site": "plant-a"},
+        "/api/v1/tokens": {"name": "mine"},
+        "/login": {"username": "nobody", "password": "x", "csrf_token": "x"},
+        "/account/password": {"new_password": "x", "repeat": "y"},
+        "/account/mfa": {"code": "000000"},
+    }
+    return bodies.get(path, {})
+
+
+def _allowed(status: int) -> bool:
+    return status not in (401, 403)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_with_a_token(running: Server, role: str) -> None:
+    caller = Caller(running.client, {"Authorization": f"Bearer {running.token(role)}"})
+    fresh = _fresh(running)
+    for (method, path), expected in EXPECTED.items():
+        if path in {"/logout", "/login"}:
+            continue  # console-only flows; tokens do not log in or out
+        status = _request(caller, method, path, running, fresh)
+        should = expected == PUBLIC or role in expected
+        assert _allowed(status) == should, (role, method, path, status)
+        if not should:
+            assert status == 403, (role, method, path, status)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_with_a_session_and_its_csrf_token(running: Server, role: str, tmp_path: Path) -> None:
+    with TestClient(running.client.app, base_url="http://testserver") as client:
+        csrf = running.login(client, role)
+        caller = Caller(client, {"X-CSRF-Token": csrf})
+        fresh = _fresh(running)
+        for (method, path), expected in EXPECTED.items():
+            if path in {"/logout", "/login"}:
+                continue
+            status = _request(caller, method, path, running, fresh)
+            should = expected == PUBLIC or role in expected
+            assert _allowed(status) == should, (role, method, path, status)
+        assert client.post("/logout", headers=caller.headers, follow_redirects=False).status_code == 303
+        assert client.get("/api/v1/me").status_code == 401  # the session ended
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_session_without_its_csrf_token_changes_nothing(running: Server, role: str) -> None:
+    with TestClient(running.client.app, base_url="http://testserver") as client:
+        running.login(client, role)
+        caller = Caller(client, {})
+        fresh = _fresh(running)
+        for (method, path), expected in EXPECTED.items():
+            if method == "GET" or expected == PUBLIC:
+                continue
+            status = _request(caller, method, path, running, fresh)
+            assert status == 403, (role, method, path, status)
+
+
+def test_anonymous_callers_are_sent_to_log_in(running: Server) -> None:
+    anonymous = Caller(TestClient(running.client.app), {})
+    fresh = _fresh(running)
+    for (method, path), expected in EXPECTED.items():
+        status = _request(anonymous, method, path, running, fresh)
+        if expected == PUBLIC:
+            assert status != 401, (method, path, status)  # (the login form refuses a bad form token)
+        elif path in CONSOLE:
+            assert status == 303, (method, path, status)  # to the login page
+        else:
+            assert status == 401, (method, path, status)
+
+
+def test_logins_and_denials_are_in_the_audit_log_and_its_chain_holds(running: Server) -> None:
+    viewer = {"Authorization": f"Bearer {running.token('viewer')}"}
+    assert running.client.get("/api/v1/users", headers=viewer).status_code == 403
+    audit = accounts.audit_log()
+    assert audit is not None
+    with running.store.transaction() as session:
+        actions = {(e.action, e.outcome, e.actor) for e in session.scalars(select(AuditEntry))}
+        report = audit.verify(session)
+    assert ("access.denied", "denied", "viewer") in actions
+    assert ("accounts.token_created", "success", "test") in actions
+    assert report.ok, report.problems

@@ -1,0 +1,68 @@
+"""Zone scoping at object level: a role granted for one zone neither reads nor changes an object
+of another zone, and lists are filtered; a site-wide grant sees the whole site, no other site."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from plantwarden.alerts import services as alerts
+from plantwarden.alerts.models import Severity
+from tests.web_support import CTX, Server, server
+
+PLACES = {
+    "a1": ("plant-a", "cell-1"),
+    "a2": ("plant-a", "cell-2"),
+    "a": ("plant-a", None),
+    "b1": ("plant-b", "cell-1"),
+}
+
+
+@pytest.fixture
+def running(data_dir: Path) -> Iterator[tuple[Server, dict[str, str]]]:
+    for made in server(data_dir):
+        made.user("otto", "operator", site="plant-a", zone="cell-1")
+        made.user("vera", "viewer", site="plant-a")
+        ids = {}
+        with made.store.transaction() as session:
+            for name, (site, zone) in PLACES.items():
+                draft = alerts.AlertDraft(
+                    site=site,
+                    zone=zone,
+                    title=name,
+                    severity=Severity.HIGH,
+                    detector="t",
+                    rule_id="R",
+                    rule_name="r",
+                )
+                ids[name] = str(alerts.raise_alert(session, CTX, draft).id)
+        yield made, ids
+
+
+def titles(made: Server, token: str) -> set[str]:
+    response = made.client.get("/api/v1/alerts", headers={"Authorization": f"Bearer {token}"})
+    return {a["title"] for a in response.json()["alerts"]}
+
+
+def test_a_zone_operator_sees_and_changes_only_their_zone(running: tuple[Server, dict[str, str]]) -> None:
+    made, ids = running
+    token = made.token("otto")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert titles(made, token) == {"a1"}
+    assert made.client.get(f"/api/v1/alerts/{ids['a1']}", headers=headers).status_code == 200
+    for other in ("a2", "a", "b1"):
+        assert made.client.get(f"/api/v1/alerts/{ids[other]}", headers=headers).status_code == 404, other
+        refused = made.client.post(f"/api/v1/alerts/{ids[other]}/acknowledge", json={}, headers=headers)
+        assert refused.status_code == 404, other
+    done = made.client.post(f"/api/v1/alerts/{ids['a1']}/acknowledge", json={"note": "mine"}, headers=headers)
+    assert done.status_code == 200 and done.json()["status"] == "acknowledged"
+
+
+def test_a_site_wide_viewer_sees_the_whole_site_and_no_other(running: tuple[Server, dict[str, str]]) -> None:
+    made, ids = running
+    token = made.token("vera")
+    assert titles(made, token) == {"a1", "a2", "a"}
+    headers = {"Authorization": f"Bearer {token}"}
+    assert made.client.get(f"/api/v1/alerts/{ids['b1']}", headers=headers).status_code == 404

@@ -1,0 +1,65 @@
+"""Malformed JSON, wrong types and oversized bodies get a 4xx with a clear message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.web_support import Server, server
+
+
+@pytest.fixture
+def running(data_dir: Path) -> Iterator[Server]:
+    for made in server(data_dir):
+        made.user("ada", "admin")
+        made.client.headers["Authorization"] = f"Bearer {made.token('ada')}"
+        yield made
+
+
+def test_malformed_json_is_a_clear_422(running: Server) -> None:
+    response = running.client.post(
+        "/api/v1/users", content=b'{"username": "x', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    body = response.json()["error"]
+    assert body["code"] == "invalid_input" and body["details"]["problems"][0]["problem"].lower().startswith(
+        "json"
+    )
+
+
+def test_wrong_types_and_unknown_fields_are_named(running: Server) -> None:
+    response = running.client.post("/api/v1/users", json={"username": 12, "admin": True})
+    assert response.status_code == 422
+    locations = {tuple(p["location"]) for p in response.json()["error"]["details"]["problems"]}
+    assert ("body", "username") in locations and ("body", "admin") in locations
+
+
+def test_oversized_bodies_are_refused_before_the_application(running: Server) -> None:
+    huge = b"{" + b" " * (1024 * 1024 + 10) + b"}"
+    response = running.client.post(
+        "/api/v1/users", content=huge, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "body_too_large"
+
+
+def test_a_lying_content_length_is_refused(running: Server) -> None:
+    response = running.client.post(
+        "/api/v1/users", content=b"{}", headers={"content-type": "application/json", "content-length": "abc"}
+    )
+    assert response.status_code in (400, 413)
+
+
+def test_a_revoked_token_stops_working_at_once(running: Server) -> None:
+    token = running.token("ada")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert running.client.get("/api/v1/me", headers=headers).status_code == 200
+    (mine,) = [
+        t
+        for t in running.client.get("/api/v1/tokens", headers=headers).json()
+        if token.split("_")[1] == t["prefix"]
+    ]
+    assert running.client.delete(f"/api/v1/tokens/{mine['id']}", headers=headers).status_code == 200
+    assert running.client.get("/api/v1/me", headers=headers).status_code == 401
