@@ -4,10 +4,14 @@ of another zone, and lists are filtered; a site-wide grant sees the whole site, 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from plantwarden.accounts import services as accounts
+from plantwarden.accounts.models import RoleGrant
 from plantwarden.alerts import services as alerts
 from plantwarden.alerts.models import Severity
 from tests.web_support import CTX, Server, server
@@ -66,3 +70,25 @@ def test_a_site_wide_viewer_sees_the_whole_site_and_no_other(running: tuple[Serv
     assert titles(made, token) == {"a1", "a2", "a"}
     headers = {"Authorization": f"Bearer {token}"}
     assert made.client.get(f"/api/v1/alerts/{ids['b1']}", headers=headers).status_code == 404
+
+
+def test_a_time_limited_grant_works_until_it_ends(data_dir: Path) -> None:
+    for made in server(data_dir):
+        made.user("tess")
+        soon = datetime.now(UTC) + timedelta(hours=1)
+        with made.store.transaction() as session:
+            accounts.grant_role(session, CTX, "tess", "viewer", "plant-a", valid_until=soon)
+            accounts.grant_role(session, CTX, "tess", "viewer", "plant-b", valid_until=soon)
+            draft = alerts.AlertDraft(
+                site="plant-b", title="b", severity=Severity.LOW, detector="t", rule_id="R", rule_name="r"
+            )
+            alert_id = alerts.raise_alert(session, CTX, draft).id
+        headers = {"Authorization": f"Bearer {made.token('tess')}"}
+        assert made.client.get(f"/api/v1/alerts/{alert_id}", headers=headers).status_code == 200
+        with made.store.transaction() as session:  # the plant-b grant ends
+            grant = session.scalars(select(RoleGrant).where(RoleGrant.site == "plant-b")).one()
+            grant.valid_until = datetime.now(UTC) - timedelta(minutes=1)
+        policy = getattr(made.client.app, "state").policy  # noqa: B009
+        policy.invalidate()
+        assert made.client.get(f"/api/v1/alerts/{alert_id}", headers=headers).status_code == 404
+        assert made.client.get("/api/v1/alerts", headers=headers).status_code == 200  # plant-a still holds

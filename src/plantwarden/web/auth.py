@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session
@@ -216,13 +216,15 @@ def _authorise(cache: PolicyCache, actor: Actor, action: str, request: Request) 
         raise PermissionDenied(f"the token's scopes do not include {action}", details={"rule": "token-scope"})
     snapshot, model = cache.current()
     subject = Subject("user", actor.username)
+    now = datetime.now(UTC)  # time-limited grants and rules are decided against the present
     places = []
     last: Decision | None = None
     for grant in model.grants:
         if grant.subject != subject:
             continue
         decision = snapshot.decide(
-            PolicyRequest(subject=subject, action=action, site=grant.site, zone=grant.zone), cache.overlay
+            PolicyRequest(subject=subject, action=action, site=grant.site, zone=grant.zone, now=now),
+            cache.overlay,
         )
         last = decision
         if decision.allowed:
