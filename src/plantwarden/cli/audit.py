@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 
 import click
 
+from plantwarden.cli.options import text_table
 from plantwarden.cli.state import CliState
 from plantwarden.core import auditlog
 from plantwarden.core.auditlog import AuditKeys, AuditSettings
@@ -17,14 +17,6 @@ from plantwarden.core.auditlog import AuditKeys, AuditSettings
 @click.group("audit-log")
 def audit_group() -> None:
     """The audit log: security-relevant actions in a keyed hash chain (see docs/audit-log.md)."""
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
-    lines = [headers, *rows]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines
-    )
 
 
 @audit_group.command("verify")
@@ -103,7 +95,9 @@ def list_command(state: CliState, limit: int, output: str) -> None:
         )
         for e in entries
     ]
-    click.echo(_table(("seq", "time (UTC)", "actor", "action", "outcome", "site", "target", "source"), rows))
+    click.echo(
+        text_table(("seq", "time (UTC)", "actor", "action", "outcome", "site", "target", "source"), rows)
+    )
 
 
 @audit_group.command("checkpoint")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import Sequence
 
 import click
 
+from plantwarden.cli.options import format_option, text_table
 from plantwarden.cli.state import CliState
 from plantwarden.core import eventlog
 from plantwarden.core.config import NatsSettings
@@ -19,27 +19,9 @@ def events_group() -> None:
     """Domain events: the embedded log, its consumers, and the JetStream relay."""
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
-    lines = [headers, *rows]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines
-    )
-
-
-_FORMAT = click.option(
-    "--format",
-    "output",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
-
-
 @events_group.command("list")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True, help="How many.")
-@_FORMAT
+@format_option
 @click.pass_obj
 def list_events(state: CliState, limit: int, output: str) -> None:
     """The most recent events of the embedded log, oldest first."""
@@ -56,11 +38,11 @@ def list_events(state: CliState, limit: int, output: str) -> None:
         (str(p), e.occurred_at.isoformat(timespec="seconds"), e.type, e.site or "-", e.source)
         for p, e in events
     ]
-    click.echo(_table(("position", "time", "type", "site", "source"), rows))
+    click.echo(text_table(("position", "time", "type", "site", "source"), rows))
 
 
 @events_group.command("consumers")
-@_FORMAT
+@format_option
 @click.pass_obj
 def list_consumers(state: CliState, output: str) -> None:
     """Each consumer of the embedded log: its cursor, and how far behind the head it is."""
@@ -78,7 +60,7 @@ def list_consumers(state: CliState, output: str) -> None:
         click.echo(f"no consumers yet (log head at {head})")
         return
     rows = [(n, str(p), str(head), str(head - p), u.isoformat(timespec="seconds")) for n, p, u in cursors]
-    click.echo(_table(("consumer", "position", "head", "behind", "updated"), rows))
+    click.echo(text_table(("consumer", "position", "head", "behind", "updated"), rows))
 
 
 @events_group.command("relay")
