@@ -160,7 +160,10 @@ def authenticate(request: Request, store: Store, source: str) -> Authenticated:
             elif cookie:
                 user, web_session = accounts.resolve_session(session, ctx, cookie)
                 pending = _setup_pending(session, user, ctx.clock.now())
-                result = Authenticated(_actor(user, "session", (), setup=pending), web_session.csrf_token)
+                request.state.setup_page = pending
+                result = Authenticated(
+                    _actor(user, "session", (), setup=pending is not None), web_session.csrf_token
+                )
             else:
                 raise NotAuthenticated("log in, or send a bearer token (Authorization: Bearer pwt_...)")
         except (InvalidToken, InvalidSession) as error:
@@ -179,10 +182,14 @@ def _actor(user: User, via: str, scopes: Sequence[str], *, setup: bool = False) 
     )
 
 
-def _setup_pending(session: Session, user: User, now: datetime) -> bool:
-    """A new password is due, or a second factor the user's roles require is not enrolled (the
-    one-time password of the first admin leads only to setting both)."""
-    return bool(accounts.pending_setup(session, user, now))
+SETUP_PAGES = {"set_password": "/account/password", "enroll_mfa": "/account/mfa"}
+
+
+def _setup_pending(session: Session, user: User, now: datetime) -> str | None:
+    """The page of the first thing the user must do (a new password; a second factor the user's
+    roles require), or None: the one-time password of the first admin leads only there."""
+    steps = accounts.pending_setup(session, user, now)
+    return SETUP_PAGES.get(steps[0], "/account/password") if steps else None
 
 
 def _audit_denial(store: Store, actor: Actor, request: Request, action: str, rule: str) -> None:

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from plantwarden.accounts.errors import AuthenticationFailed, HashingBusy, LoginThrottled
+from plantwarden.accounts.errors import AuthenticationFailed, HashingBusy, LoginThrottled, SetupRequired
 from plantwarden.core.errors import (
     BackupError,
     ConfigurationError,
@@ -92,6 +92,9 @@ def install_error_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
 
     async def on_domain_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, PlantwardenError)
+        setup_page = getattr(request.state, "setup_page", None)
+        if isinstance(error, SetupRequired) and setup_page and not wants_json(request):
+            return RedirectResponse(setup_page, status_code=303)
         if isinstance(error, NotAuthenticated) and not wants_json(request):
             target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="")
             return RedirectResponse(f"/login?next={target}", status_code=303)

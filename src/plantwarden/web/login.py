@@ -145,12 +145,15 @@ def set_password(
         return _page(request, "password.html", {**context, "error": "The two passwords differ."}, 422)
     try:
         with _store(request).transaction() as session:
-            accounts.set_password(
-                session, Context(source="server", actor=actor.username), actor.user_id, new_password
-            )
+            ctx = Context(source="server", actor=actor.username)
+            own = request.cookies.get(SESSION_COOKIE)  # keep this session; end the others
+            accounts.set_password(session, ctx, actor.user_id, new_password, keep_session_token=own)
     except PlantwardenError as error:
         return _page(request, "password.html", {**context, "error": error.message}, 422)
-    return RedirectResponse("/account/mfa" if actor.setup_pending else "/", status_code=303)
+    with _store(request).transaction() as session:
+        user = accounts.get_user(session, actor.user_id)
+        steps = accounts.pending_setup(session, user, Context(source="server").clock.now())
+    return RedirectResponse("/account/mfa" if "enroll_mfa" in steps else "/", status_code=303)
 
 
 @router.get("/account/mfa", response_class=HTMLResponse)
