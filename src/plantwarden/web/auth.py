@@ -24,7 +24,7 @@ from starlette.requests import Request
 from plantwarden.accounts import services as accounts
 from plantwarden.accounts.errors import InvalidSession, InvalidToken, SetupRequired
 from plantwarden.accounts.models import User
-from plantwarden.core.access import AUTHENTICATED_ACTION, Actor
+from plantwarden.core.access import AUTHENTICATED_ACTION, UNSAFE_METHODS, Actor
 from plantwarden.core.auditlog import append_committed
 from plantwarden.core.clock import SystemClock
 from plantwarden.core.context import Context
@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "pw_session"
 CSRF_HEADER = "x-csrf-token"
-CSRF_FIELD = "csrf_token"
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SESSION_ONLY_PATHS = ("/account/", "/logout")
+TOKEN_RULE = {"rule": "token"}
+SCOPE_RULE = {"rule": "token-scope"}
 SETUP_PATHS = ("/account/", "/logout", "/api/v1/me")
 
 
@@ -90,12 +91,11 @@ def install_enforcer(app: FastAPI, store: Store, *, source: str = "server") -> P
     def enforce(request: Request, action: str) -> Actor:
         authenticated = authenticate(request, store, source)
         actor = authenticated.actor
-        if authenticated.csrf_token is not None and request.method in UNSAFE_METHODS:
-            _check_csrf(request, authenticated.csrf_token)
-        if actor.setup_pending and not request.url.path.startswith(SETUP_PATHS):
-            raise SetupRequired(
-                "finish setting up the account first: set a password and enroll the second factor"
-            )
+        try:
+            _check_request(request, authenticated, action)
+        except PermissionDenied as refusal:
+            _audit_denial(store, actor, request, action, str(refusal.details.get("rule", refusal.code)))
+            raise
         if action == AUTHENTICATED_ACTION:
             return actor
         return _authorise(cache, actor, action, request)
@@ -212,14 +212,39 @@ def _audit_denial(store: Store, actor: Actor, request: Request, action: str, rul
     )
 
 
+def _check_request(request: Request, authenticated: Authenticated, action: str) -> None:
+    """What holds for every route before the policy is asked: the CSRF token of a session, the
+    account set-up, and what a bearer token may not do."""
+    actor = authenticated.actor
+    unsafe = request.method in UNSAFE_METHODS
+    if authenticated.csrf_token is not None and unsafe:
+        _check_csrf(request, authenticated.csrf_token)
+    if actor.setup_pending and not request.url.path.startswith(SETUP_PATHS):
+        raise SetupRequired(
+            "finish setting up the account first: set a password and enroll the second factor"
+        )
+    if actor.via == "token" and request.url.path.startswith(SESSION_ONLY_PATHS):
+        raise PermissionDenied(
+            "the account pages take a console session, not a token", details={"rule": "token"}
+        )
+    if actor.via == "token" and actor.scopes and action == AUTHENTICATED_ACTION and unsafe:
+        # A scoped token must not mint itself a wider token or change its account.
+        raise PermissionDenied(
+            "a scoped token cannot change the account or its tokens", details={"rule": "token-scope"}
+        )
+
+
 def _check_csrf(request: Request, expected: str) -> None:
     sent = request.headers.get(CSRF_HEADER) or getattr(request.state, "csrf_form_token", None) or ""
     if not hmac.compare_digest(sent.encode(), expected.encode()):
-        raise PermissionDenied("the CSRF token is missing or wrong: reload the page and try again")
+        raise PermissionDenied(
+            "the CSRF token is missing or wrong: reload the page and try again", details={"rule": "csrf"}
+        )
 
 
 def _authorise(cache: PolicyCache, actor: Actor, action: str, request: Request) -> Actor:
     if actor.scopes and action not in actor.scopes:
+        _audit_denial(cache.store, actor, request, action, "token-scope")
         raise PermissionDenied(f"the token's scopes do not include {action}", details={"rule": "token-scope"})
     snapshot, model = cache.current()
     subject = Subject("user", actor.username)

@@ -63,3 +63,22 @@ def test_a_revoked_token_stops_working_at_once(running: Server) -> None:
     ]
     assert running.client.delete(f"/api/v1/tokens/{mine['id']}", headers=headers).status_code == 200
     assert running.client.get("/api/v1/me", headers=headers).status_code == 401
+
+
+def test_a_scoped_token_cannot_widen_itself_or_take_over_the_account(running: Server) -> None:
+    scoped = {"Authorization": f"Bearer {running.token('ada', scopes=('platform:users.read',))}"}
+    assert running.client.get("/api/v1/users", headers=scoped).status_code == 200
+    assert running.client.get("/api/v1/me", headers=scoped).status_code == 200
+    wider = running.client.post("/api/v1/tokens", json={"name": "wider", "scopes": []}, headers=scoped)
+    assert wider.status_code == 403 and wider.json()["error"]["details"]["rule"] == "token-scope"
+    changed = running.client.post(
+        "/account/password", data={"new_password": "x" * 20, "repeat": "x" * 20}, headers=scoped
+    )
+    assert changed.status_code == 403
+    unscoped = {"Authorization": f"Bearer {running.token('ada')}"}
+    assert (
+        running.client.post(
+            "/account/password", data={"new_password": "y" * 20, "repeat": "y" * 20}, headers=unscoped
+        ).status_code
+        == 403
+    )  # account pages take a console session, never a token
