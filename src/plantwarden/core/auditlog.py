@@ -387,23 +387,10 @@ def append(
     _lock_chain(session)
     newest, prev_mac = head(session)
     seq = newest + 1
-    entry_id, at = new_id(), clock.now().astimezone(UTC)
-    document = entry_document(
-        seq=seq,
-        id=entry_id,
-        at=at,
-        actor=actor,
-        source=source,
-        action=action,
-        outcome=outcome,
-        site=site,
-        target=target,
-        details=clean_details,
-    )
     entry = AuditEntry(
         seq=seq,
-        id=entry_id,
-        at=at,
+        id=new_id(),
+        at=clock.now().astimezone(UTC),
         actor=actor,
         source=source,
         action=action,
@@ -412,8 +399,8 @@ def append(
         target=target,
         details=clean_details,
         prev_mac=prev_mac,
-        mac=keys.mac(prev_mac, canonical_json(document)),
     )
+    entry.mac = keys.mac(prev_mac, canonical_json(entry.document()))
     session.add(entry)
     session.flush()
     if checkpoints is not None and seq % checkpoints.every == 0:
