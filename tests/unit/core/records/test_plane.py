@@ -187,10 +187,13 @@ def test_the_write_ahead_log_stays_small_under_constant_readers(backend: SQLiteP
             for thread in readers:
                 thread.join()
     assert reads > 10
-    total_written = 60 * 5000 * 80  # about 80 bytes a record
-    assert total_written > 10 * 1024 * 1024
     assert max(sizes) < 4 * 1024 * 1024, sizes
     (partition,) = backend.partitions("protocol")
+    # Far more went through the log than it ever held at once (the limit is 1 MB here).
+    assert Path(partition.location).stat().st_size > 3 * max(sizes) > 0, (
+        max(sizes),
+        Path(partition.location).stat().st_size,
+    )
     assert not Path(partition.location + "-wal").exists()  # closed partitions leave no log behind
 
 
