@@ -20,6 +20,7 @@ from plantwarden.cli.state import CliState
 from plantwarden.cli.store import backup_command, db_group, restore_command
 from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.settings import parse_assignment
+from plantwarden.sim.cli import sim_group
 from plantwarden.zones.cli import site_group
 
 
@@ -58,6 +59,7 @@ COMMANDS = (
     audit_group,
     user_group,
     token_group,
+    sim_group,
 )
 for command in COMMANDS:
     cli.add_command(command)

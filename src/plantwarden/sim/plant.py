@@ -490,11 +490,14 @@ def _default_zones() -> tuple[Zone, ...]:
 
 def _default_hosts() -> tuple[Host, ...]:
     return (
+        Host("dc-1", "enterprise", "127.10.0.5", "it"),
         Host("office-ws-1", "enterprise", "127.10.0.10", "it"),
         Host("erp-server", "enterprise", "127.10.0.20", "it"),
         Host("hmi-1", "supervisory", "127.10.1.10", "hmi"),
         Host("eng-ws-1", "supervisory", "127.10.1.20", "engineering"),
         Host("historian-1", "supervisory", "127.10.1.30", "historian"),
+        Host("broker-1", "supervisory", "127.10.1.40", "it"),
+        Host("console-1", "supervisory", "127.10.1.50", "it"),
         Host("cell-a-switch", "cell-a", "127.10.2.2", "device"),
         Host("tank-1", "cell-a", "127.10.2.11", "plc"),
         Host("tank-2", "cell-a", "127.10.2.12", "plc"),
@@ -516,7 +519,12 @@ DEFAULT_PROCESSES: dict[str, ProcessKind] = {
 
 
 def default_plant() -> Plant:
-    """The plant the simulator runs by default: four zones, twelve hosts, six PLCs."""
+    """The plant the simulator runs by default: four zones, fifteen hosts, six PLCs.
+
+    Beside the PLCs: the enterprise's domain controller (DNS, NTP) `dc-1`, an office workstation and
+    the ERP server; the HMI, engineering workstation, historian, MQTT broker `broker-1` (telemetry)
+    and the Plantwarden console `console-1` in the supervisory zone; a managed switch in cell A.
+    """
     hosts = _default_hosts()
     by_name = {host.name: host for host in hosts}
     plcs = tuple(
