@@ -152,6 +152,11 @@ def telemetry_topic(plant: Plant, plc: Plc) -> str:
     return f"{plant.site}/{plc.host.zone}/{plc.name}/telemetry"
 
 
+def mqtt_client_id(plant: Plant, plc: Plc) -> str:
+    """The MQTT client id a PLC connects with: its site and name (a broker serves one per id)."""
+    return f"{plant.site}.{plc.name}"
+
+
 def device_key(seed: int, device: str) -> bytes:
     """The telemetry key of one device in a plant run with `seed`."""
     return hashlib.sha256(f"plantwarden-sim:{seed}:{device}".encode()).digest()

@@ -69,3 +69,34 @@ def pingresp() -> bytes:
 def disconnect() -> bytes:
     """DISCONNECT."""
     return _packet(DISCONNECT, 0, b"")
+
+
+SUBSCRIBE = 8
+
+
+def subscribe(packet_id: int, topic_filter: str) -> bytes:
+    """SUBSCRIBE to one topic filter at QoS 0."""
+    return _packet(SUBSCRIBE, 0x02, struct.pack(">H", packet_id) + _string(topic_filter) + b"\x00")
+
+
+def read_remaining_length(data: bytes, offset: int = 1) -> tuple[int, int]:
+    """The remaining length encoded at `offset` and the offset after it; InvalidInput if cut short."""
+    length = shift = 0
+    for index in range(offset, min(offset + 4, len(data))):
+        length |= (data[index] & 0x7F) << shift
+        if not data[index] & 0x80:
+            return length, index + 1
+        shift += 7
+    raise InvalidInput("an MQTT remaining length is cut short or longer than four bytes")
+
+
+def parse_publish(packet: bytes) -> tuple[str, bytes]:
+    """The topic and payload of a whole PUBLISH packet at QoS 0; InvalidInput otherwise."""
+    if not packet or packet[0] >> 4 != PUBLISH or packet[0] & 0x06:
+        raise InvalidInput("not a QoS 0 PUBLISH packet")
+    length, start = read_remaining_length(packet)
+    if len(packet) != start + length or length < 2:
+        raise InvalidInput("a PUBLISH packet of the wrong length")
+    topic_length = struct.unpack_from(">H", packet, start)[0]
+    topic_end = start + 2 + topic_length
+    return packet[start + 2 : topic_end].decode(), packet[topic_end:]

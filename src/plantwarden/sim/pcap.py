@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, Self
 
 from plantwarden.core.errors import InvalidInput
 
@@ -85,7 +85,7 @@ class _BufferedWriter:
         if self.owns_stream:
             self.stream.close()
 
-    def __enter__(self) -> _BufferedWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -26,6 +26,7 @@ from plantwarden.sim.behaviour import (
     CONSOLE_PORT,
     MODBUS_PORT,
     MQTT_PORT,
+    mqtt_client_id,
     telemetry_payload,
     telemetry_topic,
     telemetry_values,
@@ -181,7 +182,7 @@ class AttackRunner:
         time += rtt + 0.001
         self._add(
             [
-                connection.send(time, True, mqtt.connect(plc.name)),
+                connection.send(time, True, mqtt.connect(mqtt_client_id(run.plant, plc))),
                 connection.send(time + rtt, False, mqtt.connack()),
             ]
         )

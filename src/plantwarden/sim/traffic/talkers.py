@@ -21,6 +21,7 @@ from plantwarden.sim.behaviour import (
     engineering_change,
     historian_poll,
     hmi_poll,
+    mqtt_client_id,
     telemetry_payload,
     telemetry_topic,
     telemetry_values,
@@ -112,6 +113,7 @@ class TelemetryPublisher:
         self.rng = run.rng(f"telemetry:{plc}")
         self.key = device_key(run.seed, plc)
         self.topic = telemetry_topic(run.plant, self.plc)
+        self.client_id = mqtt_client_id(run.plant, self.plc)
         self.sequence = 0
         self.connection: TcpConnection | None = None
 
@@ -123,7 +125,7 @@ class TelemetryPublisher:
             out.ledger.flows["mqtt"] += 1
             for segment in self.connection.handshake(now, rtt):
                 out.add(segment)
-            out.add(self.connection.send(now + rtt + 0.001, True, mqtt.connect(self.plc.name)))
+            out.add(self.connection.send(now + rtt + 0.001, True, mqtt.connect(self.client_id)))
             out.add(self.connection.send(now + 2 * rtt + 0.002, False, mqtt.connack()))
             return now + self.rng.uniform(0.5, TELEMETRY_PERIOD)
         self.sequence += 1
