@@ -62,6 +62,8 @@ def test_retransmissions_and_options_are_what_tshark_sees(generated: Generated) 
         generated.capture, ["tcp.options.timestamp.tsval", "ip.opt.type"], "tcp.options.mss_val"
     )
     assert any(row[0] for row in with_options) and any(not row[0] for row in with_options)
+    record_route = fields(generated.capture, ["ip.opt.type", "ip.src"], "ip.opt.type")
+    assert record_route and {row[1] for row in record_route} == {"127.10.0.20"}
 
 
 def test_labels_mark_each_attack_and_only_its_frames(generated: Generated) -> None:

@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass
 
 from plantwarden.sim.plant import Host, Plant
-from plantwarden.sim.wire import IpHost, Link, TcpConnection, TcpEnd, ip_bytes
+from plantwarden.sim.wire import RECORD_ROUTE_OPTION, IpHost, Link, TcpConnection, TcpEnd, ip_bytes
 
 INTERNET = Host("internet", "enterprise", "198.51.100.20", "it")
 """A web server outside the plant (a documentation address), reached through the enterprise firewall."""
@@ -24,6 +24,8 @@ INTERNET_HOPS = 6
 WINDOWS_HOSTS = frozenset({"office-ws-1", "hmi-1", "eng-ws-1", "dc-1"})
 ZONE_VLANS = {"supervisory": (10,), "cell-a": (20,), "cell-b": (100, 30)}
 BROADCAST = b"\xff" * 6
+RECORD_ROUTE_HOSTS = frozenset({"erp-server"})
+"""Hosts whose IP stack asks for Record Route on every datagram (an old ERP box's odd setting)."""
 
 
 def mac_of(name: str) -> bytes:
@@ -58,7 +60,10 @@ class Network:
                 dont_fragment=False,
             )
         ttl = 128 if host.name in WINDOWS_HOSTS else 64
-        return IpHost(ip_bytes(host.address), ttl=ttl, identification=self.rng.randrange(0x10000))
+        options = RECORD_ROUTE_OPTION if host.name in RECORD_ROUTE_HOSTS else b""
+        return IpHost(
+            ip_bytes(host.address), ttl=ttl, identification=self.rng.randrange(0x10000), options=options
+        )
 
     def host(self, name: str) -> Host:
         """The host called `name` (the plant's, or `internet`)."""
