@@ -34,7 +34,7 @@ from plantwarden.sim.behaviour import (
 from plantwarden.sim.traffic import payloads
 from plantwarden.sim.traffic.modbus_link import ModbusLink
 from plantwarden.sim.traffic.run import Run
-from plantwarden.sim.wire import Segment
+from plantwarden.sim.wire import Segment, TcpConnection
 
 OPEN_PORTS = {"plc": {MODBUS_PORT}, "device": {80}}
 OPEN_BY_HOST = {"broker-1": {MQTT_PORT}, "console-1": {CONSOLE_PORT}, "dc-1": {53, 88, 389, 445}}
@@ -163,7 +163,9 @@ class AttackRunner:
         self._add(connection.close(time + 0.01, rtt))
         return time + rtt
 
-    def _http(self, connection: Any, time: float, rtt: float, request: bytes, answer: bytes) -> float:
+    def _http(
+        self, connection: TcpConnection, time: float, rtt: float, request: bytes, answer: bytes
+    ) -> float:
         self._add([connection.send(time, True, request)])
         time += rtt + self.rng.uniform(0.02, 0.3)
         self._add([connection.send(time, False, answer)])

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from plantwarden.core.errors import InvalidInput
-from plantwarden.sim.attacks import scenario
+from plantwarden.sim.attacks import Scenario, scenario
 from plantwarden.sim.pcap import capture_format, open_capture
 from plantwarden.sim.plant import Plant, default_plant
 from plantwarden.sim.traffic.attack_runner import AttackRunner
@@ -86,7 +86,7 @@ def generate(
 
 
 def _drive(
-    run: Run, talkers: list[Talker], scenarios: Sequence[Any], progress: Callable[[int], None] | None
+    run: Run, talkers: list[Talker], scenarios: Sequence[Scenario], progress: Callable[[int], None] | None
 ) -> None:
     out = run.out
     stagger = run.rng("start")
