@@ -31,9 +31,16 @@ def tshark() -> str:
     return path
 
 
-def fields(capture: Path, names: list[str], display_filter: str = "") -> list[list[str]]:
-    """One row per frame: the values of `names` (several occurrences joined by commas)."""
+def fields(
+    capture: Path, names: list[str], display_filter: str = "", decode_as: tuple[str, ...] = ()
+) -> list[list[str]]:
+    """One row per frame: the values of `names` (several occurrences joined by commas).
+
+    `decode_as` takes tshark's rules, e.g. `tcp.port==5020,mbtcp` for Modbus on another port.
+    """
     command = [tshark(), "-n", "-r", str(capture), *CHECKSUMS, "-T", "fields"]
+    for rule in decode_as:
+        command += ["-d", rule]
     for name in names:
         command += ["-e", name]
     if display_filter:

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import signal
+import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from plantwarden.sim.attacks import SCENARIOS
+from plantwarden.core.config import CoreSettings
+from plantwarden.core.errors import NotFound
+from plantwarden.core.runtime import RuntimeProvider
+from plantwarden.sim.attacks import SCENARIOS, scenario
+from plantwarden.sim.control import ask, control_path, serve_control
+from plantwarden.sim.live_attacks import LiveAttack, Targets
+from plantwarden.sim.plant import Plant, default_plant
+from plantwarden.sim.runtime import LiveOptions, LivePlant
+from plantwarden.sim.tap import Tap, open_tap
 from plantwarden.sim.traffic.generator import generate
+
+DEFAULT_CONSOLE = ("127.0.0.1", 8000)
+DEFAULT_BROKER = ("127.0.0.1", 1883)
 
 
 @click.group("sim")
@@ -19,8 +37,8 @@ def sim_group() -> None:
 @sim_group.command("scenarios")
 def list_scenarios() -> None:
     """The attack scenarios, with their ATT&CK technique."""
-    for scenario in SCENARIOS.values():
-        click.echo(f"{scenario.name:24} {scenario.technique:6} {scenario.description}")
+    for known in SCENARIOS.values():
+        click.echo(f"{known.name:24} {known.technique:6} {known.description}")
 
 
 def _attack_names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str]:
@@ -78,3 +96,201 @@ def generate_command(seed: int, packets: int, attacks: list[str], nanoseconds: b
         click.echo(f"  attack {attack['instance']} ({attack['technique']}) from {sources}: {actions} actions")
     click.echo(f"  labels: {result.labels} ({ledger['attack_packets']:,} attack packets)")
     click.echo(f"  ledger: {result.ledger_path}")
+
+
+def _endpoint(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, int] | None:
+    if value is None or value == "off":
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT")
+    return host, int(port)
+
+
+@sim_group.command("run")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the physics and the clients.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="Modbus port of every PLC [default: 502, or 5020 without root].",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_default=True,
+    help="Simulated seconds per real second.",
+)
+@click.option(
+    "--poll-period",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Seconds between HMI polls.",
+)
+@click.option(
+    "--engineering-gap",
+    type=click.FloatRange(min=1.0),
+    default=900.0,
+    show_default=True,
+    help="Mean seconds between setpoint changes.",
+)
+@click.option(
+    "--broker",
+    default="127.0.0.1:1883",
+    show_default=True,
+    callback=_endpoint,
+    help="MQTT broker for telemetry (HOST:PORT, or off).",
+)
+@click.option(
+    "--tap",
+    "tap_target",
+    metavar="PATH|-",
+    help="Write what the plant sends as a live pcapng stream (a file, a FIFO, or - for stdout).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0.1),
+    help="Stop after this many seconds [default: run until interrupted].",
+)
+@click.pass_obj
+def run_command(
+    state: RuntimeProvider,
+    seed: int,
+    port: int | None,
+    speed: float,
+    poll_period: float,
+    engineering_gap: float,
+    broker: tuple[str, int] | None,
+    tap_target: str | None,
+    duration: float | None,
+) -> None:
+    """Start the plant: six PLCs on their own addresses, the HMI, historian, engineer and telemetry."""
+    data_dir = state.runtime().settings[CoreSettings].data_path
+    options = LiveOptions(
+        seed=seed,
+        port=port,
+        speed=speed,
+        poll_period=poll_period,
+        broker=broker,
+        engineering_gap=engineering_gap,
+    )
+    plant = default_plant()
+    tap = open_tap(plant, tap_target, seed=seed) if tap_target else None
+    say = (lambda text: click.echo(text, err=True)) if tap_target == "-" else click.echo
+    try:
+        asyncio.run(_run_plant(plant, options, tap, control_path(data_dir), duration, say))
+    except KeyboardInterrupt:
+        say("stopped")
+    finally:
+        if tap is not None:
+            tap.close()
+
+
+async def _run_plant(
+    plant: Plant,
+    options: LiveOptions,
+    tap: Tap | None,
+    control: Path,
+    duration: float | None,
+    say: Callable[[str], None],
+) -> None:
+    live = LivePlant(plant, options, tap)
+    await live.start()
+
+    async def attack(request: dict[str, Any]) -> dict[str, Any]:
+        console = tuple(request.get("console") or DEFAULT_CONSOLE)
+        broker = tuple(request.get("broker") or DEFAULT_BROKER)
+        ports = {name: port for name, (_, port) in live.servers.endpoints().items()}
+        targets = Targets(ports, (str(console[0]), int(console[1])), (str(broker[0]), int(broker[1])))
+        chosen = scenario(str(request["attack"]))
+        return await LiveAttack(
+            plant, chosen, targets, tap=tap, simulation=live.simulation, seed=options.seed
+        ).run()
+
+    server = await serve_control(control, attack)
+    for name, (address, port) in live.servers.endpoints().items():
+        say(f"PLC {name:12} Modbus/TCP {address}:{port}")
+    say(f"control socket {control}; tap: {'on' if tap else 'off'}; telemetry: {options.broker or 'off'}")
+    say("running (Ctrl-C stops)" if duration is None else f"running for {duration:g} s")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stop.set)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), duration)
+    finally:
+        server.close()
+        await live.stop()
+        control.unlink(missing_ok=True)
+    counters = ", ".join(f"{name} {value}" for name, value in live.counters.items())
+    say(
+        f"stopped: {counters}; {len(live.writes)} writes"
+        + (f"; tap wrote {tap.packets} packets" if tap else "")
+    )
+
+
+@sim_group.command("attack")
+@click.argument("name", type=click.Choice(list(SCENARIOS)))
+@click.option(
+    "--console",
+    default="127.0.0.1:8000",
+    show_default=True,
+    callback=_endpoint,
+    help="The console to brute-force (HOST:PORT).",
+)
+@click.option(
+    "--broker",
+    default="127.0.0.1:1883",
+    show_default=True,
+    callback=_endpoint,
+    help="The MQTT broker (HOST:PORT).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    help="The PLCs' Modbus port when no plant runs here [default: 502, else 5020].",
+)
+@click.option(
+    "--standalone",
+    is_flag=True,
+    help="Attack from this process even if a plant runs here (its tap will not see it).",
+)
+@click.pass_obj
+def attack_command(
+    state: RuntimeProvider,
+    name: str,
+    console: tuple[str, int],
+    broker: tuple[str, int],
+    port: int | None,
+    standalone: bool,
+) -> None:
+    """Carry out attack NAME against the running plant and print its record (JSON)."""
+    control = control_path(state.runtime().settings[CoreSettings].data_path)
+    request = {"attack": name, "console": list(console), "broker": list(broker)}
+    record: dict[str, Any] | None = None
+    if not standalone:
+        with contextlib.suppress(NotFound):
+            record = asyncio.run(ask(control, request))
+            click.echo(f"the running plant carried out {name} (its tap saw it)", err=True)
+    if record is None:
+        plant = default_plant()
+        targets = Targets.on_port(plant, port or _modbus_port(plant), console, broker)
+        record = asyncio.run(LiveAttack(plant, scenario(name), targets).run())
+    click.echo(json.dumps(record, indent=2))
+    if record["actions"] and all(action["action"] == "connect" for action in record["actions"]):
+        click.echo(
+            f"error: nothing answered the attack ({record['actions'][0]['result']}); "
+            "is the plant running (`plantwarden sim run`), and on which port (--port)?",
+            err=True,
+        )
+        raise SystemExit(1)
+
+
+def _modbus_port(plant: Plant) -> int:
+    """502 if the first PLC answers there, else 5020 (where an unprivileged plant listens)."""
+    address = plant.plcs[0].host.address
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return 502 if probe.connect_ex((address, 502)) == 0 else 5020
