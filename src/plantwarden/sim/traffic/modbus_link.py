@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from plantwarden.sim.traffic.run import Run
 
 SPLIT_RATE = 0.012
-RETRANSMIT_RATE = 0.002
+RETRANSMIT_RATE = 0.005
 RETRANSMIT_TIMEOUT = 0.2
 HEADER_AND_FUNCTION = 8
 Label = tuple[str, str, str] | None
