@@ -124,8 +124,8 @@ def test_each_breach_is_reported(finding: Event, change: Callable[[Event], objec
 
 
 def test_the_ics_extension_is_checked_too(traffic: Event) -> None:
-    problems = validate_event(changed(traffic, lambda e: e["ics"].update(operation_id=7, quantity=1.5)))
-    assert any(p.startswith("ics.operation_id: 7 is not one of 0 (Unknown), 1 (Read)") for p in problems)
+    problems = validate_event(changed(traffic, lambda e: e["ics"].update(operation_id=8, quantity=1.5)))
+    assert any(p.startswith("ics.operation_id: 8 is not one of 0 (Unknown), 1 (Read)") for p in problems)
     assert "ics.quantity: expected integer_t (a 32-bit integer), got float 1.5" in problems
     missing = validate_event(changed(traffic, lambda e: e["ics"].pop("protocol")))
     assert missing == ["ics.protocol: required attribute is missing"]

@@ -28,6 +28,7 @@ class Operation(enum.IntEnum):
     CONTROL = 4
     DIAGNOSTIC = 5
     MALFORMED = 6
+    IDENTIFY = 7
 
 
 class Protocol(enum.IntEnum):
