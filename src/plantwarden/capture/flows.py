@@ -55,6 +55,7 @@ class Flow:
     bytes: list[int] = field(default_factory=lambda: [0, 0])
     tcp_state: int = TcpState.NONE
     fins: int = 0
+    flow_id: int = -1
 
     @property
     def closed(self) -> bool:
@@ -173,8 +174,8 @@ class FlowTable:
         client, server = (high, low) if swapped else (low, high)
         ports = (high_port, low_port) if swapped else (low_port, high_port)
         first_ns = int(columns.ts_ns[members].min())
-        flow = Flow(client, server, ports[0], ports[1], transport, first_ns, first_ns)
         flow_id = self._next_id
+        flow = Flow(client, server, ports[0], ports[1], transport, first_ns, first_ns, flow_id=flow_id)
         self._next_id += 1
         self.flows[flow_id] = flow
         self.ids[canonical] = flow_id
