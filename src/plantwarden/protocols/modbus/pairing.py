@@ -1,8 +1,21 @@
 """Pair Modbus requests with their responses by (connection, transaction id), across batches.
 
-A `Pairing` keeps the requests still waiting for an answer. `feed` takes a batch of PDU rows
-(they are far fewer than packets, so a dict walk is fast enough) and returns the exchanges it
-closed; `expire(now)` closes the requests older than the timeout.
+A `Pairing` keeps the requests still waiting for an answer. `feed` takes a batch of PDU rows and
+returns the exchanges it closed; `expire(now)` closes the requests older than the timeout.
+
+`feed` means: walk the rows in time order (ties in input order) one by one, as `_feed_exactly`
+does, and return the exchanges in the order that walk closes them (each row closes at most one
+exchange unless a whole connection is evicted). It computes the same thing with numpy: rows are
+sorted by (connection, transaction id, walk position), the requests still waiting from earlier
+batches go in front of their key as if they were the batch's first rows, and then each row's
+fate follows from the row before it in its key: a response after a request answers it, a request
+after a request replaces it (`REPLACED`), a response after a response (or first) is
+`UNSOLICITED`, and a request last in its key stays waiting. That holds as long as nothing is
+evicted, which a running count of each connection's waiting requests checks; the connections
+where `max_outstanding` would evict walk row by row (`_one`, on their own rows, in time order),
+and a batch where `max_connections` could evict walks row by row entirely. The waiting state
+(including the order of both dicts, which decides what is evicted or expired first later) ends
+up exactly as the walk leaves it.
 
 Memory is bounded: at most `max_outstanding` waiting requests per connection (the oldest is
 closed as `EVICTED` to make room; Modbus/TCP clients rarely keep more than a few in flight) and
@@ -13,7 +26,7 @@ closed, all its requests `EVICTED`). So the state never holds more than
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Any, NamedTuple
 
@@ -87,6 +100,9 @@ def _pairs(rows: list[tuple[int, ...]]) -> Pairs:
 class Pairing:
     """Requests waiting for responses, fed batch by batch."""
 
+    exact_below = 192
+    """Batches with fewer rows than this are walked row by row (cheaper than numpy's set-up)."""
+
     def __init__(
         self, timeout_ns: int = 5_000_000_000, max_outstanding: int = 64, max_connections: int = 100_000
     ) -> None:
@@ -115,14 +131,214 @@ class Pairing:
     ) -> Pairs:
         """Take a batch of PDU rows (any order: sorted by time here); return the exchanges closed.
 
-        `rows` labels each input row in the output (default: its index in this batch).
+        `rows` labels each input row in the output (default: its index in this batch). The
+        exchanges come in the order the time-ordered walk closes them (see the module).
         """
+        columns = (connection, timestamp, transaction_id, is_response, function_code, exception_code, rows)
+        if len(connection) < self.exact_below or self.max_outstanding < 1:
+            return self._feed_exactly(*columns)
+        return self._feed_vectorised(*columns)
+
+    def _feed_exactly(
+        self,
+        connection: Array,
+        timestamp: Array,
+        transaction_id: Array,
+        is_response: Array,
+        function_code: Array,
+        exception_code: Array,
+        rows: Array | None = None,
+    ) -> Pairs:
+        """`feed` row by row: the reference the vectorised path must equal."""
         labels = np.arange(len(connection)) if rows is None else np.asarray(rows)
         order = np.argsort(timestamp, kind="stable")
         columns = (connection, timestamp, transaction_id, is_response, function_code, exception_code, labels)
         for values in zip(*(np.asarray(column)[order].tolist() for column in columns), strict=True):
             self._one(*values)
         return self._flush()
+
+    def _feed_vectorised(
+        self,
+        connection: Array,
+        timestamp: Array,
+        transaction_id: Array,
+        is_response: Array,
+        function_code: Array,
+        exception_code: Array,
+        rows: Array | None = None,
+    ) -> Pairs:
+        """`feed` with numpy (see the module); `_feed_exactly` where `max_connections` may evict."""
+        count = len(connection)
+        if not count:
+            return self._flush()
+        order = np.argsort(timestamp, kind="stable")
+        conn = np.asarray(connection)[order].astype(np.int64, copy=False)
+        uniques, index = _factorize(conn)
+        names: list[int] = uniques.tolist()
+        held = [self._waiting.get(name) for name in names]
+        if len(self._waiting) + held.count(None) > self.max_connections:
+            return self._feed_exactly(
+                connection, timestamp, transaction_id, is_response, function_code, exception_code, rows
+            )
+        labels = order if rows is None else np.asarray(rows)[order]
+        batch = _Rows(
+            index,
+            conn,
+            np.asarray(transaction_id)[order].astype(np.int64, copy=False),
+            np.asarray(timestamp)[order].astype(np.int64, copy=False),
+            np.asarray(function_code)[order].astype(np.int64, copy=False),
+            labels.astype(np.int64, copy=False),
+            np.asarray(exception_code)[order].astype(np.int64, copy=False),
+            np.asarray(is_response)[order].astype(np.bool_, copy=False),
+        )
+        known = _known(names, held)
+        if known is not None:
+            batch = _Rows(*(np.concatenate(pair) for pair in zip(known, batch, strict=True)))
+        return self._resolve(batch, len(batch.ordinal) - count, names)
+
+    def _resolve(self, rows: _Rows, known: int, names: list[int]) -> Pairs:
+        """Close what `rows` close: the first `known` are the waiting requests, then the batch.
+
+        Positions in `rows` are walk positions: the known rows first, each connection's in its
+        dict's order, then the batch's in time order.
+        """
+        total, connections = len(rows.ordinal), len(names)
+        response = rows.response
+        # Each row's fate follows from the row before it in its key (connection, transaction id).
+        by_key = _stable_order(rows.transaction_id, rows.ordinal, connections)
+        key_ordinal, key_tid = rows.ordinal[by_key], rows.transaction_id[by_key]
+        same = (key_ordinal[1:] == key_ordinal[:-1]) & (key_tid[1:] == key_tid[:-1])
+        after_request = np.zeros(total, dtype=np.bool_)
+        after_request[by_key[1:]] = same & ~response[by_key[:-1]]
+        last = np.ones(total, dtype=np.bool_)
+        last[by_key[:-1]] = ~same
+        before = np.empty(total, dtype=np.int64)
+        before[by_key[1:]] = by_key[:-1]
+        before[by_key[0]] = by_key[0]
+        # Each connection's waiting requests just before each row, if nothing is evicted.
+        opens = ~response & ~after_request
+        change = opens.astype(np.int64) - (response & after_request)
+        by_connection = _stable_order(None, rows.ordinal, connections)
+        steps = change[by_connection]
+        running = np.cumsum(steps)
+        group = rows.ordinal[by_connection]
+        starts = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
+        waiting_before = running - steps
+        base = waiting_before[starts]
+        waiting_before -= np.repeat(base, np.diff(np.append(starts, total)))
+        final = (running[np.append(starts[1:] - 1, total - 1)] - base).tolist()
+        request_row = opens[by_connection] & (by_connection >= known)
+        evicting = request_row & (waiting_before >= self.max_outstanding)
+        opening = request_row & (waiting_before == 0)
+        opened_at = np.full(connections, -1, dtype=np.int64)
+        if opening.any():
+            opened, opened_group = by_connection[opening], group[opening]
+            last_of = np.append(opened_group[1:] != opened_group[:-1], True)
+            opened_at[opened_group[last_of]] = opened[last_of]
+        exact = np.zeros(connections, dtype=np.bool_)
+        if evicting.any():
+            exact[group[evicting]] = True
+        exact_rows = exact[rows.ordinal]
+        # The exchanges closed row by row: where `max_outstanding` evicts.
+        exact_closed: list[int] = []
+        reopened: list[tuple[int, int, dict[int, _Waiting] | None]] = []
+        if exact_rows.any():
+            walk = np.flatnonzero(exact_rows[known:]) + known
+            exact_closed = self._walk(rows, walk, reopened)
+        # The rest, vectorised: the closing rows, in walk order.
+        closing = np.flatnonzero(((after_request | response) & ~exact_rows)[known:]) + known
+        self._settle(rows, known, names, ~exact, last, final, opened_at.tolist(), reopened)
+        closed = _closed(rows, closing, after_request[closing], before[closing])
+        if not exact_closed:
+            return closed
+        walked = self._flush()
+        merged = np.argsort(np.concatenate((closing, exact_closed)), kind="stable")
+        return Pairs(
+            *(
+                np.concatenate((getattr(closed, field.name), getattr(walked, field.name)))[merged]
+                for field in fields(Pairs)
+            )
+        )
+
+    def _walk(
+        self, rows: _Rows, walk: Array, reopened: list[tuple[int, int, dict[int, _Waiting] | None]]
+    ) -> list[int]:
+        """Walk the rows at positions `walk` one by one; the position that closed each exchange.
+
+        Note each connection that (re)opened, with the position of its last opening.
+        """
+        waiting, closed, triggers = self._waiting, self._closed, []
+        opened: dict[int, int] = {}
+        columns = (
+            walk,
+            rows.connection[walk],
+            rows.time[walk],
+            rows.transaction_id[walk],
+            rows.response[walk],
+            rows.function_code[walk],
+            rows.exception[walk],
+            rows.label[walk],
+        )
+        for position, connection, time, tid, response, code, exception, row in zip(
+            *(column.tolist() for column in columns), strict=True
+        ):
+            if not response and connection not in waiting:
+                opened[connection] = position
+            already = len(closed)
+            self._one(connection, time, tid, response, code, exception, row)
+            triggers.extend([position] * (len(closed) - already))
+        reopened.extend((position, name, None) for name, position in opened.items() if name in waiting)
+        return triggers
+
+    def _settle(
+        self,
+        rows: _Rows,
+        known: int,
+        names: list[int],
+        settled: Array,
+        last: Array,
+        final: list[int],
+        opened_at: list[int],
+        reopened: list[tuple[int, int, dict[int, _Waiting] | None]],
+    ) -> None:
+        """Leave the vectorised connections' waiting requests as the walk would, order included.
+
+        `settled` marks those connections; `final` counts each connection's waiting requests at
+        the end, `opened_at` is the position where it last (re)opened (-1: never in this batch).
+        A connection that reopened goes to the end of the outer dict in that order (`reopened`,
+        which the walked connections joined already); one that stayed open keeps its place and
+        its requests still waiting, then the new ones in walk order.
+        """
+        waiting = self._waiting
+        targets: dict[int, dict[int, _Waiting]] = {}
+        for position, (name, vectorised, left, at) in enumerate(
+            zip(names, settled.tolist(), final, opened_at, strict=True)
+        ):
+            if not vectorised:
+                continue
+            if not left:
+                waiting.pop(name, None)
+            elif at >= 0:
+                waiting.pop(name, None)
+                fresh: dict[int, _Waiting] = {}
+                targets[position] = fresh
+                reopened.append((at, name, fresh))
+            else:
+                targets[position] = waiting[name]
+        # Known requests that closed, in connections that stayed open (no-ops in the reopened).
+        gone = np.flatnonzero(~last[:known] & settled[rows.ordinal[:known]])
+        for index, tid in zip(rows.ordinal[gone].tolist(), rows.transaction_id[gone].tolist(), strict=True):
+            if (requests := targets.get(index)) is not None:
+                requests.pop(tid, None)
+        staying = np.flatnonzero((~rows.response & last & settled[rows.ordinal])[known:]) + known
+        columns = (rows.ordinal, rows.transaction_id, rows.time, rows.function_code, rows.label)
+        for index, tid, time, code, row in zip(
+            *(column[staying].tolist() for column in columns), strict=True
+        ):
+            targets[index][tid] = _Waiting(time, code, row)
+        reopened.sort(key=lambda entry: entry[0])
+        for _, name, requests in reopened:
+            waiting[name] = waiting.pop(name) if requests is None else requests
 
     def expire(self, now: int) -> Pairs:
         """Close as `TIMED_OUT` every request that has waited `timeout_ns` or more at `now`."""
@@ -201,3 +417,94 @@ class Pairing:
     def _flush(self) -> Pairs:
         closed, self._closed = self._closed, []
         return _pairs(closed)
+
+
+class _Rows(NamedTuple):
+    """Rows to pair, in walk order; `ordinal` numbers their connections 0, 1, ..."""
+
+    ordinal: npt.NDArray[np.int64]
+    connection: npt.NDArray[np.int64]
+    transaction_id: npt.NDArray[np.int64]
+    time: npt.NDArray[np.int64]
+    function_code: npt.NDArray[np.int64]
+    label: npt.NDArray[np.int64]
+    exception: npt.NDArray[np.int64]
+    response: npt.NDArray[np.bool_]
+
+
+def _factorize(values: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The distinct values, ascending, and each value's index among them (`np.unique`, faster)."""
+    low, high = int(values.min()), int(values.max())
+    span = high - low + 1
+    if span <= 4 * len(values) + 1024:
+        offsets = values - low
+        present = np.bincount(offsets, minlength=span) > 0
+        ranks = np.cumsum(present) - 1
+        return np.flatnonzero(present) + low, ranks[offsets]
+    uniques, inverse = np.unique(values, return_inverse=True)
+    return uniques, inverse.reshape(-1)
+
+
+def _stable_order(
+    minor: npt.NDArray[np.int64] | None, major: npt.NDArray[np.int64], majors: int
+) -> npt.NDArray[np.intp]:
+    """The stable order by (major, minor) (`major` in range(majors)): radix sorts where they fit."""
+    order = None
+    if minor is not None:
+        low = int(minor.min())
+        keys = (minor - low).astype(np.uint16) if int(minor.max()) - low < 1 << 16 else minor
+        order = np.argsort(keys, kind="stable")
+        major = major[order]
+    ranked = np.argsort(major.astype(np.uint16) if majors <= 1 << 16 else major, kind="stable")
+    return ranked if order is None else order[ranked]
+
+
+def _known(names: list[int], held: list[dict[int, _Waiting] | None]) -> _Rows | None:
+    """The requests waiting in these connections as rows (each connection's in its dict's order)."""
+    index: list[int] = []
+    connection: list[int] = []
+    tids: list[int] = []
+    requests: list[_Waiting] = []
+    for position, (name, waiting) in enumerate(zip(names, held, strict=True)):
+        if waiting:
+            index.extend([position] * len(waiting))
+            connection.extend([name] * len(waiting))
+            tids.extend(waiting)
+            requests.extend(waiting.values())
+    if not index:
+        return None
+    times, codes, labels = (np.array(column, dtype=np.int64) for column in zip(*requests, strict=True))
+    zeros = np.zeros(len(index), dtype=np.int64)
+    return _Rows(
+        np.array(index, dtype=np.int64),
+        np.array(connection, dtype=np.int64),
+        np.array(tids, dtype=np.int64),
+        times,
+        codes,
+        labels,
+        zeros,
+        zeros.astype(np.bool_),
+    )
+
+
+def _closed(rows: _Rows, closing: Array, has_request: Array, request: Array) -> Pairs:
+    """The exchanges the rows at `closing` close; `request` is the waiting request's row, if any."""
+    request = np.where(has_request, request, closing)
+    response = rows.response[closing]
+    code = rows.function_code[request]
+    return Pairs(
+        rows.connection[closing],
+        rows.transaction_id[closing].astype(np.int32),
+        code.astype(np.int16),
+        np.where(has_request, rows.label[request], -1),
+        np.where(response, rows.label[closing], -1),
+        np.where(has_request, rows.time[request], -1),
+        np.where(response, rows.time[closing], -1),
+        np.where(response, rows.exception[closing], 0).astype(np.int16),
+        has_request & response & (code != rows.function_code[closing]),
+        np.where(
+            has_request,
+            np.where(response, PairStatus.ANSWERED, PairStatus.REPLACED),
+            PairStatus.UNSOLICITED,
+        ).astype(np.uint8),
+    )
