@@ -2,8 +2,8 @@
 
 Readers (files, streams, live capture) fill batches; the layer decoder and the protocol column
 extractors work on a whole batch with numpy; only what the fast path cannot take goes packet by
-packet. The bytes of every packet lie back to back in `buffer`; packet `i` is
-`buffer[offsets[i] : offsets[i] + lengths[i]]`.
+packet. The bytes of every packet lie in `buffer` (a reader's chunk, other bytes may lie between
+them); packet `i` is `buffer[offsets[i] : offsets[i] + lengths[i]]`.
 """
 
 from __future__ import annotations
