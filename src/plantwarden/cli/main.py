@@ -20,6 +20,7 @@ from plantwarden.cli.state import CliState
 from plantwarden.cli.store import backup_command, db_group, restore_command
 from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.settings import parse_assignment
+from plantwarden.monitoring.cli import sensor_group
 from plantwarden.sim.cli import sim_group
 from plantwarden.zones.cli import site_group
 
@@ -60,6 +61,7 @@ COMMANDS = (
     user_group,
     token_group,
     sim_group,
+    sensor_group,
 )
 for command in COMMANDS:
     cli.add_command(command)

@@ -1,0 +1,124 @@
+"""The sensor against tshark on the same capture, one core, CPU time.
+
+Input: a capture of the simulated plant with every attack scenario (`plantwarden sim generate`,
+seed 1): about 29 % of Modbus PDUs share a segment, 1 % are split across two, 0.5 % of Modbus
+segments are retransmitted; VLAN and QinQ tags, IP and TCP options, DNS, NTP, TLS, HTTP, MQTT
+and ARP beside Modbus. The process is pinned to one core and timed in CPU seconds, in a child
+process each (so each starts cold and its peak memory is its own):
+
+- dissection and flows: the sensor with no record writer (layers, flows, Modbus fast and exact
+  paths, pairing);
+- with records: the same, writing protocol and flow records to the records plane (SQLite) under
+  the default storage policy;
+- tshark reading the same file with Modbus field extraction (`-T fields -e modbus.func_code`).
+
+The share of Modbus segments taken by the exact path is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD = """
+import json, os, sys, time
+from pathlib import Path
+os.sched_setaffinity(0, {int(sys.argv[3])})
+from plantwarden.capture.pcapfile import read_capture
+from plantwarden.monitoring.sensor import Sensor
+writer = None
+if sys.argv[2] != "-":
+    from plantwarden.core.records.partitions import SQLitePartitions
+    from plantwarden.core.records.plane import RecordWriter
+    writer = RecordWriter(SQLitePartitions(Path(sys.argv[2])), "bench")
+sensor = Sensor(writer=writer)
+started = time.process_time()
+for batch in read_capture(Path(sys.argv[1])):
+    sensor.process(batch)
+counters = sensor.finish()
+if writer is not None:
+    writer.close()
+cpu = time.process_time() - started
+peak = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
+print(json.dumps({"cpu": cpu, "packets": counters.packets, "exact": counters.exact_segments,
+                  "segments": counters.modbus_segments, "pdus": counters.modbus_pdus,
+                  "records": counters.protocol_records + counters.flow_records, "peak_mb": peak}))
+"""
+
+
+def _core() -> int:
+    return max(os.sched_getaffinity(0))
+
+
+def measure_sensor(capture: Path, records: Path | None) -> dict[str, float]:
+    """The sensor over `capture` in a child pinned to one core (records into `records`, if given)."""
+    command = [sys.executable, "-c", CHILD, str(capture), str(records) if records else "-", str(_core())]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    figures: dict[str, float] = json.loads(result.stdout)
+    return figures
+
+
+def measure_tshark(capture: Path) -> float:
+    """CPU seconds tshark takes to read the whole capture with Modbus field extraction, one core."""
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        raise SystemExit("tshark is not installed: apt-get install tshark")
+    command = [
+        "taskset",
+        "-c",
+        str(_core()),
+        tshark,
+        "-n",
+        "-r",
+        str(capture),
+        "-T",
+        "fields",
+        "-e",
+        "modbus.func_code",
+    ]
+    before = os.times()
+    subprocess.run(command, capture_output=True, check=True)
+    after = os.times()
+    return (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+
+def run(quick: bool = False) -> None:
+    """Print packets per CPU second of the sensor (without and with records) and of tshark."""
+    packets = 200_000 if quick else 1_000_000
+    with tempfile.TemporaryDirectory(prefix="pw-bench-sensor-") as folder:
+        capture = Path(folder) / "plant.pcap"
+        _generate(capture, packets)
+        size = capture.stat().st_size
+        bare = measure_sensor(capture, None)
+        recorded = measure_sensor(capture, Path(folder) / "records")
+        tshark_cpu = measure_tshark(capture)
+    print(f"input: {packets:,} packets, {size / 1e6:.0f} MB pcap, one core (CPU time)")
+    share = bare["exact"] / max(bare["segments"], 1)
+    print(
+        f"Modbus: {bare['segments']:,.0f} segments, {share:.1%} on the exact path; {bare['pdus']:,.0f} PDUs"
+    )
+    rows = [
+        ("sensor: dissection and flows", bare),
+        ("sensor: with records written", recorded),
+    ]
+    tshark_rate = packets / tshark_cpu
+    for name, figures in rows:
+        rate = packets / figures["cpu"]
+        print(
+            f"{name:32} {figures['cpu']:7.2f} s  {rate:>11,.0f} packets/s  x{rate / tshark_rate:5.1f} tshark"
+            f"  peak {figures['peak_mb']:.0f} MB"
+        )
+    print(f"{'tshark -T fields (modbus)':32} {tshark_cpu:7.2f} s  {tshark_rate:>11,.0f} packets/s")
+
+
+def _generate(capture: Path, packets: int) -> None:
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "plantwarden", "sim", "generate", "--seed", "1", "--attacks", "all"]
+    subprocess.run([*command, "--packets", str(packets), str(capture)], capture_output=True, check=True)
+    print(f"# generated the input in {time.perf_counter() - started:.1f} s")

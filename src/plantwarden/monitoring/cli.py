@@ -1,0 +1,135 @@
+"""`plantwarden sensor run`: read traffic (capture files, a live interface, the plant's tap), record
+flows and Modbus requests in the records plane, show progress and a summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import click
+
+from plantwarden.capture.batch import PacketBatch
+from plantwarden.capture.errors import CaptureError
+from plantwarden.capture.pcapfile import read_capture
+from plantwarden.core.records.plane import RecordWriter
+from plantwarden.core.records.settings import RecordsSettings
+from plantwarden.core.runtime import Runtime, RuntimeProvider
+from plantwarden.monitoring.sensor import Sensor, SensorCounters, SensorOptions
+from plantwarden.monitoring.summary import Progress, summary_lines
+
+
+@click.group("sensor")
+def sensor_group() -> None:
+    """The passive sensor: capture, flows, industrial protocols, records."""
+
+
+@sensor_group.command("run")
+@click.option(
+    "--pcap",
+    "pcaps",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A pcap or pcapng file (repeat for several; - for standard input).",
+)
+@click.option("--interface", help="Capture live on this interface (needs root or CAP_NET_RAW).")
+@click.option(
+    "--tap",
+    "tap",
+    type=click.Path(path_type=Path),
+    help="Read the simulated plant's tap (a FIFO or a growing file from `plantwarden sim run --tap`).",
+)
+@click.option("--site", default="default", show_default=True, help="The site the sensor watches.")
+@click.option("--segment", default="default", show_default=True, help="The network segment it sits on.")
+@click.option(
+    "--modbus-port",
+    "modbus_ports",
+    multiple=True,
+    type=click.IntRange(1, 65535),
+    default=(502,),
+    show_default=True,
+    help="TCP port of Modbus servers (repeat for several).",
+)
+@click.option("--no-records", is_flag=True, help="Decode and count only; write nothing to the records plane.")
+@click.option(
+    "--duration", type=click.FloatRange(min=0.1), help="With --interface: stop after this many seconds."
+)
+@click.pass_obj
+def run_command(
+    state: RuntimeProvider,
+    pcaps: tuple[Path, ...],
+    interface: str | None,
+    tap: Path | None,
+    site: str,
+    segment: str,
+    modbus_ports: tuple[int, ...],
+    no_records: bool,
+    duration: float | None,
+) -> None:
+    """Run the sensor over capture files, a live interface or the plant's tap, then summarise."""
+    sources = sum(bool(x) for x in (pcaps, interface, tap))
+    if sources != 1:
+        raise click.UsageError("give exactly one source: --pcap FILE..., --interface IF, or --tap PATH")
+    runtime = state.runtime()
+    writer = None if no_records else _writer(runtime)
+    sensor = Sensor(SensorOptions(site=site, segment=segment, modbus_ports=modbus_ports), writer)
+    progress = Progress(sys.stderr)
+    problem: str | None = None
+    try:
+        for batch, loss in _batches(pcaps, interface, tap, duration):
+            sensor.process(batch)
+            progress.update(sensor.counters, loss)
+    except CaptureError as error:
+        problem = error.message
+    except KeyboardInterrupt:
+        problem = "interrupted: what was read so far is recorded"
+    finally:
+        counters = sensor.finish()
+        if writer is not None:
+            writer.close()
+        progress.done()
+    _report(counters, progress, problem)
+
+
+def _writer(runtime: Runtime) -> RecordWriter:
+    settings = runtime.settings[RecordsSettings]
+    return RecordWriter(
+        runtime.records(),
+        "sensor",
+        partition_seconds=settings.partition_seconds,
+        chunk_rows=settings.chunk_rows,
+    )
+
+
+def _batches(
+    pcaps: tuple[Path, ...], interface: str | None, tap: Path | None, duration: float | None
+) -> Iterator[tuple[PacketBatch, tuple[int, int] | None]]:
+    if interface:
+        yield from _live(interface, duration)
+        return
+    paths: Iterable[Path] = pcaps if pcaps else [tap] if tap is not None else []
+    for path in paths:
+        source = sys.stdin.buffer if str(path) == "-" else path
+        for batch in read_capture(source):
+            yield batch, None
+
+
+def _live(interface: str, duration: float | None) -> Iterator[tuple[PacketBatch, tuple[int, int] | None]]:
+    from plantwarden.capture.live import LiveCapture  # noqa: PLC0415 - Linux-only, loaded when asked for
+
+    deadline = None if duration is None else time.monotonic() + duration
+    with LiveCapture(interface) as capture:
+        while deadline is None or time.monotonic() < deadline:
+            batch = capture.read(timeout=0.2)
+            stats = capture.stats()
+            if batch is not None:
+                yield batch, (stats.received, stats.dropped)
+
+
+def _report(counters: SensorCounters, progress: Progress, problem: str | None) -> None:
+    for line in summary_lines(counters, progress.elapsed, progress.loss):
+        click.echo(line)
+    if problem is not None:
+        click.echo(f"error: {problem}", err=True)
+        raise SystemExit(1)
