@@ -63,7 +63,7 @@ def summary_lines(counters: SensorCounters, elapsed: float, loss: tuple[int, int
         ("capture loss", "none reported" if loss is None else f"{loss[1]:,} dropped of {loss[0]:,} received"),
         ("layers", _counts(c.layer_status)),
         ("Modbus segments", f"{c.modbus_segments:,} ({exact_share:.1%} on the exact path)"),
-        ("Modbus PDUs", f"{c.modbus_pdus:,}: {_counts(c.modbus_findings)}"),
+        ("Modbus PDUs", f"{c.modbus_pdus:,}: {_counts(c.modbus_findings)}" if c.modbus_pdus else "0"),
         ("requests", f"{c.requests:,}: {answered}, {c.unanswered:,} unanswered"),
         ("responses without request", f"{c.unsolicited:,}"),
         ("TCP stream findings", _counts(c.stream_findings) or "none"),
