@@ -50,6 +50,7 @@ OPERATION_DOCS: Mapping[str, str] = MappingProxyType(
         "program": "download, upload or change the logic or configuration of a controller",
         "control": "change the run state of a controller (start, stop, reset, cold restart)",
         "diagnostic": "diagnostic functions (counters, restart communications, listen-only mode)",
+        "identify": "ask a device who it is (vendor, product, revision, serial, modules)",
     }
 )
 """The generic plant operations, the same in every protocol (`core.records.schema.Operation`)."""
@@ -73,7 +74,7 @@ def _platform(*names: str) -> frozenset[str]:
 
 _VIEWING = Rule("view", _platform("status.read", "sites.read", "alerts.read"))
 _ACKNOWLEDGING = Rule("acknowledge", _platform("alerts.acknowledge"))
-_PLANT_READING = Rule("plant-read", frozenset({"plant:*.read"}))
+_PLANT_READING = Rule("plant-read", frozenset({"plant:*.read", "plant:*.identify"}))
 _PLANT_WRITING = Rule(
     "plant-write", frozenset({"plant:*.write"}), conditions=Conditions(requires_training=True)
 )

@@ -90,8 +90,8 @@ def test_viewer_reads_status_sites_and_alerts() -> None:
     assert rights("viewer") == {"platform:status.read", "platform:sites.read", "platform:alerts.read"}
 
 
-def test_operator_adds_acknowledging_and_plant_reads_and_writes() -> None:
-    plant = {a for a in PLANT_OPERATIONS if a.endswith((".read", ".write"))}
+def test_operator_adds_acknowledging_and_plant_reads_identification_and_writes() -> None:
+    plant = {a for a in PLANT_OPERATIONS if a.endswith((".read", ".identify", ".write"))}
     assert rights("operator") == rights("viewer") | {"platform:alerts.acknowledge"} | plant
 
 
