@@ -9,7 +9,7 @@ import platform
 import time
 from datetime import UTC, datetime
 
-BENCHMARKS = ("records", "policy", "auth", "generator", "sensor")
+BENCHMARKS = ("records", "policy", "auth", "generator", "sensor", "live")
 
 
 def main() -> None:

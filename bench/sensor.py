@@ -31,7 +31,7 @@ CHILD = """
 import json, os, sys, time
 from pathlib import Path
 os.sched_setaffinity(0, {int(sys.argv[3])})
-from plantwarden.capture.pcapfile import read_capture
+from plantwarden.capture.pcap import read_capture
 from plantwarden.monitoring.sensor import Sensor
 writer = None
 if sys.argv[2] != "-":

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plantwarden.capture.pcapfile import read_capture
+from plantwarden.capture.pcap import read_capture
 from plantwarden.monitoring.sensor import Sensor, SensorOptions
 from plantwarden.protocols.modbus import ModbusFinding
 from tests.tshark_support import tshark

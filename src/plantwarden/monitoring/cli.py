@@ -12,7 +12,7 @@ import click
 
 from plantwarden.capture.batch import PacketBatch
 from plantwarden.capture.errors import CaptureError
-from plantwarden.capture.pcapfile import read_capture
+from plantwarden.capture.pcap import read_capture
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from plantwarden.capture.batch import PacketBatch
 from plantwarden.capture.errors import CaptureCorrupt, CaptureTruncated, NotACapture
-from plantwarden.capture.pcapfile import open_capture_reader, read_capture
+from plantwarden.capture.pcap import open_capture_reader, read_capture
 from tests.tshark_support import tshark
 
 DATASETS = Path(__file__).resolve().parents[4] / "shared" / "datasets"

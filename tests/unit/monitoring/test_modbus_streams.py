@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from plantwarden.capture.batch import PacketBatch
-from plantwarden.capture.pcapfile import read_capture
+from plantwarden.capture.pcap import read_capture
 from plantwarden.monitoring.sensor import Sensor
 from plantwarden.sim import modbus_messages as modbus
 from plantwarden.sim.traffic.generator import generate
