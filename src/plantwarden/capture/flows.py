@@ -1,16 +1,19 @@
 """The flow table: one entry per conversation (site, segment, 5-tuple), updated a batch at a time.
 
 A batch's packets are grouped by a 64-bit hash of their canonical 5-tuple (the lower endpoint
-first) with numpy; the Python work is per flow of the batch, not per packet. A hash collision is
-detected (the full key of every packet is compared with its group's) and the colliding packets
-are handled apart, so no two conversations are ever merged. The client of a flow is the sender
-of its first SYN without ACK, or else of its first packet. Flows end after an idle timeout
-(shorter once TCP has closed them); the table never holds more than `max_flows`, evicting the
-longest idle first and counting evictions.
+first) with numpy, and each group's counters (packets and bytes each way, first and last time,
+TCP flags) are summed with numpy too; the Python work is per flow of the batch (find or start
+the flow, add the sums), not per packet. A hash collision is detected (the full key of every
+packet is compared with its group's) and that batch is grouped by the full keys instead, so no
+two conversations are ever merged. The client of a flow is the sender of its first SYN without
+ACK, or else of its first packet. Flows end after an idle timeout (shorter once TCP has closed
+them), found through a heap of deadlines rather than a walk over every flow; the table never
+holds more than `max_flows`, evicting the longest idle first and counting evictions.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -19,6 +22,8 @@ import numpy.typing as npt
 
 SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
 SECOND_NS = 1_000_000_000
+STALE_DEADLINES = 4096
+"""Stale entries the deadline heap may hold beyond two per flow before it is rebuilt."""
 MIX = (
     np.uint64(0x9E3779B97F4A7C15),
     np.uint64(0xC2B2AE3D27D4EB4F),
@@ -81,7 +86,10 @@ class FlowTableStats:
     collisions: int = 0
 
 
-Key = tuple[bytes, bytes, int, int, int]
+Words = npt.NDArray[np.uint64]
+Key = tuple[int, int, int, int, int]
+"""A canonical 5-tuple as integers: the lower address (two 64-bit words), the higher one, and
+`low_port << 24 | high_port << 8 | transport`."""
 
 
 class FlowTable:
@@ -104,6 +112,12 @@ class FlowTable:
         self.stats = FlowTableStats()
         self._next_id = 0
         self._ended: list[Flow] = []
+        self._keys: dict[int, tuple[Key, bool]] = {}
+        """Per flow id: its key, and whether its client is the key's higher endpoint."""
+        self._deadlines: list[tuple[int, int]] = []
+        """A heap of (time after which a flow may have expired, flow id): each flow has an entry
+        no later than its true deadline; stale entries are skipped or pushed back when they come
+        up, and the heap is rebuilt when they outnumber the flows (evictions leave them behind)."""
 
     def __len__(self) -> int:
         return len(self.flows)
@@ -128,66 +142,108 @@ class FlowTable:
         if len(rows) == 0:
             return FlowUpdate(flow_ids, from_client)
         key = _CanonicalKeys(src_addr[rows], dst_addr[rows], src_port[rows], dst_port[rows], transport[rows])
-        groups, inverse = np.unique(key.hashes(), return_inverse=True)
-        first = np.zeros(len(groups), dtype=np.int64)
-        first[inverse[::-1]] = np.arange(len(rows) - 1, -1, -1)  # each group's first packet
-        same = key.equal_rows(first[inverse])
-        columns = _Columns(ts_ns[rows], ip_length[rows], tcp_flags[rows], key.swapped)
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.searchsorted(inverse[order], np.arange(len(groups) + 1))
-        for group in range(len(groups)):
-            members = order[bounds[group] : bounds[group + 1]]
-            self._group(members[same[members]], key, columns, rows, flow_ids, from_client)
-        for index in np.flatnonzero(~same):  # hash collisions: rare, packet by packet
-            self.stats.collisions += 1
-            self._group(np.array([index]), key, columns, rows, flow_ids, from_client)
+        groups = self._groups(key)
+        sums = _GroupSums(groups, ts_ns[rows], ip_length[rows], tcp_flags[rows], key.swapped)
+        flow_of, high_of = self._count(key, groups, sums, tcp_flags[rows])
+        flow_ids[rows] = flow_of[groups.inverse]
+        from_client[rows] = key.swapped == high_of[groups.inverse]
         self._bound()
         return FlowUpdate(flow_ids, from_client)
 
-    def _group(
-        self,
-        members: npt.NDArray[np.int64],
-        key: _CanonicalKeys,
-        columns: _Columns,
-        rows: npt.NDArray[np.int64],
-        flow_ids: npt.NDArray[np.int64],
-        from_client: npt.NDArray[np.bool_],
-    ) -> None:
-        """Count one flow's packets of the batch (`members`, indexes into `rows`)."""
-        if len(members) == 0:
-            return
-        canonical = key.key(int(members[0]))
-        flow_id, flow = self._flow(canonical, columns, members)
-        client_is_high = flow.client != canonical[0]
-        forward = columns.swapped[members] == client_is_high
-        flow_ids[rows[members]] = flow_id
-        from_client[rows[members]] = forward
-        _count(flow, columns, members, forward)
+    def _groups(self, key: _CanonicalKeys) -> _Groups:
+        """The batch's packets by flow: by hash, or by full key where two flows' hashes collide."""
+        groups = _Groups.by_hash(key.hashes())
+        same = key.equal_rows(groups.order[groups.starts][groups.inverse])
+        if same.all():
+            return groups
+        self.stats.collisions += int(np.count_nonzero(~same))
+        return _Groups.by_key(key)
 
-    def _flow(self, canonical: Key, columns: _Columns, members: npt.NDArray[np.int64]) -> tuple[int, Flow]:
-        flow_id = self.ids.get(canonical)
-        if flow_id is not None:
-            return flow_id, self.flows[flow_id]
-        opener = _opener(columns, members)
-        swapped = bool(columns.swapped[opener])
-        low, high, low_port, high_port, transport = canonical
-        client, server = (high, low) if swapped else (low, high)
-        ports = (high_port, low_port) if swapped else (low_port, high_port)
-        first_ns = int(columns.ts_ns[members].min())
-        flow_id = self._next_id
-        flow = Flow(client, server, ports[0], ports[1], transport, first_ns, first_ns, flow_id=flow_id)
-        self._next_id += 1
-        self.flows[flow_id] = flow
-        self.ids[canonical] = flow_id
-        self.stats.started += 1
-        return flow_id, flow
+    def _count(
+        self, key: _CanonicalKeys, groups: _Groups, sums: _GroupSums, tcp_flags: npt.NDArray[np.uint16]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Add each group's sums to its flow (started if new); per group, the flow id and whether
+        its client is the higher endpoint."""
+        canonical = key.keys(groups.order[groups.starts])
+        self._start_new(canonical, key, groups, sums, tcp_flags)
+        flow_of = [self.ids[one] for one in canonical]
+        high_of = [self._keys[flow_id][1] for flow_id in flow_of]
+        rows = zip(
+            flow_of,
+            high_of,
+            sums.packets.tolist(),
+            sums.high_packets.tolist(),
+            sums.bytes.tolist(),
+            sums.high_bytes.tolist(),
+            sums.first_ns.tolist(),
+            sums.last_ns.tolist(),
+            sums.flags.tolist(),
+            sums.fins.tolist(),
+            strict=True,
+        )
+        for flow_id, high, packets, high_packets, size, high_size, first_ns, last_ns, flags, fins in rows:
+            flow = self.flows[flow_id]
+            forward_packets = high_packets if high else packets - high_packets
+            forward_bytes = high_size if high else size - high_size
+            flow.packets[0] += forward_packets
+            flow.packets[1] += packets - forward_packets
+            flow.bytes[0] += forward_bytes
+            flow.bytes[1] += size - forward_bytes
+            flow.last_ns = max(flow.last_ns, last_ns)
+            flow.first_ns = min(flow.first_ns, first_ns)
+            if flow.transport == 6 and _tcp_state(flow, flags, fins):
+                heapq.heappush(self._deadlines, (flow.last_ns + self.closed_ns, flow_id))
+        return np.array(flow_of, dtype=np.int64), np.array(high_of, dtype=bool)
+
+    def _start_new(
+        self,
+        canonical: list[Key],
+        key: _CanonicalKeys,
+        groups: _Groups,
+        sums: _GroupSums,
+        tcp_flags: npt.NDArray[np.uint16],
+    ) -> None:
+        """Start a flow for each group whose key has none, in group order."""
+        new = [group for group, one in enumerate(canonical) if one not in self.ids]
+        if not new:
+            return
+        rows = np.array(new, dtype=np.int64)
+        high_opened = key.swapped[_openers(groups, tcp_flags)[rows]].tolist()
+        low, high = key.addresses(groups.order[groups.starts[rows]])
+        first_ns = sums.first_ns[rows].tolist()
+        for index, group in enumerate(new):
+            ports = canonical[group][4]
+            transport, low_port, high_port = ports & 0xFF, ports >> 24, ports >> 8 & 0xFFFF
+            low_end = (low[16 * index : 16 * index + 16], low_port)
+            high_end = (high[16 * index : 16 * index + 16], high_port)
+            (client, client_port), (server, server_port) = (
+                (high_end, low_end) if high_opened[index] else (low_end, high_end)
+            )
+            flow_id = self._next_id
+            start = first_ns[index]
+            flow = Flow(client, server, client_port, server_port, transport, start, start, flow_id=flow_id)
+            self._next_id += 1
+            self.flows[flow_id] = flow
+            self.ids[canonical[group]] = flow_id
+            self._keys[flow_id] = (canonical[group], high_opened[index])
+            heapq.heappush(self._deadlines, (start + self._timeout(flow), flow_id))
+        self.stats.started += len(new)
 
     def expire(self, now_ns: int) -> list[Flow]:
         """Remove and return the flows idle past their timeout at `now_ns`, and those evicted since."""
         ended, self._ended = self._ended, []
-        for flow_id, flow in list(self.flows.items()):
-            if now_ns - flow.last_ns > self._timeout(flow):
-                ended.append(self._remove(flow_id))
+        deadlines, due = self._deadlines, []
+        while deadlines and deadlines[0][0] < now_ns:
+            _, flow_id = heapq.heappop(deadlines)
+            flow = self.flows.get(flow_id)
+            if flow is None:  # ended already
+                continue
+            deadline = flow.last_ns + self._timeout(flow)
+            if now_ns > deadline:
+                due.append(flow_id)
+            else:
+                heapq.heappush(deadlines, (deadline, flow_id))
+        ended += [self._remove(flow_id) for flow_id in sorted(set(due))]
         self.stats.ended += len(ended)
         return ended
 
@@ -195,6 +251,7 @@ class FlowTable:
         """Remove and return every flow (the end of a capture)."""
         ended = self._ended + [self._remove(flow_id) for flow_id in list(self.flows)]
         self._ended = []
+        self._deadlines.clear()
         self.stats.ended += len(ended)
         return ended
 
@@ -207,11 +264,16 @@ class FlowTable:
         return self.udp_ns if flow.transport != 6 else self.idle_ns
 
     def _remove(self, flow_id: int) -> Flow:
-        flow = self.flows.pop(flow_id)
-        del self.ids[_flow_key(flow)]
-        return flow
+        canonical, _ = self._keys.pop(flow_id)
+        del self.ids[canonical]
+        return self.flows.pop(flow_id)
 
     def _bound(self) -> None:
+        if len(self._deadlines) > 2 * len(self.flows) + STALE_DEADLINES:
+            self._deadlines = [
+                (flow.last_ns + self._timeout(flow), flow.flow_id) for flow in self.flows.values()
+            ]
+            heapq.heapify(self._deadlines)
         excess = len(self.flows) - self.max_flows
         if excess <= 0:
             return
@@ -221,58 +283,98 @@ class FlowTable:
         self.stats.evicted += excess
 
 
-def _flow_key(flow: Flow) -> Key:
-    if (flow.client, flow.client_port) <= (flow.server, flow.server_port):
-        return (flow.client, flow.server, flow.client_port, flow.server_port, flow.transport)
-    return (flow.server, flow.client, flow.server_port, flow.client_port, flow.transport)
+def _openers(groups: _Groups, tcp_flags: npt.NDArray[np.uint16]) -> npt.NDArray[np.int64]:
+    """Per group, the packet that opened its flow: its first SYN without ACK, else its first packet."""
+    flags = tcp_flags[groups.order]
+    positions = np.arange(len(flags), dtype=np.int64)
+    syn = np.where((flags & SYN != 0) & (flags & ACK == 0), positions, len(flags))
+    first_syn = np.minimum.reduceat(syn, groups.starts)
+    openers: npt.NDArray[np.int64] = groups.order[np.where(first_syn < len(flags), first_syn, groups.starts)]
+    return openers
 
 
-@dataclass(frozen=True, slots=True)
-class _Columns:
-    ts_ns: npt.NDArray[np.int64]
-    ip_length: npt.NDArray[np.int32]
-    tcp_flags: npt.NDArray[np.uint16]
-    swapped: npt.NDArray[np.bool_]
-
-
-def _opener(columns: _Columns, members: npt.NDArray[np.int64]) -> int:
-    """The packet that opened the flow: its first SYN without ACK, else its first packet."""
-    flags = columns.tcp_flags[members]
-    syns = np.flatnonzero((flags & SYN != 0) & (flags & ACK == 0))
-    return int(members[syns[0]] if len(syns) else members[0])
-
-
-def _count(
-    flow: Flow, columns: _Columns, members: npt.NDArray[np.int64], forward: npt.NDArray[np.bool_]
-) -> None:
-    sizes = columns.ip_length[members]
-    forward_count = int(forward.sum())
-    flow.packets[0] += forward_count
-    flow.packets[1] += len(members) - forward_count
-    flow.bytes[0] += int(sizes[forward].sum())
-    flow.bytes[1] += int(sizes[~forward].sum())
-    flow.last_ns = max(flow.last_ns, int(columns.ts_ns[members].max()))
-    flow.first_ns = min(flow.first_ns, int(columns.ts_ns[members].min()))
-    if flow.transport == 6:
-        _tcp_state(flow, columns.tcp_flags[members])
-
-
-def _tcp_state(flow: Flow, flags: npt.NDArray[np.uint16]) -> None:
-    seen = int(np.bitwise_or.reduce(flags)) if len(flags) else 0
+def _tcp_state(flow: Flow, seen: int, fins: int) -> bool:
+    """Move a TCP flow's state on by a batch's packets (`seen`: their flags OR-ed, `fins`: how
+    many had FIN); whether the connection has just closed."""
+    was_closed = flow.closed
     if seen & RST:
         flow.tcp_state = TcpState.RESET
-        return
+        return not was_closed
     if flow.tcp_state == TcpState.NONE:
         flow.tcp_state = TcpState.SYN_SENT if seen & SYN and not seen & ACK else TcpState.ESTABLISHED
     if flow.tcp_state == TcpState.SYN_SENT and seen & ACK:
         flow.tcp_state = TcpState.ESTABLISHED
     if seen & FIN:
-        flow.fins += int(np.count_nonzero(flags & FIN))
+        flow.fins += fins
         flow.tcp_state = TcpState.CLOSED if flow.fins >= 2 else TcpState.CLOSING
+    return flow.closed and not was_closed
+
+
+class _Groups:
+    """A batch's packets grouped by flow: `order` lists them group by group (in capture order
+    within a group), group `g` being `order[starts[g]:starts[g + 1]]`; `inverse` is each packet's group."""
+
+    def __init__(self, order: npt.NDArray[np.int64], starts: npt.NDArray[np.int64]) -> None:
+        self.order, self.starts = order, starts
+        self.sizes = np.diff(np.append(starts, len(order)))
+        self.inverse = np.empty(len(order), dtype=np.int64)
+        self.inverse[order] = np.repeat(np.arange(len(starts), dtype=np.int64), self.sizes)
+
+    @classmethod
+    def by_hash(cls, hashes: npt.NDArray[np.uint64]) -> _Groups:
+        """Groups of equal hashes, in hash order; a stable sort as a plain one: each hash's low
+        bits give way to the packet's index (so hashes equal but in those bits fall together,
+        which the collision check sees)."""
+        count = len(hashes)
+        bits = np.uint64(max(count - 1, 1).bit_length())
+        packed = (hashes >> bits << bits) | np.arange(count, dtype=np.uint64)
+        packed.sort()
+        order = (packed & ((np.uint64(1) << bits) - np.uint64(1))).astype(np.int64)
+        high = packed >> bits
+        starts = np.flatnonzero(np.concatenate(([True], high[1:] != high[:-1])))
+        return cls(order, starts)
+
+    @classmethod
+    def by_key(cls, key: _CanonicalKeys) -> _Groups:
+        """Groups of equal full keys (slower: the batches where two flows' hashes collide)."""
+        _, inverse = np.unique(np.column_stack(key.columns()), axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        order = np.argsort(inverse, kind="stable").astype(np.int64)
+        starts = np.flatnonzero(np.concatenate(([True], inverse[order][1:] != inverse[order][:-1])))
+        return cls(order, starts)
+
+
+class _GroupSums:
+    """Per group of a batch: packets and bytes (all, and those sent by the higher endpoint),
+    first and last time, TCP flags OR-ed and FIN count."""
+
+    def __init__(
+        self,
+        groups: _Groups,
+        ts_ns: npt.NDArray[np.int64],
+        ip_length: npt.NDArray[np.int32],
+        tcp_flags: npt.NDArray[np.uint16],
+        swapped: npt.NDArray[np.bool_],
+    ) -> None:
+        order, starts = groups.order, groups.starts
+        times, sizes, flags = ts_ns[order], ip_length[order].astype(np.int64), tcp_flags[order]
+        from_high = swapped[order]
+        self.packets = groups.sizes
+        self.high_packets = np.add.reduceat(from_high.astype(np.int64), starts)
+        self.bytes = np.add.reduceat(sizes, starts)
+        self.high_bytes = np.add.reduceat(np.where(from_high, sizes, 0), starts)
+        self.first_ns = np.minimum.reduceat(times, starts)
+        self.last_ns = np.maximum.reduceat(times, starts)
+        self.flags = np.bitwise_or.reduceat(flags, starts)
+        self.fins = np.add.reduceat((flags & FIN != 0).astype(np.int64), starts)
 
 
 class _CanonicalKeys:
-    """The canonical (lower endpoint first) 5-tuples of some packets, and their 64-bit hashes."""
+    """The canonical (lower endpoint first) 5-tuples of some packets, and their 64-bit hashes.
+
+    Addresses are compared and hashed as two big-endian 64-bit words each (`low`, `high`: the
+    lower and the higher endpoint's), kept as separate columns.
+    """
 
     def __init__(
         self,
@@ -282,52 +384,51 @@ class _CanonicalKeys:
         dst_port: npt.NDArray[np.uint16],
         transport: npt.NDArray[np.uint8],
     ) -> None:
-        src_words = src.view(">u8").reshape(-1, 2)
-        dst_words = dst.view(">u8").reshape(-1, 2)
+        src_words = np.ascontiguousarray(src).view(">u8").reshape(-1, 2).astype(np.uint64)
+        dst_words = np.ascontiguousarray(dst).view(">u8").reshape(-1, 2).astype(np.uint64)
         src_key = (src_words[:, 0], src_words[:, 1], src_port.astype(np.uint64))
         dst_key = (dst_words[:, 0], dst_words[:, 1], dst_port.astype(np.uint64))
         self.swapped = _greater(src_key, dst_key)
-        self.low = np.where(self.swapped, dst, src)
-        self.high = np.where(self.swapped, src, dst)
-        self.low_port = np.where(self.swapped, dst_port, src_port)
-        self.high_port = np.where(self.swapped, src_port, dst_port)
-        self.transport = transport
+        low: list[Words] = [np.where(self.swapped, d, s) for s, d in zip(src_key, dst_key, strict=True)]
+        high: list[Words] = [np.where(self.swapped, s, d) for s, d in zip(src_key, dst_key, strict=True)]
+        self.low = (low[0], low[1])
+        self.high = (high[0], high[1])
+        ports = low[2] << np.uint64(24)
+        ports |= high[2] << np.uint64(8)
+        ports |= transport.astype(np.uint64)
+        self.ports: Words = ports
+        """`low_port << 24 | high_port << 8 | transport`."""
 
     def hashes(self) -> npt.NDArray[np.uint64]:
-        low = self.low.view(">u8").reshape(-1, 2).astype(np.uint64)
-        high = self.high.view(">u8").reshape(-1, 2).astype(np.uint64)
-        ports = (self.low_port.astype(np.uint64) << np.uint64(24)) | (
-            self.high_port.astype(np.uint64) << np.uint64(8)
-        )
-        ports |= self.transport.astype(np.uint64)
+        (low0, low1), (high0, high1) = self.low, self.high
         with np.errstate(over="ignore"):
-            mixed = low[:, 0] * MIX[0] ^ low[:, 1] * MIX[1] ^ high[:, 0] * MIX[2] ^ high[:, 1] * MIX[3]
-            mixed ^= ports * MIX[4]
+            mixed = low0 * MIX[0] ^ low1 * MIX[1] ^ high0 * MIX[2] ^ high1 * MIX[3]
+            mixed ^= self.ports * MIX[4]
             mixed ^= mixed >> np.uint64(31)
         hashed: npt.NDArray[np.uint64] = mixed
         return hashed
 
     def equal_rows(self, other: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         """Whether each packet's full key equals that of packet `other[i]` (collision check)."""
-        equal: npt.NDArray[np.bool_] = (
-            (self.low == self.low[other])
-            & (self.high == self.high[other])
-            & (self.low_port == self.low_port[other])
-            & (self.high_port == self.high_port[other])
-            & (self.transport == self.transport[other])
-        )
+        columns = self.columns()
+        equal: npt.NDArray[np.bool_] = columns[0] == columns[0][other]
+        for column in columns[1:]:
+            equal &= column == column[other]
         return equal
 
-    def key(self, index: int) -> Key:
-        """The canonical 5-tuple of packet `index`."""
-        # numpy drops trailing NUL bytes of an S16 item: pad them back.
-        return (
-            bytes(self.low[index]).ljust(16, b"\0"),
-            bytes(self.high[index]).ljust(16, b"\0"),
-            int(self.low_port[index]),
-            int(self.high_port[index]),
-            int(self.transport[index]),
-        )
+    def columns(self) -> tuple[Words, ...]:
+        """Each packet's full key as five columns (those of `Key`)."""
+        return (self.low[0], self.low[1], self.high[0], self.high[1], self.ports)
+
+    def keys(self, rows: npt.NDArray[np.int64]) -> list[Key]:
+        """The canonical 5-tuples of packets `rows`."""
+        return list(zip(*(column[rows].tolist() for column in self.columns()), strict=True))
+
+    def addresses(self, rows: npt.NDArray[np.int64]) -> tuple[bytes, bytes]:
+        """The lower and the higher addresses of packets `rows`, 16 bytes each, one after the other."""
+        low = np.column_stack((self.low[0][rows], self.low[1][rows])).astype(">u8")
+        high = np.column_stack((self.high[0][rows], self.high[1][rows])).astype(">u8")
+        return low.tobytes(), high.tobytes()
 
 
 def _greater(
@@ -335,9 +436,7 @@ def _greater(
     right: tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]],
 ) -> npt.NDArray[np.bool_]:
     """Element-wise lexicographic `left > right` over three columns."""
-    greater = np.zeros(len(left[0]), dtype=bool)
-    decided = np.zeros(len(left[0]), dtype=bool)
-    for a, b in zip(left, right, strict=True):
-        greater |= ~decided & (a > b)
-        decided |= a != b
+    greater: npt.NDArray[np.bool_] = left[2] > right[2]
+    for a, b in ((left[1], right[1]), (left[0], right[0])):
+        greater = (a > b) | ((a == b) & greater)
     return greater

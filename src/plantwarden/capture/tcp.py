@@ -102,29 +102,32 @@ class TcpStream:
             self.window_seq = (self.window_seq + excess) % MODULO
 
 
-def in_order(
-    stream_ids: npt.NDArray[np.int64],
-    seq: npt.NDArray[np.uint32],
-    advance: npt.NDArray[np.int64],
-    expected_at_start: dict[int, int],
-) -> npt.NDArray[np.bool_]:
-    """Per segment (in capture order): whether its sequence number is the one its stream expects.
+def stream_order(stream_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The segments grouped by stream (ascending ids), in capture order within each: a stable argsort.
 
-    `advance` is how far each segment moves its stream (payload length, +1 for SYN or FIN); a
-    stream's first segment of the batch is compared with `expected_at_start` (streams missing
-    from it accept any number).
+    Stream ids are small non-negative integers, so each is packed with its position into one
+    int64 and sorted as plain numbers, several times faster than numpy's stable argsort.
     """
     count = len(stream_ids)
-    if count == 0:
-        return np.zeros(0, dtype=bool)
-    order = np.argsort(stream_ids, kind="stable")
-    ids, seqs = stream_ids[order], seq[order].astype(np.int64)
-    expected = np.empty(count, dtype=np.int64)
-    expected[1:] = (seqs[:-1] + advance[order][:-1]) % MODULO
-    first = np.ones(count, dtype=bool)
-    first[1:] = ids[1:] != ids[:-1]
-    starts = np.array([expected_at_start.get(int(i), -1) for i in ids[first]], dtype=np.int64)
-    expected[first] = np.where(starts >= 0, starts, seqs[first])
-    result = np.empty(count, dtype=bool)
-    result[order] = seqs == expected
+    bits = max(count - 1, 1).bit_length()
+    if count == 0 or int(stream_ids.min()) < 0 or int(stream_ids.max()) >> (62 - bits):
+        return np.argsort(stream_ids, kind="stable").astype(np.int64)
+    packed = (stream_ids.astype(np.int64) << bits) | np.arange(count, dtype=np.int64)
+    packed.sort()
+    order: npt.NDArray[np.int64] = packed & ((1 << bits) - 1)
+    return order
+
+
+def follows(
+    stream_ids: npt.NDArray[np.int64], seq: npt.NDArray[np.uint32], lengths: npt.NDArray[np.int32]
+) -> npt.NDArray[np.bool_]:
+    """Per segment of segments grouped by stream (`stream_order`): whether it starts where the
+    segment before it, in the same stream, ends (its sequence number plus its length, mod 2^32).
+
+    A stream's first segment follows nothing (False).
+    """
+    result = np.zeros(len(stream_ids), dtype=bool)
+    if len(stream_ids) > 1:
+        ends = (seq[:-1].astype(np.int64) + lengths[:-1]) % MODULO
+        result[1:] = (stream_ids[1:] == stream_ids[:-1]) & (seq[1:] == ends)
     return result

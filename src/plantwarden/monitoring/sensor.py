@@ -128,8 +128,7 @@ class Sensor:
         counters = self.counters
         counters.packets += len(batch)
         counters.bytes += int(batch.wire_lengths.sum())
-        codes, counts = np.unique(layers.status, return_counts=True)
-        for code, count in zip(codes.tolist(), counts.tolist(), strict=True):
+        for code, count in _tally(layers.status):
             counters.layer_status[LayerStatus(code).name.lower()] += count
 
     def _modbus(
@@ -140,14 +139,13 @@ class Sensor:
         counters.modbus_segments += modbus.segments
         counters.exact_segments += modbus.exact_segments
         counters.modbus_pdus += len(columns)
-        codes, counts = np.unique(columns.finding, return_counts=True)
-        for code, count in zip(codes.tolist(), counts.tolist(), strict=True):
+        for code, count in _tally(columns.finding):
             counters.modbus_findings[ModbusFinding(code).name.lower()] += count
         if not len(columns):
             return
-        rows = np.arange(self._next_row, self._next_row + len(columns), dtype=np.int64)
+        requests = _BatchRequests(batch, layers, modbus, self._next_row)
         self._next_row += len(columns)
-        self._remember_requests(batch, layers, flow_ids, modbus, rows)
+        counters.requests += len(requests.rows)
         packets = modbus.packet
         pairs = self.pairing.feed(
             flow_ids[packets],
@@ -156,40 +154,16 @@ class Sensor:
             columns.is_response,
             columns.function_code,
             columns.exception_code,
-            rows,
+            requests.labels(),
         )
-        self._paired(pairs)
-        self._paired(self.pairing.expire(self.counters.last_ns))
+        self._paired(pairs, requests)
+        self._paired(self.pairing.expire(self.counters.last_ns), requests)
+        if self.writer is not None:
+            waiting = requests.waiting()
+            self._waiting.add(requests.first_label + waiting, requests.fields(waiting))
 
-    def _remember_requests(
-        self,
-        batch: PacketBatch,
-        layers: Layers,
-        flow_ids: npt.NDArray[np.int64],
-        modbus: ModbusBatch,
-        rows: npt.NDArray[np.int64],
-    ) -> None:
-        """Keep what a request's record needs until its answer (or its time-out) closes it."""
-        columns = modbus.columns
-        requests = np.flatnonzero(~columns.is_response.astype(bool))
-        packets = modbus.packet[requests]
-        fields = {
-            "ts": batch.ts_ns[packets],
-            "src_addr": layers.src_addr[packets],
-            "dst_addr": layers.dst_addr[packets],
-            "src_port": layers.src_port[packets],
-            "dst_port": layers.dst_port[packets],
-            "operation": OPERATION_TABLE[columns.operation[requests]],
-            "function": columns.function_code[requests],
-            "unit": columns.unit_id[requests],
-            "address": columns.address[requests],
-            "quantity": columns.quantity[requests],
-            "value": columns.value[requests],
-        }
-        self._waiting.add(rows[requests], fields)
-        self.counters.requests += len(requests)
-
-    def _paired(self, pairs: Pairs) -> None:
+    def _paired(self, pairs: Pairs, batch: _BatchRequests | None = None) -> None:
+        """Count closed exchanges and record their requests (those of `batch` read from it)."""
         if not len(pairs):
             return
         counters = self.counters
@@ -200,11 +174,37 @@ class Sensor:
             np.isin(status, (PairStatus.TIMED_OUT, PairStatus.EVICTED, PairStatus.REPLACED)).sum()
         )
         counters.unsolicited += int((status == PairStatus.UNSOLICITED).sum())
-        found, fields = self._waiting.take(pairs.request_row)
+        found = np.flatnonzero(pairs.request_row >= 0)  # every request was kept: all but unsolicited
+        if self.writer is None:
+            counters.protocol_records += len(found)
+        if self.writer is None or not len(found):
+            return
+        fields = self._request_fields(pairs.request_row[found], batch)
         answered = status[found] == PairStatus.ANSWERED
         exception = pairs.exception_code[found].astype(np.int16)
         fields["status"] = np.where(answered, np.maximum(exception, 0), -1).astype(np.int16)
         self._record_requests(fields)
+
+    def _request_fields(
+        self, labels: npt.NDArray[np.int64], batch: _BatchRequests | None
+    ) -> dict[str, npt.NDArray[Any]]:
+        """The fields of the requests labelled `labels`, read from `batch` or the waiting ones."""
+        if batch is None:
+            return self._waiting.take(labels)[1]
+        local = labels - batch.first_label
+        current = local >= 0
+        if not current.any():
+            return self._waiting.take(labels)[1]
+        fields = batch.fields(local[current])
+        batch.closed[local[current]] = True
+        if current.all():
+            return fields
+        older = self._waiting.take(labels[~current])[1]
+        merged = {}
+        for name, values in fields.items():
+            merged[name] = np.empty(len(labels), dtype=values.dtype)
+            merged[name][current], merged[name][~current] = values, older[name]
+        return merged
 
     def _record_requests(self, fields: dict[str, npt.NDArray[Any]]) -> None:
         count = len(fields["ts"])
@@ -256,6 +256,52 @@ class Sensor:
             length=len(flows),
         )
         self.counters.stored_rows += self.writer.write(batch).stored
+
+
+def _tally(codes: npt.NDArray[np.uint8]) -> list[tuple[int, int]]:
+    """(code, how many) for each code present among `codes`, small non-negative integers."""
+    counts = np.bincount(codes)
+    present = np.flatnonzero(counts)
+    return list(zip(present.tolist(), counts[present].tolist(), strict=True))
+
+
+class _BatchRequests:
+    """A batch's requests: their row labels, and their record's fields, read only when needed."""
+
+    def __init__(self, batch: PacketBatch, layers: Layers, modbus: ModbusBatch, first_label: int) -> None:
+        self.batch, self.layers, self.modbus = batch, layers, modbus
+        self.first_label = first_label
+        """The label of the batch's first row (rows are labelled in order across batches)."""
+        self.rows = np.flatnonzero(~modbus.columns.is_response.astype(bool))
+        self.closed = np.zeros(len(modbus.columns), dtype=bool)
+        """Per row: whether its exchange closed (and its request was recorded)."""
+
+    def labels(self) -> npt.NDArray[np.int64]:
+        """Every row's label."""
+        return np.arange(self.first_label, self.first_label + len(self.closed), dtype=np.int64)
+
+    def waiting(self) -> npt.NDArray[np.int64]:
+        """The rows of the requests still waiting for their answer."""
+        waiting: npt.NDArray[np.int64] = self.rows[~self.closed[self.rows]]
+        return waiting
+
+    def fields(self, rows: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[Any]]:
+        """What the records of the requests at `rows` need, but their status."""
+        columns, layers = self.modbus.columns, self.layers
+        packets = self.modbus.packet[rows]
+        return {
+            "ts": self.batch.ts_ns[packets],
+            "src_addr": layers.src_addr[packets],
+            "dst_addr": layers.dst_addr[packets],
+            "src_port": layers.src_port[packets],
+            "dst_port": layers.dst_port[packets],
+            "operation": OPERATION_TABLE[columns.operation[rows]],
+            "function": columns.function_code[rows],
+            "unit": columns.unit_id[rows],
+            "address": columns.address[rows],
+            "quantity": columns.quantity[rows],
+            "value": columns.value[rows],
+        }
 
 
 class _WaitingRequests:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from unittest.mock import patch
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from plantwarden.capture import flows
 from plantwarden.capture.flows import ACK, FIN, RST, SYN, Flow, FlowTable, TcpState
 from plantwarden.core.records.schema import address
 
@@ -114,3 +120,208 @@ def test_many_flows_in_one_batch_are_each_counted(count: int) -> None:
     ids, _ = feed(table, packets)
     assert len(table) == count and len(set(ids.tolist())) == count
     assert sorted(flow.bytes[0] for flow in table) == [2 * (60 + i) for i in range(count)]
+
+
+Packet = tuple[int, bytes, bytes, int, int, int, int, int]
+Endpoint = tuple[bytes, int]
+FlowKey = tuple[Endpoint, Endpoint, int]
+
+
+@dataclass
+class _ReferenceFlow:
+    client: Endpoint
+    first_ns: int
+    last_ns: int
+    packets: list[int] = field(default_factory=lambda: [0, 0])
+    bytes: list[int] = field(default_factory=lambda: [0, 0])
+    tcp_state: int = TcpState.NONE
+    fins: int = 0
+
+
+class _Reference:
+    """The flow table's meaning, packet by packet in plain Python (slow, obviously right)."""
+
+    def __init__(self, idle_s: int, closed_s: int, udp_s: int) -> None:
+        self.idle, self.closed, self.udp = idle_s * S, closed_s * S, udp_s * S
+        self.flows: dict[FlowKey, _ReferenceFlow] = {}
+
+    @staticmethod
+    def key(packet: Packet) -> FlowKey:
+        _, src, dst, sport, dport, transport, _, _ = packet
+        low, high = sorted([(src, sport), (dst, dport)])
+        return (low, high, transport)
+
+    def update(self, packets: list[Packet], valid: list[bool]) -> list[tuple[FlowKey, bool] | None]:
+        """Per packet: its flow's key and whether it goes client to server (None if not valid)."""
+        groups: dict[FlowKey, list[Packet]] = {}
+        for packet, ok in zip(packets, valid, strict=True):
+            if ok:
+                groups.setdefault(self.key(packet), []).append(packet)
+        for key, members in groups.items():
+            if key not in self.flows:
+                syns = [p for p in members if p[7] & SYN and not p[7] & ACK]
+                opener = (syns or members)[0]
+                first = min(p[0] for p in members)
+                self.flows[key] = _ReferenceFlow((opener[1], opener[3]), first, first)
+            self._count(self.flows[key], key, members)
+        return [
+            (self.key(p), (p[1], p[3]) == self.flows[self.key(p)].client) if ok else None
+            for p, ok in zip(packets, valid, strict=True)
+        ]
+
+    def _count(self, flow: _ReferenceFlow, key: FlowKey, members: list[Packet]) -> None:
+        for packet in members:
+            way = 0 if (packet[1], packet[3]) == flow.client else 1
+            flow.packets[way] += 1
+            flow.bytes[way] += packet[6]
+            flow.first_ns = min(flow.first_ns, packet[0])
+            flow.last_ns = max(flow.last_ns, packet[0])
+        if key[2] != 6:
+            return
+        seen = 0
+        for packet in members:
+            seen |= packet[7]
+        if seen & RST:
+            flow.tcp_state = TcpState.RESET
+            return
+        if flow.tcp_state == TcpState.NONE:
+            flow.tcp_state = TcpState.SYN_SENT if seen & SYN and not seen & ACK else TcpState.ESTABLISHED
+        if flow.tcp_state == TcpState.SYN_SENT and seen & ACK:
+            flow.tcp_state = TcpState.ESTABLISHED
+        if seen & FIN:
+            flow.fins += sum(1 for p in members if p[7] & FIN)
+            flow.tcp_state = TcpState.CLOSED if flow.fins >= 2 else TcpState.CLOSING
+
+    def expire(self, now: int) -> set[FlowKey]:
+        ended = set()
+        for key, flow in list(self.flows.items()):
+            if flow.tcp_state in (TcpState.CLOSED, TcpState.RESET):
+                timeout = self.closed
+            else:
+                timeout = self.idle if key[2] == 6 else self.udp
+            if now - flow.last_ns > timeout:
+                ended.add(key)
+                del self.flows[key]
+        return ended
+
+
+def _state(flow: Flow) -> _ReferenceFlow:
+    return _ReferenceFlow(
+        (flow.client, flow.client_port),
+        flow.first_ns,
+        flow.last_ns,
+        flow.packets,
+        flow.bytes,
+        flow.tcp_state,
+        flow.fins,
+    )
+
+
+def _key(flow: Flow) -> FlowKey:
+    low, high = sorted([(flow.client, flow.client_port), (flow.server, flow.server_port)])
+    return (low, high, flow.transport)
+
+
+ENDPOINTS = [(HMI, 50000), (PLC, 502), (OTHER, 53), (address("127.10.2.0"), 502), (HMI, 502)]
+PACKETS = st.tuples(
+    st.integers(0, 4_000_000_000),  # time step
+    st.sampled_from(ENDPOINTS),
+    st.sampled_from(ENDPOINTS),
+    st.sampled_from([6, 6, 17]),
+    st.integers(28, 1500),
+    st.sampled_from([SYN, SYN | ACK, ACK, ACK, ACK, FIN | ACK, RST, 0]),
+    st.integers(0, 9).map(lambda draw: draw == 0),  # not an IP packet (not valid)
+    st.integers(0, 9).map(lambda draw: draw == 0),  # the last of its batch
+)
+Draw = tuple[int, Endpoint, Endpoint, int, int, int, bool, bool]
+
+
+def _run_against_reference(draws: list[Draw]) -> FlowTable:
+    """Feed the draws to a table and to the reference, batch by batch, expiring after each."""
+    table = FlowTable(idle_timeout_s=20, closed_timeout_s=3, udp_timeout_s=8)
+    reference = _Reference(20, 3, 8)
+    batches: list[list[tuple[Packet, bool]]] = [[]]
+    now = 0
+    for step, (src, sport), (dst, dport), transport, length, flags, not_ip, last in draws:
+        now += step
+        batches[-1].append(((now, src, dst, sport, dport, transport, length, flags), not not_ip))
+        if last:
+            batches.append([])
+    ids: dict[int, FlowKey] = {}
+    for batch in batches:
+        if not batch:
+            continue
+        packets = [packet for packet, _ in batch]
+        valid = [ok for _, ok in batch]
+        columns = list(zip(*packets, strict=True))
+        update = table.update(
+            np.array(columns[0], dtype=np.int64),
+            np.array(columns[1], dtype="S16"),
+            np.array(columns[2], dtype="S16"),
+            np.array(columns[3], dtype=np.uint16),
+            np.array(columns[4], dtype=np.uint16),
+            np.array(columns[5], dtype=np.uint8),
+            np.array(columns[6], dtype=np.int32),
+            np.array(columns[7], dtype=np.uint16),
+            np.array(valid, dtype=bool),
+        )
+        expected = reference.update(packets, valid)
+        for flow_id, forward, want in zip(
+            update.flow_ids.tolist(), update.from_client.tolist(), expected, strict=True
+        ):
+            if want is None:
+                assert flow_id == -1
+                continue
+            assert ids.setdefault(flow_id, want[0]) == want[0] and forward == want[1]
+        assert {_key(flow): _state(flow) for flow in table} == reference.flows
+        assert len(table) == len(reference.flows)
+        now = max(packet[0] for packet in packets)
+        assert {_key(flow) for flow in table.expire(now)} == reference.expire(now)
+        assert {_key(flow): _state(flow) for flow in table} == reference.flows
+    return table
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(PACKETS, min_size=1, max_size=60))
+def test_the_vectorised_counters_equal_a_packet_by_packet_reading(draws: list[Draw]) -> None:
+    table = _run_against_reference(draws)
+    assert table.stats.collisions == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(PACKETS, min_size=2, max_size=40))
+def test_colliding_hashes_never_merge_two_conversations(draws: list[Draw]) -> None:
+    def collide(keys: flows._CanonicalKeys) -> np.ndarray:
+        return np.zeros(len(keys.ports), dtype=np.uint64)  # every flow's hash the same
+
+    one_batch: list[Draw] = [(*draw[:7], False) for draw in draws]
+    with patch.object(flows._CanonicalKeys, "hashes", collide):
+        table = _run_against_reference(one_batch)
+    keys = {
+        (*sorted([src, dst]), transport)
+        for _, src, dst, transport, _, _, not_ip, _ in one_batch
+        if not not_ip
+    }
+    assert (table.stats.collisions > 0) == (len(keys) > 1)
+
+
+def test_expiry_skips_flows_that_were_seen_again_and_keeps_them_due_later() -> None:
+    table = FlowTable(idle_timeout_s=10, closed_timeout_s=1)
+    feed(table, [(0, HMI, PLC, 40000, 502, 6, 60, ACK), (0, HMI, PLC, 40001, 502, 6, 60, ACK)])
+    feed(table, [(8 * S, HMI, PLC, 40000, 502, 6, 60, ACK)])  # the first is seen again at 8 s
+    assert [flow.client_port for flow in table.expire(11 * S)] == [40001]
+    assert table.expire(18 * S) == []  # due after 18 s, not at the first deadline (10 s)
+    feed(table, [(19 * S, HMI, PLC, 40000, 502, 6, 60, RST)])  # closed: its deadline comes closer
+    assert table.expire(20 * S) == []
+    assert [flow.client_port for flow in table.expire(20 * S + 1)] == [40000]
+    assert len(table) == 0 and table.stats.ended == 2
+
+
+def test_evicted_flows_leave_no_unbounded_trail_of_deadlines() -> None:
+    table = FlowTable(max_flows=10)
+    for batch in range(100):
+        feed(table, [(batch * S + i, HMI, PLC, 1024 + batch * 100 + i, 502, 6, 60, SYN) for i in range(100)])
+    assert len(table) == 10 and table.stats.evicted == 9990
+    assert len(table._deadlines) <= 2 * len(table) + flows.STALE_DEADLINES
+    (survivor,) = [flow for flow in table if flow.client_port == 1024 + 9999]
+    assert survivor in table.expire(99 * S + 601 * S)  # the rebuilt heap still expires what is left

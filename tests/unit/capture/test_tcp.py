@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plantwarden.capture.tcp import MODULO, StreamFinding, TcpStream, in_order, sequence_delta
+from plantwarden.capture.tcp import MODULO, StreamFinding, TcpStream, follows, sequence_delta, stream_order
 
 
 def test_in_order_data_is_delivered_as_it_comes() -> None:
@@ -76,20 +76,32 @@ def test_any_segmentation_with_retransmissions_gives_the_stream_back_once(
     assert all(finding == StreamFinding.RETRANSMISSION for finding, _ in stream.findings)
 
 
-def test_in_order_marks_what_continues_each_stream() -> None:
-    streams = np.array([1, 2, 1, 1, 2, 1], dtype=np.int64)
-    seq = np.array([100, 7, 110, 110, 9, 125], dtype=np.uint32)
-    advance = np.array([10, 2, 10, 10, 3, 1], dtype=np.int64)
-    # stream 1: 100 (known start), 110 ok, 110 again (a retransmission), then 125 after a gap
-    result = in_order(streams, seq, advance, {1: 100})
-    assert result.tolist() == [True, True, True, False, True, False]
+def test_follows_marks_the_segments_that_start_where_the_one_before_ends() -> None:
+    streams = np.array([1, 1, 1, 1, 2, 2], dtype=np.int64)
+    seq = np.array([100, 110, 110, 125, 110, 112], dtype=np.uint32)
+    lengths = np.array([10, 10, 10, 1, 2, 3], dtype=np.int32)
+    # stream 1: 110 follows 100; 110 again (a retransmission) and 125 (after a gap) do not;
+    # stream 2 starts over: its first segment follows nothing, even where stream 1 ended
+    result = follows(streams, seq, lengths)
+    assert result.tolist() == [False, True, False, False, False, True]
 
 
-def test_in_order_wraps_around() -> None:
-    result = in_order(
+def test_follows_wraps_around() -> None:
+    result = follows(
         np.array([5, 5], dtype=np.int64),
         np.array([MODULO - 2, 3], dtype=np.uint32),
-        np.array([5, 1], dtype=np.int64),
-        {},
+        np.array([5, 1], dtype=np.int32),
     )
-    assert result.tolist() == [True, True]
+    assert result.tolist() == [False, True]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(0, 40), max_size=300),
+    st.sampled_from([0, 1 << 20, 1 << 40, 1 << 62]),
+)
+def test_stream_order_is_a_stable_sort_by_stream(ids: list[int], offset: int) -> None:
+    stream_ids = np.array(ids, dtype=np.int64) + offset  # ids too large to pack fall back to argsort
+    order = stream_order(stream_ids)
+    assert order.dtype == np.int64
+    assert order.tolist() == np.argsort(stream_ids, kind="stable").tolist()

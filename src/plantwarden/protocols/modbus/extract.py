@@ -15,7 +15,7 @@ from plantwarden.protocols.modbus import functions as fc
 from plantwarden.protocols.modbus.columns import NAMES, ModbusColumns
 from plantwarden.protocols.modbus.exact import Extracted, decode
 from plantwarden.protocols.modbus.fast_pdus import Fields, decode_rows
-from plantwarden.protocols.modbus.walk import Walk, padded, walk, windows
+from plantwarden.protocols.modbus.walk import Walk, Windows, walk
 
 DEVICE_ID_OBJECTS = 14
 """ADU offset of the first object of a 43/14 response (7 header, 7 PDU header bytes)."""
@@ -32,10 +32,10 @@ def extract(
     `from_server[i]` tells whether segment i was sent by the server. Rows come in (segment,
     pdu_index) order; `leftover[i]` counts the bytes of a partial last ADU of segment i.
     """
-    data = padded(buffer)
-    found = walk(windows(data), np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int32))
+    data = np.ascontiguousarray(buffer, dtype=np.uint8)
+    found = walk(Windows(data), np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int32))
     columns = _labelled(found, starts, from_server)
-    fields = Fields(windows(data)[found.position], columns.is_response, found.sound)
+    fields = Fields(found.window, columns.is_response, found.sound)
     done = decode_rows(columns, fields, _objects_fit(data, found, fields))
     _decode_exactly(columns, data, found, np.flatnonzero(~done))
     return Extracted(columns, found.leftover)

@@ -32,6 +32,8 @@ class Walk(NamedTuple):
     sound: npt.NDArray[np.bool_]
     """False where the header is not Modbus (protocol id, length): the row takes the rest."""
     leftover: npt.NDArray[np.int32]
+    window: npt.NDArray[np.void]
+    """The 16 bytes from the ADU's start (zeros past the end of the buffer)."""
 
 
 class _Level(NamedTuple):
@@ -39,6 +41,7 @@ class _Level(NamedTuple):
     position: npt.NDArray[np.int64]
     size: npt.NDArray[np.int64]
     sound: npt.NDArray[np.bool_]
+    window: npt.NDArray[np.void]
 
 
 def padded(buffer: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -47,9 +50,35 @@ def padded(buffer: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
 
 
 def windows(padded_buffer: npt.NDArray[np.uint8]) -> npt.NDArray[np.void]:
-    """A 16-byte window starting at every byte of the `padded` buffer, as one strided view."""
-    count = len(padded_buffer) - WINDOW + 1
+    """A 16-byte window starting at every byte of `padded_buffer` that has 16 bytes from there on."""
+    count = max(len(padded_buffer) - WINDOW + 1, 0)
     return np.ndarray((count,), dtype=Window, buffer=padded_buffer, strides=(1,))
+
+
+class Windows:
+    """The 16-byte window at any byte of a buffer, bytes past its end read as zeros.
+
+    Reads go straight to the buffer (a strided view, no copy of it); only the last 15 bytes,
+    whose windows would run past the end, are copied into a small padded tail.
+    """
+
+    def __init__(self, buffer: npt.NDArray[np.uint8]) -> None:
+        data = np.ascontiguousarray(buffer, dtype=np.uint8)
+        self.cut = max(len(data) - WINDOW + 1, 0)
+        """The first position whose window runs past the end of the buffer."""
+        self.body = windows(data)
+        self.tail = windows(padded(data[self.cut :]))
+
+    def __getitem__(self, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.void]:
+        """The windows at `positions` (each inside the buffer), as 16-byte items."""
+        late = positions >= self.cut
+        if not late.any():
+            rows: npt.NDArray[np.void] = self.body[positions]
+            return rows
+        rows = np.empty(len(positions), dtype=Window)
+        rows[~late] = self.body[positions[~late]]
+        rows[late] = self.tail[positions[late] - self.cut]
+        return rows
 
 
 def header_words(window_rows: npt.NDArray[np.void]) -> npt.NDArray[np.uint16]:
@@ -57,9 +86,7 @@ def header_words(window_rows: npt.NDArray[np.void]) -> npt.NDArray[np.uint16]:
     return window_rows.view(">u2").reshape(-1, WINDOW // 2)
 
 
-def walk(
-    windows_view: npt.NDArray[np.void], starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int32]
-) -> Walk:
+def walk(windows_view: Windows, starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int32]) -> Walk:
     """Frame every segment `[start, start + length)` as `split_adus` would."""
     cursor = starts.astype(np.int64)
     end = cursor + lengths
@@ -76,21 +103,24 @@ def walk(
 
 
 def _level(
-    windows_view: npt.NDArray[np.void],
+    windows_view: Windows,
     active: npt.NDArray[np.int64],
     position: npt.NDArray[np.int64],
     remaining: npt.NDArray[np.int64],
     leftover: npt.NDArray[np.int32],
 ) -> tuple[_Level, npt.NDArray[np.bool_]]:
-    words = header_words(windows_view[position])
+    window = windows_view[position]
+    words = header_words(window)
     length = words[:, 2].astype(np.int64)
     headed = remaining >= HEADER_SIZE
     sound = (words[:, 1] == 0) & (length >= fc.MIN_LENGTH) & (length <= fc.MAX_LENGTH)
     size = np.where(sound, length + LENGTH_BASE, remaining)
     emitted = headed & (size <= remaining)
+    if emitted.all():
+        return _Level(active, position, size, sound, window), sound & (size < remaining)
     stopped = ~emitted
     leftover[active[stopped]] = remaining[stopped]
-    level = _Level(active[emitted], position[emitted], size[emitted], sound[emitted])
+    level = _Level(active[emitted], position[emitted], size[emitted], sound[emitted], window[emitted])
     return level, level.sound & (level.size < remaining[emitted])
 
 
@@ -102,8 +132,9 @@ def _in_order(levels: list[_Level], segments: int, leftover: npt.NDArray[np.int3
     total = int(counts.sum())
     segment, position, size = (np.empty(total, dtype=np.int64) for _ in range(3))
     pdu_index, sound = np.empty(total, dtype=np.int32), np.empty(total, dtype=np.bool_)
+    window = np.empty(total, dtype=Window)
     for index, level in enumerate(levels):
         rows = first_row[level.segment] + index
-        segment[rows], position[rows], size[rows], sound[rows] = level
+        segment[rows], position[rows], size[rows], sound[rows], window[rows] = level
         pdu_index[rows] = index
-    return Walk(segment, pdu_index, position, size, sound, leftover)
+    return Walk(segment, pdu_index, position, size, sound, leftover, window)
