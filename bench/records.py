@@ -71,6 +71,7 @@ def make_records(n: int, read_share: float, seed: int = 7) -> RecordBatch:
             "quantity": 10,
             "status": 0,
             "value": rng.random(n),
+            "response_ns": rng.integers(1_000_000, 20_000_000, n),
         },
     )
 

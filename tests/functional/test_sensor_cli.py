@@ -40,6 +40,8 @@ def test_a_capture_gives_a_summary_and_records(tmp_path: Path, capture: Path) ->
         if row["operation"] == "write" and row["src_addr"] == "127.10.0.10"
     ]
     assert {(row["function"], row["address"]) for row in writes} == {(6, 0), (5, 201)}
+    # the PLC's answer came 2-12 ms later (the generator's scan cycle), and is recorded
+    assert all(row["status"] == 0 and 2_000_000 <= row["response_ns"] <= 12_100_000 for row in writes)
 
 
 def test_a_truncated_capture_keeps_what_was_read_and_says_where(tmp_path: Path, capture: Path) -> None:

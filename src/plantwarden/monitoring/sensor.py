@@ -183,6 +183,7 @@ class Sensor:
         answered = status[found] == PairStatus.ANSWERED
         exception = pairs.exception_code[found].astype(np.int16)
         fields["status"] = np.where(answered, np.maximum(exception, 0), -1).astype(np.int16)
+        fields["response_ns"] = np.where(answered, pairs.response_time[found] - pairs.request_time[found], -1)
         self._record_requests(fields)
 
     def _request_fields(

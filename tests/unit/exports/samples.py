@@ -50,5 +50,6 @@ def protocol_batch() -> RecordBatch:
             "quantity": [2, 10, 0],
             "status": [0, 5, -1],
             "value": [12.5, float("nan"), float("nan")],
+            "response_ns": [4_200_000, 9_000_000, -1],
         },
     )

@@ -100,6 +100,7 @@ PROTOCOL_RECORDS = RecordKind(
         _c("quantity", "i4", "Number of registers, objects or bytes addressed (0 if none)."),
         _c("status", "i2", "0 answered normally, >0 the protocol's exception code, -1 no answer seen."),
         _c("value", "f8", "First value written, if any (NaN otherwise)."),
+        _c("response_ns", "i8", "Time from the request to its answer, in nanoseconds (-1 if none came)."),
     ),
     indexed=("src_addr", "dst_addr", "protocol", "operation"),
     doc="One industrial request (with its answer's status), as the sensor or the gateway saw it.",

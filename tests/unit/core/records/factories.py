@@ -35,6 +35,7 @@ def protocol_batch(
             "quantity": 10,
             "status": rng.choice([0, 0, 0, 2], n),
             "value": rng.random(n),
+            "response_ns": rng.integers(1_000_000, 20_000_000, n),
         },
     )
 
