@@ -77,13 +77,8 @@ def comm_event_log(message: ModbusMessage, data: bytes) -> ModbusFinding:
 
 
 def write_multiple_echo(message: ModbusMessage, data: bytes) -> ModbusFinding:
-    """Write multiple coils or registers (15, 16) response: address, quantity."""
-    if len(data) < 4:
-        return ModbusFinding.PDU_TOO_SHORT
-    message.address, message.quantity = word(data, 0), word(data, 2)
-    if not 1 <= message.quantity <= fc.MAX_QUANTITY[message.function_code]:
-        return ModbusFinding.QUANTITY_OUT_OF_RANGE
-    return trailing(data, 4)
+    """Write multiple coils or registers (15, 16) response: address, quantity (a read's layout)."""
+    return requests.read(message, data)
 
 
 def report_server_id(message: ModbusMessage, data: bytes) -> ModbusFinding:
