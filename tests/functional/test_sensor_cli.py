@@ -53,9 +53,14 @@ def test_a_truncated_capture_keeps_what_was_read_and_says_where(tmp_path: Path, 
     assert "records" in result.stdout and "packets                    " in result.stdout
 
 
-def test_one_source_is_required(tmp_path: Path) -> None:
+def test_one_source_is_required_and_it_must_exist(tmp_path: Path) -> None:
     result = plantwarden("--data-dir", str(tmp_path), "sensor", "run", cwd=tmp_path)
     assert result.returncode != 0 and "give exactly one source" in result.stdout + result.stderr
+    missing = plantwarden(
+        "--data-dir", str(tmp_path), "sensor", "run", "--pcap", "nowhere.pcap", cwd=tmp_path
+    )
+    assert missing.returncode == 2 and "'nowhere.pcap' does not exist" in missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
 def test_the_sensor_reads_the_running_plants_tap(tmp_path: Path) -> None:

@@ -30,14 +30,14 @@ def sensor_group() -> None:
     "--pcap",
     "pcaps",
     multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     help="A pcap or pcapng file (repeat for several; - for standard input).",
 )
 @click.option("--interface", help="Capture live on this interface (needs root or CAP_NET_RAW).")
 @click.option(
     "--tap",
     "tap",
-    type=click.Path(path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Read the simulated plant's tap (a FIFO or a growing file from `plantwarden sim run --tap`).",
 )
 @click.option("--site", default="default", show_default=True, help="The site the sensor watches.")
@@ -82,6 +82,8 @@ def run_command(
             progress.update(sensor.counters, loss)
     except CaptureError as error:
         problem = error.message
+    except OSError as error:
+        problem = f"cannot read {error.filename or 'the capture'}: {error.strerror or error}"
     except KeyboardInterrupt:
         problem = "interrupted: what was read so far is recorded"
     finally:
