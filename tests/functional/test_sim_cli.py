@@ -66,3 +66,11 @@ def test_scenarios_lists_every_attack(tmp_path: Path) -> None:
         "console-brute-force",
         "tampered-telemetry",
     ]
+
+
+def test_a_tap_that_cannot_be_written_is_a_usage_error(tmp_path: Path) -> None:
+    tap = str(tmp_path / "no" / "tap.pcapng")
+    result = plantwarden(
+        "--data-dir", str(tmp_path), "sim", "run", "--tap", tap, "--duration", "1", cwd=tmp_path
+    )
+    assert result.returncode == 2 and "cannot write" in result.stderr and "Traceback" not in result.stderr

@@ -176,7 +176,12 @@ def run_command(
         engineering_gap=engineering_gap,
     )
     plant = default_plant()
-    tap = open_tap(plant, tap_target, seed=seed) if tap_target else None
+    try:
+        tap = open_tap(plant, tap_target, seed=seed) if tap_target else None
+    except OSError as error:
+        raise click.BadParameter(
+            f"cannot write {tap_target}: {error.strerror or error}", param_hint="--tap"
+        ) from error
     say = (lambda text: click.echo(text, err=True)) if tap_target == "-" else click.echo
     try:
         asyncio.run(_run_plant(plant, options, tap, control_path(data_dir), duration, say))
