@@ -72,6 +72,7 @@ class SensorCounters:
     unsolicited: int = 0
     protocol_records: int = 0
     flow_records: int = 0
+    flows_evicted: int = 0
     stored_rows: int = 0
     layer_status: Counter[str] = field(default_factory=Counter)
     modbus_findings: Counter[str] = field(default_factory=Counter)
@@ -122,6 +123,7 @@ class Sensor:
         self._ended(self.flows.drain())
         for name, count in self.modbus.findings.items():
             self.counters.stream_findings[name.name.lower()] += count
+        self.counters.flows_evicted = self.flows.stats.evicted
         return self.counters
 
     def _count(self, batch: PacketBatch, layers: Layers) -> None:

@@ -69,7 +69,8 @@ def summary_lines(counters: SensorCounters, elapsed: float, loss: tuple[int, int
         ("TCP stream findings", _counts(c.stream_findings) or "none"),
         (
             "records",
-            f"{c.protocol_records:,} Modbus requests, {c.flow_records:,} flows; {c.stored_rows:,} stored",
+            f"{c.protocol_records:,} Modbus requests, {c.flow_records:,} flows"
+            f" ({c.flows_evicted:,} evicted early: the flow table was full); {c.stored_rows:,} stored",
         ),
     ]
     width = max(len(name) for name, _ in rows)

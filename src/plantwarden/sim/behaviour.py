@@ -27,7 +27,6 @@ NTP_PORT = 123
 HMI_POLL_PERIOD = 1.0
 HISTORIAN_PERIOD = 5.0
 TELEMETRY_PERIOD = 10.0
-MQTT_KEEP_ALIVE = 60
 ENGINEERING_MEAN_GAP = 900.0
 """Seconds between the engineer's setpoint changes, on average."""
 

@@ -11,7 +11,7 @@ bytes for the same exchange. Nothing here does I/O.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_ARP = 0x0806
@@ -193,7 +193,6 @@ class TcpConnection:
     server_hops: int = 0
     client_hops: int = 0
     open: bool = False
-    segments: int = field(default=0)
 
     def _ends(self, from_client: bool) -> tuple[TcpEnd, TcpEnd, Link, int]:
         if from_client:
@@ -218,7 +217,6 @@ class TcpConnection:
         value = checksum(pseudo + header + payload)
         segment = header[:16] + struct.pack(">H", value) + header[18:] + payload
         ip = ipv4_packet(sender.host, receiver.host.address, PROTOCOL_TCP, segment, hops)
-        self.segments += 1
         return link.ethernet_header(ETHERTYPE_IPV4) + ip
 
     @property

@@ -87,11 +87,6 @@ def operation_of(function_code: int) -> Operation:
     return OPERATION_OF_FUNCTION.get(function_code, Operation.OTHER)
 
 
-def is_known(function_code: int) -> bool:
-    """Whether `function_code` is public or user-defined (anything else is a finding)."""
-    return function_code in PUBLIC_FUNCTIONS or function_code in USER_DEFINED_FUNCTIONS
-
-
 def _lookup(values: dict[int, int], default: int, dtype: type[np.generic]) -> np.ndarray:
     table = np.full(256, default, dtype=dtype)
     for code, value in values.items():
