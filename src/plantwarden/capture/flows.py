@@ -20,17 +20,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from plantwarden.capture.flow_keys import CanonicalKeys, Key
+
 SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
 SECOND_NS = 1_000_000_000
 STALE_DEADLINES = 4096
 """Stale entries the deadline heap may hold beyond two per flow before it is rebuilt."""
-MIX = (
-    np.uint64(0x9E3779B97F4A7C15),
-    np.uint64(0xC2B2AE3D27D4EB4F),
-    np.uint64(0x165667B19E3779F9),
-    np.uint64(0xD6E8FEB86659FD93),
-    np.uint64(0xFF51AFD7ED558CCD),
-)
 
 
 class TcpState:
@@ -86,12 +81,6 @@ class FlowTableStats:
     collisions: int = 0
 
 
-Words = npt.NDArray[np.uint64]
-Key = tuple[int, int, int, int, int]
-"""A canonical 5-tuple as integers: the lower address (two 64-bit words), the higher one, and
-`low_port << 24 | high_port << 8 | transport`."""
-
-
 class FlowTable:
     """Flows by canonical 5-tuple; `update` a batch, `expire` what has gone idle."""
 
@@ -141,7 +130,7 @@ class FlowTable:
         rows = np.flatnonzero(valid)
         if len(rows) == 0:
             return FlowUpdate(flow_ids, from_client)
-        key = _CanonicalKeys(src_addr[rows], dst_addr[rows], src_port[rows], dst_port[rows], transport[rows])
+        key = CanonicalKeys(src_addr, dst_addr, src_port, dst_port, transport, rows)
         groups = self._groups(key)
         sums = _GroupSums(groups, ts_ns[rows], ip_length[rows], tcp_flags[rows], key.swapped)
         flow_of, high_of = self._count(key, groups, sums, tcp_flags[rows])
@@ -150,7 +139,7 @@ class FlowTable:
         self._bound()
         return FlowUpdate(flow_ids, from_client)
 
-    def _groups(self, key: _CanonicalKeys) -> _Groups:
+    def _groups(self, key: CanonicalKeys) -> _Groups:
         """The batch's packets by flow: by hash, or by full key where two flows' hashes collide."""
         groups = _Groups.by_hash(key.hashes())
         same = key.equal_rows(groups.order[groups.starts][groups.inverse])
@@ -160,7 +149,7 @@ class FlowTable:
         return _Groups.by_key(key)
 
     def _count(
-        self, key: _CanonicalKeys, groups: _Groups, sums: _GroupSums, tcp_flags: npt.NDArray[np.uint16]
+        self, key: CanonicalKeys, groups: _Groups, sums: _GroupSums, tcp_flags: npt.NDArray[np.uint16]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
         """Add each group's sums to its flow (started if new); per group, the flow id and whether
         its client is the higher endpoint."""
@@ -198,16 +187,18 @@ class FlowTable:
     def _start_new(
         self,
         canonical: list[Key],
-        key: _CanonicalKeys,
+        key: CanonicalKeys,
         groups: _Groups,
         sums: _GroupSums,
         tcp_flags: npt.NDArray[np.uint16],
     ) -> None:
-        """Start a flow for each group whose key has none, in group order."""
+        """Start a flow for each group whose key has none, in the order of their first packets."""
         new = [group for group, one in enumerate(canonical) if one not in self.ids]
         if not new:
             return
         rows = np.array(new, dtype=np.int64)
+        rows = rows[np.argsort(groups.order[groups.starts[rows]])]
+        new = rows.tolist()
         high_opened = key.swapped[_openers(groups, tcp_flags)[rows]].tolist()
         low, high = key.addresses(groups.order[groups.starts[rows]])
         first_ns = sums.first_ns[rows].tolist()
@@ -335,9 +326,9 @@ class _Groups:
         return cls(order, starts)
 
     @classmethod
-    def by_key(cls, key: _CanonicalKeys) -> _Groups:
+    def by_key(cls, key: CanonicalKeys) -> _Groups:
         """Groups of equal full keys (slower: the batches where two flows' hashes collide)."""
-        _, inverse = np.unique(np.column_stack(key.columns()), axis=0, return_inverse=True)
+        _, inverse = np.unique(np.column_stack(key.columns), axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
         order = np.argsort(inverse, kind="stable").astype(np.int64)
         starts = np.flatnonzero(np.concatenate(([True], inverse[order][1:] != inverse[order][:-1])))
@@ -367,76 +358,3 @@ class _GroupSums:
         self.last_ns = np.maximum.reduceat(times, starts)
         self.flags = np.bitwise_or.reduceat(flags, starts)
         self.fins = np.add.reduceat((flags & FIN != 0).astype(np.int64), starts)
-
-
-class _CanonicalKeys:
-    """The canonical (lower endpoint first) 5-tuples of some packets, and their 64-bit hashes.
-
-    Addresses are compared and hashed as two big-endian 64-bit words each (`low`, `high`: the
-    lower and the higher endpoint's), kept as separate columns.
-    """
-
-    def __init__(
-        self,
-        src: npt.NDArray[np.bytes_],
-        dst: npt.NDArray[np.bytes_],
-        src_port: npt.NDArray[np.uint16],
-        dst_port: npt.NDArray[np.uint16],
-        transport: npt.NDArray[np.uint8],
-    ) -> None:
-        src_words = np.ascontiguousarray(src).view(">u8").reshape(-1, 2).astype(np.uint64)
-        dst_words = np.ascontiguousarray(dst).view(">u8").reshape(-1, 2).astype(np.uint64)
-        src_key = (src_words[:, 0], src_words[:, 1], src_port.astype(np.uint64))
-        dst_key = (dst_words[:, 0], dst_words[:, 1], dst_port.astype(np.uint64))
-        self.swapped = _greater(src_key, dst_key)
-        low: list[Words] = [np.where(self.swapped, d, s) for s, d in zip(src_key, dst_key, strict=True)]
-        high: list[Words] = [np.where(self.swapped, s, d) for s, d in zip(src_key, dst_key, strict=True)]
-        self.low = (low[0], low[1])
-        self.high = (high[0], high[1])
-        ports = low[2] << np.uint64(24)
-        ports |= high[2] << np.uint64(8)
-        ports |= transport.astype(np.uint64)
-        self.ports: Words = ports
-        """`low_port << 24 | high_port << 8 | transport`."""
-
-    def hashes(self) -> npt.NDArray[np.uint64]:
-        (low0, low1), (high0, high1) = self.low, self.high
-        with np.errstate(over="ignore"):
-            mixed = low0 * MIX[0] ^ low1 * MIX[1] ^ high0 * MIX[2] ^ high1 * MIX[3]
-            mixed ^= self.ports * MIX[4]
-            mixed ^= mixed >> np.uint64(31)
-        hashed: npt.NDArray[np.uint64] = mixed
-        return hashed
-
-    def equal_rows(self, other: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-        """Whether each packet's full key equals that of packet `other[i]` (collision check)."""
-        columns = self.columns()
-        equal: npt.NDArray[np.bool_] = columns[0] == columns[0][other]
-        for column in columns[1:]:
-            equal &= column == column[other]
-        return equal
-
-    def columns(self) -> tuple[Words, ...]:
-        """Each packet's full key as five columns (those of `Key`)."""
-        return (self.low[0], self.low[1], self.high[0], self.high[1], self.ports)
-
-    def keys(self, rows: npt.NDArray[np.int64]) -> list[Key]:
-        """The canonical 5-tuples of packets `rows`."""
-        return list(zip(*(column[rows].tolist() for column in self.columns()), strict=True))
-
-    def addresses(self, rows: npt.NDArray[np.int64]) -> tuple[bytes, bytes]:
-        """The lower and the higher addresses of packets `rows`, 16 bytes each, one after the other."""
-        low = np.column_stack((self.low[0][rows], self.low[1][rows])).astype(">u8")
-        high = np.column_stack((self.high[0][rows], self.high[1][rows])).astype(">u8")
-        return low.tobytes(), high.tobytes()
-
-
-def _greater(
-    left: tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]],
-    right: tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]],
-) -> npt.NDArray[np.bool_]:
-    """Element-wise lexicographic `left > right` over three columns."""
-    greater: npt.NDArray[np.bool_] = left[2] > right[2]
-    for a, b in ((left[1], right[1]), (left[0], right[0])):
-        greater = (a > b) | ((a == b) & greater)
-    return greater

@@ -1,8 +1,8 @@
 """Classic pcap (tcpdump's libpcap format) in either byte order, micro- or nanosecond magic, any
 link type.
 
-Python only walks the chain of record lengths, collecting where each header starts (about 70 ns
-a packet, the one per-packet cost); numpy then reads every header field of a batch at once.
+numpy finds where the records start (`classic_runs`; Python walks the chain of record lengths
+where numpy cannot), then reads every header field of a batch at once.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import numpy as np
 import numpy.typing as npt
 
 from plantwarden.capture.errors import CaptureCorrupt
+from plantwarden.capture.pcap.classic_runs import RecordRuns
 from plantwarden.capture.pcap.columns import (
     INT32_MAX,
     Columns,
     Pending,
     Problem,
-    Unpack,
     good_prefix,
     rows_at,
 )
@@ -32,31 +32,13 @@ PCAP_MAGICS = {
 }
 
 
-def _walk_records(chunk: bytes, pos: int, limit: int, caplen_at: Unpack) -> tuple[list[int], int]:
-    """The positions of up to `limit` pcap record headers from `pos`, and the position after them.
-
-    This loop is the only per-packet Python work of the pcap reader. The last position may name a
-    record that runs past the end of the chunk (then the returned position lies past it too).
-    """
-    positions: list[int] = []
-    append = positions.append
-    try:
-        for _ in range(limit):
-            (caplen,) = caplen_at(chunk, pos + 8)
-            append(pos)
-            pos += 16 + caplen
-    except struct.error:
-        pass  # fewer than 12 bytes left: the next record header is incomplete
-    return positions, pos
-
-
 class PcapParser:
     """Classic pcap: a 24-byte file header, then a 16-byte header before each packet."""
 
     def __init__(self, order: str, fraction_ns: int) -> None:
         self.fraction_ns = fraction_ns
         self.order = order
-        self.caplen_at = struct.Struct(order + "I").unpack_from
+        self.runs = RecordRuns(order, fraction_ns, struct.Struct(order + "I").unpack_from)
         self.record = np.dtype([(n, order + "u4") for n in ("sec", "frac", "caplen", "len")])
         self.linktype = -1
         self.max_caplen = MAX_RECORD
@@ -70,11 +52,12 @@ class PcapParser:
             self.max_caplen = min(max(snaplen, 262144), MAX_RECORD)
             pos = 24
         room = target - pending.count
-        positions, end = _walk_records(chunk, pos, room, self.caplen_at)
+        positions, end = self.runs.walk(chunk, pos, room)
         if end > len(chunk):
-            end = positions.pop()
-        if positions:
-            self._add(chunk, np.array(positions, np.int64), pending)
+            end = int(positions[-1])
+            positions = positions[:-1]
+        if len(positions):
+            self._add(chunk, positions, pending)
         if len(chunk) - end >= 12:
             self._check(struct.unpack_from(self.order + "I", chunk, end + 8)[0], end)
         return end, len(positions) < room
