@@ -13,16 +13,18 @@ Python walks a while, so that crafted traffic cannot make the reader slow.
 
 from __future__ import annotations
 
+import bisect
 import struct
 
 import numpy as np
 import numpy.typing as npt
 
-from plantwarden.capture.pcap.columns import Unpack, good_prefix
+from plantwarden.capture.pcap.columns import Unpack
 
 MAX_SPAN = 1 << 24  # bytes that numpy looks through for a run of records
 SHORT_RUN = 64  # records; Python walks this many after a run shorter than this stopped early
-MENDS = 8  # look-alikes of a header stepped over in one run
+MENDS = 1024  # breaks in a run (look-alikes of a header) stepped over before it ends
+MENDS_ALONE = 64  # more breaks than this, and look-alikes no candidate leads to are dropped first
 Positions = npt.NDArray[np.int64]
 
 
@@ -53,9 +55,9 @@ def chain(
 
     Candidates have the top byte of the first record's seconds and a fraction under `fractions`
     (in nanosecond captures, also a captured length no longer than the packet). Where packet data
-    passes for a header and breaks the run, only the candidates another candidate leads to stay,
-    and what still breaks the run is stepped over a few times, from where the last record leads,
-    before the run ends there.
+    passes for a header, it breaks the run: the run goes on from where the last record leads (up
+    to `MENDS` times); where there are many such breaks, only the candidates another candidate
+    leads to are kept first.
     """
     last = min(stop, len(data) - 16)  # the last position whose whole header can be read
     top_at = 3 if order == "<" else 0
@@ -70,13 +72,16 @@ def chain(
     starts = starts[plausible]
     ends = starts + 16
     ends += caplens[plausible]
-    if (ends[:-1] != starts[1:]).any():
+    breaks = np.flatnonzero(ends[:-1] != starts[1:])
+    if len(breaks) > MENDS_ALONE:
         starts, ends = _reached(starts, ends, len(hits))
-    first, pieces = 0, []
+        breaks = np.flatnonzero(ends[:-1] != starts[1:])
+    first, pieces, stops = 0, [], breaks.tolist()
     for _ in range(MENDS):
-        count = good_prefix(ends[first:-1] != starts[first + 1 :]) + 1
-        pieces.append(starts[first : first + count])
-        after = int(ends[first + count - 1])
+        at = bisect.bisect_left(stops, first)
+        stop = stops[at] if at < len(stops) else len(starts) - 1
+        pieces.append(starts[first : stop + 1])
+        after = int(ends[stop])
         first = int(np.searchsorted(starts, after))
         if first >= len(starts) or starts[first] != after:
             break
