@@ -35,6 +35,8 @@ from pathlib import Path
 os.sched_setaffinity(0, {int(sys.argv[3])})
 from plantwarden.capture.pcap import read_capture
 from plantwarden.monitoring.sensor import Sensor
+from plantwarden.monitoring.tuning import keep_freed_memory
+keep_freed_memory()  # as `plantwarden sensor run` does
 writer = None
 if sys.argv[2] != "-":
     from plantwarden.core.records.partitions import SQLitePartitions

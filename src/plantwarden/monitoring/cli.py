@@ -18,6 +18,7 @@ from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.monitoring.sensor import Sensor, SensorCounters, SensorOptions
 from plantwarden.monitoring.summary import Progress, summary_lines
+from plantwarden.monitoring.tuning import keep_freed_memory
 
 
 @click.group("sensor")
@@ -73,6 +74,7 @@ def run_command(
         raise click.UsageError("give exactly one source: --pcap FILE..., --interface IF, or --tap PATH")
     runtime = state.runtime()
     writer = None if no_records else _writer(runtime)
+    keep_freed_memory()
     sensor = Sensor(SensorOptions(site=site, segment=segment, modbus_ports=modbus_ports), writer)
     progress = Progress(sys.stderr)
     problem: str | None = None

@@ -282,3 +282,29 @@ def test_a_second_half_is_decoded_behind_the_bytes_really_pending(cut: int | Non
 
     with patch.object(modbus_streams, "_unsound", nothing_sound):
         assert _everything_of(batches)[0] == found
+
+
+def _all_unsound(extracted: Extracted) -> np.ndarray:
+    return np.ones(len(extracted.leftover), dtype=bool)
+
+
+@pytest.mark.parametrize("cut", [None, 4, 5])
+def test_a_repeated_second_half_then_more_is_not_joined_twice(cut: int | None) -> None:
+    """A write whose second half arrives, is retransmitted, and is followed by more data: the
+    fast path (which keeps a repeat of the segment before it) reads what the exact path reads."""
+    split = modbus.adu(2, 1, bytes.fromhex("10 0000 0003 06 1234 0000 0006"))  # ends 00 00 00 06
+    whole = modbus.adu(3, 1, bytes.fromhex("03 0000 0006"))
+    tail = bytes.fromhex("0004 0000 0006")
+    tcp = connection()
+    segments = [*tcp.handshake(1.0, 0.001)]
+    segments.append(tcp.send(1.1, True, read_request(1) + split[:13], push=False))
+    second = split[13:] + whole
+    segments.append(tcp.send(1.2, True, second))
+    segments.append(tcp.retransmit(1.25, True, second))
+    segments.append(tcp.send(1.3, True, tail + read_request(4)))
+    segments.append(tcp.send(1.4, True, read_request(5)))
+    batches = [segments] if cut is None else [segments[:cut], segments[cut:]]
+    fast = _everything_of(batches)
+    with patch.object(modbus_streams, "_unsound", _all_unsound):  # every segment on the exact path
+        exact = _everything_of(batches)
+    assert fast == exact

@@ -234,6 +234,14 @@ class Layers:
         """`count` rows, every column empty and status OK."""
         return cls(**{name: _empty_column(count, column) for name, column in COLUMNS.items()})
 
+    @classmethod
+    def unwritten(cls, count: int) -> Layers:
+        """`count` rows, status OK and every other column uninitialised, for a decoder that writes
+        each of them whole (`state.Decoding` does): a zeroed column would be written twice."""
+        columns = {name: np.empty(count, dtype=column.dtype) for name, column in COLUMNS.items()}
+        columns["status"] = np.zeros(count, dtype=COLUMNS["status"].dtype)
+        return cls(**columns)
+
     def __len__(self) -> int:
         return len(self.status)
 

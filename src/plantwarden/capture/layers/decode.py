@@ -22,4 +22,4 @@ def decode_layers(batch: PacketBatch) -> Layers:
         decode_network(work)
     if work.alive.any():
         decode_transport(work)
-    return work.out
+    return work.finish()

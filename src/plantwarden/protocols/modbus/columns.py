@@ -93,6 +93,19 @@ class ModbusColumns:
         return cls(*(np.full(rows, column.none, dtype=column.dtype) for column in SCHEMA))
 
     @classmethod
+    def filled(cls, rows: int, given: dict[str, Array]) -> ModbusColumns:
+        """`rows` rows: the `given` columns (kept as they are when of their dtype already), every
+        other "none"."""
+        return cls(
+            *(
+                np.asarray(given[column.name], dtype=column.dtype)
+                if column.name in given
+                else np.full(rows, column.none, dtype=column.dtype)
+                for column in SCHEMA
+            )
+        )
+
+    @classmethod
     def from_messages(cls, messages: Sequence[ModbusMessage]) -> ModbusColumns:
         """The columns of the exact decoder's `messages`, in their order."""
         return cls(

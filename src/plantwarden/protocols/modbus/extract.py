@@ -3,10 +3,13 @@
 The walk frames every segment level by level (`walk`), the vectorised decoder fills the rows of
 the common functions (`fast_pdus`), and the exact decoder fills the few rows left: rare
 functions and malformed PDUs. The result is, row for row and value for value, what
-`exact.decode_segments` gives.
+`exact.decode_segments` gives. `decode_adus` decodes ADUs framed elsewhere (the sensor frames
+a batch's segments, picks the ADUs to keep and decodes only those).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -15,7 +18,8 @@ from plantwarden.protocols.modbus import functions as fc
 from plantwarden.protocols.modbus.columns import NAMES, ModbusColumns
 from plantwarden.protocols.modbus.exact import Extracted, decode
 from plantwarden.protocols.modbus.fast_pdus import Fields, decode_rows
-from plantwarden.protocols.modbus.walk import Walk, Windows, walk
+from plantwarden.protocols.modbus.framing import LENGTH_BASE
+from plantwarden.protocols.modbus.walk import Adus, Windows, walk
 
 DEVICE_ID_OBJECTS = 14
 """ADU offset of the first object of a 43/14 response (7 header, 7 PDU header bytes)."""
@@ -32,36 +36,43 @@ def extract(
     `from_server[i]` tells whether segment i was sent by the server. Rows come in (segment,
     pdu_index) order; `leftover[i]` counts the bytes of a partial last ADU of segment i.
     """
-    data = np.ascontiguousarray(buffer, dtype=np.uint8)
-    found = walk(Windows(data), np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int32))
-    columns = _labelled(found, starts, from_server)
-    fields = Fields(found.window, columns.is_response, found.sound)
-    done = decode_rows(columns, fields, _objects_fit(data, found, fields))
-    _decode_exactly(columns, data, found, np.flatnonzero(~done))
-    return Extracted(columns, found.leftover)
+    source = Windows(buffer)
+    found = walk(source, starts, lengths)
+    adus = found.adus()
+    is_response = np.asarray(from_server, dtype=np.bool_)[adus.segment]
+    return Extracted(decode_adus(adus, is_response, source, adus.segment), found.leftover)
 
 
-def _labelled(
-    found: Walk, starts: npt.NDArray[np.int64], from_server: npt.NDArray[np.bool_]
+def decode_adus(
+    adus: Adus, is_response: npt.NDArray[np.bool_], source: Windows, segment: npt.NDArray[np.int64]
 ) -> ModbusColumns:
-    columns = ModbusColumns.empty(len(found.segment))
-    columns.segment[:] = found.segment
-    columns.pdu_index[:] = found.pdu_index
-    columns.offset[:] = found.position - starts[found.segment]
-    columns.is_response[:] = from_server[found.segment]
+    """The rows of `adus`, labelled as `adus` labels them but for `segment` (each row's label,
+    the sensor's packets), sent by the server where `is_response`.
+
+    `source` holds the ADUs' bytes, for the rare rows whose window does not tell all.
+    """
+    fields = Fields(adus.window, is_response)
+    labels: dict[str, npt.NDArray[Any]] = {
+        "segment": segment,
+        "pdu_index": adus.pdu_index,
+        "offset": adus.offset,
+        "is_response": is_response,
+    }
+    columns, done = decode_rows(fields, labels, _objects_fit(source, adus, fields))
+    _decode_exactly(columns, source, adus, fields, np.flatnonzero(~done))
     return columns
 
 
-def _objects_fit(data: npt.NDArray[np.uint8], found: Walk, f: Fields) -> npt.NDArray[np.bool_]:
+def _objects_fit(source: Windows, adus: Adus, f: Fields) -> npt.NDArray[np.bool_]:
     """Where a 43/14 response's objects fill its PDU exactly (the exact decoder's `_objects`)."""
-    candidate = f.response & (f.code == fc.ENCAPSULATED_INTERFACE) & (f.b8 == DEVICE_ID_OBJECTS)
-    rows = np.flatnonzero(candidate & (f.data_length >= 6))
     fits = np.zeros(len(f.code), dtype=np.bool_)
-    at = found.position[rows] + DEVICE_ID_OBJECTS
-    end = found.position[rows] + 6 + f.length[rows]
-    left, alive = f.byte_at(13)[rows], np.ones(len(rows), dtype=np.bool_)
+    rows = np.flatnonzero(f.code == fc.ENCAPSULATED_INTERFACE)  # few: the rest over these only
+    rows = rows[f.response[rows] & (f.b8[rows] == DEVICE_ID_OBJECTS) & (f.length[rows] >= 8)]
+    position = adus.positions(rows)
+    at, end = position + DEVICE_ID_OBJECTS, position + LENGTH_BASE + f.length[rows]
+    left, alive = f.octets[rows, 13].astype(np.int64), np.ones(len(rows), dtype=np.bool_)
     while (going := np.flatnonzero(alive & (left > 0))).size:
-        length = data[np.minimum(at[going] + 1, len(data) - 1)].astype(np.int64)
+        length = source.octets(at[going] + 1).astype(np.int64)
         step = at[going] + 2 + length
         alive[going] &= (at[going] + 2 <= end[going]) & (step <= end[going])
         at[going], left[going] = step, left[going] - 1
@@ -70,20 +81,22 @@ def _objects_fit(data: npt.NDArray[np.uint8], found: Walk, f: Fields) -> npt.NDA
 
 
 def _decode_exactly(
-    columns: ModbusColumns, data: npt.NDArray[np.uint8], found: Walk, rows: npt.NDArray[np.intp]
+    columns: ModbusColumns, source: Windows, adus: Adus, f: Fields, rows: npt.NDArray[np.intp]
 ) -> None:
-    """Fill `rows` from `exact.decode`, one ADU at a time (the rare rows)."""
+    """Fill `rows` (all with sound headers) from `exact.decode`, one ADU at a time (the rare rows)."""
     if not rows.size:
         return
     messages = [
         decode(
-            data[found.position[row] : found.position[row] + found.size[row]].tobytes(),
+            source.read(position, LENGTH_BASE + length),
             bool(columns.is_response[row]),
             segment=int(columns.segment[row]),
             pdu_index=int(columns.pdu_index[row]),
             offset=int(columns.offset[row]),
         )
-        for row in rows.tolist()
+        for row, position, length in zip(
+            rows.tolist(), adus.positions(rows).tolist(), f.length[rows].tolist(), strict=True
+        )
     ]
     exact = ModbusColumns.from_messages(messages)
     for name in NAMES:

@@ -11,9 +11,12 @@ batches go in front of their key as if they were the batch's first rows, and the
 fate follows from the row before it in its key: a response after a request answers it, a request
 after a request replaces it (`REPLACED`), a response after a response (or first) is
 `UNSOLICITED`, and a request last in its key stays waiting. That holds as long as nothing is
-evicted, which a running count of each connection's waiting requests checks; the connections
-where `max_outstanding` would evict walk row by row (`_one`, on their own rows, in time order),
-and a batch where `max_connections` could evict walks row by row entirely. The waiting state
+evicted. A running count of all the waiting requests together, in walk order, shows at once
+that nothing is (the usual batch: no connection keeps anywhere near `max_outstanding` in
+flight); else a running count per connection finds the connections where `max_outstanding`
+would evict, and the walk takes each over row by row (`_one`, on its own rows, in time order)
+from its first eviction on, its waiting requests as the vectorised fates leave them there. A
+batch where `max_connections` could evict walks row by row entirely. The waiting state
 (including the order of both dicts, which decides what is evicted or expired first later) ends
 up exactly as the walk leaves it.
 
@@ -26,6 +29,7 @@ closed, all its requests `EVICTED`). So the state never holds more than
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Any, NamedTuple
@@ -167,12 +171,16 @@ class Pairing:
         exception_code: Array,
         rows: Array | None = None,
     ) -> Pairs:
-        """`feed` with numpy (see the module); `_feed_exactly` where `max_connections` may evict."""
+        """`feed` with numpy (see the module); `_feed_exactly` where `max_connections` may evict.
+
+        The columns keep their dtypes (only the connection and the time are widened to int64),
+        and are not reordered when the rows come in time order already, as a capture's do.
+        """
         count = len(connection)
         if not count:
             return self._flush()
-        order = np.argsort(timestamp, kind="stable")
-        conn = np.asarray(connection)[order].astype(np.int64, copy=False)
+        order = _time_order(np.asarray(timestamp))
+        conn = _reordered(connection, order).astype(np.int64, copy=False)
         uniques, index = _factorize(conn)
         names: list[int] = uniques.tolist()
         held = [self._waiting.get(name) for name in names]
@@ -180,18 +188,21 @@ class Pairing:
             return self._feed_exactly(
                 connection, timestamp, transaction_id, is_response, function_code, exception_code, rows
             )
-        labels = order if rows is None else np.asarray(rows)[order]
+        if rows is None:
+            labels = np.arange(count, dtype=np.int64) if order is None else order
+        else:
+            labels = _reordered(rows, order)
         batch = _Rows(
             index,
             conn,
-            np.asarray(transaction_id)[order].astype(np.int64, copy=False),
-            np.asarray(timestamp)[order].astype(np.int64, copy=False),
-            np.asarray(function_code)[order].astype(np.int64, copy=False),
+            _reordered(transaction_id, order),
+            _reordered(timestamp, order).astype(np.int64, copy=False),
+            _reordered(function_code, order),
             labels.astype(np.int64, copy=False),
-            np.asarray(exception_code)[order].astype(np.int64, copy=False),
-            np.asarray(is_response)[order].astype(np.bool_, copy=False),
+            _reordered(exception_code, order),
+            _reordered(is_response, order).astype(np.bool_, copy=False),
         )
-        known = _known(names, held)
+        known = _known(names, held, batch)
         if known is not None:
             batch = _Rows(*(np.concatenate(pair) for pair in zip(known, batch, strict=True)))
         return self._resolve(batch, len(batch.ordinal) - count, names)
@@ -215,39 +226,41 @@ class Pairing:
         before = np.empty(total, dtype=np.int64)
         before[by_key[1:]] = by_key[:-1]
         before[by_key[0]] = by_key[0]
-        # Each connection's waiting requests just before each row, if nothing is evicted.
-        opens = ~response & ~after_request
-        change = opens.astype(np.int64) - (response & after_request)
-        by_connection = _stable_order(None, rows.ordinal, connections)
-        steps = change[by_connection]
-        running = np.cumsum(steps)
-        group = rows.ordinal[by_connection]
-        starts = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
-        waiting_before = running - steps
-        base = waiting_before[starts]
-        waiting_before -= np.repeat(base, np.diff(np.append(starts, total)))
-        final = (running[np.append(starts[1:] - 1, total - 1)] - base).tolist()
-        request_row = opens[by_connection] & (by_connection >= known)
-        evicting = request_row & (waiting_before >= self.max_outstanding)
-        opening = request_row & (waiting_before == 0)
-        opened_at = np.full(connections, -1, dtype=np.int64)
-        if opening.any():
-            opened, opened_group = by_connection[opening], group[opening]
-            last_of = np.append(opened_group[1:] != opened_group[:-1], True)
-            opened_at[opened_group[last_of]] = opened[last_of]
+        # Each connection's waiting requests just before each row, if nothing is evicted: a
+        # request that opens an exchange adds one, a response that answers one takes one away.
+        opens, answers = ~response & ~after_request, response & after_request
+        change = opens.view(np.int8) - answers.view(np.int8)
         exact = np.zeros(connections, dtype=np.bool_)
-        if evicting.any():
-            exact[group[evicting]] = True
-        exact_rows = exact[rows.ordinal]
-        # The exchanges closed row by row: where `max_outstanding` evicts.
+        exact_rows = None
         exact_closed: list[int] = []
         reopened: list[tuple[int, int, dict[int, _Waiting] | None]] = []
-        if exact_rows.any():
-            walk = np.flatnonzero(exact_rows[known:]) + known
-            exact_closed = self._walk(rows, walk, reopened)
+        if int(np.cumsum(change, dtype=np.int32).max()) < self.max_outstanding:
+            # Not even all connections' requests together reach the bound: none is evicted.
+            final = np.bincount(rows.ordinal, weights=change, minlength=connections).astype(np.int64)
+            openings = opens.copy()
+            openings[:known] = False
+            opened_at = _last_openings(rows.ordinal, change, openings, final)
+        else:
+            count = _Counts(_Connections(rows.ordinal, connections), opens, answers, known)
+            takeover = count.evicting(self.max_outstanding)
+            exact = takeover < total
+            # The exchanges closed row by row: where `max_outstanding` evicts, from the first eviction.
+            if exact.any():
+                exact_rows = np.arange(total) >= takeover[rows.ordinal]
+                next_in_key = np.full(total, total, dtype=np.int64)
+                next_in_key[by_key[:-1][same]] = by_key[1:][same]
+                handed = self._hand_over(
+                    rows, names, next_in_key, takeover, count.opened_at(takeover).tolist()
+                )
+                exact_closed = self._walk(rows, np.flatnonzero(exact_rows), reopened)
+                reopened.extend(entry for entry in handed if entry[1] in self._waiting)
+            final, opened_at = count.final(), count.opened_at()
         # The rest, vectorised: the closing rows, in walk order.
-        closing = np.flatnonzero(((after_request | response) & ~exact_rows)[known:]) + known
-        self._settle(rows, known, names, ~exact, last, final, opened_at.tolist(), reopened)
+        closes = after_request | response
+        if exact_rows is not None:
+            closes &= ~exact_rows
+        closing = np.flatnonzero(closes[known:]) + known
+        self._settle(rows, known, names, ~exact, last, final.tolist(), opened_at.tolist(), reopened)
         closed = _closed(rows, closing, after_request[closing], before[closing])
         if not exact_closed:
             return closed
@@ -259,6 +272,35 @@ class Pairing:
                 for field in fields(Pairs)
             )
         )
+
+    def _hand_over(
+        self, rows: _Rows, names: list[int], next_in_key: Array, takeover: Array, opened_at: list[int]
+    ) -> list[tuple[int, int, dict[int, _Waiting] | None]]:
+        """Leave the waiting requests of the connections the walk takes over (those whose
+        `takeover` position comes before the end) as they stand when it does: before, nothing
+        was evicted, so the vectorised fates hold. Each connection's requests opened before and
+        still waiting then, in walk order (its dict's); where it last (re)opened before, if it
+        did (`opened_at`), to move it to its place in the outer dict later.
+        """
+        total = len(rows.ordinal)
+        then = takeover[rows.ordinal]
+        waiting = np.flatnonzero(
+            (np.arange(total) < then) & (then < total) & ~rows.response & (next_in_key >= then)
+        )
+        states: dict[int, dict[int, _Waiting]] = {
+            index: {} for index in np.flatnonzero(takeover < total).tolist()
+        }
+        columns = (rows.ordinal, rows.transaction_id, rows.time, rows.function_code, rows.label)
+        for index, tid, time, code, row in zip(
+            *(column[waiting].tolist() for column in columns), strict=True
+        ):
+            states[index][tid] = _Waiting(time, code, row)
+        handed: list[tuple[int, int, dict[int, _Waiting] | None]] = []
+        for index, requests in states.items():
+            self._waiting[names[index]] = requests  # kept in place if it did not reopen
+            if opened_at[index] >= 0:
+                handed.append((opened_at[index], names[index], None))
+        return handed
 
     def _walk(
         self, rows: _Rows, walk: Array, reopened: list[tuple[int, int, dict[int, _Waiting] | None]]
@@ -330,7 +372,10 @@ class Pairing:
         for index, tid in zip(rows.ordinal[gone].tolist(), rows.transaction_id[gone].tolist(), strict=True):
             if (requests := targets.get(index)) is not None:
                 requests.pop(tid, None)
-        staying = np.flatnonzero((~rows.response & last & settled[rows.ordinal])[known:]) + known
+        stays = ~rows.response[known:] & last[known:]
+        if not settled.all():
+            stays &= settled[rows.ordinal[known:]]
+        staying = np.flatnonzero(stays) + known
         columns = (rows.ordinal, rows.transaction_id, rows.time, rows.function_code, rows.label)
         for index, tid, time, code, row in zip(
             *(column[staying].tolist() for column in columns), strict=True
@@ -420,47 +465,178 @@ class Pairing:
 
 
 class _Rows(NamedTuple):
-    """Rows to pair, in walk order; `ordinal` numbers their connections 0, 1, ..."""
+    """Rows to pair, in walk order; `ordinal` numbers their connections 0, 1, ...
 
-    ordinal: npt.NDArray[np.int64]
+    The transaction ids, function and exception codes keep their input dtypes."""
+
+    ordinal: Array
+    """In `_index_dtype` of the connection count."""
     connection: npt.NDArray[np.int64]
-    transaction_id: npt.NDArray[np.int64]
+    transaction_id: Array
     time: npt.NDArray[np.int64]
-    function_code: npt.NDArray[np.int64]
+    function_code: Array
     label: npt.NDArray[np.int64]
-    exception: npt.NDArray[np.int64]
+    exception: Array
     response: npt.NDArray[np.bool_]
 
 
-def _factorize(values: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """The distinct values, ascending, and each value's index among them (`np.unique`, faster)."""
+class _Connections:
+    """The rows grouped by connection, in walk order within each (a stable sort: `order`); the
+    connection of each (`group`, ascending), and where each connection's rows start."""
+
+    def __init__(self, ordinal: Array, connections: int) -> None:
+        self.order: npt.NDArray[np.intp] = np.argsort(ordinal, kind="stable")
+        self.group = ordinal[self.order]
+        self.starts = np.flatnonzero(np.concatenate(([True], self.group[1:] != self.group[:-1])))
+        """Every connection has rows: `connections` of them, in ordinal order."""
+        self.connections = connections
+
+
+class _Counts:
+    """Each connection's waiting requests along the walk, if nothing is evicted.
+
+    A request that opens an exchange adds one to its connection's count, a response that
+    answers one takes one away (a request that replaces one changes nothing).
+    """
+
+    def __init__(self, grouped: _Connections, opens: Array, answers: Array, known: int) -> None:
+        by_connection, group, starts = grouped.order, grouped.group, grouped.starts
+        steps = (opens.astype(np.int32) - answers)[by_connection]
+        running = np.cumsum(steps, dtype=np.int32)
+        before = running - steps
+        self.waiting_before = before - before[starts][group]  # each connection starts at 0
+        self._final = running[np.append(starts[1:], len(group)) - 1] - before[starts]
+        self.request_row = opens[by_connection]
+        if known:
+            self.request_row &= by_connection >= known
+        self.by_connection, self.group, self.connections = by_connection, group, grouped.connections
+
+    def evicting(self, max_outstanding: int) -> npt.NDArray[np.int64]:
+        """Per connection: the walk position of its first request of the batch that comes when
+        `max_outstanding` wait (from there on, the counts do not hold); past the last row if none."""
+        first = np.full(self.connections, len(self.by_connection), dtype=np.int64)
+        at = np.flatnonzero(self.request_row & (self.waiting_before >= max_outstanding))
+        if at.size:
+            group = self.group[at]
+            first_of = np.append(True, group[1:] != group[:-1])
+            first[group[first_of]] = self.by_connection[at[first_of]]
+        return first
+
+    def final(self) -> npt.NDArray[np.int64]:
+        """Per connection: the requests waiting at the end."""
+        final: npt.NDArray[np.int64] = self._final.astype(np.int64)
+        return final
+
+    def opened_at(self, before: Array | None = None) -> npt.NDArray[np.int64]:
+        """Per connection: the walk position where it last (re)opened (before `before`, per
+        connection, if given); -1 if it did not."""
+        opened_at = np.full(self.connections, -1, dtype=np.int64)
+        opening = self.request_row & (self.waiting_before == 0)
+        if before is not None:
+            opening &= self.by_connection < before[self.group]
+        at = np.flatnonzero(opening)
+        if at.size:
+            group = self.group[at]
+            last_of = np.append(group[1:] != group[:-1], True)
+            opened_at[group[last_of]] = self.by_connection[at[last_of]]
+        return opened_at
+
+
+def _last_openings(
+    ordinal: Array, change: Array, openings: Array, final: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Per connection still waiting at the end (`final` > 0): the walk position of its last
+    opening, a row of `openings` where none of its requests waits (-1 if none: it kept waiting
+    all along), when nothing is evicted; -1 for the others.
+
+    Those openings lie near the end, so they are looked for on a tail of the rows, made longer
+    until it holds them all: the rows grouped by connection, each connection's count at the
+    tail's start being its final count less the tail's changes (`change`).
+    """
+    opened_at = np.full(len(final), -1, dtype=np.int64)
+    wanted = final > 0
+    total, size = len(ordinal), 1 << 10
+    while wanted.any():
+        start = max(total - size, 0)
+        order = np.argsort(ordinal[start:], kind="stable")
+        group = ordinal[start:][order]
+        steps = change[start:][order].astype(np.int32)
+        first = np.concatenate(([True], group[1:] != group[:-1]))
+        firsts, member = np.flatnonzero(first), np.cumsum(first) - 1
+        at_start = final.copy()
+        at_start[group[firsts]] -= np.add.reduceat(steps, firsts)
+        before = np.cumsum(steps) - steps  # each group's count before each row, less its start's
+        waiting_before = before - before[firsts][member] + at_start[group]
+        at = np.flatnonzero(openings[start:][order] & (waiting_before == 0))
+        if at.size:
+            found = group[at]
+            last_of = np.append(found[1:] != found[:-1], True)
+            found, at = found[last_of], at[last_of]
+            take = wanted[found]
+            opened_at[found[take]] = start + order[at[take]]
+            wanted[found] = False
+        if not start:
+            break
+        size <<= 2
+    return opened_at
+
+
+def _time_order(timestamp: Array) -> npt.NDArray[np.intp] | None:
+    """The rows' stable order by time; None when they are in it already (a capture's usually are)."""
+    if len(timestamp) < 2 or not (timestamp[1:] < timestamp[:-1]).any():
+        return None
+    order: npt.NDArray[np.intp] = np.argsort(timestamp, kind="stable")
+    return order
+
+
+def _reordered(column: Array, order: npt.NDArray[np.intp] | None) -> Array:
+    """`column` in `order` (as it is for None)."""
+    values = np.asarray(column)
+    return values if order is None else values[order]
+
+
+def _factorize(values: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], Array]:
+    """The distinct values, ascending, and each value's index among them (`np.unique`, faster),
+    in the narrowest dtype that holds it (`_index_dtype`)."""
     low, high = int(values.min()), int(values.max())
     span = high - low + 1
     if span <= 4 * len(values) + 1024:
         offsets = values - low
         present = np.bincount(offsets, minlength=span) > 0
-        ranks = np.cumsum(present) - 1
-        return np.flatnonzero(present) + low, ranks[offsets]
+        uniques = np.flatnonzero(present) + low
+        ranks = (np.cumsum(present) - 1).astype(_index_dtype(len(uniques)))
+        return uniques, ranks[offsets]
     uniques, inverse = np.unique(values, return_inverse=True)
-    return uniques, inverse.reshape(-1)
+    return uniques, inverse.reshape(-1).astype(_index_dtype(len(uniques)))
 
 
-def _stable_order(
-    minor: npt.NDArray[np.int64] | None, major: npt.NDArray[np.int64], majors: int
-) -> npt.NDArray[np.intp]:
-    """The stable order by (major, minor) (`major` in range(majors)): radix sorts where they fit."""
+def _index_dtype(count: int) -> type[np.integer[Any]]:
+    """The dtype of indexes in range(count): unsigned bytes or words (numpy sorts those with a
+    radix sort, in linear time), else int64."""
+    if count <= 1 << 8:
+        return np.uint8
+    return np.uint16 if count <= 1 << 16 else np.int64
+
+
+def _stable_order(minor: Array | None, major: Array, majors: int) -> npt.NDArray[np.intp]:
+    """The stable order by (major, minor) (`major` in range(majors), in `_index_dtype(majors)`):
+    radix sorts where they fit."""
     order = None
     if minor is not None:
-        low = int(minor.min())
-        keys = (minor - low).astype(np.uint16) if int(minor.max()) - low < 1 << 16 else minor
+        low, high = int(minor.min()), int(minor.max())
+        if low >= 0 and high < 1 << 16:  # transaction ids
+            keys = minor.astype(np.uint16, copy=False)
+        else:
+            keys = (minor - low).astype(np.uint16) if high - low < 1 << 16 else minor
         order = np.argsort(keys, kind="stable")
         major = major[order]
-    ranked = np.argsort(major.astype(np.uint16) if majors <= 1 << 16 else major, kind="stable")
+    ranked: npt.NDArray[np.intp] = np.argsort(major, kind="stable")
     return ranked if order is None else order[ranked]
 
 
-def _known(names: list[int], held: list[dict[int, _Waiting] | None]) -> _Rows | None:
-    """The requests waiting in these connections as rows (each connection's in its dict's order)."""
+def _known(names: list[int], held: list[dict[int, _Waiting] | None], batch: _Rows) -> _Rows | None:
+    """The requests waiting in these connections as rows (each connection's in its dict's order),
+    in the batch's dtypes where their values fit (the concatenation then keeps those)."""
     index: list[int] = []
     connection: list[int] = []
     tids: list[int] = []
@@ -473,24 +649,48 @@ def _known(names: list[int], held: list[dict[int, _Waiting] | None]) -> _Rows | 
             requests.extend(waiting.values())
     if not index:
         return None
-    times, codes, labels = (np.array(column, dtype=np.int64) for column in zip(*requests, strict=True))
-    zeros = np.zeros(len(index), dtype=np.int64)
+    times, codes, labels = zip(*requests, strict=True)
+    zeros = np.zeros(len(index), dtype=batch.exception.dtype)
     return _Rows(
-        np.array(index, dtype=np.int64),
+        np.array(index, dtype=batch.ordinal.dtype),
         np.array(connection, dtype=np.int64),
-        np.array(tids, dtype=np.int64),
-        times,
-        codes,
-        labels,
+        _like(tids, batch.transaction_id),
+        np.array(times, dtype=np.int64),
+        _like(codes, batch.function_code),
+        np.array(labels, dtype=np.int64),
         zeros,
         zeros.astype(np.bool_),
     )
 
 
+def _like(values: Sequence[int], column: Array) -> Array:
+    """`values` as an array of `column`'s dtype if they fit in it, else of int64."""
+    array = np.array(values, dtype=np.int64)
+    if np.issubdtype(column.dtype, np.integer):
+        limits = np.iinfo(column.dtype)
+        if limits.min <= array.min() and array.max() <= limits.max:
+            return array.astype(column.dtype)
+    return array
+
+
 def _closed(rows: _Rows, closing: Array, has_request: Array, request: Array) -> Pairs:
     """The exchanges the rows at `closing` close; `request` is the waiting request's row, if any."""
-    request = np.where(has_request, request, closing)
     response = rows.response[closing]
+    if has_request.all() and response.all():  # every one a response to its request: most batches
+        code = rows.function_code[request]
+        return Pairs(
+            rows.connection[closing],
+            rows.transaction_id[closing].astype(np.int32, copy=False),
+            code.astype(np.int16, copy=False),
+            rows.label[request],
+            rows.label[closing],
+            rows.time[request],
+            rows.time[closing],
+            rows.exception[closing].astype(np.int16, copy=False),
+            code != rows.function_code[closing],
+            np.full(len(closing), PairStatus.ANSWERED, dtype=np.uint8),
+        )
+    request = np.where(has_request, request, closing)
     code = rows.function_code[request]
     return Pairs(
         rows.connection[closing],
