@@ -19,9 +19,12 @@ S = 1_000_000_000
 
 
 def feed(
-    table: FlowTable, packets: list[tuple[int, bytes, bytes, int, int, int, int, int]]
+    table: FlowTable,
+    packets: list[tuple[int, bytes, bytes, int, int, int, int, int]],
+    valid: list[bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Packets as (ts, src, dst, sport, dport, transport, ip length, tcp flags)."""
+    """Packets as (ts, src, dst, sport, dport, transport, ip length, tcp flags), all IP unless
+    `valid` says which are."""
     columns = list(zip(*packets, strict=True))
     update = table.update(
         np.array(columns[0], dtype=np.int64),
@@ -32,7 +35,7 @@ def feed(
         np.array(columns[5], dtype=np.uint8),
         np.array(columns[6], dtype=np.int32),
         np.array(columns[7], dtype=np.uint16),
-        np.ones(len(packets), dtype=bool),
+        np.ones(len(packets), dtype=bool) if valid is None else np.array(valid, dtype=bool),
     )
     return update.flow_ids, update.from_client
 
@@ -265,22 +268,9 @@ def _run_against_reference(draws: list[Draw]) -> FlowTable:
             continue
         packets = [packet for packet, _ in batch]
         valid = [ok for _, ok in batch]
-        columns = list(zip(*packets, strict=True))
-        update = table.update(
-            np.array(columns[0], dtype=np.int64),
-            np.array(columns[1], dtype="S16"),
-            np.array(columns[2], dtype="S16"),
-            np.array(columns[3], dtype=np.uint16),
-            np.array(columns[4], dtype=np.uint16),
-            np.array(columns[5], dtype=np.uint8),
-            np.array(columns[6], dtype=np.int32),
-            np.array(columns[7], dtype=np.uint16),
-            np.array(valid, dtype=bool),
-        )
+        flow_ids, from_client = feed(table, packets, valid)
         expected = reference.update(packets, valid)
-        for flow_id, forward, want in zip(
-            update.flow_ids.tolist(), update.from_client.tolist(), expected, strict=True
-        ):
+        for flow_id, forward, want in zip(flow_ids.tolist(), from_client.tolist(), expected, strict=True):
             if want is None:
                 assert flow_id == -1
                 continue

@@ -2,13 +2,13 @@
 
 A pcap record header carries no marker, only its length: each record starts where the previous
 one ends, so the records follow from the first. numpy takes as candidates the positions in a
-window whose timestamp has the top byte of the record it starts from, follows each candidate's
-length, keeps the candidates another candidate leads to (dropping most packet data that looks
-like a header), and takes the run from the known record in which each candidate is where the
-previous one leads. Each record's position follows from the one before, so that run is exactly
-the records Python's walk finds. Where it stops early (a record whose time jumps, packet data
-that chains like headers), the walk goes on from the exact position after it; after a short run
-Python walks a while, so that crafted traffic cannot make the reader slow.
+window whose timestamp has the top byte of the record it starts from and a plausible fraction,
+follows each candidate's length, and takes the run from the known record in which each candidate
+is where the previous one leads, stepping over packet data that passes for a header (see
+`chain`). Each record's position follows from the one before, so that run is exactly the records
+Python's walk finds. Where it stops early (a record whose time jumps, too many look-alikes), the
+walk goes on from the exact position after it; after a short run Python walks a while, so that
+crafted traffic cannot make the reader slow.
 """
 
 from __future__ import annotations
