@@ -92,3 +92,25 @@ def test_a_time_limited_grant_works_until_it_ends(data_dir: Path) -> None:
         policy.invalidate()
         assert made.client.get(f"/api/v1/alerts/{alert_id}", headers=headers).status_code == 404
         assert made.client.get("/api/v1/alerts", headers=headers).status_code == 200  # plant-a still holds
+
+
+@pytest.mark.parametrize(
+    ("since", "expected"),
+    [
+        ("0001-01-01T00:00+01:00", 422),  # no UTC form: before the first representable instant
+        ("9999-12-31T23:59-01:00", 422),  # no UTC form: after the last
+        ("0001-01-01T00:00-01:00", 200),
+        ("2000-01-01T00:00", 200),  # naive: taken as UTC
+    ],
+)
+def test_a_time_filter_out_of_range_is_refused_not_a_server_error(
+    running: tuple[Server, dict[str, str]], since: str, expected: int
+) -> None:
+    made, _ = running
+    headers = {"Authorization": f"Bearer {made.token('vera')}"}
+    response = made.client.get("/api/v1/alerts", params={"since": since}, headers=headers)
+    assert response.status_code == expected, response.text
+    if expected == 422:
+        assert "outside the range of storable times" in response.text
+    else:
+        assert {a["title"] for a in response.json()["alerts"]} == {"a1", "a2", "a"}

@@ -13,6 +13,7 @@ from plantwarden.accounts import services
 from plantwarden.accounts.errors import TokenNotFound
 from plantwarden.accounts.models import ApiToken, RoleGrant, User
 from plantwarden.core.access import AUTHENTICATED, Actor, Requires
+from plantwarden.core.clock import UtcDatetime
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 
@@ -120,7 +121,7 @@ class NewGrant(BaseModel):
     role: str = Field(max_length=64)
     site: str = Field(max_length=63)
     zone: str | None = Field(default=None, max_length=63)
-    valid_until: datetime | None = None
+    valid_until: UtcDatetime | None = None
 
 
 @router.post("/users/{username}/grants", response_model=GrantOut, status_code=201)

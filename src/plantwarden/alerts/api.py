@@ -4,7 +4,6 @@ alerts; one alert of another site is answered as not found (its existence is not
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -17,6 +16,7 @@ from plantwarden.alerts.models import Alert, AlertStatus, Severity
 from plantwarden.alerts.queries import AlertFilter, list_alerts
 from plantwarden.alerts.schemas import AlertList, AlertOut
 from plantwarden.core.access import Actor, Requires
+from plantwarden.core.clock import UtcDatetime
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 
@@ -39,8 +39,8 @@ def list_route(
     min_severity: SeverityName | None = None,
     rule_id: str | None = None,
     asset: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: UtcDatetime | None = None,
+    until: UtcDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> AlertList:

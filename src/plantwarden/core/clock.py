@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Annotated, Protocol
+
+from pydantic import AfterValidator
 
 
 class Clock(Protocol):
@@ -35,3 +37,18 @@ class FixedClock:
     def advance(self, delta: timedelta) -> None:
         """Move the clock forward by `delta`."""
         self._now += delta
+
+
+def in_utc(moment: datetime) -> datetime:
+    """`moment` in UTC, a naive one taken as UTC. A ValueError says so when the moment has no UTC
+    form (such as 0001-01-01T00:00+01:00, which falls before the first representable instant)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{moment.isoformat()} is outside the range of storable times") from None
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(in_utc)]
+"""A datetime field of the API: naive values taken as UTC, stored in UTC, out-of-range ones refused."""
