@@ -1,0 +1,184 @@
+"""What every industrial protocol module declares, and what every one of its decoders gives.
+
+A protocol module (`protocols/<name>/`) declares a `ProtocolModule`: the protocol's name (the
+records plane's `Protocol` member of that name), how completely it is decoded (`Support`), the
+specifications it follows, and where it is found (TCP and UDP ports, Ethernet types). Its
+decoders give, per PDU, a `Summary`: the fields every protocol record carries besides time,
+flow, direction and protocol (which the sensor knows): the function or service (code and
+name), its operation category, the unit and target objects it addresses, its result or
+exception, and how well it parsed.
+
+Each module has two paths that give identical summaries:
+
+- exact: `decode_payload(payload, from_server) -> (messages, leftover)`, one TCP segment's
+  bytes (after the bytes left over from the segment before) or one datagram, PDU by PDU, with
+  every variable-size part; `leftover` holds the bytes of an incomplete last PDU (TCP), and each
+  message's `summary()` gives its `Summary`;
+- fast: a column extractor over many payloads of a batch at once (`SummaryColumns` plus the
+  protocol's own columns), which leaves what it cannot take to the exact path.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "MAX_TARGETS",
+    "Operation",
+    "ParseStatus",
+    "ProtocolModule",
+    "Summary",
+    "SummaryColumns",
+    "Support",
+]
+
+
+class Operation(enum.IntEnum):
+    """What a PDU does to the device, in every protocol's terms: the categories that conduits,
+    roles and the storage policy are written in (the same codes as the records plane's)."""
+
+    OTHER = 0
+    READ = 1
+    WRITE = 2
+    PROGRAM = 3
+    """Changes the device's logic or firmware: block download, delete, copy RAM to ROM."""
+    CONTROL = 4
+    """Changes the device's state: start, stop, restart, operate, select, freeze."""
+    DIAGNOSTIC = 5
+    MALFORMED = 6
+    """Not a well-formed PDU: no function could be read."""
+    IDENTIFY = 7
+    """Asks who the device is: identity, module and component identification."""
+
+
+class Support(enum.StrEnum):
+    """How completely a module decodes its protocol."""
+
+    COMPLETE = "complete"
+    """Every message type of the listed specifications is decoded, with its fields."""
+    PARTIAL = "partial"
+    """The common messages are decoded; the rest are recorded by code, with status PARTIAL."""
+    DETECT_ONLY = "detect-only"
+    """The protocol is recognised and its message type recorded; nothing inside it is decoded."""
+
+
+class ParseStatus(enum.IntEnum):
+    """How far a PDU was decoded (a closed list, stored as a `uint8` column)."""
+
+    OK = 0
+    """Every field of the PDU was decoded and the PDU ends where its last field does."""
+    PARTIAL = 1
+    """Decoded up to a part the module does not know (an object of unknown size, an
+    encrypted body, a message type it only detects); what was decoded is right."""
+    MALFORMED = 2
+    """The PDU breaks its specification; the record's `finding` says how."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolModule:
+    """A protocol module's declaration: what it decodes, how completely, after which texts."""
+
+    name: str
+    """The records plane's `Protocol` member of this name, lower case (e.g. "s7comm")."""
+    support: Support
+    references: tuple[str, ...]
+    """The specifications followed, as citable titles (with version and section where useful)."""
+    tcp_ports: tuple[int, ...] = ()
+    udp_ports: tuple[int, ...] = ()
+    ethertypes: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """One PDU in common terms; "none" values are -1 for numbers (0 for `quantity`), empty texts."""
+
+    function_code: int
+    """The protocol's function, service, command or message type code (-1 if none was read)."""
+    function: str
+    """Its name, as the specification spells it (lower case, words joined by underscores)."""
+    operation: Operation
+    is_response: bool
+    """Sent by the server (the answering side)."""
+    unit: int = -1
+    """Unit, slave, station, common address or rack/slot addressed."""
+    address: int = -1
+    """The first target's address (register, object, information object, byte address)."""
+    quantity: int = 0
+    """How many targets, items or objects the PDU addresses."""
+    targets: tuple[str, ...] = ()
+    """The target objects, each as readable text (e.g. "DB1.DBW4", "g30v2 0-9", "class 0x04
+    instance 1 attribute 3"); at most `MAX_TARGETS`, the count in `quantity`."""
+    result: int = -1
+    """A response's result: 0 success, > 0 the protocol's error or exception code; -1 for a
+    request or a response that carries none."""
+    status: ParseStatus = ParseStatus.OK
+    finding: int = 0
+    """The module's finding code (its own closed `IntEnum`, 0 when none)."""
+
+
+MAX_TARGETS = 32
+"""Target texts kept per PDU (the `quantity` column still counts them all)."""
+
+_DTYPES: dict[str, Any] = {
+    "function_code": np.int32,
+    "function": object,
+    "operation": np.uint8,
+    "is_response": np.bool_,
+    "unit": np.int32,
+    "address": np.int64,
+    "quantity": np.int32,
+    "targets": object,
+    "result": np.int32,
+    "status": np.uint8,
+    "finding": np.uint8,
+}
+
+
+@dataclass(slots=True)
+class SummaryColumns:
+    """`Summary` as columns, one row per PDU (the fast path's form); `targets` holds tuples."""
+
+    function_code: npt.NDArray[np.int32]
+    function: npt.NDArray[np.object_]
+    operation: npt.NDArray[np.uint8]
+    is_response: npt.NDArray[np.bool_]
+    unit: npt.NDArray[np.int32]
+    address: npt.NDArray[np.int64]
+    quantity: npt.NDArray[np.int32]
+    targets: npt.NDArray[np.object_]
+    result: npt.NDArray[np.int32]
+    status: npt.NDArray[np.uint8]
+    finding: npt.NDArray[np.uint8]
+
+    def __len__(self) -> int:
+        return len(self.function_code)
+
+    @classmethod
+    def from_summaries(cls, summaries: Sequence[Summary]) -> SummaryColumns:
+        """Columns from the exact path's summaries."""
+        values: dict[str, Any] = {}
+        for name, dtype in _DTYPES.items():
+            column = np.empty(len(summaries), dtype=dtype)
+            for row, summary in enumerate(summaries):
+                column[row] = getattr(summary, name)  # one by one: a tuple stays one object
+            values[name] = column
+        return cls(**values)
+
+    def summaries(self) -> list[Summary]:
+        """Row by row, as the exact path gives them (to compare the two paths)."""
+        names = [field.name for field in fields(Summary)]
+        rows = zip(*(getattr(self, name).tolist() for name in names), strict=True)
+        summaries = []
+        for row in rows:
+            values = dict(zip(names, row, strict=True))
+            values["operation"] = Operation(values["operation"])
+            values["status"] = ParseStatus(values["status"])
+            values["targets"] = tuple(values["targets"])
+            summaries.append(Summary(**values))
+        return summaries
