@@ -18,6 +18,7 @@ from plantwarden.cli.records import records_group
 from plantwarden.cli.serve import routes, serve, up
 from plantwarden.cli.state import CliState
 from plantwarden.cli.store import backup_command, db_group, restore_command
+from plantwarden.cli.vendors import vendors_group
 from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.settings import parse_assignment
 from plantwarden.monitoring.cli import sensor_group
@@ -62,6 +63,7 @@ COMMANDS = (
     token_group,
     sim_group,
     sensor_group,
+    vendors_group,
 )
 for command in COMMANDS:
     cli.add_command(command)
