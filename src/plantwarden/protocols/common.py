@@ -21,21 +21,24 @@ Each module has two paths that give identical summaries:
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
     "MAX_TARGETS",
+    "Column",
+    "MessageColumns",
     "Operation",
     "ParseStatus",
     "ProtocolModule",
     "Summary",
     "SummaryColumns",
     "Support",
+    "decode_segments",
 ]
 
 
@@ -110,7 +113,8 @@ class Summary:
     address: int = -1
     """The first target's address (register, object, information object, byte address)."""
     quantity: int = 0
-    """How many targets, items or objects the PDU addresses."""
+    """How many targets, items or objects the PDU addresses (as the protocol counts them: DNP3's
+    first object header's count, S7's items, IEC 104's information objects)."""
     targets: tuple[str, ...] = ()
     """The target objects, each as readable text (e.g. "DB1.DBW4", "g30v2 0-9", "class 0x04
     instance 1 attribute 3"); at most `MAX_TARGETS`, the count in `quantity`."""
@@ -182,3 +186,111 @@ class SummaryColumns:
             values["targets"] = tuple(values["targets"])
             summaries.append(Summary(**values))
         return summaries
+
+
+class Column(NamedTuple):
+    """One of a protocol's own columns: its name (a field of the protocol's message too), numpy
+    dtype, and "none" value."""
+
+    name: str
+    dtype: Any
+    none: Any
+
+
+class _Message(Protocol):
+    @property
+    def offset(self) -> int: ...
+
+    def summary(self) -> Summary: ...
+
+
+Array = npt.NDArray[Any]
+
+
+@dataclass(slots=True)
+class MessageColumns:
+    """A column extractor's output: per row (PDU) its segment (index into the input starts),
+    index within the segment, byte offset, `summary`, and the protocol's own columns in `own`
+    (by its schema); per input segment `leftover`, the bytes of an incomplete last PDU."""
+
+    segment: npt.NDArray[np.int64]
+    pdu_index: npt.NDArray[np.int32]
+    offset: npt.NDArray[np.int64]
+    summary: SummaryColumns
+    own: dict[str, Array]
+    leftover: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.segment)
+
+    @classmethod
+    def from_messages(
+        cls,
+        schema: Sequence[Column],
+        messages: Sequence[_Message],
+        segment: Sequence[int] | Array,
+        pdu_index: Sequence[int] | Array,
+        leftover: npt.NDArray[np.int64],
+    ) -> MessageColumns:
+        """The columns of an exact decoder's `messages` (labelled by `segment` and `pdu_index`)."""
+        own = {}
+        for column in schema:
+            array = np.empty(len(messages), dtype=column.dtype)
+            for row, message in enumerate(messages):
+                array[row] = getattr(message, column.name)
+            own[column.name] = array
+        return cls(
+            np.asarray(segment, dtype=np.int64),
+            np.asarray(pdu_index, dtype=np.int32),
+            np.fromiter((m.offset for m in messages), np.int64, len(messages)),
+            SummaryColumns.from_summaries([m.summary() for m in messages]),
+            own,
+            leftover,
+        )
+
+    def differences(self, other: MessageColumns) -> list[str]:
+        """What differs from `other` (empty when the two are identical)."""
+        if len(self) != len(other):
+            return [f"{len(self)} rows against {len(other)}"]
+        if set(self.own) != set(other.own):
+            return ["own columns"]
+        pairs: list[tuple[str, Array, Array]] = [
+            ("segment", self.segment, other.segment),
+            ("pdu_index", self.pdu_index, other.pdu_index),
+            ("offset", self.offset, other.offset),
+            ("leftover", self.leftover, other.leftover),
+        ]
+        pairs += [(name, self.own[name], other.own[name]) for name in self.own]
+        found = [
+            name
+            for name, mine, theirs in pairs
+            if mine.dtype != theirs.dtype or not np.array_equal(mine, theirs)
+        ]
+        if self.summary.summaries() != other.summary.summaries():
+            found.append("summary")
+        return found
+
+
+def decode_segments(
+    decode_payload: Callable[[bytes, bool], tuple[Sequence[_Message], bytes]],
+    schema: Sequence[Column],
+    buffer: npt.NDArray[np.uint8],
+    starts: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.int64],
+    from_server: npt.NDArray[np.bool_],
+) -> MessageColumns:
+    """A column extractor's exact twin: every segment `buffer[start:start + length]` through the
+    exact decoder `decode_payload`, one at a time."""
+    data = buffer.tobytes()
+    messages: list[_Message] = []
+    segments: list[int] = []
+    indexes: list[int] = []
+    leftover = np.zeros(len(starts), dtype=np.int64)
+    rows = zip(starts.tolist(), lengths.tolist(), from_server.tolist(), strict=True)
+    for segment, (start, length, server) in enumerate(rows):
+        found, rest = decode_payload(data[start : start + length], bool(server))
+        leftover[segment] = len(rest)
+        messages += found
+        segments += [segment] * len(found)
+        indexes += range(len(found))
+    return MessageColumns.from_messages(schema, messages, segments, indexes, leftover)
