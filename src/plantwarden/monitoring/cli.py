@@ -16,6 +16,8 @@ from plantwarden.capture.pcap import read_capture
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider
+from plantwarden.monitoring.protocol_streams import StreamProtocol
+from plantwarden.monitoring.protocol_table import PROTOCOLS
 from plantwarden.monitoring.sensor import Sensor, SensorCounters, SensorOptions
 from plantwarden.monitoring.summary import Progress, summary_lines
 from plantwarden.monitoring.tuning import keep_freed_memory
@@ -52,6 +54,12 @@ def sensor_group() -> None:
     show_default=True,
     help="TCP port of Modbus servers (repeat for several).",
 )
+@click.option(
+    "--protocols",
+    default="all",
+    show_default=True,
+    help="Protocols to decode beside Modbus, comma-separated (" + ", ".join(PROTOCOLS) + "), all or none.",
+)
 @click.option("--no-records", is_flag=True, help="Decode and count only; write nothing to the records plane.")
 @click.option(
     "--duration", type=click.FloatRange(min=0.1), help="With --interface: stop after this many seconds."
@@ -65,6 +73,7 @@ def run_command(
     site: str,
     segment: str,
     modbus_ports: tuple[int, ...],
+    protocols: str,
     no_records: bool,
     duration: float | None,
 ) -> None:
@@ -72,10 +81,11 @@ def run_command(
     sources = sum(bool(x) for x in (pcaps, interface, tap))
     if sources != 1:
         raise click.UsageError("give exactly one source: --pcap FILE..., --interface IF, or --tap PATH")
+    decoded = _protocols(protocols)
     runtime = state.runtime()
     writer = None if no_records else _writer(runtime)
     keep_freed_memory()
-    sensor = Sensor(SensorOptions(site=site, segment=segment, modbus_ports=modbus_ports), writer)
+    sensor = Sensor(SensorOptions(site=site, segment=segment, modbus_ports=modbus_ports), writer, decoded)
     progress = Progress(sys.stderr)
     problem: str | None = None
     try:
@@ -94,6 +104,19 @@ def run_command(
             writer.close()
         progress.done()
     _report(counters, progress, problem)
+
+
+def _protocols(names: str) -> tuple[StreamProtocol, ...]:
+    wanted = [name.strip().lower() for name in names.split(",") if name.strip()]
+    if wanted == ["all"]:
+        return tuple(PROTOCOLS.values())
+    if wanted == ["none"]:
+        return ()
+    unknown = [name for name in wanted if name not in PROTOCOLS]
+    if unknown or not wanted:
+        known = ", ".join([*PROTOCOLS, "all", "none"])
+        raise click.BadParameter(f"unknown protocol {', '.join(unknown) or names!r} (known: {known})")
+    return tuple(PROTOCOLS[name] for name in dict.fromkeys(wanted))
 
 
 def _writer(runtime: Runtime) -> RecordWriter:

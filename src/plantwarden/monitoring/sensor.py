@@ -24,6 +24,8 @@ from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.schema import FLOWS, PROTOCOL_RECORDS, Operation, Protocol
 from plantwarden.monitoring.modbus_streams import ModbusBatch, ModbusStreams
+from plantwarden.monitoring.protocol_streams import ProtocolBatch, ProtocolSet, StreamProtocol
+from plantwarden.protocols.common import ParseStatus
 from plantwarden.protocols.modbus import ModbusFinding
 from plantwarden.protocols.modbus import Operation as ModbusOperation
 from plantwarden.protocols.modbus.pairing import Pairing, Pairs, PairStatus
@@ -57,6 +59,18 @@ class SensorOptions:
 
 
 @dataclass(slots=True)
+class ProtocolCounters:
+    """What the sensor has seen of one protocol beside Modbus."""
+
+    segments: int = 0
+    """TCP segments with data and UDP datagrams of the protocol's ports."""
+    exact_segments: int = 0
+    pdus: int = 0
+    partial: int = 0
+    malformed: int = 0
+
+
+@dataclass(slots=True)
 class SensorCounters:
     """What the sensor has seen so far (the progress line and the closing summary)."""
 
@@ -77,13 +91,20 @@ class SensorCounters:
     layer_status: Counter[str] = field(default_factory=Counter)
     modbus_findings: Counter[str] = field(default_factory=Counter)
     stream_findings: Counter[str] = field(default_factory=Counter)
+    protocols: dict[str, ProtocolCounters] = field(default_factory=dict)
+    """By protocol name, the protocols beside Modbus."""
     last_ns: int = 0
 
 
 class Sensor:
     """One sensor's state: flows, streams, pairing, and the record writer (if any)."""
 
-    def __init__(self, options: SensorOptions | None = None, writer: RecordWriter | None = None) -> None:
+    def __init__(
+        self,
+        options: SensorOptions | None = None,
+        writer: RecordWriter | None = None,
+        protocols: tuple[StreamProtocol, ...] = (),
+    ) -> None:
         self.options = options or SensorOptions()
         self.writer = writer
         self.flows = FlowTable(
@@ -91,7 +112,13 @@ class Sensor:
         )
         self.modbus = ModbusStreams(self.options.modbus_ports)
         self.pairing = Pairing(int(self.options.answer_timeout_s * SECOND_NS))
+        self.protocols = ProtocolSet(protocols)
+        """The protocols beside Modbus: decoded and counted (their records come with their pairing)."""
         self.counters = SensorCounters()
+        for protocol in protocols:
+            self.counters.protocols[protocol.module.name] = ProtocolCounters()
+        self.last_protocols: dict[str, ProtocolBatch] = {}
+        """The last batch's PDUs of each protocol beside Modbus."""
         self._waiting = _WaitingRequests()
         self._next_row = 0
 
@@ -112,6 +139,9 @@ class Sensor:
         )
         modbus = self.modbus.process(batch, layers, update.flow_ids)
         self._modbus(batch, layers, update.flow_ids, modbus)
+        self.last_protocols = self.protocols.process(batch, layers, update)
+        for name, found in self.last_protocols.items():
+            _count_protocol(self.counters.protocols[name], found)
         if len(batch):
             self.counters.last_ns = max(self.counters.last_ns, int(batch.ts_ns.max()))
             self._ended(self.flows.expire(self.counters.last_ns))
@@ -123,6 +153,9 @@ class Sensor:
         self._ended(self.flows.drain())
         for name, count in self.modbus.findings.items():
             self.counters.stream_findings[name.name.lower()] += count
+        for streams in self.protocols.streams:
+            for finding, count in streams.findings.items():
+                self.counters.stream_findings[finding.name.lower()] += count
         self.counters.flows_evicted = self.flows.stats.evicted
         return self.counters
 
@@ -232,7 +265,9 @@ class Sensor:
     def _ended(self, flows: list[Flow]) -> None:
         if not flows:
             return
-        self.modbus.forget([flow.flow_id for flow in flows])
+        ended = [flow.flow_id for flow in flows]
+        self.modbus.forget(ended)
+        self.protocols.forget(ended)
         self.counters.flow_records += len(flows)
         if self.writer is None:
             return
@@ -259,6 +294,14 @@ class Sensor:
             length=len(flows),
         )
         self.counters.stored_rows += self.writer.write(batch).stored
+
+
+def _count_protocol(counters: ProtocolCounters, found: ProtocolBatch) -> None:
+    counters.segments += found.segments
+    counters.exact_segments += found.exact_segments
+    counters.pdus += len(found.summary)
+    counters.partial += int(np.count_nonzero(found.summary.status == ParseStatus.PARTIAL))
+    counters.malformed += int(np.count_nonzero(found.summary.status == ParseStatus.MALFORMED))
 
 
 def _tally(codes: npt.NDArray[np.uint8]) -> list[tuple[int, int]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
-from plantwarden.monitoring.sensor import SensorCounters
+from plantwarden.monitoring.sensor import ProtocolCounters, SensorCounters
 
 REFRESH_S = 0.5
 
@@ -66,6 +66,11 @@ def summary_lines(counters: SensorCounters, elapsed: float, loss: tuple[int, int
         ("Modbus PDUs", f"{c.modbus_pdus:,}: {_counts(c.modbus_findings)}" if c.modbus_pdus else "0"),
         ("requests", f"{c.requests:,}: {answered}, {c.unanswered:,} unanswered"),
         ("responses without request", f"{c.unsolicited:,}"),
+        *(
+            (f"{name} PDUs", _protocol_line(counts))
+            for name, counts in sorted(c.protocols.items())
+            if counts.segments
+        ),
         ("TCP stream findings", _counts(c.stream_findings) or "none"),
         (
             "records",
@@ -75,6 +80,14 @@ def summary_lines(counters: SensorCounters, elapsed: float, loss: tuple[int, int
     ]
     width = max(len(name) for name, _ in rows)
     return [f"{name:<{width}}  {value}" for name, value in rows]
+
+
+def _protocol_line(counts: ProtocolCounters) -> str:
+    share = counts.exact_segments / max(counts.segments, 1)
+    return (
+        f"{counts.pdus:,} ({counts.partial:,} partial, {counts.malformed:,} malformed) in "
+        f"{counts.segments:,} segments ({share:.1%} on the exact path)"
+    )
 
 
 def _counts(counter: dict[str, int]) -> str:

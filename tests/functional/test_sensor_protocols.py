@@ -1,0 +1,95 @@
+"""The sensor's stream path for the protocols beside Modbus gives, PDU for PDU, what the exact
+decoder alone gives over the same streams (`tests.payload_support`), on every shared capture of
+each protocol, whatever the batch size: the fast path never shows in the result."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from plantwarden.capture.layers.columns import PROTO_TCP, PROTO_UDP
+from plantwarden.capture.pcap import read_capture
+from plantwarden.monitoring.protocol_table import PROTOCOLS
+from plantwarden.monitoring.sensor import Sensor
+from plantwarden.protocols.common import Summary
+from tests.functional.test_mqtt_oracle import write_capture
+from tests.payload_support import decoded
+
+DATASETS = Path(os.environ.get("PW_DATASETS", Path(__file__).resolve().parents[3] / "shared" / "datasets"))
+IN_CI = os.environ.get("CI", "").lower() == "true"
+TSHARK_NAMES = {
+    "iec104": "iec60870_104",
+    "s7comm": "s7comm",
+    "dnp3": "dnp3",
+    "enip": "enip",
+    "opcua": "opcua",
+    "mqtt": "mqtt",
+    "bacnet": "bvlc",
+}
+"""The protocol's name in the inventory's column of what tshark decodes."""
+WRITTEN = {"mqtt"}
+"""Protocols no shared capture holds: the capture their oracle test writes stands in."""
+
+
+def captures() -> list[tuple[str, Path]]:
+    inventory = DATASETS / "PCAP_INVENTORY.tsv"
+    if not inventory.exists():
+        return []
+    rows = [line.split("\t") for line in inventory.read_text().splitlines()[1:]]
+    return [
+        (name, DATASETS / row[0])
+        for name in sorted(PROTOCOLS)
+        for row in rows
+        if len(row) > 3 and TSHARK_NAMES[name] in row[3].split()
+    ]
+
+
+def test_the_shared_captures_are_there() -> None:
+    if not captures():
+        message = f"the shared datasets are not at {DATASETS} (set PW_DATASETS)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    assert {name for name, _ in captures()} == set(PROTOCOLS) - WRITTEN
+
+
+@pytest.mark.parametrize("batch_size", [65536, 7])
+def test_the_sensor_gives_what_the_exact_decoder_gives_on_a_written_mqtt_capture(
+    tmp_path: Path, batch_size: int
+) -> None:
+    check("mqtt", write_capture(tmp_path / "mqtt.pcap"), batch_size)
+
+
+@pytest.mark.parametrize(("name", "capture"), captures(), ids=lambda value: getattr(value, "name", value))
+@pytest.mark.parametrize("batch_size", [65536, 7])
+def test_the_sensor_gives_what_the_exact_decoder_gives(name: str, capture: Path, batch_size: int) -> None:
+    check(name, capture, batch_size)
+
+
+def check(name: str, capture: Path, batch_size: int) -> None:
+    protocol = PROTOCOLS[name]
+    module = importlib.import_module(f"plantwarden.protocols.{name}")
+    expected: dict[tuple[int, int], tuple[bool, Summary]] = {}
+    for transport, ports in ((PROTO_TCP, protocol.module.tcp_ports), (PROTO_UDP, protocol.module.udp_ports)):
+        if ports:
+            found = decoded(capture, transport, ports, module.decode_payload)
+            expected |= {key: (side, message.summary()) for key, (side, message) in found.items()}
+    sensor = Sensor(protocols=(protocol,))
+    seen: dict[tuple[int, int], tuple[bool, Summary]] = {}
+    for batch in read_capture(capture, batch_size=batch_size):
+        sensor.process(batch)
+        part = sensor.last_protocols[name]
+        index: Counter[int] = Counter()
+        rows = zip(part.packet.tolist(), part.from_server.tolist(), part.summary.summaries(), strict=True)
+        for packet, side, summary in rows:
+            frame = batch.first_number + packet
+            seen[frame, index[frame]] = (side, summary)
+            index[frame] += 1
+    counters = sensor.finish().protocols[name]
+    assert seen == expected
+    assert counters.pdus == len(expected) > 0
+    assert counters.exact_segments <= counters.segments
