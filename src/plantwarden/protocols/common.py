@@ -190,11 +190,12 @@ class SummaryColumns:
 
 class Column(NamedTuple):
     """One of a protocol's own columns: its name (a field of the protocol's message too), numpy
-    dtype, and "none" value."""
+    dtype, "none" value, and what it holds."""
 
     name: str
     dtype: Any
     none: Any
+    help: str = ""
 
 
 class _Message(Protocol):

@@ -8,24 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from plantwarden.protocols.common import SummaryColumns
+from plantwarden.protocols.common import Column, SummaryColumns
 from plantwarden.protocols.iec104.exact import Iec104Message
 
 Array = npt.NDArray[Any]
-
-
-class Column(NamedTuple):
-    """One column: its name (an `Iec104Message` field but for `segment`), dtype and "none"."""
-
-    name: str
-    dtype: type[np.generic]
-    none: int
-    help: str
 
 
 SCHEMA: tuple[Column, ...] = (

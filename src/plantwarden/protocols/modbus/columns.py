@@ -8,23 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from plantwarden.protocols.common import Column
 from plantwarden.protocols.modbus.messages import ModbusMessage
 
 Array = npt.NDArray[Any]
-
-
-class Column(NamedTuple):
-    """One column: its name (a `ModbusMessage` field too), numpy dtype and "none" value."""
-
-    name: str
-    dtype: type[np.generic]
-    none: int
-    help: str
 
 
 SCHEMA: tuple[Column, ...] = (
