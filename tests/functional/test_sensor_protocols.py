@@ -13,11 +13,14 @@ import pytest
 
 from plantwarden.capture.layers.columns import PROTO_TCP, PROTO_UDP
 from plantwarden.capture.pcap import read_capture
+from plantwarden.monitoring.identity_frames import NAMES as IDENTITY_NAMES
 from plantwarden.monitoring.protocol_table import PROTOCOLS
 from plantwarden.monitoring.sensor import Sensor
 from plantwarden.protocols.common import Summary
+from plantwarden.protocols.identity import Kind
 from tests.functional.test_mqtt_oracle import write_capture
-from tests.payload_support import decoded
+from tests.payload_support import decoded, payloads
+from tests.tshark_support import fields
 
 DATASETS = Path(os.environ.get("PW_DATASETS", Path(__file__).resolve().parents[3] / "shared" / "datasets"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -74,10 +77,15 @@ def check(name: str, capture: Path, batch_size: int) -> None:
     protocol = PROTOCOLS[name]
     module = importlib.import_module(f"plantwarden.protocols.{name}")
     expected: dict[tuple[int, int], tuple[bool, Summary]] = {}
-    for transport, ports in ((PROTO_TCP, protocol.module.tcp_ports), (PROTO_UDP, protocol.module.udp_ports)):
-        if ports:
-            found = decoded(capture, transport, ports, module.decode_payload)
-            expected |= {key: (side, message.summary()) for key, (side, message) in found.items()}
+    if protocol.module.tcp_ports:
+        found = decoded(capture, PROTO_TCP, protocol.module.tcp_ports, module.decode_payload)
+        expected |= {key: (side, message.summary()) for key, (side, message) in found.items()}
+    decode_datagram = protocol.decode_datagram
+    if protocol.module.udp_ports and decode_datagram is not None:
+        for payload in payloads(capture, PROTO_UDP, protocol.module.udp_ports):
+            port = payload.stream[1] if payload.from_server else payload.stream[3]
+            for number, summary in enumerate(decode_datagram(payload.data, payload.from_server, port)):
+                expected[payload.frame, number] = (payload.from_server, summary)
     sensor = Sensor(protocols=(protocol,))
     seen: dict[tuple[int, int], tuple[bool, Summary]] = {}
     for batch in read_capture(capture, batch_size=batch_size):
@@ -93,3 +101,40 @@ def check(name: str, capture: Path, batch_size: int) -> None:
     assert seen == expected
     assert counters.pdus == len(expected) > 0
     assert counters.exact_segments <= counters.segments
+
+
+IDENTITY_CAPTURES = [
+    "pcaps/iti-ics-security-tools/profinet/ChangeIPUsingDCP.pcap",
+    "pcaps/iti-ics-security-tools/profinet/PROFINET-RT.pcap",
+    "pcaps/iti-ics-security-tools/profinet/Profinet_Failed.pcap",
+    "pcaps/cisagov-icsnpp/bsap/bsap-ip_example.pcap",
+    "pcaps/cisagov-icsnpp/enip/enip_cip_example.pcap",
+]
+
+
+@pytest.mark.parametrize("relative", IDENTITY_CAPTURES, ids=lambda path: Path(path).name)
+def test_the_sensor_finds_the_identity_frames_tshark_finds(relative: str) -> None:
+    capture = DATASETS / relative
+    if not capture.exists():
+        if IN_CI:
+            pytest.fail(f"{capture} is missing")
+        pytest.skip(f"the shared datasets are not at {DATASETS} (set PW_DATASETS)")
+    sensor = Sensor(identity=True)
+    kinds: dict[int, str] = {}
+    for batch in read_capture(capture):
+        sensor.process(batch)
+        found = sensor.last_identity
+        if found is not None:
+            names = [IDENTITY_NAMES[Kind(kind)] for kind in found.kind.tolist()]
+            kinds |= dict(zip((found.packet + batch.first_number).tolist(), names, strict=True))
+    counters = sensor.finish().protocols
+    theirs = {}
+    for frame, protocols in fields(capture, ["frame.number", "frame.protocols"]):
+        layers = protocols.split(":")
+        name = next((n for n in ("arp", "lldp", "pn_dcp", "dhcp") if n in layers), None)
+        if name is not None:
+            theirs[int(frame)] = name
+    assert kinds == theirs
+    for kind_name in IDENTITY_NAMES.values():
+        assert counters[kind_name].pdus == sum(1 for kind in kinds.values() if kind == kind_name)
+        assert counters[kind_name].malformed == 0

@@ -58,7 +58,9 @@ def sensor_group() -> None:
     "--protocols",
     default="all",
     show_default=True,
-    help="Protocols to decode beside Modbus, comma-separated (" + ", ".join(PROTOCOLS) + "), all or none.",
+    help="Protocols to decode beside Modbus, comma-separated ("
+    + ", ".join([*PROTOCOLS, "identity"])
+    + "), all or none; identity: ARP, LLDP, PROFINET DCP and DHCP.",
 )
 @click.option("--no-records", is_flag=True, help="Decode and count only; write nothing to the records plane.")
 @click.option(
@@ -81,11 +83,12 @@ def run_command(
     sources = sum(bool(x) for x in (pcaps, interface, tap))
     if sources != 1:
         raise click.UsageError("give exactly one source: --pcap FILE..., --interface IF, or --tap PATH")
-    decoded = _protocols(protocols)
+    decoded, identity = _protocols(protocols)
     runtime = state.runtime()
     writer = None if no_records else _writer(runtime)
     keep_freed_memory()
-    sensor = Sensor(SensorOptions(site=site, segment=segment, modbus_ports=modbus_ports), writer, decoded)
+    options = SensorOptions(site=site, segment=segment, modbus_ports=modbus_ports)
+    sensor = Sensor(options, writer, decoded, identity)
     progress = Progress(sys.stderr)
     problem: str | None = None
     try:
@@ -106,17 +109,19 @@ def run_command(
     _report(counters, progress, problem)
 
 
-def _protocols(names: str) -> tuple[StreamProtocol, ...]:
+def _protocols(names: str) -> tuple[tuple[StreamProtocol, ...], bool]:
+    """The stream protocols named, and whether "identity" is among them."""
     wanted = [name.strip().lower() for name in names.split(",") if name.strip()]
     if wanted == ["all"]:
-        return tuple(PROTOCOLS.values())
+        return tuple(PROTOCOLS.values()), True
     if wanted == ["none"]:
-        return ()
-    unknown = [name for name in wanted if name not in PROTOCOLS]
+        return (), False
+    unknown = [name for name in wanted if name not in PROTOCOLS and name != "identity"]
     if unknown or not wanted:
-        known = ", ".join([*PROTOCOLS, "all", "none"])
+        known = ", ".join([*PROTOCOLS, "identity", "all", "none"])
         raise click.BadParameter(f"unknown protocol {', '.join(unknown) or names!r} (known: {known})")
-    return tuple(PROTOCOLS[name] for name in dict.fromkeys(wanted))
+    chosen = tuple(PROTOCOLS[name] for name in dict.fromkeys(wanted) if name != "identity")
+    return chosen, "identity" in wanted
 
 
 def _writer(runtime: Runtime) -> RecordWriter:

@@ -42,15 +42,32 @@ Extract = Callable[
 leftover bytes: those of a partial last PDU)."""
 DecodePayload = Callable[[bytes, bool], tuple[list[Summary], bytes]]
 """(payload, from_server) -> (the complete PDUs' summaries, the bytes of a partial last PDU)."""
+ExtractDatagrams = Callable[
+    [
+        npt.NDArray[np.uint8],
+        npt.NDArray[np.int64],
+        npt.NDArray[np.int64],
+        npt.NDArray[np.bool_],
+        npt.NDArray[np.uint16],
+    ],
+    tuple[SummaryColumns, npt.NDArray[np.int64]],
+]
+"""(buffer, starts, lengths, from_server, server ports) -> (summaries, each row's datagram): UDP,
+where no more bytes follow a datagram (a partial last PDU is a row with its finding)."""
+DecodeDatagram = Callable[[bytes, bool, int], list[Summary]]
+"""(datagram, from_server, server port) -> its PDUs' summaries: the exact twin of the above."""
 
 
 @dataclass(frozen=True, slots=True)
 class StreamProtocol:
-    """What the sensor needs of a protocol module: where it is, and its two paths."""
+    """What the sensor needs of a protocol module: where it is, and its two paths (for TCP
+    streams, and for UDP datagrams where the module has UDP ports)."""
 
     module: ProtocolModule
     extract: Extract
     decode_payload: DecodePayload
+    extract_datagrams: ExtractDatagrams | None = None
+    decode_datagram: DecodeDatagram | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,20 +162,23 @@ class ProtocolStreams:
             self.streams.pop(flow_id * 2 + 1, None)
 
     def _udp(self, batch: PacketBatch, layers: Layers, rows: npt.NDArray[np.int64]) -> ProtocolBatch | None:
-        if not self.module.udp_ports or not len(rows):
+        extract = self.protocol.extract_datagrams
+        if extract is None or not len(rows):
             return None
-        from_server = self._udp_ports[layers.src_port[rows]]
-        wanted = (from_server | self._udp_ports[layers.dst_port[rows]]) & (layers.ip_proto[rows] == PROTO_UDP)
+        source, destination = layers.src_port[rows], layers.dst_port[rows]
+        from_server = self._udp_ports[source]
+        wanted = (from_server | self._udp_ports[destination]) & (layers.ip_proto[rows] == PROTO_UDP)
         wanted &= (layers.payload_offset[rows] >= 0) & (layers.payload_length[rows] > 0)
         packet = rows[wanted]
         if not len(packet):
             return None
         side = from_server[wanted]
-        summary, segment, _ = self.protocol.extract(
+        summary, segment = extract(
             batch.buffer,
             layers.payload_offset[packet].astype(np.int64),
             layers.payload_length[packet].astype(np.int64),
             side,
+            np.where(side, source[wanted], destination[wanted]).astype(np.uint16),
         )
         return ProtocolBatch(summary, packet[segment], side[segment], len(packet), 0)
 

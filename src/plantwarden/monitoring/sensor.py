@@ -23,6 +23,8 @@ from plantwarden.capture.layers.decode import decode_layers
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.schema import FLOWS, PROTOCOL_RECORDS, Operation, Protocol
+from plantwarden.monitoring.identity_frames import NAMES as IDENTITY_NAMES
+from plantwarden.monitoring.identity_frames import IdentityBatch, identity_frames
 from plantwarden.monitoring.modbus_streams import ModbusBatch, ModbusStreams
 from plantwarden.monitoring.protocol_streams import ProtocolBatch, ProtocolSet, StreamProtocol
 from plantwarden.protocols.common import ParseStatus
@@ -104,6 +106,7 @@ class Sensor:
         options: SensorOptions | None = None,
         writer: RecordWriter | None = None,
         protocols: tuple[StreamProtocol, ...] = (),
+        identity: bool = False,
     ) -> None:
         self.options = options or SensorOptions()
         self.writer = writer
@@ -119,6 +122,12 @@ class Sensor:
             self.counters.protocols[protocol.module.name] = ProtocolCounters()
         self.last_protocols: dict[str, ProtocolBatch] = {}
         """The last batch's PDUs of each protocol beside Modbus."""
+        self.identity = identity
+        """Whether to decode the frames devices say who they are in (ARP, LLDP, DCP, DHCP)."""
+        if identity:
+            for name in IDENTITY_NAMES.values():
+                self.counters.protocols[name] = ProtocolCounters()
+        self.last_identity: IdentityBatch | None = None
         self._waiting = _WaitingRequests()
         self._next_row = 0
 
@@ -142,6 +151,10 @@ class Sensor:
         self.last_protocols = self.protocols.process(batch, layers, update)
         for name, found in self.last_protocols.items():
             _count_protocol(self.counters.protocols[name], found)
+        if self.identity:
+            self.last_identity = identity_frames(batch, layers)
+            if self.last_identity is not None:
+                self._count_identity(self.last_identity)
         if len(batch):
             self.counters.last_ns = max(self.counters.last_ns, int(batch.ts_ns.max()))
             self._ended(self.flows.expire(self.counters.last_ns))
@@ -158,6 +171,16 @@ class Sensor:
                 self.counters.stream_findings[finding.name.lower()] += count
         self.counters.flows_evicted = self.flows.stats.evicted
         return self.counters
+
+    def _count_identity(self, found: IdentityBatch) -> None:
+        status = found.columns.summary.status
+        for kind, name in IDENTITY_NAMES.items():
+            rows = found.kind == kind
+            counters = self.counters.protocols[name]
+            counters.segments += int(np.count_nonzero(rows))
+            counters.pdus += int(np.count_nonzero(rows))
+            counters.partial += int(np.count_nonzero(rows & (status == ParseStatus.PARTIAL)))
+            counters.malformed += int(np.count_nonzero(rows & (status == ParseStatus.MALFORMED)))
 
     def _count(self, batch: PacketBatch, layers: Layers) -> None:
         counters = self.counters

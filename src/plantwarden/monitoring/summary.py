@@ -84,6 +84,8 @@ def summary_lines(counters: SensorCounters, elapsed: float, loss: tuple[int, int
 
 def _protocol_line(counts: ProtocolCounters) -> str:
     share = counts.exact_segments / max(counts.segments, 1)
+    if counts.segments == counts.pdus and not counts.exact_segments:  # frames or datagrams, one PDU each
+        return f"{counts.pdus:,} ({counts.partial:,} partial, {counts.malformed:,} malformed)"
     return (
         f"{counts.pdus:,} ({counts.partial:,} partial, {counts.malformed:,} malformed) in "
         f"{counts.segments:,} segments ({share:.1%} on the exact path)"
