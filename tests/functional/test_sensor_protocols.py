@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections import Counter
+from enum import IntEnum
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from plantwarden.monitoring.identity_frames import NAMES as IDENTITY_NAMES
 from plantwarden.monitoring.protocol_table import PROTOCOLS
 from plantwarden.monitoring.sensor import Sensor
 from plantwarden.protocols.common import Summary
-from plantwarden.protocols.identity import Kind
+from plantwarden.protocols.identity import IdentityFinding, Kind
 from tests.functional.test_mqtt_oracle import write_capture
 from tests.payload_support import decoded, payloads
 from tests.tshark_support import fields
@@ -138,3 +139,41 @@ def test_the_sensor_finds_the_identity_frames_tshark_finds(relative: str) -> Non
     for kind_name in IDENTITY_NAMES.values():
         assert counters[kind_name].pdus == sum(1 for kind in kinds.values() if kind == kind_name)
         assert counters[kind_name].malformed == 0
+
+
+def unexpected_codes() -> dict[str, int]:
+    """Per stream protocol, the code of its finding UNEXPECTED (the decoder raised inside)."""
+    codes = {}
+    for name in PROTOCOLS:
+        module = importlib.import_module(f"plantwarden.protocols.{name}")
+        findings = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, IntEnum)]
+        (unexpected,) = [f.UNEXPECTED for f in findings if "UNEXPECTED" in f.__members__]  # type: ignore[attr-defined]
+        codes[name] = int(unexpected)
+    return codes
+
+
+def test_every_shared_capture_ends_cleanly_with_every_protocol_on() -> None:
+    """Whatever a capture holds (protocols listed or not: GOOSE, MMS, HART-IP, C37.118, ...),
+    the sensor reads it to the end, and no decoder ever fails inside (UNEXPECTED)."""
+    inventory = DATASETS / "PCAP_INVENTORY.tsv"
+    if not inventory.exists():
+        if IN_CI:
+            pytest.fail(f"the shared datasets are not at {DATASETS}")
+        pytest.skip(f"the shared datasets are not at {DATASETS} (set PW_DATASETS)")
+    codes = unexpected_codes()
+    paths = [DATASETS / line.split("\t")[0] for line in inventory.read_text().splitlines()[1:]]
+    decoded = Counter[str]()
+    for path in paths:
+        sensor = Sensor(protocols=tuple(PROTOCOLS.values()), identity=True)
+        for batch in read_capture(path):
+            sensor.process(batch)
+            for name, found in sensor.last_protocols.items():
+                assert not (found.summary.finding == codes[name]).any(), (path.name, name)
+            if sensor.last_identity is not None:
+                identity_findings = sensor.last_identity.columns.summary.finding
+                assert not (identity_findings == IdentityFinding.UNEXPECTED).any(), path.name
+        counters = sensor.finish()
+        assert counters.packets > 0, path.name
+        decoded.update({name: c.pdus for name, c in counters.protocols.items()})
+    assert len(paths) >= 170
+    assert all(decoded[name] > 0 for name in set(PROTOCOLS) - WRITTEN), decoded
