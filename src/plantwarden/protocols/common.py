@@ -168,9 +168,13 @@ class SummaryColumns:
         """Columns from the exact path's summaries."""
         values: dict[str, Any] = {}
         for name, dtype in _DTYPES.items():
-            column = np.empty(len(summaries), dtype=dtype)
-            for row, summary in enumerate(summaries):
-                column[row] = getattr(summary, name)  # one by one: a tuple stays one object
+            cells = [getattr(summary, name) for summary in summaries]
+            if dtype is object:
+                column = np.empty(len(cells), dtype=object)
+                for row, cell in enumerate(cells):
+                    column[row] = cell  # one by one: a tuple stays one object
+            else:
+                column = np.array(cells, dtype=dtype)
             values[name] = column
         return cls(**values)
 
