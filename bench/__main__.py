@@ -9,7 +9,7 @@ import platform
 import time
 from datetime import UTC, datetime
 
-BENCHMARKS = ("records", "policy", "auth", "generator", "sensor", "live")
+BENCHMARKS = ("records", "policy", "auth", "generator", "sensor", "live", "protocols")
 
 
 def main() -> None:
