@@ -31,7 +31,7 @@ def test_a_capture_gives_a_summary_and_records(tmp_path: Path, capture: Path) ->
     )
     query = plantwarden(
         "--data-dir", str(tmp_path), "records", "query", "protocol", "--since", "2026-01-05T00:00:00Z",
-        "--format", "json", cwd=tmp_path,
+        "--protocol", "modbus", "--format", "json", cwd=tmp_path,
     )  # fmt: skip
     assert query.returncode == 0, query.stderr
     writes = [

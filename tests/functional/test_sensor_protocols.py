@@ -77,26 +77,39 @@ def test_the_sensor_gives_what_the_exact_decoder_gives(name: str, capture: Path,
 def check(name: str, capture: Path, batch_size: int) -> None:
     protocol = PROTOCOLS[name]
     module = importlib.import_module(f"plantwarden.protocols.{name}")
-    expected: dict[tuple[int, int], tuple[bool, Summary]] = {}
+    expected: dict[tuple[int, int], tuple[bool, Summary, int]] = {}
     if protocol.module.tcp_ports:
-        found = decoded(capture, PROTO_TCP, protocol.module.tcp_ports, module.decode_payload)
-        expected |= {key: (side, message.summary()) for key, (side, message) in found.items()}
+        # A protocol with stream state (DNP3's transport reassembly) keeps it per stream; its
+        # state is keyed by link addresses, so one decoder over the capture stands in here.
+        decode = protocol.stream_decoder() if protocol.stream_decoder else module.decode_payload
+        found = decoded(capture, PROTO_TCP, protocol.module.tcp_ports, decode)
+        keys = protocol.summarise([message for _, message in found.values()])[1].tolist()
+        for (frame_pdu, (side, message)), key in zip(found.items(), keys, strict=True):
+            expected[frame_pdu] = (side, message.summary(), key)
     decode_datagram = protocol.decode_datagram
     if protocol.module.udp_ports and decode_datagram is not None:
         for payload in payloads(capture, PROTO_UDP, protocol.module.udp_ports):
             port = payload.stream[1] if payload.from_server else payload.stream[3]
-            for number, summary in enumerate(decode_datagram(payload.data, payload.from_server, port)):
-                expected[payload.frame, number] = (payload.from_server, summary)
+            messages = decode_datagram(payload.data, payload.from_server, port)
+            summaries, keys = protocol.summarise(messages)
+            pdus = zip(summaries.summaries(), keys.tolist(), strict=True)
+            for number, (summary, key) in enumerate(pdus):
+                expected[payload.frame, number] = (payload.from_server, summary, key)
     sensor = Sensor(protocols=(protocol,))
-    seen: dict[tuple[int, int], tuple[bool, Summary]] = {}
+    seen: dict[tuple[int, int], tuple[bool, Summary, int]] = {}
     for batch in read_capture(capture, batch_size=batch_size):
         sensor.process(batch)
         part = sensor.last_protocols[name]
         index: Counter[int] = Counter()
-        rows = zip(part.packet.tolist(), part.from_server.tolist(), part.summary.summaries(), strict=True)
-        for packet, side, summary in rows:
+        columns = (
+            part.packet.tolist(),
+            part.from_server.tolist(),
+            part.summary.summaries(),
+            part.key.tolist(),
+        )
+        for packet, side, summary, key in zip(*columns, strict=True):
             frame = batch.first_number + packet
-            seen[frame, index[frame]] = (side, summary)
+            seen[frame, index[frame]] = (side, summary, key)
             index[frame] += 1
     counters = sensor.finish().protocols[name]
     assert seen == expected

@@ -1,5 +1,5 @@
 """`plantwarden sensor run`: read traffic (capture files, a live interface, the plant's tap), record
-flows and Modbus requests in the records plane, show progress and a summary."""
+flows and industrial requests in the records plane, show progress and a summary."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,32 +31,31 @@ from plantwarden.capture.batch import PacketBatch
 from plantwarden.capture.flows import FlowUpdate
 from plantwarden.capture.layers.columns import PROTO_TCP, PROTO_UDP, Layers
 from plantwarden.capture.tcp import StreamFinding, TcpStream
-from plantwarden.protocols.common import ProtocolModule, Summary, SummaryColumns
+from plantwarden.protocols.common import ProtocolModule, SummaryColumns
 
 SYN = 0x02
 
+Ints = npt.NDArray[np.int64]
 Extract = Callable[
-    [npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]],
-    tuple[SummaryColumns, npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    [npt.NDArray[np.uint8], Ints, Ints, npt.NDArray[np.bool_]],
+    tuple[SummaryColumns, Ints, Ints, Ints, npt.NDArray[np.bool_] | None],
 ]
-"""(buffer, starts, lengths, from_server) -> (summaries, each row's segment, each segment's
-leftover bytes: those of a partial last PDU)."""
-DecodePayload = Callable[[bytes, bool], tuple[list[Summary], bytes]]
-"""(payload, from_server) -> (the complete PDUs' summaries, the bytes of a partial last PDU)."""
+"""(buffer, starts, lengths, from_server) -> (summaries, request keys, each row's segment, each
+segment's leftover bytes: those of a partial last PDU, and for a protocol with stream state the
+rows that need it, else None)."""
+DecodePayload = Callable[[bytes, bool], tuple[list[Any], bytes]]
+"""(payload, from_server) -> (the complete PDUs' messages, the bytes of a partial last PDU)."""
 ExtractDatagrams = Callable[
-    [
-        npt.NDArray[np.uint8],
-        npt.NDArray[np.int64],
-        npt.NDArray[np.int64],
-        npt.NDArray[np.bool_],
-        npt.NDArray[np.uint16],
-    ],
-    tuple[SummaryColumns, npt.NDArray[np.int64]],
+    [npt.NDArray[np.uint8], Ints, Ints, npt.NDArray[np.bool_], npt.NDArray[np.uint16]],
+    tuple[SummaryColumns, Ints, Ints],
 ]
-"""(buffer, starts, lengths, from_server, server ports) -> (summaries, each row's datagram): UDP,
-where no more bytes follow a datagram (a partial last PDU is a row with its finding)."""
-DecodeDatagram = Callable[[bytes, bool, int], list[Summary]]
-"""(datagram, from_server, server port) -> its PDUs' summaries: the exact twin of the above."""
+"""(buffer, starts, lengths, from_server, server ports) -> (summaries, request keys, each row's
+datagram): UDP, where no more bytes follow a datagram (a partial last PDU is a row with its
+finding)."""
+DecodeDatagram = Callable[[bytes, bool, int], list[Any]]
+"""(datagram, from_server, server port) -> its PDUs' messages: the exact twin of the above."""
+Summarise = Callable[[list[Any]], tuple[SummaryColumns, Ints]]
+"""The exact path's messages -> (their summaries, their request keys)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +66,24 @@ class StreamProtocol:
     module: ProtocolModule
     extract: Extract
     decode_payload: DecodePayload
+    summarise: Summarise
     extract_datagrams: ExtractDatagrams | None = None
     decode_datagram: DecodeDatagram | None = None
+    stream_decoder: Callable[[], DecodePayload] | None = None
+    """For a protocol whose PDUs may need what came before them on their stream (DNP3's
+    transport segments, put together into application fragments): a new stream's exact decoder,
+    which keeps that state. A segment holding a row that needs it goes the exact path, through
+    its stream's decoder, and so does every segment of the stream's after it."""
 
 
 @dataclass(frozen=True, slots=True)
 class ProtocolBatch:
-    """One protocol's PDUs completed in a batch: their summaries and, per row, the packet that
-    completed them and its side; how many segments (datagrams) carried it, how many went exact."""
+    """One protocol's PDUs completed in a batch: their summaries, request keys (`RequestKeys`)
+    and, per row, the packet that completed them and its side; how many segments (datagrams)
+    carried it, how many went exact."""
 
     summary: SummaryColumns
+    key: npt.NDArray[np.int64]
     packet: npt.NDArray[np.int64]
     from_server: npt.NDArray[np.bool_]
     segments: int
@@ -86,6 +94,8 @@ class ProtocolBatch:
 class _Stream:
     tcp: TcpStream = field(default_factory=TcpStream)
     pending: bytes = b""
+    decode: DecodePayload | None = None
+    """The stream's own exact decoder, once it needed one (`StreamProtocol.stream_decoder`)."""
 
 
 class ProtocolSet:
@@ -149,6 +159,7 @@ class ProtocolStreams:
         order = np.argsort(packet, kind="stable")
         return ProtocolBatch(
             _take(_concat(tcp.summary, udp.summary), order),
+            np.concatenate([tcp.key, udp.key])[order],
             packet[order],
             np.concatenate([tcp.from_server, udp.from_server])[order],
             tcp.segments + udp.segments,
@@ -173,14 +184,14 @@ class ProtocolStreams:
         if not len(packet):
             return None
         side = from_server[wanted]
-        summary, segment = extract(
+        summary, key, segment = extract(
             batch.buffer,
             layers.payload_offset[packet].astype(np.int64),
             layers.payload_length[packet].astype(np.int64),
             side,
             np.where(side, source[wanted], destination[wanted]).astype(np.uint16),
         )
-        return ProtocolBatch(summary, packet[segment], side[segment], len(packet), 0)
+        return ProtocolBatch(summary, key, packet[segment], side[segment], len(packet), 0)
 
     def _tcp(
         self, batch: PacketBatch, layers: Layers, flows: FlowUpdate, rows: npt.NDArray[np.int64]
@@ -198,14 +209,17 @@ class ProtocolStreams:
         starts = layers.payload_offset[packet].astype(np.int64)
         lengths = layers.payload_length[packet].astype(np.int64)
         data = np.flatnonzero(lengths > 0)
-        probe, probe_segment, leftover = self.protocol.extract(
+        probe, probe_key, probe_segment, leftover, stateful = self.protocol.extract(
             batch.buffer, starts[data], lengths[data], side[data]
         )
         segment_of_row = data[probe_segment]
         leftovers = np.zeros(len(packet), dtype=np.int64)
         leftovers[data] = leftover
+        needs_state = np.zeros(len(packet), dtype=bool)
+        if stateful is not None:
+            needs_state[segment_of_row[stateful]] = True
         fast = np.zeros(len(packet), dtype=bool)
-        exact: list[Summary] = []
+        exact: list[Any] = []
         exact_packet: list[int] = []
         buffer = batch.buffer
         segments = zip(
@@ -216,19 +230,22 @@ class ProtocolStreams:
             starts.tolist(),
             lengths.tolist(),
             leftovers.tolist(),
+            needs_state.tolist(),
             strict=True,
         )
-        for index, (stream_id, server, seq, syn, start, length, left) in enumerate(segments):
+        for index, (stream_id, server, seq, syn, start, length, left, state) in enumerate(segments):
             stream = self.streams.get(stream_id)
             if stream is None:
                 stream = self.streams[stream_id] = _Stream()
             payload = buffer[start : start + length].tobytes()
+            if state and stream.decode is None and self.protocol.stream_decoder is not None:
+                stream.decode = self.protocol.stream_decoder()
             if syn:
                 stream.tcp.syn(seq)
                 stream.pending = b""
                 if not length:
                     continue
-            elif not stream.pending and stream.tcp.next_seq in (None, seq):
+            elif not stream.pending and stream.decode is None and stream.tcp.next_seq in (None, seq):
                 fast[index] = True
                 stream.tcp.seen(seq, payload)
                 stream.pending = payload[length - left :] if left else b""
@@ -239,19 +256,22 @@ class ProtocolStreams:
                 stream.tcp.findings.clear()
             if not fresh:
                 continue
-            found, stream.pending = self.protocol.decode_payload(stream.pending + fresh, server)
+            decode = stream.decode or self.protocol.decode_payload
+            found, stream.pending = decode(stream.pending + fresh, server)
             exact += found
             exact_packet += [index] * len(found)
         kept = np.flatnonzero(fast[segment_of_row])
-        summary = _take(probe, kept)
+        summary, key = _take(probe, kept), probe_key[kept]
         segment = segment_of_row[kept]
         if exact:
             segment = np.concatenate([segment, np.array(exact_packet, dtype=np.int64)])
-            summary = _concat(summary, SummaryColumns.from_summaries(exact))
+            exact_summary, exact_key = self.protocol.summarise(exact)
+            summary, key = _concat(summary, exact_summary), np.concatenate([key, exact_key])
             order = np.argsort(segment, kind="stable")
-            summary, segment = _take(summary, order), segment[order]
+            summary, key, segment = _take(summary, order), key[order], segment[order]
         return ProtocolBatch(
             summary,
+            key,
             packet[segment],
             side[segment],
             int(np.count_nonzero(lengths)),
@@ -260,7 +280,8 @@ class ProtocolStreams:
 
 
 def _empty() -> ProtocolBatch:
-    return ProtocolBatch(SummaryColumns.from_summaries([]), np.zeros(0, np.int64), np.zeros(0, bool), 0, 0)
+    none = np.zeros(0, np.int64)
+    return ProtocolBatch(SummaryColumns.from_summaries([]), none, none, np.zeros(0, bool), 0, 0)
 
 
 def _take(columns: SummaryColumns, rows: npt.NDArray[np.int64]) -> SummaryColumns:

@@ -2,9 +2,11 @@
 
 Most modules export `MODULE` (their `ProtocolModule`), `extract(buffer, starts, lengths,
 from_server)` giving columns with `summary`, `segment` (per row) and `leftover` (per segment),
-and `decode_payload(payload, from_server)` giving messages with `summary()` and the bytes of a
-partial last PDU. Where a module differs (S7comm's extractor returns its columns and leftovers
-apart; DNP3, EtherNet/IP and BACnet have datagram decoders for UDP), its adapter says so.
+`decode_payload(payload, from_server)` giving messages with `summary()` and the bytes of a
+partial last PDU, and in their `keys` module `REQUEST_KEYS`, read from their own columns (on
+the columns, or in the columns' `own` or `ids` table) and from the same fields of the messages.
+Where a module differs (S7comm's extractor returns its columns and leftovers apart; DNP3,
+EtherNet/IP and BACnet have datagram decoders for UDP), its adapter says so.
 """
 
 from __future__ import annotations
@@ -17,15 +19,20 @@ import numpy.typing as npt
 
 from plantwarden.monitoring.protocol_streams import StreamProtocol
 from plantwarden.protocols import bacnet, dnp3, enip, iec104, mqtt, opcua, s7comm
-from plantwarden.protocols.common import ProtocolModule, Summary, SummaryColumns
+from plantwarden.protocols.bacnet.keys import REQUEST_KEYS as BACNET_KEYS
+from plantwarden.protocols.common import ProtocolModule, RequestKeys, SummaryColumns
+from plantwarden.protocols.dnp3.keys import REQUEST_KEYS as DNP3_KEYS
+from plantwarden.protocols.dnp3.messages import TRANSPORT_FIN, TRANSPORT_FIR
+from plantwarden.protocols.enip.keys import REQUEST_KEYS as ENIP_KEYS
+from plantwarden.protocols.iec104.keys import REQUEST_KEYS as IEC104_KEYS
+from plantwarden.protocols.mqtt.keys import REQUEST_KEYS as MQTT_KEYS
+from plantwarden.protocols.opcua.keys import REQUEST_KEYS as OPCUA_KEYS
+from plantwarden.protocols.s7comm.keys import REQUEST_KEYS as S7COMM_KEYS
 
 Bytes = npt.NDArray[np.uint8]
 Ints = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 Ports = npt.NDArray[np.uint16]
-Rows = tuple[SummaryColumns, Ints]
-"""Summaries, and each row's datagram."""
-Split = Callable[[Any], tuple[Any, Ints]]
 
 
 class _Module(Protocol):
@@ -36,83 +43,135 @@ class _Module(Protocol):
     def decode_payload(self, payload: bytes, from_server: bool) -> tuple[list[Any], bytes]: ...
 
 
-def _summaries(decode: Callable[[bytes, bool], tuple[list[Any], bytes]]) -> Callable[..., Any]:
-    """`decode` giving summaries rather than messages."""
+def own_column(found: Any, name: str) -> npt.NDArray[Any]:
+    """An extractor's own column `name`: in its `own` or `ids` table, or an attribute."""
+    for holder in ("own", "ids"):
+        table = getattr(found, holder, None)
+        if isinstance(table, dict) and name in table:
+            return np.asarray(table[name])
+    return np.asarray(getattr(found, name))
 
-    def summaries(payload: bytes, from_server: bool) -> tuple[list[Summary], bytes]:
-        messages, rest = decode(payload, from_server)
-        return [message.summary() for message in messages], rest
 
-    return summaries
+def column_keys(keys: RequestKeys, found: Any) -> Ints:
+    """The request keys of an extractor's rows."""
+    summary: SummaryColumns = found.summary
+    return keys.keys({name: own_column(found, name) for name in keys.columns}, summary)
+
+
+def summariser(keys: RequestKeys) -> Callable[[list[Any]], tuple[SummaryColumns, Ints]]:
+    """The exact path's messages -> (summaries, request keys), for a module with `keys`."""
+
+    def summarise(messages: list[Any]) -> tuple[SummaryColumns, Ints]:
+        summary = SummaryColumns.from_summaries([message.summary() for message in messages])
+        if not messages:
+            return summary, np.zeros(0, dtype=np.int64)
+        own = {name: _field(messages, name) for name in keys.columns}
+        return summary, keys.keys(own, summary)
+
+    return summarise
+
+
+def _field(messages: list[Any], name: str) -> npt.NDArray[Any]:
+    """The messages' field `name` as a column; an unsigned 64-bit field (EtherNet/IP's sender
+    context) as the signed number of the same bits, as the extractors keep it."""
+    values = [getattr(message, name) for message in messages]
+    if any(isinstance(value, int) and value >= 1 << 63 for value in values):
+        values = [value - (1 << 64) if value >= 1 << 63 else value for value in values]
+    return np.array(values)
 
 
 def stream_protocol(
-    module: _Module, columns: Callable[[Any], tuple[Any, Ints]] | None = None
+    module: _Module,
+    keys: RequestKeys,
+    columns: Callable[[Any], tuple[Any, Ints]] | None = None,
+    needs_state: Callable[[Any], Mask] | None = None,
 ) -> StreamProtocol:
-    """`module` on the stream path (TCP); `columns` takes its extractor's output apart into
-    (columns with `summary` and `segment`, leftover per segment) where that differs."""
+    """`module` on the stream path (TCP), its answers paired by `keys`; `columns` takes its
+    extractor's output apart into (columns with `summary` and `segment`, leftover per segment)
+    where that differs; `needs_state` finds the rows that need their stream's decoder."""
 
     def extract(
         buffer: Bytes, starts: Ints, lengths: Ints, from_server: Mask
-    ) -> tuple[SummaryColumns, Ints, Ints]:
+    ) -> tuple[SummaryColumns, Ints, Ints, Ints, Mask | None]:
         found = module.extract(buffer, starts, lengths, from_server)
         rows, leftover = columns(found) if columns else (found, found.leftover)
         summary: SummaryColumns = rows.summary
-        return summary, np.asarray(rows.segment, dtype=np.int64), np.asarray(leftover, dtype=np.int64)
+        segment = np.asarray(rows.segment, dtype=np.int64)
+        stateful = needs_state(rows) if needs_state else None
+        return summary, column_keys(keys, rows), segment, np.asarray(leftover, dtype=np.int64), stateful
 
-    return StreamProtocol(module.MODULE, extract, _summaries(module.decode_payload))
+    return StreamProtocol(module.MODULE, extract, module.decode_payload, summariser(keys))
 
 
 def _bacnet() -> StreamProtocol:
     def datagrams(
         buffer: Bytes, starts: Ints, lengths: Ints, from_server: Mask, _: Ports
-    ) -> tuple[SummaryColumns, Ints]:
+    ) -> tuple[SummaryColumns, Ints, Ints]:
         found = bacnet.extract(buffer, starts, lengths, from_server)
-        return found.summary, np.asarray(found.segment, dtype=np.int64)
+        return found.summary, column_keys(BACNET_KEYS, found), np.asarray(found.segment, dtype=np.int64)
 
-    def one(payload: bytes, from_server: bool, _: int) -> list[Summary]:
-        return [message.summary() for message in bacnet.decode_payload(payload, from_server)[0]]
+    def one(payload: bytes, from_server: bool, _: int) -> list[Any]:
+        return list(bacnet.decode_payload(payload, from_server)[0])
 
-    protocol = stream_protocol(bacnet)
-    return StreamProtocol(protocol.module, protocol.extract, protocol.decode_payload, datagrams, one)
+    protocol = stream_protocol(bacnet, BACNET_KEYS)
+    return StreamProtocol(
+        protocol.module, protocol.extract, protocol.decode_payload, protocol.summarise, datagrams, one
+    )
 
 
 def _dnp3() -> StreamProtocol:
-    def one(payload: bytes, from_server: bool, _: int) -> list[Summary]:
-        return [message.summary() for message in dnp3.decode_datagram(payload, from_server)[0]]
+    summarise = summariser(DNP3_KEYS)
+
+    def one(payload: bytes, from_server: bool, _: int) -> list[Any]:
+        return list(dnp3.decode_datagram(payload, from_server)[0])
 
     def datagrams(
         buffer: Bytes, starts: Ints, lengths: Ints, from_server: Mask, ports: Ports
-    ) -> tuple[SummaryColumns, Ints]:
+    ) -> tuple[SummaryColumns, Ints, Ints]:
         # DNP3 over UDP is rare: each datagram through the exact decoder.
-        found: list[Summary] = []
+        found: list[Any] = []
         segment: list[int] = []
         rows = zip(starts.tolist(), lengths.tolist(), from_server.tolist(), ports.tolist(), strict=True)
         for index, (start, length, server, port) in enumerate(rows):
-            summaries = one(buffer[start : start + length].tobytes(), bool(server), port)
-            found += summaries
-            segment += [index] * len(summaries)
-        return SummaryColumns.from_summaries(found), np.array(segment, dtype=np.int64)
+            messages = one(buffer[start : start + length].tobytes(), bool(server), port)
+            found += messages
+            segment += [index] * len(messages)
+        summary, keys = summarise(found)
+        return summary, keys, np.array(segment, dtype=np.int64)
 
-    protocol = stream_protocol(dnp3)
-    return StreamProtocol(protocol.module, protocol.extract, protocol.decode_payload, datagrams, one)
+    def segments(found: Any) -> Mask:
+        # A transport segment of a longer application fragment: its stream puts them together.
+        transport = np.asarray(found.transport)
+        whole = TRANSPORT_FIR | TRANSPORT_FIN
+        stateful: Mask = (transport >= 0) & (transport & whole != whole)
+        return stateful
+
+    def reassembling() -> Callable[[bytes, bool], tuple[list[Any], bytes]]:
+        return dnp3.Reassembler().decode_payload
+
+    protocol = stream_protocol(dnp3, DNP3_KEYS, needs_state=segments)
+    return StreamProtocol(
+        protocol.module, protocol.extract, protocol.decode_payload, summarise, datagrams, one, reassembling
+    )
 
 
 def _enip() -> StreamProtocol:
     def datagrams(
         buffer: Bytes, starts: Ints, lengths: Ints, from_server: Mask, ports: Ports
-    ) -> tuple[SummaryColumns, Ints]:
+    ) -> tuple[SummaryColumns, Ints, Ints]:
         found = enip.extract(
             buffer, starts, lengths, from_server, datagram=ports == enip.UDP_PORT, io=ports == enip.IO_PORT
         )
-        return found.summary, np.asarray(found.segment, dtype=np.int64)
+        return found.summary, column_keys(ENIP_KEYS, found), np.asarray(found.segment, dtype=np.int64)
 
-    def one(payload: bytes, from_server: bool, port: int) -> list[Summary]:
+    def one(payload: bytes, from_server: bool, port: int) -> list[Any]:
         decode = enip.decode_io_datagram if port == enip.IO_PORT else enip.decode_datagram
-        return [message.summary() for message in decode(payload, from_server)[0]]
+        return list(decode(payload, from_server)[0])
 
-    protocol = stream_protocol(enip)
-    return StreamProtocol(protocol.module, protocol.extract, protocol.decode_payload, datagrams, one)
+    protocol = stream_protocol(enip, ENIP_KEYS)
+    return StreamProtocol(
+        protocol.module, protocol.extract, protocol.decode_payload, protocol.summarise, datagrams, one
+    )
 
 
 PROTOCOLS: dict[str, StreamProtocol] = {
@@ -121,10 +180,10 @@ PROTOCOLS: dict[str, StreamProtocol] = {
         _bacnet(),
         _dnp3(),
         _enip(),
-        stream_protocol(iec104),
-        stream_protocol(mqtt),
-        stream_protocol(opcua),
-        stream_protocol(s7comm, lambda found: (found.columns, found.leftover)),
+        stream_protocol(iec104, IEC104_KEYS),
+        stream_protocol(mqtt, MQTT_KEYS),
+        stream_protocol(opcua, OPCUA_KEYS),
+        stream_protocol(s7comm, S7COMM_KEYS, lambda found: (found.columns, found.leftover)),
     )
 }
 """Every protocol the sensor decodes beside Modbus, by name."""

@@ -1,7 +1,8 @@
-"""The sensor: batches of packets in, flows and Modbus records out.
+"""The sensor: batches of packets in, flows and protocol records out.
 
 Per batch: the layers below the industrial protocols (`capture.layers`), the flow table, the
-Modbus streams (fast path and exact path), request/response pairing; then the records plane gets
+Modbus streams (fast path and exact path), the other protocols' streams and datagrams
+(`protocol_streams`), request/response pairing per protocol (`requests`); then the records plane gets
 one protocol record per request (with its answer's status: 0, the exception code, or -1 when
 none came) and one flow record per ended conversation. Nothing here knows where the packets came
 from: a file, a stream, a live interface or the simulated plant's tap.
@@ -18,21 +19,22 @@ import numpy.typing as npt
 
 from plantwarden.capture.batch import PacketBatch
 from plantwarden.capture.flows import Flow, FlowTable
-from plantwarden.capture.layers.columns import Layers, LayerStatus
+from plantwarden.capture.layers.columns import PROTO_TCP, PROTO_UDP, Layers, LayerStatus
 from plantwarden.capture.layers.decode import decode_layers
 from plantwarden.core.records.batch import RecordBatch
-from plantwarden.core.records.plane import RecordWriter
-from plantwarden.core.records.schema import FLOWS, PROTOCOL_RECORDS, Operation, Protocol
+from plantwarden.core.records.schema import FLOWS, Operation, Protocol
 from plantwarden.monitoring.identity_frames import NAMES as IDENTITY_NAMES
 from plantwarden.monitoring.identity_frames import IdentityBatch, identity_frames
 from plantwarden.monitoring.modbus_streams import ModbusBatch, ModbusStreams
 from plantwarden.monitoring.protocol_streams import ProtocolBatch, ProtocolSet, StreamProtocol
+from plantwarden.monitoring.requests import RecordSink, RequestRecords
 from plantwarden.protocols.common import ParseStatus
 from plantwarden.protocols.modbus import ModbusFinding
 from plantwarden.protocols.modbus import Operation as ModbusOperation
-from plantwarden.protocols.modbus.pairing import Pairing, Pairs, PairStatus
 
 SECOND_NS = 1_000_000_000
+NO_TRANSACTION = 0x10000
+"""The pairing key of a Modbus PDU whose transaction id could not be read (above every id)."""
 OPERATIONS = {
     ModbusOperation.NONE: Operation.MALFORMED,
     ModbusOperation.READ: Operation.READ,
@@ -70,6 +72,13 @@ class ProtocolCounters:
     pdus: int = 0
     partial: int = 0
     malformed: int = 0
+    requests: int = 0
+    answered: int = 0
+    exceptions: int = 0
+    """Answered with an error or exception code."""
+    unanswered: int = 0
+    unsolicited: int = 0
+    """Answers that found no request (it came before the capture, or was evicted)."""
 
 
 @dataclass(slots=True)
@@ -104,7 +113,7 @@ class Sensor:
     def __init__(
         self,
         options: SensorOptions | None = None,
-        writer: RecordWriter | None = None,
+        writer: RecordSink | None = None,
         protocols: tuple[StreamProtocol, ...] = (),
         identity: bool = False,
     ) -> None:
@@ -114,7 +123,6 @@ class Sensor:
             idle_timeout_s=self.options.flow_idle_timeout_s, max_flows=self.options.max_flows
         )
         self.modbus = ModbusStreams(self.options.modbus_ports)
-        self.pairing = Pairing(int(self.options.answer_timeout_s * SECOND_NS))
         self.protocols = ProtocolSet(protocols)
         """The protocols beside Modbus: decoded and counted (their records come with their pairing)."""
         self.counters = SensorCounters()
@@ -128,8 +136,21 @@ class Sensor:
             for name in IDENTITY_NAMES.values():
                 self.counters.protocols[name] = ProtocolCounters()
         self.last_identity: IdentityBatch | None = None
-        self._waiting = _WaitingRequests()
-        self._next_row = 0
+        timeout_ns = int(self.options.answer_timeout_s * SECOND_NS)
+        site, segment = self.options.site, self.options.segment
+        self.requests = RequestRecords(
+            Protocol.MODBUS, timeout_ns, self.counters, self.counters, writer, site, segment
+        )
+        """Modbus's requests, on their way to records."""
+        self.protocol_requests = {
+            name: RequestRecords(
+                Protocol[name.upper()], timeout_ns, counts, self.counters, writer, site, segment
+            )
+            for name, counts in self.counters.protocols.items()
+            if name in {protocol.module.name for protocol in protocols}
+        }
+        """The requests of each protocol beside Modbus, on their way to records."""
+        self._flow_protocols = _flow_protocols(self.options.modbus_ports, protocols)
 
     def process(self, batch: PacketBatch) -> ModbusBatch:
         """Take one batch: count it, update flows and streams, pair and record; its Modbus PDUs."""
@@ -151,6 +172,7 @@ class Sensor:
         self.last_protocols = self.protocols.process(batch, layers, update)
         for name, found in self.last_protocols.items():
             _count_protocol(self.counters.protocols[name], found)
+            self._protocol_requests(name, batch, layers, update.flow_ids, found)
         if self.identity:
             self.last_identity = identity_frames(batch, layers)
             if self.last_identity is not None:
@@ -162,7 +184,8 @@ class Sensor:
 
     def finish(self) -> SensorCounters:
         """The end of the input: close every waiting request and flow, record them, flush."""
-        self._paired(self.pairing.expire(self.counters.last_ns + self.pairing.timeout_ns + 1))
+        for requests in (self.requests, *self.protocol_requests.values()):
+            requests.finish(self.counters.last_ns)
         self._ended(self.flows.drain())
         for name, count in self.modbus.findings.items():
             self.counters.stream_findings[name.name.lower()] += count
@@ -201,89 +224,70 @@ class Sensor:
             counters.modbus_findings[ModbusFinding(code).name.lower()] += count
         if not len(columns):
             return
-        requests = _BatchRequests(batch, layers, modbus, self._next_row)
-        self._next_row += len(columns)
-        counters.requests += len(requests.rows)
         packets = modbus.packet
-        pairs = self.pairing.feed(
+
+        def fields(rows: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[Any]]:
+            found = _endpoint_fields(batch, layers, packets[rows])
+            found.update(
+                operation=OPERATION_TABLE[columns.operation[rows]],
+                function=columns.function_code[rows],
+                unit=columns.unit_id[rows],
+                address=columns.address[rows],
+                quantity=columns.quantity[rows],
+                value=columns.value[rows],
+            )
+            return found
+
+        transaction = columns.transaction_id
+        self.requests.feed(
+            self.counters.last_ns,
             flow_ids[packets],
             batch.ts_ns[packets],
-            columns.transaction_id,
-            columns.is_response,
+            np.where(transaction >= 0, transaction, NO_TRANSACTION),
+            columns.is_response.astype(bool),
             columns.function_code,
             columns.exception_code,
-            requests.labels(),
+            fields,
         )
-        self._paired(pairs, requests)
-        self._paired(self.pairing.expire(self.counters.last_ns), requests)
-        if self.writer is not None:
-            waiting = requests.waiting()
-            self._waiting.add(requests.first_label + waiting, requests.fields(waiting))
 
-    def _paired(self, pairs: Pairs, batch: _BatchRequests | None = None) -> None:
-        """Count closed exchanges and record their requests (those of `batch` read from it)."""
-        if not len(pairs):
+    def _protocol_requests(
+        self,
+        name: str,
+        batch: PacketBatch,
+        layers: Layers,
+        flow_ids: npt.NDArray[np.int64],
+        found: ProtocolBatch,
+    ) -> None:
+        requests = self.protocol_requests.get(name)
+        if requests is None:
             return
-        counters = self.counters
-        status = pairs.status
-        counters.answered += int((status == PairStatus.ANSWERED).sum())
-        counters.exceptions += int(((status == PairStatus.ANSWERED) & (pairs.exception_code > 0)).sum())
-        counters.unanswered += int(
-            np.isin(status, (PairStatus.TIMED_OUT, PairStatus.EVICTED, PairStatus.REPLACED)).sum()
+        summary, packets = found.summary, found.packet
+        if not len(packets):
+            requests.expire(self.counters.last_ns)
+            return
+
+        def fields(rows: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[Any]]:
+            values = _endpoint_fields(batch, layers, packets[rows])
+            values.update(
+                operation=summary.operation[rows],
+                function=summary.function_code[rows],
+                unit=summary.unit[rows],
+                address=summary.address[rows],
+                quantity=summary.quantity[rows],
+                value=np.full(len(rows), np.nan),
+            )
+            return values
+
+        requests.feed(
+            self.counters.last_ns,
+            flow_ids[packets],
+            batch.ts_ns[packets],
+            found.key,
+            summary.is_response,
+            summary.function_code,
+            summary.result,
+            fields,
         )
-        counters.unsolicited += int((status == PairStatus.UNSOLICITED).sum())
-        found = np.flatnonzero(pairs.request_row >= 0)  # every request was kept: all but unsolicited
-        if self.writer is None:
-            counters.protocol_records += len(found)
-        if self.writer is None or not len(found):
-            return
-        fields = self._request_fields(pairs.request_row[found], batch)
-        answered = status[found] == PairStatus.ANSWERED
-        exception = pairs.exception_code[found].astype(np.int16)
-        fields["status"] = np.where(answered, np.maximum(exception, 0), -1).astype(np.int16)
-        fields["response_ns"] = np.where(answered, pairs.response_time[found] - pairs.request_time[found], -1)
-        self._record_requests(fields)
-
-    def _request_fields(
-        self, labels: npt.NDArray[np.int64], batch: _BatchRequests | None
-    ) -> dict[str, npt.NDArray[Any]]:
-        """The fields of the requests labelled `labels`, read from `batch` or the waiting ones."""
-        if batch is None:
-            return self._waiting.take(labels)[1]
-        local = labels - batch.first_label
-        current = local >= 0
-        if not current.any():
-            return self._waiting.take(labels)[1]
-        fields = batch.fields(local[current])
-        batch.closed[local[current]] = True
-        if current.all():
-            return fields
-        older = self._waiting.take(labels[~current])[1]
-        merged = {}
-        for name, values in fields.items():
-            merged[name] = np.empty(len(labels), dtype=values.dtype)
-            merged[name][current], merged[name][~current] = values, older[name]
-        return merged
-
-    def _record_requests(self, fields: dict[str, npt.NDArray[Any]]) -> None:
-        count = len(fields["ts"])
-        if not count:
-            return
-        self.counters.protocol_records += count
-        if self.writer is None:
-            return
-        batch = RecordBatch.build(
-            PROTOCOL_RECORDS,
-            {
-                **fields,
-                "site": self.options.site,
-                "segment": self.options.segment,
-                "transport": 6,
-                "protocol": int(Protocol.MODBUS),
-            },
-            length=count,
-        )
-        self.counters.stored_rows += self.writer.write(batch).stored
 
     def _ended(self, flows: list[Flow]) -> None:
         if not flows:
@@ -294,10 +298,8 @@ class Sensor:
         self.counters.flow_records += len(flows)
         if self.writer is None:
             return
-        ports = set(self.options.modbus_ports)
-        protocols = [
-            int(Protocol.MODBUS) if flow.server_port in ports else int(Protocol.UNKNOWN) for flow in flows
-        ]
+        known = self._flow_protocols
+        protocols = [int(known.get((flow.transport, flow.server_port), Protocol.UNKNOWN)) for flow in flows]
         batch = RecordBatch.build(
             FLOWS,
             {
@@ -327,80 +329,34 @@ def _count_protocol(counters: ProtocolCounters, found: ProtocolBatch) -> None:
     counters.malformed += int(np.count_nonzero(found.summary.status == ParseStatus.MALFORMED))
 
 
+def _endpoint_fields(
+    batch: PacketBatch, layers: Layers, packets: npt.NDArray[np.int64]
+) -> dict[str, npt.NDArray[Any]]:
+    """The time and endpoints of the records of PDUs carried by `packets`."""
+    return {
+        "ts": batch.ts_ns[packets],
+        "src_addr": layers.src_addr[packets],
+        "dst_addr": layers.dst_addr[packets],
+        "src_port": layers.src_port[packets],
+        "dst_port": layers.dst_port[packets],
+        "transport": layers.ip_proto[packets],
+    }
+
+
+def _flow_protocols(
+    modbus_ports: tuple[int, ...], protocols: tuple[StreamProtocol, ...]
+) -> dict[tuple[int, int], Protocol]:
+    """(IP protocol, server port) -> the protocol a flow record names."""
+    known = {(PROTO_TCP, port): Protocol.MODBUS for port in modbus_ports}
+    for protocol in protocols:
+        code = Protocol[protocol.module.name.upper()]
+        known.update({(PROTO_TCP, port): code for port in protocol.module.tcp_ports})
+        known.update({(PROTO_UDP, port): code for port in protocol.module.udp_ports})
+    return known
+
+
 def _tally(codes: npt.NDArray[np.uint8]) -> list[tuple[int, int]]:
     """(code, how many) for each code present among `codes`, small non-negative integers."""
     counts = np.bincount(codes)
     present = np.flatnonzero(counts)
     return list(zip(present.tolist(), counts[present].tolist(), strict=True))
-
-
-class _BatchRequests:
-    """A batch's requests: their row labels, and their record's fields, read only when needed."""
-
-    def __init__(self, batch: PacketBatch, layers: Layers, modbus: ModbusBatch, first_label: int) -> None:
-        self.batch, self.layers, self.modbus = batch, layers, modbus
-        self.first_label = first_label
-        """The label of the batch's first row (rows are labelled in order across batches)."""
-        self.rows = np.flatnonzero(~modbus.columns.is_response.astype(bool))
-        self.closed = np.zeros(len(modbus.columns), dtype=bool)
-        """Per row: whether its exchange closed (and its request was recorded)."""
-
-    def labels(self) -> npt.NDArray[np.int64]:
-        """Every row's label."""
-        return np.arange(self.first_label, self.first_label + len(self.closed), dtype=np.int64)
-
-    def waiting(self) -> npt.NDArray[np.int64]:
-        """The rows of the requests still waiting for their answer."""
-        waiting: npt.NDArray[np.int64] = self.rows[~self.closed[self.rows]]
-        return waiting
-
-    def fields(self, rows: npt.NDArray[np.int64]) -> dict[str, npt.NDArray[Any]]:
-        """What the records of the requests at `rows` need, but their status."""
-        columns, layers = self.modbus.columns, self.layers
-        packets = self.modbus.packet[rows]
-        return {
-            "ts": self.batch.ts_ns[packets],
-            "src_addr": layers.src_addr[packets],
-            "dst_addr": layers.dst_addr[packets],
-            "src_port": layers.src_port[packets],
-            "dst_port": layers.dst_port[packets],
-            "operation": OPERATION_TABLE[columns.operation[rows]],
-            "function": columns.function_code[rows],
-            "unit": columns.unit_id[rows],
-            "address": columns.address[rows],
-            "quantity": columns.quantity[rows],
-            "value": columns.value[rows],
-        }
-
-
-class _WaitingRequests:
-    """The fields of requests still waiting for their answer, as columns keyed by row label."""
-
-    def __init__(self) -> None:
-        self.labels = np.zeros(0, dtype=np.int64)
-        self.fields: dict[str, npt.NDArray[Any]] = {}
-
-    def add(self, labels: npt.NDArray[np.int64], fields: dict[str, npt.NDArray[Any]]) -> None:
-        """Keep the requests labelled `labels` (labels only grow)."""
-        if not self.fields:
-            self.labels, self.fields = labels.copy(), {name: values.copy() for name, values in fields.items()}
-            return
-        self.labels = np.concatenate([self.labels, labels])
-        for name, values in fields.items():
-            self.fields[name] = np.concatenate([self.fields[name], values])
-
-    def take(
-        self, labels: npt.NDArray[np.int64]
-    ) -> tuple[npt.NDArray[np.bool_], dict[str, npt.NDArray[Any]]]:
-        """Remove and return the requests among `labels` (which of `labels` were found, their fields)."""
-        where = np.searchsorted(self.labels, labels)
-        inside = where < len(self.labels)
-        found = np.zeros(len(labels), dtype=bool)
-        found[inside] = self.labels[where[inside]] == labels[inside]
-        rows = where[found]
-        taken = {name: values[rows] for name, values in self.fields.items()}
-        keep = np.ones(len(self.labels), dtype=bool)
-        keep[rows] = False
-        self.labels = self.labels[keep]
-        self.fields = {name: values[keep] for name, values in self.fields.items()}
-        return found, taken

@@ -64,7 +64,7 @@ def summary_lines(counters: SensorCounters, elapsed: float, loss: tuple[int, int
         ("layers", _counts(c.layer_status)),
         ("Modbus segments", f"{c.modbus_segments:,} ({exact_share:.1%} on the exact path)"),
         ("Modbus PDUs", f"{c.modbus_pdus:,}: {_counts(c.modbus_findings)}" if c.modbus_pdus else "0"),
-        ("requests", f"{c.requests:,}: {answered}, {c.unanswered:,} unanswered"),
+        ("Modbus requests", f"{c.requests:,}: {answered}, {c.unanswered:,} unanswered"),
         ("responses without request", f"{c.unsolicited:,}"),
         *(
             (f"{name} PDUs", _protocol_line(counts))
@@ -74,7 +74,7 @@ def summary_lines(counters: SensorCounters, elapsed: float, loss: tuple[int, int
         ("TCP stream findings", _counts(c.stream_findings) or "none"),
         (
             "records",
-            f"{c.protocol_records:,} Modbus requests, {c.flow_records:,} flows"
+            f"{c.protocol_records:,} requests, {c.flow_records:,} flows"
             f" ({c.flows_evicted:,} evicted early: the flow table was full); {c.stored_rows:,} stored",
         ),
     ]
@@ -84,12 +84,15 @@ def summary_lines(counters: SensorCounters, elapsed: float, loss: tuple[int, int
 
 def _protocol_line(counts: ProtocolCounters) -> str:
     share = counts.exact_segments / max(counts.segments, 1)
-    if counts.segments == counts.pdus and not counts.exact_segments:  # frames or datagrams, one PDU each
-        return f"{counts.pdus:,} ({counts.partial:,} partial, {counts.malformed:,} malformed)"
-    return (
-        f"{counts.pdus:,} ({counts.partial:,} partial, {counts.malformed:,} malformed) in "
-        f"{counts.segments:,} segments ({share:.1%} on the exact path)"
-    )
+    line = f"{counts.pdus:,} ({counts.partial:,} partial, {counts.malformed:,} malformed)"
+    if counts.segments != counts.pdus or counts.exact_segments:  # not frames or datagrams, one PDU each
+        line += f" in {counts.segments:,} segments ({share:.1%} on the exact path)"
+    if counts.requests:
+        line += (
+            f"; {counts.requests:,} requests, {counts.answered:,} answered ({counts.exceptions:,} with an"
+            f" error), {counts.unanswered:,} unanswered"
+        )
+    return line
 
 
 def _counts(counter: dict[str, int]) -> str:

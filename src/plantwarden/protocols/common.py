@@ -16,6 +16,13 @@ Each module has two paths that give identical summaries:
   message's `summary()` gives its `Summary`;
 - fast: a column extractor over many payloads of a batch at once (`SummaryColumns` plus the
   protocol's own columns), which leaves what it cannot take to the exact path.
+
+A module also says how its answers find their requests (`RequestKeys`): per PDU a key that a
+request and its answer share within a connection (S7's PDU reference, DNP3's application
+sequence, OPC UA's request id, ...), or `ONE_WAY` for a request that expects no answer, or
+`NOT_RECORDED` for a PDU that is neither a request nor an answer to one (acknowledgements,
+keep-alives, cyclic I/O, monitoring data, pushes). The sensor records one protocol record per
+request, with its answer's result.
 """
 
 from __future__ import annotations
@@ -30,15 +37,19 @@ import numpy.typing as npt
 
 __all__ = [
     "MAX_TARGETS",
+    "NOT_RECORDED",
+    "ONE_WAY",
     "Column",
     "MessageColumns",
     "Operation",
     "ParseStatus",
     "ProtocolModule",
+    "RequestKeys",
     "Summary",
     "SummaryColumns",
     "Support",
     "decode_segments",
+    "one_way_requests",
 ]
 
 
@@ -190,6 +201,30 @@ class SummaryColumns:
             values["targets"] = tuple(values["targets"])
             summaries.append(Summary(**values))
         return summaries
+
+
+ONE_WAY = -1
+"""`RequestKeys` key of a request that expects no answer (recorded on its own, with no answer)."""
+NOT_RECORDED = -2
+"""`RequestKeys` key of a PDU that is neither a request nor the answer to one (counted only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestKeys:
+    """How a protocol's answers find their requests: `keys(own, summary)` gives per PDU row a
+    key >= 0 that a request and its answer share within a connection (and no other request in
+    flight on it does), or `ONE_WAY`, or `NOT_RECORDED`; `own` holds the protocol's own columns
+    named in `columns` (the same fields of the exact path's messages), `summary` the rows'
+    summaries. Keys fit 31 bits."""
+
+    columns: tuple[str, ...]
+    keys: Callable[[dict[str, npt.NDArray[Any]], SummaryColumns], npt.NDArray[np.int64]]
+
+
+def one_way_requests(summary: SummaryColumns) -> npt.NDArray[np.int64]:
+    """The keys to start from: every request `ONE_WAY`, every answer `NOT_RECORDED` (a request
+    whose key cannot be read, a malformed one, is still recorded)."""
+    return np.where(summary.is_response, NOT_RECORDED, ONE_WAY).astype(np.int64)
 
 
 class Column(NamedTuple):
