@@ -10,6 +10,7 @@ from collections import Counter
 from enum import IntEnum
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from plantwarden.capture.layers.columns import PROTO_TCP, PROTO_UDP
@@ -83,7 +84,8 @@ def check(name: str, capture: Path, batch_size: int) -> None:
         # state is keyed by link addresses, so one decoder over the capture stands in here.
         decode = protocol.stream_decoder() if protocol.stream_decoder else module.decode_payload
         found = decoded(capture, PROTO_TCP, protocol.module.tcp_ports, decode)
-        keys = protocol.summarise([message for _, message in found.values()])[1].tolist()
+        summaries, own = protocol.summarise([message for _, message in found.values()])
+        keys = protocol.keys.keys(own, summaries).tolist() if found else []
         for (frame_pdu, (side, message)), key in zip(found.items(), keys, strict=True):
             expected[frame_pdu] = (side, message.summary(), key)
     decode_datagram = protocol.decode_datagram
@@ -91,7 +93,8 @@ def check(name: str, capture: Path, batch_size: int) -> None:
         for payload in payloads(capture, PROTO_UDP, protocol.module.udp_ports):
             port = payload.stream[1] if payload.from_server else payload.stream[3]
             messages = decode_datagram(payload.data, payload.from_server, port)
-            summaries, keys = protocol.summarise(messages)
+            summaries, own = protocol.summarise(messages)
+            keys = protocol.keys.keys(own, summaries) if messages else np.zeros(0, dtype=np.int64)
             pdus = zip(summaries.summaries(), keys.tolist(), strict=True)
             for number, (summary, key) in enumerate(pdus):
                 expected[payload.frame, number] = (payload.from_server, summary, key)

@@ -31,31 +31,33 @@ from plantwarden.capture.batch import PacketBatch
 from plantwarden.capture.flows import FlowUpdate
 from plantwarden.capture.layers.columns import PROTO_TCP, PROTO_UDP, Layers
 from plantwarden.capture.tcp import StreamFinding, TcpStream
-from plantwarden.protocols.common import ProtocolModule, SummaryColumns
+from plantwarden.protocols.common import ProtocolModule, RequestKeys, StreamCheck, SummaryColumns
 
 SYN = 0x02
 
 Ints = npt.NDArray[np.int64]
+Own = dict[str, npt.NDArray[Any]]
+"""Some of a protocol's own columns, by name (those its `RequestKeys` and `StreamCheck` read)."""
 Extract = Callable[
     [npt.NDArray[np.uint8], Ints, Ints, npt.NDArray[np.bool_]],
-    tuple[SummaryColumns, Ints, Ints, Ints, npt.NDArray[np.bool_] | None],
+    tuple[SummaryColumns, Own, Ints, Ints, npt.NDArray[np.bool_] | None],
 ]
-"""(buffer, starts, lengths, from_server) -> (summaries, request keys, each row's segment, each
+"""(buffer, starts, lengths, from_server) -> (summaries, own columns, each row's segment, each
 segment's leftover bytes: those of a partial last PDU, and for a protocol with stream state the
 rows that need it, else None)."""
 DecodePayload = Callable[[bytes, bool], tuple[list[Any], bytes]]
 """(payload, from_server) -> (the complete PDUs' messages, the bytes of a partial last PDU)."""
 ExtractDatagrams = Callable[
     [npt.NDArray[np.uint8], Ints, Ints, npt.NDArray[np.bool_], npt.NDArray[np.uint16]],
-    tuple[SummaryColumns, Ints, Ints],
+    tuple[SummaryColumns, Own, Ints],
 ]
-"""(buffer, starts, lengths, from_server, server ports) -> (summaries, request keys, each row's
+"""(buffer, starts, lengths, from_server, server ports) -> (summaries, own columns, each row's
 datagram): UDP, where no more bytes follow a datagram (a partial last PDU is a row with its
 finding)."""
 DecodeDatagram = Callable[[bytes, bool, int], list[Any]]
 """(datagram, from_server, server port) -> its PDUs' messages: the exact twin of the above."""
-Summarise = Callable[[list[Any]], tuple[SummaryColumns, Ints]]
-"""The exact path's messages -> (their summaries, their request keys)."""
+Summarise = Callable[[list[Any]], tuple[SummaryColumns, Own]]
+"""The exact path's messages -> (their summaries, their own columns)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,8 @@ class StreamProtocol:
     extract: Extract
     decode_payload: DecodePayload
     summarise: Summarise
+    keys: RequestKeys
+    check: StreamCheck | None = None
     extract_datagrams: ExtractDatagrams | None = None
     decode_datagram: DecodeDatagram | None = None
     stream_decoder: Callable[[], DecodePayload] | None = None
@@ -78,12 +82,25 @@ class StreamProtocol:
 
 @dataclass(frozen=True, slots=True)
 class ProtocolBatch:
-    """One protocol's PDUs completed in a batch: their summaries, request keys (`RequestKeys`)
-    and, per row, the packet that completed them and its side; how many segments (datagrams)
-    carried it, how many went exact."""
+    """One protocol's PDUs completed in a batch: their summaries, request keys (`RequestKeys`),
+    the codes of the protocol's `StreamCheck` (zeros without one) and, per row, the packet that
+    completed them and its side; how many segments (datagrams) carried it, how many went exact."""
 
     summary: SummaryColumns
     key: npt.NDArray[np.int64]
+    check: npt.NDArray[np.uint8]
+    packet: npt.NDArray[np.int64]
+    from_server: npt.NDArray[np.bool_]
+    segments: int
+    exact_segments: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """A batch's PDUs of one transport, before their keys and checks."""
+
+    summary: SummaryColumns
+    own: Own
     packet: npt.NDArray[np.int64]
     from_server: npt.NDArray[np.bool_]
     segments: int
@@ -140,6 +157,10 @@ class ProtocolStreams:
         self._udp_ports[list(self.module.udp_ports)] = True
         self.streams: dict[int, _Stream] = {}
         self.findings: Counter[StreamFinding] = Counter()
+        self.state: dict[int, Any] = {}
+        """The protocol's `StreamCheck` state, by flow id."""
+        self.checks: Counter[str] = Counter()
+        """How often each code of the protocol's `StreamCheck` came up."""
 
     def process(
         self,
@@ -154,16 +175,31 @@ class ProtocolStreams:
             rows = np.arange(len(batch), dtype=np.int64)
         tcp, udp = self._tcp(batch, layers, flows, rows), self._udp(batch, layers, rows)
         if tcp is None or udp is None:
-            return tcp or udp or _empty()
-        packet = np.concatenate([tcp.packet, udp.packet])
-        order = np.argsort(packet, kind="stable")
+            found = tcp or udp
+            if found is None:
+                return _empty()
+        else:
+            packet = np.concatenate([tcp.packet, udp.packet])
+            order = np.argsort(packet, kind="stable")
+            found = _Rows(
+                _take(_concat(tcp.summary, udp.summary), order),
+                {name: np.concatenate([tcp.own[name], udp.own[name]])[order] for name in tcp.own},
+                packet[order],
+                np.concatenate([tcp.from_server, udp.from_server])[order],
+                tcp.segments + udp.segments,
+                tcp.exact_segments,
+            )
+        key = self.protocol.keys.keys(found.own, found.summary) if len(found.packet) else _NO_KEYS
+        check = np.zeros(len(found.packet), dtype=np.uint8)
+        if self.protocol.check is not None and len(found.packet):
+            connection = flows.flow_ids[found.packet].astype(np.int64)
+            check = self.protocol.check.check(
+                self.state, connection, found.from_server, found.own, found.summary
+            )
+            for code, count in zip(*np.unique(check[check > 0], return_counts=True), strict=True):
+                self.checks[self.protocol.check.codes(int(code)).name.lower()] += int(count)
         return ProtocolBatch(
-            _take(_concat(tcp.summary, udp.summary), order),
-            np.concatenate([tcp.key, udp.key])[order],
-            packet[order],
-            np.concatenate([tcp.from_server, udp.from_server])[order],
-            tcp.segments + udp.segments,
-            tcp.exact_segments,
+            found.summary, key, check, found.packet, found.from_server, found.segments, found.exact_segments
         )
 
     def forget(self, flow_ids: list[int]) -> None:
@@ -171,8 +207,9 @@ class ProtocolStreams:
         for flow_id in flow_ids:
             self.streams.pop(flow_id * 2, None)
             self.streams.pop(flow_id * 2 + 1, None)
+            self.state.pop(flow_id, None)
 
-    def _udp(self, batch: PacketBatch, layers: Layers, rows: npt.NDArray[np.int64]) -> ProtocolBatch | None:
+    def _udp(self, batch: PacketBatch, layers: Layers, rows: npt.NDArray[np.int64]) -> _Rows | None:
         extract = self.protocol.extract_datagrams
         if extract is None or not len(rows):
             return None
@@ -184,18 +221,18 @@ class ProtocolStreams:
         if not len(packet):
             return None
         side = from_server[wanted]
-        summary, key, segment = extract(
+        summary, own, segment = extract(
             batch.buffer,
             layers.payload_offset[packet].astype(np.int64),
             layers.payload_length[packet].astype(np.int64),
             side,
             np.where(side, source[wanted], destination[wanted]).astype(np.uint16),
         )
-        return ProtocolBatch(summary, key, packet[segment], side[segment], len(packet), 0)
+        return _Rows(summary, own, packet[segment], side[segment], len(packet), 0)
 
     def _tcp(
         self, batch: PacketBatch, layers: Layers, flows: FlowUpdate, rows: npt.NDArray[np.int64]
-    ) -> ProtocolBatch | None:
+    ) -> _Rows | None:
         if not self.module.tcp_ports or not len(rows):
             return None
         from_server = self._tcp_ports[layers.src_port[rows]]
@@ -209,7 +246,7 @@ class ProtocolStreams:
         starts = layers.payload_offset[packet].astype(np.int64)
         lengths = layers.payload_length[packet].astype(np.int64)
         data = np.flatnonzero(lengths > 0)
-        probe, probe_key, probe_segment, leftover, stateful = self.protocol.extract(
+        probe, probe_own, probe_segment, leftover, stateful = self.protocol.extract(
             batch.buffer, starts[data], lengths[data], side[data]
         )
         segment_of_row = data[probe_segment]
@@ -261,17 +298,20 @@ class ProtocolStreams:
             exact += found
             exact_packet += [index] * len(found)
         kept = np.flatnonzero(fast[segment_of_row])
-        summary, key = _take(probe, kept), probe_key[kept]
+        summary = _take(probe, kept)
+        own = {name: values[kept] for name, values in probe_own.items()}
         segment = segment_of_row[kept]
         if exact:
             segment = np.concatenate([segment, np.array(exact_packet, dtype=np.int64)])
-            exact_summary, exact_key = self.protocol.summarise(exact)
-            summary, key = _concat(summary, exact_summary), np.concatenate([key, exact_key])
+            exact_summary, exact_own = self.protocol.summarise(exact)
+            summary = _concat(summary, exact_summary)
+            own = {name: np.concatenate([values, exact_own[name]]) for name, values in own.items()}
             order = np.argsort(segment, kind="stable")
-            summary, key, segment = _take(summary, order), key[order], segment[order]
-        return ProtocolBatch(
+            summary, segment = _take(summary, order), segment[order]
+            own = {name: values[order] for name, values in own.items()}
+        return _Rows(
             summary,
-            key,
+            own,
             packet[segment],
             side[segment],
             int(np.count_nonzero(lengths)),
@@ -279,9 +319,14 @@ class ProtocolStreams:
         )
 
 
+_NO_KEYS = np.zeros(0, np.int64)
+
+
 def _empty() -> ProtocolBatch:
     none = np.zeros(0, np.int64)
-    return ProtocolBatch(SummaryColumns.from_summaries([]), none, none, np.zeros(0, bool), 0, 0)
+    return ProtocolBatch(
+        SummaryColumns.from_summaries([]), none, np.zeros(0, np.uint8), none, np.zeros(0, bool), 0, 0
+    )
 
 
 def _take(columns: SummaryColumns, rows: npt.NDArray[np.int64]) -> SummaryColumns:

@@ -79,6 +79,8 @@ class ProtocolCounters:
     unanswered: int = 0
     unsolicited: int = 0
     """Answers that found no request (it came before the capture, or was evicted)."""
+    checks: Counter[str] = field(default_factory=Counter)
+    """What the protocol's check across each connection said, and how often (at the end)."""
 
 
 @dataclass(slots=True)
@@ -192,6 +194,7 @@ class Sensor:
         for streams in self.protocols.streams:
             for finding, count in streams.findings.items():
                 self.counters.stream_findings[finding.name.lower()] += count
+            self.counters.protocols[streams.module.name].checks.update(streams.checks)
         self.counters.flows_evicted = self.flows.stats.evicted
         return self.counters
 

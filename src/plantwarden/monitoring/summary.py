@@ -92,6 +92,8 @@ def _protocol_line(counts: ProtocolCounters) -> str:
             f"; {counts.requests:,} requests, {counts.answered:,} answered ({counts.exceptions:,} with an"
             f" error), {counts.unanswered:,} unanswered"
         )
+    if counts.checks:
+        line += f"; {_counts(counts.checks)}"
     return line
 
 

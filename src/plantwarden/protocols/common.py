@@ -45,6 +45,7 @@ __all__ = [
     "ParseStatus",
     "ProtocolModule",
     "RequestKeys",
+    "StreamCheck",
     "Summary",
     "SummaryColumns",
     "Support",
@@ -219,6 +220,25 @@ class RequestKeys:
 
     columns: tuple[str, ...]
     keys: Callable[[dict[str, npt.NDArray[Any]], SummaryColumns], npt.NDArray[np.int64]]
+
+
+_Own = dict[str, npt.NDArray[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCheck:
+    """What a protocol checks across the PDUs of a connection (IEC 104's sequence numbers, OPC
+    UA's secure channel): `check(state, connection, from_server, own, summary)` gives per PDU row
+    (in capture order) a code of `codes` (0: nothing to say), keeping what it needs of each
+    connection in `state` (by connection id; the caller drops a connection's entry when it ends).
+    `own` holds the protocol's own columns named in `columns`."""
+
+    columns: tuple[str, ...]
+    codes: type[enum.IntEnum]
+    check: Callable[
+        [dict[int, Any], npt.NDArray[np.int64], npt.NDArray[np.bool_], _Own, SummaryColumns],
+        npt.NDArray[np.uint8],
+    ]
 
 
 def one_way_requests(summary: SummaryColumns) -> npt.NDArray[np.int64]:
