@@ -2,6 +2,10 @@
 
 It is the reference the column extractor is held to. No input makes it raise: an internal error
 gives a message with the finding `UNEXPECTED` (the tests show it never happens).
+
+Decoded requests (jobs, userdata requests, COTP connection requests) are kept, keyed on their
+exact bytes, side and offset, up to `REQUEST_CACHE_LIMIT` of them: a plant polls with the same
+requests, and an `S7Message` is immutable. Answers, whose data changes, are never kept.
 """
 
 from __future__ import annotations
@@ -46,11 +50,31 @@ def decode_payload(payload: bytes, from_server: bool) -> tuple[list[S7Message], 
     return messages, payload[len(payload) - frames.leftover :] if frames.leftover else b""
 
 
+REQUEST_CACHE_LIMIT = 4096
+"""Decoded requests kept by `decode_pdu`; the cache is emptied when it holds this many."""
+_requests: dict[tuple[bytes, bool, int], S7Message] = {}
+
+
 def decode_pdu(pdu: bytes, from_server: bool, offset: int = 0) -> S7Message:
     """The message of one PDU: its TPKTs up to the one that ends the COTP TSDU. A PDU cut short
     gives `TPKT_BEYOND_DATA` (call this on a stream's leftover bytes when no more will come)."""
-    fields: Fields = {"offset": offset, "size": len(pdu), "is_response": from_server}
-    return complete(fields, lambda: _pdu(fields, bytes(pdu)))
+    key = (bytes(pdu), bool(from_server), offset)
+    message = _requests.get(key)
+    if message is None:
+        fields: Fields = {"offset": offset, "size": len(pdu), "is_response": key[1]}
+        message = complete(fields, lambda: _pdu(fields, key[0]))
+        if is_request(message):
+            if len(_requests) >= REQUEST_CACHE_LIMIT:
+                _requests.clear()
+            _requests[key] = message
+    return message
+
+
+def is_request(message: S7Message) -> bool:
+    """Whether `message` asks for an answer: a job, a userdata request, a connection request."""
+    if message.protocol_id == c.S7COMM_ID:
+        return message.rosctr == c.JOB or (message.rosctr == c.USERDATA and message.ud_type == c.TYPE_REQUEST)
+    return message.cotp_type == c.COTP_CR and message.protocol_id == -1
 
 
 def complete(fields: Fields, step: Callable[[], None]) -> S7Message:
@@ -396,7 +420,7 @@ def _userdata(fields: Fields, parameter: bytes, body: bytes) -> None:
         elif kind != c.TYPE_REQUEST and not whole:
             fields["status"] = ParseStatus.PARTIAL  # a fragment of a longer answer
     elif group == c.GROUP_TIME and len(value) == CLOCK_SIZE:
-        fields["clock"] = _clock(value)
+        fields["clock"] = clock_text(value)
     elif group in PARTIAL_USERDATA or group == c.GROUP_CPU:
         fields["status"] = ParseStatus.PARTIAL
 
@@ -404,7 +428,7 @@ def _userdata(fields: Fields, parameter: bytes, body: bytes) -> None:
 CLOCK_SIZE = 10
 
 
-def _clock(value: bytes) -> str:
+def clock_text(value: bytes) -> str:
     """An S7 clock (BCD: reserved, a byte STEP 7 fills with 19, the year's last two digits, month,
     day, hour, minute, second, three digits of milliseconds and the weekday) as ISO 8601 text;
     the year is 1990-2089, as in DATE_AND_TIME; empty when not BCD."""

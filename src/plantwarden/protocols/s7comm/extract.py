@@ -8,14 +8,15 @@ Vectorised with numpy, over all segments together:
   (the common case): the COTP type, protocol id, ROSCTR, PDU reference, parameter and data
   lengths, error class and code;
 - the whole row (summary and id columns) of the commonest PDUs, where their layout is proved
-  well formed (`fast_rows`): read var jobs of S7ANY items, read var and write var ack_data.
+  well formed: read var jobs of S7ANY items, read var and write var ack_data (`fast_rows`),
+  and userdata (`fast_userdata`: SZL reads, clock, cyclic data, diagnostics ...).
 
-Per row in Python: a read var job's target texts (memoised per distinct item); the parameter
-and data of the other one-TPKT S7comm PDUs (`exact.decode_s7_body`, fed the header read here:
-block functions, PI services, userdata, setup communication, write var jobs, items of other
-syntaxes, any malformed parameter); and every other PDU whole (`exact.decode_pdu`: COTP
-connection TPDUs, reassembled fragments, S7comm-plus, malformed TPKT or S7 headers). The result
-is, row for row and value for value, what `decode_segments` (the exact path) gives.
+Per row in Python: the parameter and data of the other one-TPKT S7comm answers
+(`exact.decode_s7_body`, fed the header read here: block functions, PI services, setup
+communication, any malformed parameter); and every other PDU whole (`exact.decode_pdu`, which
+keeps decoded requests: jobs such as write var and setup communication, COTP connection TPDUs,
+reassembled fragments, S7comm-plus, malformed TPKT or S7 headers). The result is, row for row
+and value for value, what `decode_segments` (the exact path) gives.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from plantwarden.protocols.common import SummaryColumns
 from plantwarden.protocols.s7comm import constants as c
 from plantwarden.protocols.s7comm.columns import NAMES, SCHEMA, Extracted, S7Columns
 from plantwarden.protocols.s7comm.exact import Fields, complete, decode_payload, decode_pdu, decode_s7_body
-from plantwarden.protocols.s7comm.fast_rows import Lane, lane, summary_values
+from plantwarden.protocols.s7comm.fast_rows import PADDING, Bytes, Lane, variable_lanes
+from plantwarden.protocols.s7comm.fast_userdata import userdata_lane
 from plantwarden.protocols.s7comm.messages import S7Message
 
 Ints = npt.NDArray[np.int64]
@@ -61,7 +63,12 @@ class _Rows:
 
 def walk(buffer: npt.NDArray[np.uint8], starts: Ints, lengths: Ints) -> tuple[_Rows, npt.NDArray[np.int32]]:
     """Frame every segment `buffer[start:start + length]` at once (see `framing.split_pdus`)."""
-    octets = np.concatenate([np.asarray(buffer, dtype=np.int64), np.zeros(8, dtype=np.int64)])
+    padded = np.concatenate([np.asarray(buffer, dtype=np.uint8), np.zeros(8, dtype=np.uint8)])
+
+    def octets(at: Ints) -> Ints:
+        value: Ints = padded[at].astype(np.int64)
+        return value
+
     position = np.asarray(starts, dtype=np.int64).copy()
     end = position + np.asarray(lengths, dtype=np.int64)
     chain, count = position.copy(), np.zeros(len(position), dtype=np.int64)
@@ -72,8 +79,8 @@ def walk(buffer: npt.NDArray[np.uint8], starts: Ints, lengths: Ints) -> tuple[_R
         at, stop = position[active], end[active]
         left = stop - at
         short = left < c.TPKT_HEADER
-        length = octets[at + 2] << 8 | octets[at + 3]
-        sound = (octets[at] == c.TPKT_VERSION) & (octets[at + 1] == 0) & (length >= c.MIN_TPKT_LENGTH)
+        length = octets(at + 2) << 8 | octets(at + 3)
+        sound = (octets(at) == c.TPKT_VERSION) & (octets(at + 1) == 0) & (length >= c.MIN_TPKT_LENGTH)
         bad = ~short & ~sound
         partial = ~short & sound & (left < length)
         rows.add(active[bad], chain[active[bad]], stop[bad] - chain[active[bad]], count[active[bad]] + 1)
@@ -82,8 +89,8 @@ def walk(buffer: npt.NDArray[np.uint8], starts: Ints, lengths: Ints) -> tuple[_R
         good = ~short & ~bad & ~partial
         seg, at, length, stop = active[good], at[good], length[good], stop[good]
         count[seg] += 1
-        li = octets[at + 4]
-        more = (li >= 2) & (5 + li <= length) & (octets[at + 5] == c.COTP_DT) & ((octets[at + 6] & 0x80) == 0)
+        li = octets(at + 4)
+        more = (li >= 2) & (5 + li <= length) & (octets(at + 5) == c.COTP_DT) & ((octets(at + 6) & 0x80) == 0)
         more &= count[seg] < c.MAX_FRAGMENTS
         position[seg] = at + length
         ended = seg[~more]
@@ -115,31 +122,49 @@ def extract(
     pdu_index = (np.arange(len(segment)) - run_start).astype(np.int32)
     offset = start - np.asarray(starts, dtype=np.int64)[segment]
     response = np.asarray(from_server, dtype=np.bool_)[segment]
-    header = _headers(buffer, start, size, count)
+    source = Bytes(buffer)
+    header = _headers(source, start, size, count)
     simple = header.pop("simple").astype(np.bool_)
-    fast = lane(buffer, start, size, header, simple)
+    lanes = variable_lanes(source, start, size, header, simple, response)
+    lanes.append(userdata_lane(source, start, size, header, simple, response))
     rest = np.ones(len(segment), dtype=np.bool_)
-    rest[fast.rows] = False
+    for fast in lanes:
+        rest[fast.rows] = False
     rest_rows = np.flatnonzero(rest)
     messages = _decode_rest(buffer, rest_rows, start, size, offset, response, header, simple)
-    ids: dict[str, npt.NDArray[Any]] = {}
-    for column in SCHEMA:
-        values = np.full(len(segment), column.none, dtype=column.dtype)
-        if column.name in header:
-            values[:] = np.where(simple, header[column.name], column.none)
-        values[rest_rows] = np.fromiter(
-            (getattr(m, column.name) for m in messages), column.dtype, len(messages)
-        )
-        ids[column.name] = values
+    ids = _ids(len(segment), header, simple, rest_rows, messages, lanes)
     ids["offset"] = offset.astype(np.int32)
-    ids["size"][fast.rows] = size[fast.rows]
-    ids["cotp_type"][fast.rows], ids["protocol_id"][fast.rows] = c.COTP_DT, c.S7COMM_ID
-    ids["parameter_function"][fast.rows] = fast.function_code
-    ids["item_count"][fast.rows] = fast.item_count
+    ids["size"] = size.astype(np.int32)  # every row's, as each message's size is its PDU's
     return Extracted(
-        S7Columns(segment, pdu_index, ids, _summaries(len(segment), rest_rows, messages, fast, response)),
+        S7Columns(segment, pdu_index, ids, _summaries(len(segment), rest_rows, messages, lanes)),
         leftover,
     )
+
+
+def _ids(
+    rows: int,
+    header: dict[str, Ints],
+    simple: npt.NDArray[np.bool_],
+    rest: npt.NDArray[np.intp],
+    messages: list[S7Message],
+    lanes: list[Lane],
+) -> dict[str, npt.NDArray[Any]]:
+    """The id columns: the header's on the simple rows (a one-TPKT COTP data TPDU of S7comm),
+    each lane's own on its rows, the messages' on the rest, "none" elsewhere."""
+    ids: dict[str, npt.NDArray[Any]] = {}
+    known = {"cotp_type": c.COTP_DT, "protocol_id": c.S7COMM_ID}
+    for column in SCHEMA:
+        values = np.full(rows, column.none, dtype=column.dtype)
+        if column.name in header:
+            values[simple] = header[column.name][simple]
+        elif column.name in known:
+            values[simple] = known[column.name]
+        for fast in lanes:
+            if column.name in fast.ids:
+                values[fast.rows] = fast.ids[column.name]
+        values[rest] = np.fromiter((getattr(m, column.name) for m in messages), column.dtype, len(messages))
+        ids[column.name] = values
+    return ids
 
 
 def _decode_rest(
@@ -152,22 +177,24 @@ def _decode_rest(
     header: dict[str, Ints],
     simple: npt.NDArray[np.bool_],
 ) -> list[S7Message]:
-    """The messages of the rows outside the lane: the S7 parameter and data of a one-TPKT S7comm
-    PDU from its header read here, any other PDU whole."""
+    """The messages of the rows outside the lanes: the S7 parameter and data of a one-TPKT
+    S7comm answer from its header read here, any other PDU whole (through `decode_pdu`, which
+    keeps decoded requests: jobs, the commonest of these rows, are mostly seen before)."""
     data = buffer.tobytes()
     headers = {name: values[rows].tolist() for name, values in header.items()}
     messages: list[S7Message] = []
-    for index, (at, length, server, where, one) in enumerate(
+    for index, (at, length, server, where, one, rosctr) in enumerate(
         zip(
             start[rows].tolist(),
             size[rows].tolist(),
             response[rows].tolist(),
             offset[rows].tolist(),
             simple[rows].tolist(),
+            headers["rosctr"],
             strict=True,
         )
     ):
-        if one:
+        if one and rosctr != c.JOB:
             fields: Fields = {"offset": where, "size": length, "is_response": server}
             fields |= {"fragments": 1, "cotp_type": c.COTP_DT, "protocol_id": c.S7COMM_ID}
             fields |= {name: values[index] for name, values in headers.items() if values[index] >= 0}
@@ -179,35 +206,27 @@ def _decode_rest(
 
 
 def _summaries(
-    rows: int,
-    rest: npt.NDArray[np.intp],
-    messages: list[S7Message],
-    fast: Lane,
-    response: npt.NDArray[np.bool_],
+    rows: int, rest: npt.NDArray[np.intp], messages: list[S7Message], lanes: list[Lane]
 ) -> SummaryColumns:
-    """The summary columns: the lane's rows from `fast`, the rest from the messages."""
+    """The summary columns: each lane's rows from the lane, the rest from the messages."""
     exact = SummaryColumns.from_summaries([m.summary() for m in messages])
-    values = summary_values(fast, response)
     merged: dict[str, npt.NDArray[Any]] = {}
     for name in (field.name for field in dataclass_fields(SummaryColumns)):
         column = getattr(exact, name)
         whole = np.empty(rows, dtype=column.dtype)
         whole[rest] = column
-        if column.dtype == object:
-            for row, value in zip(fast.rows.tolist(), list(values[name]), strict=True):
-                whole[row] = value
-        else:
-            whole[fast.rows] = values[name]
+        for fast in lanes:
+            whole[fast.rows] = fast.summary[name]  # object columns: one object per cell
         merged[name] = whole
     return SummaryColumns(**merged)
 
 
-def _headers(buffer: npt.NDArray[np.uint8], start: Ints, size: Ints, count: Ints) -> dict[str, Ints]:
+def _headers(source: Bytes, start: Ints, size: Ints, count: Ints) -> dict[str, Ints]:
     """The S7 header of every one-TPKT S7comm PDU with a data TPDU ending the TSDU ("simple"),
     -1 elsewhere."""
     window = S7_AT + 12
-    padded = np.concatenate([buffer, np.zeros(window, dtype=np.uint8)])
-    octets = padded[start[:, None] + np.arange(window)].astype(np.int64)
+    assert window <= PADDING  # a PDU's window may run past the buffer's end into the padding
+    octets = source.rows(start, window).astype(np.int64)
     tpkt_length = octets[:, 2] << 8 | octets[:, 3]
     simple = (count == 1) & (size >= window) & (octets[:, 0] == c.TPKT_VERSION) & (octets[:, 1] == 0)
     simple &= (tpkt_length == size) & (octets[:, 4] == 2) & (octets[:, 5] == c.COTP_DT)

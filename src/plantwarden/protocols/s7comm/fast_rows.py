@@ -1,99 +1,132 @@
-"""The column extractor's vectorised lane: the summaries and id columns of the commonest PDUs,
-all rows at once, where their layout is proved well formed.
+"""The column extractor's vectorised lanes: whole rows (summary and id columns) of the commonest
+PDUs, all rows at once, where their layout is proved well formed.
+
+This module holds what every lane shares (`Lane`, `Bytes`, `lane_summary`, `object_column`) and
+the variable services:
 
 - read var jobs whose items are all S7ANY (12 bytes each: the items are at fixed offsets);
 - read var ack_data without a header error (the data items walked, item k of every row at once);
 - write var ack_data without a header error (a return code per item).
 
-Every other row, and any row of these kinds that breaks its layout, is left to the exact decoder.
-Per row in Python only: the target texts of a read var job (one memoised text per distinct item).
+`fast_userdata` is the lane of userdata PDUs. Every other row, and any row of these kinds that
+breaks its layout, is left to the exact decoder. Per distinct request only (not per row): the
+target texts of a read var job, built once for each distinct run of item bytes in the batch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from plantwarden.protocols.common import MAX_TARGETS, Operation
+from plantwarden.protocols.common import MAX_TARGETS, Operation, ParseStatus
 from plantwarden.protocols.s7comm import constants as c
 from plantwarden.protocols.s7comm.messages import S7Item
 
 Ints = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
+Objects = npt.NDArray[np.object_]
 S7_AT = 7
 JOB_PARAMETER, ACK_PARAMETER = S7_AT + 10, S7_AT + 12
 """Offsets of the parameter in a one-TPKT PDU: after TPKT, COTP and a 10 or 12 byte header."""
 ITEM_SIZE = 12
+PADDING = 32
+"""Zero bytes after the buffer, so that a gather a little past a PDU's end stays in bounds."""
 BIT_SIZES = np.zeros(256, dtype=np.bool_)
 BIT_SIZES[list(c.DATA_BIT_LENGTHS)] = True
+FUNCTION_TEXTS = np.array(["read_var", "write_var"], dtype=object)
 
 
 class Lane(NamedTuple):
-    """The rows decoded here (indexes), with their summary fields and item counts."""
+    """The rows (indexes) a lane decoded, the id columns it sets on them beyond the header
+    (`ids`, by `SCHEMA` name), and their summary fields (`summary`, by `SummaryColumns` name;
+    `function` and `targets` as object arrays)."""
 
     rows: Ints
-    function_code: Ints
-    operation: Ints
-    address: Ints
-    quantity: Ints
-    result: Ints
-    item_count: Ints
-    targets: list[tuple[str, ...]]
+    ids: dict[str, Ints]
+    summary: dict[str, npt.NDArray[Any]]
 
 
-class _Bytes:
-    """Byte and word gathers at absolute positions (past the end: 0)."""
+class Bytes:
+    """Byte and word gathers at absolute positions of the batch's buffer (past the end: 0)."""
 
     def __init__(self, buffer: npt.NDArray[np.uint8]) -> None:
-        self.octets = np.concatenate([buffer, np.zeros(16, dtype=np.uint8)]).astype(np.int64)
+        self.octets = np.concatenate([buffer, np.zeros(PADDING, dtype=np.uint8)])
         self.limit = len(self.octets) - 4
 
     def byte(self, at: Ints) -> Ints:
-        value: Ints = self.octets[np.clip(at, 0, self.limit)]
+        value: Ints = self.octets[np.clip(at, 0, self.limit)].astype(np.int64)
         return value
 
     def word(self, at: Ints) -> Ints:
         at = np.clip(at, 0, self.limit)
-        value: Ints = self.octets[at] << 8 | self.octets[at + 1]
+        value: Ints = self.octets[at].astype(np.int64) << 8 | self.octets[at + 1]
         return value
 
+    def rows(self, at: Ints, width: int) -> npt.NDArray[np.uint8]:
+        """`width` bytes from each position in `at`, one row each (positions within the buffer)."""
+        block: npt.NDArray[np.uint8] = self.octets[at[:, None] + np.arange(width)]
+        return block
 
-def lane(
-    buffer: npt.NDArray[np.uint8], start: Ints, size: Ints, header: dict[str, Ints], simple: Mask
-) -> Lane:
-    """The rows of the lane among the `simple` ones (one-TPKT S7comm PDUs, header read)."""
-    source = _Bytes(buffer)
+
+def object_column(values: Sequence[Any]) -> Objects:
+    """`values` as a one-dimensional object array, a tuple staying one cell."""
+    column = np.empty(len(values), dtype=object)
+    for index, value in enumerate(values):
+        column[index] = value
+    return column
+
+
+EMPTY_TARGETS = object_column([()])
+
+
+def lane_summary(
+    rows: Ints,
+    is_response: Mask,
+    function_code: Ints,
+    function: Objects,
+    operation: Ints,
+    address: Ints,
+    targets: Objects,
+    quantity: Ints,
+    result: Ints,
+    status: Ints | None = None,
+) -> dict[str, npt.NDArray[Any]]:
+    """A lane's summary fields; unit -1, finding 0, status OK unless given."""
+    count = len(rows)
+    return {
+        "function_code": function_code,
+        "function": function,
+        "operation": operation,
+        "is_response": is_response[rows],
+        "unit": np.full(count, -1, dtype=np.int64),
+        "address": address,
+        "quantity": quantity,
+        "targets": targets,
+        "result": result,
+        "status": np.full(count, ParseStatus.OK, dtype=np.int64) if status is None else status,
+        "finding": np.zeros(count, dtype=np.int64),
+    }
+
+
+def variable_lanes(
+    source: Bytes, start: Ints, size: Ints, header: dict[str, Ints], simple: Mask, is_response: Mask
+) -> list[Lane]:
+    """The read var jobs and the read var and write var ack_data among the `simple` rows
+    (one-TPKT S7comm PDUs, header read)."""
     rosctr, parlg, datlg = header["rosctr"], header["param_length"], header["data_length"]
     no_error = (header["error_class"] == 0) & (header["error_code"] == 0)
-    parts = [
-        _read_jobs(
-            source, start, simple & (rosctr == c.JOB) & (datlg == 0) & (size == JOB_PARAMETER + parlg)
-        ),
-        _acks(source, start, simple & (rosctr == c.ACK_DATA) & no_error & (parlg == 2), size, datlg),
+    jobs = simple & (rosctr == c.JOB) & (datlg == 0) & (size == JOB_PARAMETER + parlg)
+    acks = simple & (rosctr == c.ACK_DATA) & no_error & (parlg == 2)
+    return [
+        _read_jobs(source, start, jobs, is_response),
+        _acks(source, start, acks, size, datlg, is_response),
     ]
-    rows = np.concatenate([part.rows for part in parts])
-    order = np.argsort(rows, kind="stable")
-    targets = [target for part in parts for target in part.targets]
-
-    def joined(name: str) -> Ints:
-        value: Ints = np.concatenate([getattr(part, name) for part in parts])[order]
-        return value
-
-    return Lane(
-        rows[order],
-        joined("function_code"),
-        joined("operation"),
-        joined("address"),
-        joined("quantity"),
-        joined("result"),
-        joined("item_count"),
-        [targets[index] for index in order.tolist()],
-    )
 
 
-def _read_jobs(source: _Bytes, start: Ints, candidate: Mask) -> Lane:
+def _read_jobs(source: Bytes, start: Ints, candidate: Mask, is_response: Mask) -> Lane:
     rows = np.flatnonzero(candidate)
     at = start[rows] + JOB_PARAMETER
     count = source.byte(at + 1)
@@ -108,46 +141,53 @@ def _read_jobs(source: _Bytes, start: Ints, candidate: Mask) -> Lane:
     area = source.byte(at + 2 + 8)
     address = source.byte(at + 2 + 9) << 16 | source.word(at + 2 + 10)
     numbered = np.isin(area, list(c.NUMBERED_AREAS))
-    texts = _texts(source, at, count)
     none = np.full(len(rows), -1, dtype=np.int64)
-    return Lane(
+    summary = lane_summary(
         rows,
+        is_response,
         np.full(len(rows), c.READ_VAR, dtype=np.int64),
+        FUNCTION_TEXTS[np.zeros(len(rows), dtype=np.intp)],
         np.full(len(rows), Operation.READ, dtype=np.int64),
         np.where(numbered, address, address >> 3),
+        _targets(source, at, count),
         count,
         none,
-        count,
-        texts,
     )
+    return Lane(rows, {"parameter_function": np.full(len(rows), c.READ_VAR), "item_count": count}, summary)
 
 
-def _texts(source: _Bytes, at: Ints, count: Ints) -> list[tuple[str, ...]]:
-    """Each row's item texts (the items' 10 address bytes, memoised)."""
+def _targets(source: Bytes, at: Ints, count: Ints) -> Objects:
+    """Each row's item texts: the rows of each item count grouped by their items' bytes, the
+    texts built once per distinct group (a plant polls with the same requests)."""
+    targets = EMPTY_TARGETS[np.zeros(len(at), dtype=np.intp)]
     memo: dict[bytes, str] = {}
-    octets = source.octets
-    targets = []
-    for first, items in zip((at + 4).tolist(), count.tolist(), strict=True):
-        texts = []
-        for k in range(items):
-            spec = octets[first + ITEM_SIZE * k : first + ITEM_SIZE * k + 10].astype(np.uint8).tobytes()
-            text = memo.get(spec)
-            if text is None:
-                item = S7Item(
-                    c.SYNTAX_S7ANY,
-                    spec[1],
-                    spec[2] << 8 | spec[3],
-                    spec[4] << 8 | spec[5],
-                    spec[6],
-                    int.from_bytes(spec[7:10], "big"),
-                )
-                text = memo[spec] = item.text()
-            texts.append(text)
-        targets.append(tuple(texts[:MAX_TARGETS]))
+    for items in np.unique(count).tolist():
+        rows = np.flatnonzero(count == items)
+        block = np.ascontiguousarray(source.rows(at[rows] + 2, ITEM_SIZE * items))
+        keys = block.view(np.dtype((np.void, ITEM_SIZE * items))).ravel()
+        distinct, inverse = np.unique(keys, return_inverse=True)
+        texts = [_item_texts(key.tobytes(), items, memo) for key in distinct]
+        targets[rows] = object_column(texts)[inverse.ravel()]
     return targets
 
 
-def _acks(source: _Bytes, start: Ints, candidate: Mask, size: Ints, datlg: Ints) -> Lane:
+def _item_texts(items: bytes, count: int, memo: dict[bytes, str]) -> tuple[str, ...]:
+    """The texts of `count` S7ANY items (12 bytes each, proved well formed), memoised per item."""
+    texts = []
+    for k in range(min(count, MAX_TARGETS)):
+        spec = items[ITEM_SIZE * k + 2 : ITEM_SIZE * k + 12]
+        text = memo.get(spec)
+        if text is None:
+            address = int.from_bytes(spec[7:10], "big")
+            item = S7Item(
+                c.SYNTAX_S7ANY, spec[1], spec[2] << 8 | spec[3], spec[4] << 8 | spec[5], spec[6], address
+            )
+            text = memo[spec] = item.text()
+        texts.append(text)
+    return tuple(texts)
+
+
+def _acks(source: Bytes, start: Ints, candidate: Mask, size: Ints, datlg: Ints, is_response: Mask) -> Lane:
     """Read var and write var ack_data: the data items walked, item k of every row at once."""
     rows = np.flatnonzero(candidate)
     at = start[rows] + ACK_PARAMETER
@@ -176,32 +216,15 @@ def _acks(source: _Bytes, start: Ints, candidate: Mask, size: Ints, datlg: Ints)
     ok &= ~reads | (position == length)
     rows, function, count, failed = rows[ok], function[ok], count[ok], failed[ok]
     read = function == c.READ_VAR
-    none = np.full(len(rows), -1, dtype=np.int64)
-    return Lane(
+    summary = lane_summary(
         rows,
+        is_response,
         function,
+        FUNCTION_TEXTS[(~read).astype(np.intp)],
         np.where(read, Operation.READ, Operation.WRITE).astype(np.int64),
-        none,
+        np.full(len(rows), -1, dtype=np.int64),
+        EMPTY_TARGETS[np.zeros(len(rows), dtype=np.intp)],
         np.zeros(len(rows), dtype=np.int64),
         np.maximum(failed, 0),
-        count,
-        [()] * len(rows),
     )
-
-
-def summary_values(lane: Lane, is_response: Mask) -> dict[str, Any]:
-    """The lane's rows as `Summary` fields (names as in `SummaryColumns`)."""
-    names = np.where(lane.function_code == c.READ_VAR, "read_var", "write_var")
-    return {
-        "function_code": lane.function_code,
-        "function": names,
-        "operation": lane.operation,
-        "is_response": is_response[lane.rows],
-        "unit": np.full(len(lane.rows), -1),
-        "address": lane.address,
-        "quantity": lane.quantity,
-        "targets": lane.targets,
-        "result": lane.result,
-        "status": np.zeros(len(lane.rows)),
-        "finding": np.zeros(len(lane.rows)),
-    }
+    return Lane(rows, {"parameter_function": function, "item_count": count}, summary)

@@ -3,7 +3,7 @@ ends the TSDU), with its variable-size parts, and its `Summary`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from plantwarden.protocols.common import MAX_TARGETS, Operation, ParseStatus, Summary
 from plantwarden.protocols.s7comm import constants as c
@@ -136,9 +136,19 @@ class S7Message:
     """Userdata payloads (clock, SZL records; never a password), block contents."""
     status: ParseStatus = ParseStatus.OK
     finding: S7Finding = S7Finding.OK
+    _summary: Summary | None = field(default=None, init=False, repr=False, compare=False)
+    """`summary()`, once computed: the message is immutable, and a request kept by the exact
+    decoder's cache is summarised again each time it is seen."""
 
     def summary(self) -> Summary:
-        """The PDU in every protocol's terms."""
+        """The PDU in every protocol's terms (computed once per message)."""
+        summary = self._summary
+        if summary is None:
+            summary = self._summarise()
+            object.__setattr__(self, "_summary", summary)
+        return summary
+
+    def _summarise(self) -> Summary:
         code, name, operation = self._function()
         if self.finding == S7Finding.UNEXPECTED or (code == -1 and self.status == ParseStatus.MALFORMED):
             operation = Operation.MALFORMED

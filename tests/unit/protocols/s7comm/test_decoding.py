@@ -462,6 +462,70 @@ def test_the_commonest_pdus_take_the_vectorised_lane(monkeypatch: pytest.MonkeyP
     assert seen[-1] == 1 and columns.parameter_function.tolist() == [4, 4, 5, 0x29]
 
 
+def test_userdata_takes_the_vectorised_lane(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Well-formed userdata (SZL reads and their fragments, clock, cyclic pushes, errors) never
+    reaches the per-row decoder; a userdata parameter with a broken head does."""
+    fast = importlib.import_module("plantwarden.protocols.s7comm.extract")  # the module, not the function
+    seen: list[int] = []
+    original = fast._decode_rest
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        seen.append(len(args[1]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fast, "_decode_rest", counting)
+    clock = bytes([0, 0x20, 0x26, 0x11, 0x26, 0x16, 0x05, 0x09, 0x12, 0x34])
+    lane = [
+        b.dt(b.szl_request(0x0011, 1)),
+        b.dt(b.szl_response(0x0424, 0, b"\x00" * 20, 20)),
+        b.dt(b.userdata(8, 4, 1, b.ud_data(0xFF, 0x09, b"\x00" * 6), seq=2, follow=(5, 0, 0))),
+        b.dt(b.userdata(4, 7, 1, b.ud_data(0x0A, 0, b""))),
+        b.dt(b.userdata(8, 7, 1, b.ud_data(0xFF, 0x09, clock), seq=1, follow=(0, 0, 0))),
+        b.dt(b.userdata(4, 7, 2, b.ud_data(0xFF, 0x09, b"\xff" * 10))),
+        b.dt(b.userdata(0, 2, 7, b.ud_data(0xFF, 0x09, b"\x01\x02\x03"), follow=(0, 0, 0))),
+        b.dt(b.userdata(8, 1, 14, b.ud_data(0x0A, 0, b""), follow=(0, 0, 0x8104))),
+        b.dt(b.userdata(4, 3, 1, b"")),
+        b.dt(b.userdata(4, 5, 1, b.ud_data(0xFF, 0x09, b"secret!!"))),
+    ]
+    columns, _ = both([b"".join(lane)], [True])
+    summaries = columns.summary.summaries()
+    assert seen[-1] == 0 and len(columns) == len(lane)
+    assert [s.function for s in summaries] == [
+        "read_szl",
+        "read_szl",
+        "read_szl",
+        "clock_read",
+        "clock_read",
+        "clock_set",
+        "cyclic_ras_changedriven",
+        "read_diag_data",
+        "list_blocks",
+        "plc_password",
+    ]
+    assert [s.quantity for s in summaries] == [1, 1, 0, 0, 1, 0, 0, 0, 0, 0]
+    assert [s.result for s in summaries] == [-1, 0, 0, -1, 0, -1, -1, 0x8104, -1, -1]
+    assert columns.szl_id.tolist()[:3] == [0x0011, 0x0424, -1]
+    assert summaries[0].operation == Operation.IDENTIFY and summaries[2].status == ParseStatus.PARTIAL
+    broken = bytearray(b.dt(b.szl_request(0x0011, 1)))
+    broken[7 + 10 + 2] = 0x13  # the parameter head is 00 01 12
+    columns, _ = both([b"".join(lane) + bytes(broken)])
+    assert seen[-1] == 1 and columns.summary.finding.tolist()[-1] == S7Finding.BAD_USERDATA_HEADER
+
+
+def test_requests_are_kept_by_their_bytes_answers_are_not() -> None:
+    """`decode_pdu` gives a request it has decoded before (same bytes, side and offset) from its
+    cache, which stays bounded; an answer is decoded each time."""
+    exact = importlib.import_module("plantwarden.protocols.s7comm.exact")
+    request, answer = b.dt(b.szl_request(0x0011, 1)), b.dt(b.write_var_ack([0xFF]))
+    assert decode_pdu(request, False) is decode_pdu(request, False)
+    assert decode_pdu(request, False, offset=4) is not decode_pdu(request, False)
+    assert decode_pdu(request, False, offset=4) == decode_pdu(request, False, offset=4)
+    assert decode_pdu(answer, True) is not decode_pdu(answer, True)
+    for ref in range(exact.REQUEST_CACHE_LIMIT + 1):
+        decode_pdu(b.dt(b.szl_request(0x0011, 1, ref=ref)), False)
+    assert 0 < len(exact._requests) <= exact.REQUEST_CACHE_LIMIT
+
+
 def test_a_later_s7comm_plus_fragment_has_no_opcode() -> None:
     """S7-1200-Uploading-OB1-TIAV12.pcap frame 128: the second TSDU of a long create object."""
     message = one(b.dt(bytes.fromhex("720203f100823f98000002787d66052b13ad96490ec2300c45ef927d55")))
