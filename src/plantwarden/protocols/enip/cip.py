@@ -108,6 +108,8 @@ SEVERITY = (
 """A Multiple Service Packet's category: the first in this order among its services'."""
 
 LOGICAL_TYPES = ("class", "instance", "member", "connection_point", "attribute", "special", "service_id")
+LOGICAL_8BIT = {0x20 | logical << 2: LOGICAL_TYPES[logical] for logical in (0, 1, 2, 3, 4, 6)}
+"""Segment codes of the 8-bit logical segments but the electronic key: their kind."""
 U16 = struct.Struct("<H")
 U32 = struct.Struct("<I")
 
@@ -251,6 +253,12 @@ class CipMessage:
 
 def service_name(service: int, path: CipPath | None, is_response: bool) -> tuple[str, Operation]:
     """A service's name and category, given the request path it goes to (None for a reply)."""
+    if path is None and 0 <= service <= SERVICE_MASK:
+        return UNADDRESSED_NAMES[service]
+    return _service_name(service, path, is_response)
+
+
+def _service_name(service: int, path: CipPath | None, is_response: bool) -> tuple[str, Operation]:
     if service in COMMON_SERVICES:
         name, operation = COMMON_SERVICES[service]
         if operation == Operation.READ and path is not None and path.class_id == IDENTITY:
@@ -268,6 +276,11 @@ def service_name(service: int, path: CipPath | None, is_response: bool) -> tuple
             return LOGIX_TAG_SERVICES[service]
         return f"object_specific_0x{service:02x}", Operation.OTHER
     return f"service_0x{service:02x}", Operation.OTHER
+
+
+UNADDRESSED_NAMES = tuple(_service_name(code, None, True) for code in range(SERVICE_MASK + 1))
+"""`service_name` without a path (a reply, or a request whose path did not decode), by code:
+the same whether a reply or not, as no path tells the class."""
 
 
 def strongest(operations: list[Operation]) -> Operation:
@@ -289,6 +302,10 @@ def decode_path(data: bytes) -> CipPath:
 
     while at < end:
         code = data[at]
+        if code in LOGICAL_8BIT and at + 2 <= end:  # the usual segment, read in one step
+            segments.append((LOGICAL_8BIT[code], data[at + 1]))
+            at += 2
+            continue
         kind = code >> 5
         if kind == 0:  # port segment: [size] [16-bit port] link address, padded to a word
             start, extended, port = at, code & 0x10, code & 0x0F
@@ -445,8 +462,13 @@ def _multiple(base: CipMessage, body: bytes, depth: int) -> CipMessage:
         decode_cip(body[bounds[index] : bounds[index + 1]], base.is_response, depth + 1)
         for index in range(count)
     )
-    operation = strongest([message.effective().operation for message in embedded])
-    return replace(base, embedded=embedded, operation=operation if count else base.operation)
+    operation = base.operation
+    if count:
+        operation = strongest([message.effective().operation for message in embedded])
+    return CipMessage(  # as `replace(base, ...)`, without its cost per call
+        base.service, base.is_response, base.name, operation, base.path, base.general_status,
+        base.extended_status, base.data, embedded,
+    )  # fmt: skip
 
 
 def _unconnected_send(base: CipMessage, body: bytes, depth: int) -> CipMessage:

@@ -4,13 +4,12 @@ Vectorised with numpy: the framing (every segment's PDUs, found by walking the 1
 encapsulation length across all segments at once, one step per PDU position), the 24-byte
 headers of all rows (command, length, session, status, sender context, options), the whole
 record of the rows that carry no variable part (NOP, RegisterSession, UnRegisterSession, the
-List* requests, error replies without data), and the whole record of the common CIP rows
-(`_cip_rows`: SendRRData / SendUnitData in the usual two-item layout carrying one reply, or one
-request with an 8-bit class/instance[/attribute] path: item types and lengths, connection id,
-sequence count, service, status, class, instance, attribute at fixed offsets; names from a table
-per distinct service and class; target texts per row). Decoded per row in Python, by the exact
-decoder's own function: the rest (List* replies, Multiple Service Packets, Unconnected Send,
-Forward_Open/Close, attribute lists, other paths), malformed rows, and class 1 I/O datagrams.
+List* requests, error replies without data), and the whole record of the CIP rows in the usual
+two-item SendRRData / SendUnitData layout (`cip_rows`: replies at fixed offsets, Multiple
+Service Packet replies header by header, requests with an 8-bit class/instance[/attribute]
+path at fixed offsets, every other request summarised once per distinct request). Decoded per
+row in Python, by the exact decoder's own function: the rest (List* replies, Forward_Open
+replies, other layouts), malformed encapsulations, and class 1 I/O datagrams.
 `decode_segments` is the exact twin that the tests hold `extract` to, row for row and value for
 value.
 """
@@ -24,14 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from plantwarden.protocols.common import Operation, ParseStatus, Summary, SummaryColumns
-from plantwarden.protocols.enip import cip
 from plantwarden.protocols.enip import messages as m
+from plantwarden.protocols.enip.cip_rows import cip_rows
 from plantwarden.protocols.enip.columns import IDS, EnipColumns
 from plantwarden.protocols.enip.exact import (
-    CONNECTED_ADDRESS,
-    CONNECTED_DATA,
-    NULL_ADDRESS,
-    UNCONNECTED_DATA,
     decode,
     decode_datagram,
     decode_io_datagram,
@@ -42,11 +37,6 @@ from plantwarden.protocols.enip.messages import EnipMessage, command_name
 Array = npt.NDArray[Any]
 SUMMARY_FIELDS = tuple(field.name for field in fields(Summary))
 SUMMARY_NONE = {"function_code": -1, "unit": -1, "address": -1, "result": -1}
-MIN_CIP_ROW = 50
-"""The smallest common CIP row the vectorised decoder takes (SendUnitData with a reply header)."""
-REPLY_SPECIAL = (cip.MULTIPLE_SERVICE_PACKET, cip.FORWARD_OPEN, cip.LARGE_FORWARD_OPEN)
-REQUEST_SPECIAL = (cip.MULTIPLE_SERVICE_PACKET, 0x03, cip.SET_ATTRIBUTE_LIST)
-MANAGER_SPECIAL = (cip.FORWARD_CLOSE, cip.UNCONNECTED_SEND, cip.FORWARD_OPEN, cip.LARGE_FORWARD_OPEN)
 FIXED_REQUESTS = (m.LIST_SERVICES, m.LIST_IDENTITY, m.LIST_INTERFACES, m.UNREGISTER_SESSION)
 
 
@@ -89,7 +79,7 @@ def extract(
     _headers(buffer, position[whole], values, whole)
     simple = _simple_rows(values, sent, size) & whole
     _simple_summaries(values, sent, simple, summary)
-    done = simple | _cip_rows(buffer, position, size, sent, whole & ~simple, values, summary)
+    done = simple | cip_rows(buffer, position, size, sent, whole & ~simple, values, summary)
 
     exact = np.flatnonzero(~done)
     if exact.size:
@@ -198,111 +188,6 @@ def _simple_rows(
         )
     )
     return simple
-
-
-def _cip_rows(
-    buffer: npt.NDArray[np.uint8],
-    position: Array,
-    size: Array,
-    sent: npt.NDArray[np.bool_],
-    candidates: npt.NDArray[np.bool_],
-    values: dict[str, Array],
-    summary: SummaryColumns,
-) -> npt.NDArray[np.bool_]:
-    """The common CIP rows, decoded vectorised; returns where they are (the rest go exact).
-
-    Common: a SendRRData (null address, unconnected data) or SendUnitData (connected address,
-    connected data) with exactly those two items filling the PDU, carrying either a reply of a
-    service other than Multiple Service Packet and Forward_Open whose status words fit, or a
-    request with a path of 8-bit class, instance and optional attribute segments to a service
-    with nothing embedded or listed (not Multiple Service Packet, Get/Set_Attribute_List, nor
-    Forward_Open/Close or Unconnected Send to the Connection Manager).
-    """
-    done = np.zeros(len(position), dtype=np.bool_)
-    command = values["command"]
-    rows = np.flatnonzero(
-        candidates & ((command == m.SEND_UNIT_DATA) | (command == m.SEND_RR_DATA)) & (size >= MIN_CIP_ROW)
-    )
-    if not rows.size:
-        return done
-    last = len(buffer) - 1
-
-    def byte(at: Array) -> Array:
-        value: Array = buffer[np.minimum(position[rows] + at, last)].astype(np.int64)
-        return value
-
-    def word(at: Array) -> Array:
-        value: Array = byte(at) | byte(at + 1) << 8
-        return value
-
-    unit = command[rows] == m.SEND_UNIT_DATA
-    first_type, first_length = word(np.full(len(rows), 32)), word(np.full(len(rows), 34))
-    second_type = word(np.where(unit, 40, 36))
-    second_length = word(np.where(unit, 42, 38))
-    cip_at = np.where(unit, 46, 40)
-    cip_size = size[rows] - cip_at
-    interface = word(np.full(len(rows), 24)) | word(np.full(len(rows), 26)) << 16
-    common = (interface == 0) & (word(np.full(len(rows), 30)) == 2)
-    common &= np.where(unit, 44, 40) + second_length == size[rows]
-    common &= np.where(
-        unit,
-        (first_type == CONNECTED_ADDRESS) & (first_length == 4) & (second_type == CONNECTED_DATA),
-        (first_type == NULL_ADDRESS) & (first_length == 0) & (second_type == UNCONNECTED_DATA),
-    )
-    service = byte(cip_at) & cip.SERVICE_MASK
-    reply = sent[rows]
-    status_words = byte(cip_at + 3)
-    replies = common & reply & (cip_size >= 4) & (4 + 2 * status_words <= cip_size)
-    replies &= ~np.isin(service, REPLY_SPECIAL)
-    words = byte(cip_at + 1)
-    class_id, instance, attribute = byte(cip_at + 3), byte(cip_at + 5), byte(cip_at + 7)
-    logical = (byte(cip_at + 2) == 0x20) & (byte(cip_at + 4) == 0x24)
-    simple_path = logical & ((words == 2) | ((words == 3) & (byte(cip_at + 6) == 0x30)))
-    requests = common & ~reply & simple_path & (2 + 2 * words <= cip_size)
-    requests &= ~np.isin(service, REQUEST_SPECIAL)
-    requests &= ~((class_id == cip.CONNECTION_MANAGER) & np.isin(service, MANAGER_SPECIAL))
-    taken = replies | requests
-    chosen = rows[taken]
-    done[chosen] = True
-
-    values["connection_id"][chosen] = np.where(
-        unit, word(np.full(len(rows), 36)) | word(np.full(len(rows), 38)) << 16, -1
-    )[taken]
-    values["sequence"][chosen] = np.where(unit, word(np.full(len(rows), 44)), -1)[taken]
-    values["cip_service"][chosen] = (service | np.where(reply, cip.RESPONSE_BIT, 0))[taken]
-    values["general_status"][chosen] = np.where(reply, byte(cip_at + 2), -1)[taken]
-
-    summary.function_code[chosen] = service[taken]
-    summary.is_response[chosen] = reply[taken]
-    summary.status[chosen] = ParseStatus.OK
-    summary.finding[chosen] = 0
-    names: dict[tuple[int, int], tuple[str, Operation]] = {}
-    answered = rows[replies]
-    for row, code in zip(answered.tolist(), service[replies].tolist(), strict=True):
-        key = (code, -1)
-        if key not in names:
-            names[key] = cip.service_name(code, None, True)
-        summary.function[row], summary.operation[row] = names[key]
-    summary.result[answered] = byte(cip_at + 2)[replies]
-    asked = rows[requests]
-    attributes = np.where(words == 3, attribute, -1)[requests]
-    summary.address[asked] = class_id[requests]
-    summary.quantity[asked] = 1
-    for row, code, klass, number, member in zip(
-        asked.tolist(),
-        service[requests].tolist(),
-        class_id[requests].tolist(),
-        instance[requests].tolist(),
-        attributes.tolist(),
-        strict=True,
-    ):
-        key = (code, klass)
-        if key not in names:
-            names[key] = cip.service_name(code, cip.CipPath((("class", klass),)), False)
-        summary.function[row], summary.operation[row] = names[key]
-        text = f"class 0x{klass:02x} instance {number}"
-        summary.targets[row] = (f"{text} attribute {member}",) if member >= 0 else (text,)
-    return done
 
 
 def _empty_summary(rows: int) -> SummaryColumns:
