@@ -82,7 +82,9 @@ def check(name: str, capture: Path, batch_size: int) -> None:
     if protocol.module.tcp_ports:
         # A protocol with stream state (DNP3's transport reassembly) keeps it per stream; its
         # state is keyed by link addresses, so one decoder over the capture stands in here.
-        decode = protocol.stream_decoder() if protocol.stream_decoder else module.decode_payload
+        decode = (
+            protocol.stream_decoder().decode_payload if protocol.stream_decoder else module.decode_payload
+        )
         found = decoded(capture, PROTO_TCP, protocol.module.tcp_ports, decode)
         summaries, own = protocol.summarise([message for _, message in found.values()])
         keys = protocol.keys.keys(own, summaries).tolist() if found else []

@@ -19,6 +19,7 @@ of the fast segments is the extractor's, a batch at once.
 
 from __future__ import annotations
 
+import typing
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,19 @@ datagram): UDP, where no more bytes follow a datagram (a partial last PDU is a r
 finding)."""
 DecodeDatagram = Callable[[bytes, bool, int], list[Any]]
 """(datagram, from_server, server port) -> its PDUs' messages: the exact twin of the above."""
+
+
+class StreamDecoder(typing.Protocol):
+    """An exact decoder with state across a stream's segments."""
+
+    @property
+    def idle(self) -> bool:
+        """Whether it holds no state (the stream's next PDU needs nothing that came before)."""
+        ...
+
+    def decode_payload(self, payload: bytes, from_server: bool) -> tuple[list[Any], bytes]: ...
+
+
 Summarise = Callable[[list[Any]], tuple[SummaryColumns, Own]]
 """The exact path's messages -> (their summaries, their own columns)."""
 
@@ -73,11 +87,12 @@ class StreamProtocol:
     check: StreamCheck | None = None
     extract_datagrams: ExtractDatagrams | None = None
     decode_datagram: DecodeDatagram | None = None
-    stream_decoder: Callable[[], DecodePayload] | None = None
+    stream_decoder: Callable[[], StreamDecoder] | None = None
     """For a protocol whose PDUs may need what came before them on their stream (DNP3's
     transport segments, put together into application fragments): a new stream's exact decoder,
     which keeps that state. A segment holding a row that needs it goes the exact path, through
-    its stream's decoder, and so does every segment of the stream's after it."""
+    its stream's decoder, and so does every segment of the stream after it while the decoder
+    holds state (is not `idle`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +126,7 @@ class _Rows:
 class _Stream:
     tcp: TcpStream = field(default_factory=TcpStream)
     pending: bytes = b""
-    decode: DecodePayload | None = None
+    decode: StreamDecoder | None = None
     """The stream's own exact decoder, once it needed one (`StreamProtocol.stream_decoder`)."""
 
 
@@ -282,7 +297,12 @@ class ProtocolStreams:
                 stream.pending = b""
                 if not length:
                     continue
-            elif not stream.pending and stream.decode is None and stream.tcp.next_seq in (None, seq):
+            elif (
+                not stream.pending
+                and not state
+                and (stream.decode is None or stream.decode.idle)
+                and stream.tcp.next_seq in (None, seq)
+            ):
                 fast[index] = True
                 stream.tcp.seen(seq, payload)
                 stream.pending = payload[length - left :] if left else b""
@@ -293,7 +313,7 @@ class ProtocolStreams:
                 stream.tcp.findings.clear()
             if not fresh:
                 continue
-            decode = stream.decode or self.protocol.decode_payload
+            decode = stream.decode.decode_payload if stream.decode else self.protocol.decode_payload
             found, stream.pending = decode(stream.pending + fresh, server)
             exact += found
             exact_packet += [index] * len(found)

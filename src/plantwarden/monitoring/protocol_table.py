@@ -157,11 +157,10 @@ def _dnp3() -> StreamProtocol:
         stateful: Mask = (transport >= 0) & (transport & whole != whole)
         return stateful
 
-    def reassembling() -> Callable[[bytes, bool], tuple[list[Any], bytes]]:
-        return dnp3.Reassembler().decode_payload
-
     protocol = stream_protocol(dnp3, DNP3_KEYS, needs_state=segments)
-    return replace(protocol, extract_datagrams=datagrams, decode_datagram=one, stream_decoder=reassembling)
+    return replace(
+        protocol, extract_datagrams=datagrams, decode_datagram=one, stream_decoder=dnp3.Reassembler
+    )
 
 
 def _enip() -> StreamProtocol:

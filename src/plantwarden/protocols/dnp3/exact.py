@@ -173,6 +173,11 @@ class Reassembler:
     def __init__(self) -> None:
         self._open: dict[tuple[int, int], tuple[int, list[bytes]]] = {}
 
+    @property
+    def idle(self) -> bool:
+        """Whether no fragment is being put together (the next frame needs nothing before it)."""
+        return not self._open
+
     def decode_payload(self, payload: bytes, from_server: bool) -> tuple[list[Dnp3Message], bytes]:
         """`decode_payload`, with the segments of longer fragments put together."""
         messages, leftover = decode_payload(payload, from_server)
