@@ -13,8 +13,9 @@ attributed to the packet whose data completes it, as Wireshark does. Datagrams (
 PDUs: the extractor takes them all. A stream is one direction of a flow as the flow table sees
 it (client to server, or back), so that it stays one even where both ports are the protocol's.
 
-The decision is made segment by segment in Python (a few hundred nanoseconds each); the decoding
-of the fast segments is the extractor's, a batch at once.
+Numpy finds, per stream, the leading run of segments that follow one another at PDU boundaries,
+and Python moves each stream past its run in one step (`_runs`); the segments after a break are
+walked one by one. The decoding of the fast segments is the extractor's, a batch at once.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy.typing as npt
 from plantwarden.capture.batch import PacketBatch
 from plantwarden.capture.flows import FlowUpdate
 from plantwarden.capture.layers.columns import PROTO_TCP, PROTO_UDP, Layers
-from plantwarden.capture.tcp import StreamFinding, TcpStream
+from plantwarden.capture.tcp import MODULO, WINDOW, StreamFinding, TcpStream, stream_order
 from plantwarden.protocols.common import ProtocolModule, RequestKeys, StreamCheck, SummaryColumns
 
 SYN = 0x02
@@ -270,22 +271,33 @@ class ProtocolStreams:
         needs_state = np.zeros(len(packet), dtype=bool)
         if stateful is not None:
             needs_state[segment_of_row[stateful]] = True
-        fast = np.zeros(len(packet), dtype=bool)
+        stream_ids = flows.flow_ids[packet] * 2 + ~flows.from_client[packet]  # a stream per direction
+        fast, slow = self._runs(
+            batch.buffer,
+            stream_ids,
+            layers.tcp_seq[packet].astype(np.int64),
+            layers.tcp_flags[packet] & SYN != 0,
+            starts,
+            lengths,
+            leftovers,
+            needs_state,
+        )
         exact: list[Any] = []
         exact_packet: list[int] = []
         buffer = batch.buffer
         segments = zip(
-            (flows.flow_ids[packet] * 2 + ~flows.from_client[packet]).tolist(),  # a stream per direction
-            side.tolist(),
-            layers.tcp_seq[packet].tolist(),
-            (layers.tcp_flags[packet] & SYN).tolist(),
-            starts.tolist(),
-            lengths.tolist(),
-            leftovers.tolist(),
-            needs_state.tolist(),
+            slow.tolist(),
+            stream_ids[slow].tolist(),
+            side[slow].tolist(),
+            layers.tcp_seq[packet[slow]].tolist(),
+            (layers.tcp_flags[packet[slow]] & SYN).tolist(),
+            starts[slow].tolist(),
+            lengths[slow].tolist(),
+            leftovers[slow].tolist(),
+            needs_state[slow].tolist(),
             strict=True,
         )
-        for index, (stream_id, server, seq, syn, start, length, left, state) in enumerate(segments):
+        for index, stream_id, server, seq, syn, start, length, left, state in segments:
             stream = self.streams.get(stream_id)
             if stream is None:
                 stream = self.streams[stream_id] = _Stream()
@@ -337,6 +349,105 @@ class ProtocolStreams:
             int(np.count_nonzero(lengths)),
             int(np.count_nonzero(~fast & (lengths > 0))),
         )
+
+    def _runs(
+        self,
+        buffer: npt.NDArray[np.uint8],
+        stream_ids: Ints,
+        seq: Ints,
+        syn: npt.NDArray[np.bool_],
+        starts: Ints,
+        lengths: Ints,
+        leftovers: Ints,
+        needs_state: npt.NDArray[np.bool_],
+    ) -> tuple[npt.NDArray[np.bool_], Ints]:
+        """Which segments take the fast path, and the others (grouped by stream, in capture
+        order within each), after moving each stream past its fast ones.
+
+        Per stream, the batch's segments in capture order: the fast path takes a leading run,
+        the segments the per-segment walk would take (see the module). The run starts at the
+        stream's first segment when the stream stands at a PDU boundary expecting it (or is new),
+        or after a SYN without data; it goes on while each segment starts where the one before
+        ended (a SYN counting one), the one before left no partial PDU, and no segment needs the
+        stream's decoder. Its data is remembered (the last `WINDOW` bytes, for retransmissions)
+        and its last partial PDU kept pending in one step per stream; the rest of the stream's
+        segments are for the per-segment walk (which takes the fast path again where it can).
+        Numpy finds the runs, Python visits each stream once.
+        """
+        count = len(stream_ids)
+        fast = np.zeros(count, dtype=bool)
+        order = stream_order(stream_ids)
+        grouped = stream_ids[order]
+        first = np.ones(count, dtype=bool)
+        first[1:] = grouped[1:] != grouped[:-1]
+        g_seq, g_length, g_syn = seq[order], lengths[order], syn[order]
+        ends = (g_seq + g_length + g_syn) % MODULO
+        follows = np.zeros(count, dtype=bool)
+        follows[1:] = (g_seq[1:] == ends[:-1]) & (leftovers[order][:-1] == 0)
+        joins = follows & ~g_syn & ~needs_state[order] & (g_length > 0)
+        position = np.arange(count, dtype=np.int64)
+        heads = np.flatnonzero(first)
+        breaks = np.where(~first & ~joins, position, count)
+        group_end = np.append(heads[1:], count)
+        run_end = np.minimum(np.minimum.reduceat(breaks, heads), group_end) if count else heads
+        slow_parts: list[Ints] = []
+        rows = zip(
+            heads.tolist(),
+            run_end.tolist(),
+            group_end.tolist(),
+            grouped[heads].tolist(),
+            g_seq[heads].tolist(),
+            g_syn[heads].tolist(),
+            g_length[heads].tolist(),
+            needs_state[order][heads].tolist(),
+            strict=True,
+        )
+        for head, end, stop, stream_id, head_seq, head_syn, head_length, head_state in rows:
+            stream = self.streams.get(stream_id)
+            if stream is None:
+                stream = self.streams[stream_id] = _Stream()
+            idle = stream.decode is None or stream.decode.idle
+            if head_syn and not head_length:
+                stream.tcp.syn(head_seq)
+                stream.pending = b""
+                run = (head + 1, end if idle else head + 1)
+            elif (
+                not head_syn
+                and not stream.pending
+                and not head_state
+                and idle
+                and stream.tcp.next_seq in (None, head_seq)
+            ):
+                run = (head, end)
+            else:
+                run = (head, head)
+            if run[1] > run[0]:
+                taken = order[run[0] : run[1]]
+                fast[taken] = True
+                self._remember(
+                    stream, buffer, seq[taken[0]], starts[taken], lengths[taken], leftovers[taken[-1]]
+                )
+            if stop > run[1]:
+                slow_parts.append(order[run[1] : stop])
+        slow = np.concatenate(slow_parts) if slow_parts else np.zeros(0, dtype=np.int64)
+        return fast, slow
+
+    @staticmethod
+    def _remember(
+        stream: _Stream, buffer: npt.NDArray[np.uint8], seq: int, starts: Ints, lengths: Ints, left: int
+    ) -> None:
+        """Move `stream` past a run of fast segments (one after another from `seq`)."""
+        total = int(lengths.sum())
+        kept = 0
+        pieces: list[bytes] = []
+        for start, length in zip(starts[::-1].tolist(), lengths[::-1].tolist(), strict=True):
+            pieces.append(buffer[start : start + length].tobytes())
+            kept += length
+            if kept >= WINDOW:
+                break
+        data = b"".join(reversed(pieces))
+        stream.tcp.seen((int(seq) + total - len(data)) % MODULO, data)
+        stream.pending = data[len(data) - int(left) :] if left else b""
 
 
 _NO_KEYS = np.zeros(0, np.int64)
