@@ -5,6 +5,11 @@ application fragment (FIR and FIN) gets its application layer; a segment of a lo
 is a `TRANSPORT_SEGMENT` row. `Reassembler` keeps the segments of each direction (link source
 and destination) and gives the frame that ends a fragment the application layer of the whole
 fragment. No input makes either raise; a bug would show as `UNEXPECTED`.
+
+Segments of multi-frame fragments reach the sensor's exact path, so it is kept quick too: each
+frame's message is built once (no `dataclasses.replace` on the way), the CRCs are checked by the
+word table (`crc.header_ok`, `crc.blocks_ok`), and requests are walked once per distinct
+request (`objects.walk_fragment`).
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ import numpy.typing as npt
 from plantwarden.protocols.common import ParseStatus
 from plantwarden.protocols.dnp3 import functions as fc
 from plantwarden.protocols.dnp3.columns import Dnp3Columns
-from plantwarden.protocols.dnp3.crc import crc16
+from plantwarden.protocols.dnp3.crc import blocks_ok, header_ok
 from plantwarden.protocols.dnp3.findings import Dnp3Finding
 from plantwarden.protocols.dnp3.messages import PRM, TRANSPORT_FIN, TRANSPORT_FIR, Dnp3Message
-from plantwarden.protocols.dnp3.objects import walk
+from plantwarden.protocols.dnp3.objects import walk_fragment
 
 START = b"\x05\x64"
 HEADER_SIZE = 10
@@ -31,6 +36,8 @@ BLOCK = 16
 """User data bytes per data block, each followed by its CRC."""
 MAX_FRAGMENT = 65536
 """A `Reassembler` drops a fragment that grows past this many bytes."""
+MALFORMED = ParseStatus.MALFORMED
+_WHOLE = TRANSPORT_FIR | TRANSPORT_FIN
 
 
 def frame_size(length: int) -> int:
@@ -79,66 +86,122 @@ def _malformed(message: Dnp3Message, finding: Dnp3Finding) -> Dnp3Message:
     return replace(message, status=ParseStatus.MALFORMED, finding=finding)
 
 
+_FRAME_SIZES = [frame_size(length) if length >= MIN_LENGTH else 0 for length in range(256)]
+"""`frame_size` by link length."""
+_USER_BLOCKS = [
+    [
+        slice(at, min(at + BLOCK, _FRAME_SIZES[length] - 2))
+        for at in range(HEADER_SIZE, _FRAME_SIZES[length], BLOCK + 2)
+    ]
+    for length in range(256)
+]
+"""By link length, where each data block's user data bytes are in the frame."""
+_KNOWN_LINK = [fc.link_name(control) is not None for control in range(256)]
+
+
 def _decode_frame(frame: bytes, from_server: bool, offset: int) -> Dnp3Message:
-    message = Dnp3Message(offset, len(frame), from_server)
-    if frame[:1] != START[:1] or frame[1:2] not in (b"", START[1:]):
-        return _malformed(message, Dnp3Finding.BAD_START)
-    if len(frame) < HEADER_SIZE:
-        return _malformed(message, Dnp3Finding.TRUNCATED_FRAME)
+    # Each outcome is one Dnp3Message built once: this runs for every frame of the exact path.
+    size = len(frame)
+    if frame[:2] != START and frame != START[:1]:
+        return Dnp3Message(offset, size, from_server, status=MALFORMED, finding=Dnp3Finding.BAD_START)
+    if size < HEADER_SIZE:
+        return Dnp3Message(offset, size, from_server, status=MALFORMED, finding=Dnp3Finding.TRUNCATED_FRAME)
     length = frame[2]
     if length < MIN_LENGTH:
-        return _malformed(replace(message, length=length), Dnp3Finding.BAD_LENGTH)
-    message = replace(
-        message,
-        length=length,
-        control=frame[3],
-        destination=int.from_bytes(frame[4:6], "little"),
-        source=int.from_bytes(frame[6:8], "little"),
-    )
-    size = frame_size(length)
-    if len(frame) < size:
-        return _malformed(message, Dnp3Finding.TRUNCATED_FRAME)
-    if crc16(frame[:8]) != int.from_bytes(frame[8:10], "little"):
-        return _malformed(message, Dnp3Finding.BAD_HEADER_CRC)
-    name = fc.link_name(message.control)
-    if name is None:
-        return _malformed(message, Dnp3Finding.UNKNOWN_LINK_FUNCTION)
-    user_data = message.control & PRM and message.link_function in fc.USER_DATA
-    if length == MIN_LENGTH:
-        return _malformed(message, Dnp3Finding.NO_USER_DATA) if user_data else message
-    data = bytearray()
-    for at in range(HEADER_SIZE, size, BLOCK + 2):
-        block = frame[at : min(at + BLOCK, size - 2)]
-        if crc16(block) != int.from_bytes(frame[at + len(block) : at + len(block) + 2], "little"):
-            return _malformed(message, Dnp3Finding.BAD_DATA_CRC)
-        data += block
-    if not user_data:
-        return _malformed(message, Dnp3Finding.UNEXPECTED_USER_DATA)
-    message = replace(message, transport=data[0], data=bytes(data))
-    if data[0] & TRANSPORT_FIR and data[0] & TRANSPORT_FIN:
-        return decode_application(message, bytes(data[1:]), 1)
-    return replace(message, status=ParseStatus.PARTIAL)
+        return Dnp3Message(
+            offset, size, from_server, length, status=MALFORMED, finding=Dnp3Finding.BAD_LENGTH
+        )
+    control = frame[3]
+    link = (offset, size, from_server, length, control, frame[4] | frame[5] << 8, frame[6] | frame[7] << 8)
+    finding = Dnp3Finding.OK
+    user_data = control & PRM and control & 0x0F in fc.USER_DATA
+    if size < _FRAME_SIZES[length]:
+        finding = Dnp3Finding.TRUNCATED_FRAME
+    elif not header_ok(frame):
+        finding = Dnp3Finding.BAD_HEADER_CRC
+    elif not _KNOWN_LINK[control]:
+        finding = Dnp3Finding.UNKNOWN_LINK_FUNCTION
+    elif length == MIN_LENGTH:
+        finding = Dnp3Finding.NO_USER_DATA if user_data else Dnp3Finding.OK
+    elif not blocks_ok(frame, HEADER_SIZE, _FRAME_SIZES[length]):
+        finding = Dnp3Finding.BAD_DATA_CRC
+    elif not user_data:
+        finding = Dnp3Finding.UNEXPECTED_USER_DATA
+    else:
+        data = b"".join(map(frame.__getitem__, _USER_BLOCKS[length]))
+        transport = data[0]
+        if transport & TRANSPORT_FIR and transport & TRANSPORT_FIN:
+            return _application(*link, transport, data, data[1:], 1)
+        return Dnp3Message(*link, transport=transport, data=data, status=ParseStatus.PARTIAL)
+    status = MALFORMED if finding else ParseStatus.OK
+    return Dnp3Message(*link, status=status, finding=finding)
 
 
 def decode_application(message: Dnp3Message, fragment: bytes, fragments: int) -> Dnp3Message:
     """`message` with the application layer of `fragment` (the transport segments' data without
     their headers) put together from `fragments` segments."""
-    message = replace(message, fragments=fragments)
+    return _application(
+        message.offset,
+        message.size,
+        message.from_server,
+        message.length,
+        message.control,
+        message.destination,
+        message.source,
+        message.transport,
+        message.data,
+        fragment,
+        fragments,
+    )
+
+
+def _application(
+    offset: int,
+    size: int,
+    from_server: bool,
+    length: int,
+    control: int,
+    destination: int,
+    source: int,
+    transport: int,
+    data: bytes,
+    fragment: bytes,
+    fragments: int,
+) -> Dnp3Message:
+    """The message of a frame (its link and transport fields) that ends an application
+    `fragment` of `fragments` segments."""
+    link = (offset, size, from_server, length, control, destination, source, transport)
     if len(fragment) < 2:
-        return _malformed(message, Dnp3Finding.APPLICATION_TOO_SHORT)
-    control, function = fragment[0], fragment[1]
-    message = replace(message, app_control=control, app_function=function)
+        return Dnp3Message(
+            *link, data=data, fragments=fragments, status=MALFORMED, finding=Dnp3Finding.APPLICATION_TOO_SHORT
+        )
+    app_control, function = fragment[0], fragment[1]
+    application = (*link, app_control, function)
     header = 2
+    iin = -1
     if function in fc.RESPONSES:
         if len(fragment) < 4:
-            return _malformed(message, Dnp3Finding.APPLICATION_TOO_SHORT)
-        message = replace(message, iin=int.from_bytes(fragment[2:4], "big"))
+            return Dnp3Message(
+                *application,
+                data=data,
+                fragments=fragments,
+                status=MALFORMED,
+                finding=Dnp3Finding.APPLICATION_TOO_SHORT,
+            )
+        iin = fragment[2] << 8 | fragment[3]
         header = 4
     if function not in fc.NAMES:
-        return _malformed(message, Dnp3Finding.UNKNOWN_FUNCTION)
-    found = walk(function, fragment[header:])
-    return replace(
-        message, objects=found.headers, file_mode=found.file_mode, status=found.status, finding=found.finding
+        return Dnp3Message(
+            *application,
+            iin,
+            data=data,
+            fragments=fragments,
+            status=MALFORMED,
+            finding=Dnp3Finding.UNKNOWN_FUNCTION,
+        )
+    found = walk_fragment(function, fragment[header:])
+    return Dnp3Message(
+        *application, iin, found.headers, found.file_mode, fragments, data, found.status, found.finding
     )
 
 
@@ -171,7 +234,8 @@ class Reassembler:
     """
 
     def __init__(self) -> None:
-        self._open: dict[tuple[int, int], tuple[int, list[bytes]]] = {}
+        self._open: dict[tuple[int, int], tuple[int, list[bytes], int]] = {}
+        """Per (source, destination): the last sequence number, the segments' data, its size."""
 
     @property
     def idle(self) -> bool:
@@ -190,20 +254,23 @@ class Reassembler:
 
     def feed(self, message: Dnp3Message) -> Dnp3Message:
         """`message` (a frame decoded on its own), with the reassembled fragment it ends."""
-        if message.transport < 0 or (message.transport & TRANSPORT_FIR and message.transport & TRANSPORT_FIN):
+        transport = message.transport
+        if transport < 0 or transport & _WHOLE == _WHOLE:
             return message
         key = (message.source, message.destination)
-        sequence, payload = message.transport & 0x3F, message.data[1:]
-        if message.transport & TRANSPORT_FIR:
-            self._open[key] = (sequence, [payload])
+        sequence, payload = transport & 0x3F, message.data[1:]
+        if transport & TRANSPORT_FIR:
+            self._open[key] = (sequence, [payload], len(payload))
             return message
         last = self._open.pop(key, None)
         if last is None or sequence != (last[0] + 1) % 64:
             return replace(message, finding=Dnp3Finding.TRANSPORT_SEQUENCE)
-        parts = [*last[1], payload]
-        if not message.transport & TRANSPORT_FIN:
-            if sum(map(len, parts)) <= MAX_FRAGMENT:
-                self._open[key] = (sequence, parts)
+        _, parts, size = last
+        parts.append(payload)  # the list is this fragment's own: no one else holds it
+        size += len(payload)
+        if not transport & TRANSPORT_FIN:
+            if size <= MAX_FRAGMENT:
+                self._open[key] = (sequence, parts, size)
             return message
         try:
             return decode_application(message, b"".join(parts), len(parts))

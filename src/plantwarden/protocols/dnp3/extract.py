@@ -2,11 +2,14 @@
 
 Vectorised with numpy, over every segment or frame of the batch at once: the framing (a walk
 that reads each open segment's next frame header level by level: start bytes, link length, frame
-size), the link header, the header block's CRC and every data block's CRC, the link function,
-the transport header and the application header (control, function code, IIN), since all of
-these are at fixed offsets of a frame. Decoded per row in Python: the object headers of frames
-holding a whole application fragment (`objects.walk`), and the rare frames whose framing fails
-(bad start or length: `exact.decode_frame`).
+size), the link header, the CRCs of all blocks of all frames together (`_crcs`), the link
+function, the transport header and the application header (control, function code, IIN), since
+all of these are at fixed offsets of a frame, and the object headers of the frames holding a
+whole application fragment, level by level (`headers.walk_rows`; target texts are written once
+per distinct header of the batch). Decoded per row in Python: the fragments whose objects' sizes
+are read one object at a time (free-format objects, device attributes: `objects.walk_fragment`,
+which remembers requests), and the rare frames whose framing fails (bad start or length:
+`exact.decode_frame`).
 
 Each frame is decoded on its own: a segment of a longer application fragment (not FIR and FIN)
 is a `TRANSPORT_SEGMENT` row, as `exact.decode_payload` gives it; multi-frame fragments are left
@@ -24,16 +27,25 @@ import numpy.typing as npt
 from plantwarden.protocols.common import MAX_TARGETS, Operation, ParseStatus, SummaryColumns
 from plantwarden.protocols.dnp3 import functions as fc
 from plantwarden.protocols.dnp3.columns import Dnp3Columns
-from plantwarden.protocols.dnp3.crc import crc16_rows
+from plantwarden.protocols.dnp3.crc import RESIDUE, residues
 from plantwarden.protocols.dnp3.exact import BLOCK, HEADER_SIZE, MIN_LENGTH, decode_frame
 from plantwarden.protocols.dnp3.findings import Dnp3Finding as F
+from plantwarden.protocols.dnp3.headers import HeaderRows, walk_rows
 from plantwarden.protocols.dnp3.messages import DIR, IIN2_ERRORS, PRM, TRANSPORT_SEGMENT
-from plantwarden.protocols.dnp3.objects import walk
+from plantwarden.protocols.dnp3.objects import Objects, walk_fragment
 
 MAX_FRAME = HEADER_SIZE + 250 + 2 * 16
 """The longest frame: link length 255, 250 user data bytes in 16 blocks."""
-_USER_INDEX = np.array([HEADER_SIZE + k + 2 * (k // BLOCK) for k in range(250)], dtype=np.int64)
-"""Where user data byte k is in a frame (after the header block, with a CRC every 16 bytes)."""
+_USER_OFFSET = np.array([k + 2 * (k // BLOCK) for k in range(250)], dtype=np.int64)
+"""Where user data byte k is in a frame, counted from the first (a CRC after every 16 bytes)."""
+_WORD_MASKS = np.array(
+    [
+        [(0xFF if 2 * k >= pad else 0) | (0xFF00 if 2 * k + 1 >= pad else 0) for k in range(9)]
+        for pad in range(BLOCK + 3)
+    ],
+    dtype=np.uint16,
+)
+"""The bytes of each of a block's nine words that belong to it, by the zeros before it."""
 
 
 def _table(entries: dict[int, Any], default: Any, dtype: Any, size: int = 256) -> npt.NDArray[Any]:
@@ -52,6 +64,9 @@ _LINK_NAMES = np.array(
 )
 _KNOWN_FUNCTION = _table(dict.fromkeys(fc.NAMES, True), False, np.bool_)
 _RESPONSE = _table(dict.fromkeys(fc.RESPONSES, True), False, np.bool_)
+_FUNCTION_NAMES = _table(fc.NAMES, "", object)
+_OPERATIONS = np.array([int(fc.operation_of(code)) for code in range(256)], dtype=np.int64)
+"""Each application function's operation category, before its objects are known."""
 
 
 def extract(
@@ -73,9 +88,8 @@ def extract(
     padded = np.concatenate((np.asarray(buffer, dtype=np.uint8), np.zeros(MAX_FRAME, dtype=np.uint8)))
     segment, index, position, size, framing, leftover = _frames(padded, starts, lengths)
     rows = len(segment)
-    window = np.lib.stride_tricks.sliding_window_view(padded, MAX_FRAME)[position]  # (rows, MAX_FRAME)
     out = _Rows(rows)
-    out.decode(window, framing == F.OK)
+    out.decode(padded, position, framing == F.OK)
     unnamed = (out.summary["function"] == "") & (out.app_function < 0)
     out.summary["operation"][unnamed & (out.summary["status"] == ParseStatus.MALFORMED)] = int(
         Operation.MALFORMED
@@ -199,40 +213,31 @@ class _Rows:
             "finding": np.zeros(rows, dtype=np.int64),
         }
 
-    def fail(self, rows: npt.NDArray[np.bool_], finding: F) -> None:
+    def fail(self, rows: npt.NDArray[Any], finding: F) -> None:
+        """Mark `rows` (a mask or row numbers) malformed with `finding`."""
         self.summary["status"][rows] = int(ParseStatus.MALFORMED)
         self.summary["finding"][rows] = int(finding)
 
-    def decode(self, w: npt.NDArray[np.uint8], framed: npt.NDArray[np.bool_]) -> None:
-        """Fill the rows of the `framed` frames from their bytes `w` (one row each)."""
+    def decode(
+        self, padded: npt.NDArray[np.uint8], position: npt.NDArray[np.int64], framed: npt.NDArray[np.bool_]
+    ) -> None:
+        """Fill the rows of the `framed` frames, each at `position` in `padded` (one row each)."""
         s = self.summary
-        length = w[:, 2].astype(np.int64)
-        control = w[:, 3].astype(np.int64)
+
+        def octet(offset: int) -> npt.NDArray[np.int64]:
+            return padded[position + offset].astype(np.int64)
+
+        length, control = octet(2), octet(3)
         self.length[framed] = length[framed]
         self.control[framed] = control[framed]
-        self.destination[framed] = (w[:, 4] | w[:, 5].astype(np.int64) << 8)[framed]
-        self.source[framed] = (w[:, 6] | w[:, 7].astype(np.int64) << 8)[framed]
-        eight = np.full(len(w), 8, dtype=np.int64)
-        header_ok = crc16_rows(w[:, :8], eight) == (w[:, 8] | w[:, 9].astype(np.uint16) << 8)
+        self.destination[framed] = (octet(4) | octet(5) << 8)[framed]
+        self.source[framed] = (octet(6) | octet(7) << 8)[framed]
         primary = (control & PRM) != 0
         function = control & 0x0F
         known = np.where(primary, _PRIMARY_KNOWN[function], _SECONDARY_KNOWN[function])
         user_data = primary & ((function == 3) | (function == 4))
         n = length - MIN_LENGTH
-        data_ok = np.ones(len(w), dtype=np.bool_)
-        for block in range(16):
-            size = np.clip(n - BLOCK * block, 0, BLOCK)
-            if not (size > 0).any():
-                break
-            begin = HEADER_SIZE + (BLOCK + 2) * block
-            crc = crc16_rows(w[:, begin : begin + BLOCK], size)
-            at = begin + size
-            rows = np.arange(len(w))
-            stored = (
-                w[rows, np.minimum(at, w.shape[1] - 2)]
-                | w[rows, np.minimum(at + 1, w.shape[1] - 1)].astype(np.uint16) << 8
-            )
-            data_ok &= (size == 0) | (crc == stored)
+        header_ok, data_ok = _crcs(padded, position, np.where(framed, n, -1))
         bad_header = framed & ~header_ok
         self.fail(bad_header, F.BAD_HEADER_CRC)
         link = framed & header_ok
@@ -247,48 +252,129 @@ class _Rows:
         link &= data_ok
         self.fail(link & ~user_data, F.UNEXPECTED_USER_DATA)
         segment = link & user_data
-        user = w[:, _USER_INDEX]
-        self.transport[segment] = user[segment, 0]
-        single = segment & ((user[:, 0] & 0xC0) == 0xC0)
+        transport = octet(HEADER_SIZE)
+        self.transport[segment] = transport[segment]
+        single = segment & ((transport & 0xC0) == 0xC0)
         s["status"][segment & ~single] = int(ParseStatus.PARTIAL)
-        self._application(user, n - 1, single)
+        self._application(padded, position + HEADER_SIZE, n - 1, np.flatnonzero(single))
 
     def _application(
-        self, user: npt.NDArray[np.uint8], size: npt.NDArray[np.int64], rows: npt.NDArray[np.bool_]
+        self,
+        padded: npt.NDArray[np.uint8],
+        user: npt.NDArray[np.int64],
+        size: npt.NDArray[np.int64],
+        rows: npt.NDArray[np.intp],
     ) -> None:
         """The application layer of the `rows` whose one transport segment is a whole fragment of
-        `size` bytes at `user[:, 1:]`."""
+        `size` bytes, after the transport header at `user` in `padded` (16 user data bytes per
+        block, then its CRC)."""
         s = self.summary
-        self.fail(rows & (size < 2), F.APPLICATION_TOO_SHORT)
-        rows = rows & (size >= 2)
-        code = user[:, 2].astype(np.int64)
-        self.app_control[rows] = user[rows, 1]
-        self.app_function[rows] = code[rows]
+        size = size[rows]
+        self.fail(rows[size < 2], F.APPLICATION_TOO_SHORT)
+        rows, size = rows[size >= 2], size[size >= 2]
+        first = user[rows]
+        code = padded[first + 2].astype(np.int64)
+        self.app_control[rows] = padded[first + 1]
+        self.app_function[rows] = code
+        s["function"][rows] = _FUNCTION_NAMES[code]
+        s["operation"][rows] = _OPERATIONS[code]
         response = _RESPONSE[code]
-        self.fail(rows & response & (size < 4), F.APPLICATION_TOO_SHORT)
-        with_iin = rows & response & (size >= 4)
-        self.iin[with_iin] = (user[:, 3].astype(np.int64) << 8 | user[:, 4])[with_iin]
-        s["result"][with_iin] = self.iin[with_iin] & IIN2_ERRORS
-        rows = rows & ~(response & (size < 4))
-        s["function"][self.app_function >= 0] = [
-            fc.NAMES.get(c, "") for c in self.app_function[self.app_function >= 0].tolist()
-        ]
-        self.fail(rows & ~_KNOWN_FUNCTION[code], F.UNKNOWN_FUNCTION)
-        rows &= _KNOWN_FUNCTION[code]
-        has_function = self.app_function >= 0
-        s["operation"][has_function] = [fc.operation_of(c) for c in self.app_function[has_function].tolist()]
-        for row in np.flatnonzero(rows).tolist():  # the object headers: variable, one row at a time
-            header = 4 if response[row] else 2
-            found = walk(int(code[row]), user[row, 1 + header : 1 + int(size[row])].tobytes())
-            first = found.headers[0] if found.headers else None
-            s["operation"][row] = fc.operation_of(
-                int(code[row]), first.group if first else -1, found.file_mode
+        self.fail(rows[response & (size < 4)], F.APPLICATION_TOO_SHORT)
+        with_iin = response & (size >= 4)
+        iin = padded[first + 3].astype(np.int64) << 8 | padded[first + 4]
+        self.iin[rows[with_iin]] = iin[with_iin]
+        s["result"][rows[with_iin]] = iin[with_iin] & IIN2_ERRORS
+        going = ~(response & (size < 4))
+        self.fail(rows[going & ~_KNOWN_FUNCTION[code]], F.UNKNOWN_FUNCTION)
+        going &= _KNOWN_FUNCTION[code]
+        walked, first, size, code = rows[going], first[going], size[going], code[going]
+        begin = np.where(response[going], 5, 3)
+        found = walk_rows(padded, first, begin, 1 + size, code)
+        self._objects(walked, code, found)
+        exact = np.flatnonzero(found.exact)  # sizes read object by object
+        bodies = [
+            padded[start + _USER_OFFSET[at:end]].tobytes()
+            for start, at, end in zip(
+                first[exact].tolist(), begin[exact].tolist(), (1 + size[exact]).tolist(), strict=True
             )
-            s["address"][row] = first.address if first else -1
-            s["quantity"][row] = first.count if first else 0
-            s["targets"][row] = tuple(header.text() for header in found.headers[:MAX_TARGETS])
-            s["status"][row] = int(found.status)
-            s["finding"][row] = int(found.finding)
+        ]
+        codes = code[exact].tolist()
+        self._walked(
+            walked[exact], codes, [walk_fragment(c, body) for c, body in zip(codes, bodies, strict=True)]
+        )
+
+    def _objects(self, walked: npt.NDArray[np.intp], code: npt.NDArray[np.int64], found: HeaderRows) -> None:
+        """The summary of the `walked` rows (application function `code`) from their headers."""
+        s = self.summary
+        s["status"][walked] = found.status
+        s["finding"][walked] = found.finding
+        if not len(found.row):
+            return
+        firsts, first_at, _ = found.firsts()
+        rows = walked[firsts]
+        s["address"][rows] = found.address()[first_at]
+        s["quantity"][rows] = found.count[first_at]
+        program = (code[firsts] == fc.WRITE) & (found.group[first_at] == fc.FILE_GROUP)
+        s["operation"][rows[program]] = int(Operation.PROGRAM)
+        with_headers, targets = found.targets(MAX_TARGETS)
+        s["targets"][walked[with_headers]] = targets
+
+    def _walked(self, rows: npt.NDArray[np.intp], codes: list[int], walks: list[Objects]) -> None:
+        """The summary of `rows` (application functions `codes`) from their `objects.walk`."""
+        s = self.summary
+        cells = [_walked_cells(code, found) for code, found in zip(codes, walks, strict=True)]
+        if not cells:
+            return
+        operation, address, quantity, targets, status, finding = zip(*cells, strict=True)
+        s["operation"][rows] = operation
+        s["address"][rows] = address
+        s["quantity"][rows] = quantity
+        s["targets"][rows] = np.fromiter(targets, dtype=object, count=len(targets))
+        s["status"][rows] = status
+        s["finding"][rows] = finding
+
+
+def _walked_cells(code: int, found: Objects) -> tuple[int, int, int, tuple[str, ...], int, int]:
+    """A fragment's summary cells from its walk: operation, address, quantity, targets, status
+    and finding."""
+    first = found.headers[0] if found.headers else None
+    return (
+        int(fc.operation_of(code, first.group if first else -1, found.file_mode)),
+        first.address if first else -1,
+        first.count if first else 0,
+        tuple([header.text() for header in found.headers[:MAX_TARGETS]]),
+        int(found.status),
+        int(found.finding),
+    )
+
+
+def _crcs(
+    padded: npt.NDArray[np.uint8], position: npt.NDArray[np.int64], n: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Whether each frame's header block, and each of its data blocks, carries its right CRC
+    (the frame at `position` in `padded` with `n` user data bytes; none checked where `n` < 0).
+
+    Every block of every frame at once, as nine words of two bytes right-aligned in 18 (16
+    bytes and the CRC; the header block's 10) behind zeros, which leave the CRC register at 0.
+    """
+    rows = np.flatnonzero(n >= 0)
+    blocks = -(-n[rows] // BLOCK) + 1  # the header block, then the data blocks
+    frame = np.repeat(rows, blocks)
+    number = np.arange(len(frame)) - np.repeat(np.cumsum(blocks) - blocks, blocks) - 1  # -1: header
+    data = np.clip(n[frame] - BLOCK * number, 0, BLOCK)
+    end = np.where(number < 0, HEADER_SIZE, HEADER_SIZE + (BLOCK + 2) * number + data + 2)
+    padding = np.where(number < 0, BLOCK + 2 - HEADER_SIZE, BLOCK - data)
+    # each block's 18 bytes up to its end, read as nine words (8 zeros before the batch)
+    shifted = np.concatenate((np.zeros(BLOCK + 2 - HEADER_SIZE, dtype=np.uint8), padded))
+    windows = np.lib.stride_tricks.sliding_window_view(shifted, BLOCK + 2)[
+        position[frame] + end - HEADER_SIZE
+    ]
+    words = windows.view("<u2") & _WORD_MASKS[padding]
+    right = residues(words) == RESIDUE
+    header_ok = np.ones(len(n), dtype=np.bool_)
+    header_ok[frame[number < 0]] = right[number < 0]
+    data_ok = np.bincount(frame[~right & (number >= 0)], minlength=len(n)) == 0
+    return header_ok, data_ok
 
 
 def _exactly(

@@ -85,27 +85,28 @@ class Dnp3Message:
     def summary(self) -> Summary:
         """The frame in common terms: the application function where the frame ends a fragment,
         else the link function ("link_ack", ...) or `TRANSPORT_SEGMENT`."""
-        response = self.is_response
-        first = self.objects[0] if self.objects else None
-        function = self.function_name()
-        if self.app_function >= 0:
-            first_group = first.group if first is not None else -1
-            operation = fc.operation_of(self.app_function, first_group, self.file_mode)
-        elif self.status == ParseStatus.MALFORMED and not function:
-            operation = Operation.MALFORMED
+        objects = self.objects
+        first = objects[0] if objects else None
+        code = self.app_function
+        if code >= 0:
+            response = code in fc.RESPONSES
+            function = fc.NAMES.get(code, "")
+            operation = fc.operation_of(code, first.group if first is not None else -1, self.file_mode)
         else:
-            operation = Operation.OTHER
-        unit = self.source if response else self.destination
+            response = self.is_response
+            function = self.function_name()
+            malformed = self.status == ParseStatus.MALFORMED and not function
+            operation = Operation.MALFORMED if malformed else Operation.OTHER
         return Summary(
-            function_code=self.app_function,
-            function=function,
-            operation=operation,
-            is_response=response,
-            unit=unit,
-            address=first.address if first is not None else -1,
-            quantity=first.count if first is not None else 0,
-            targets=tuple(header.text() for header in self.objects[:MAX_TARGETS]),
-            result=self.iin & IIN2_ERRORS if self.iin >= 0 else -1,
-            status=self.status,
-            finding=int(self.finding),
+            code,
+            function,
+            operation,
+            response,
+            self.source if response else self.destination,
+            first.address if first is not None else -1,
+            first.count if first is not None else 0,
+            tuple([header.text() for header in objects[:MAX_TARGETS]]),
+            self.iin & IIN2_ERRORS if self.iin >= 0 else -1,
+            self.status,
+            int(self.finding),
         )

@@ -106,17 +106,17 @@ class ObjectHeader:
 
     def text(self) -> str:
         """The header as a target: "g30v2 0-9", "g12v1 count 1", "g60v2 all"."""
-        name = f"g{self.group}v{self.variation}"
-        if self.range_code in START_STOP:
-            return f"{name} {self.start}-{self.stop}"
-        if self.range_code == ALL_OBJECTS:
-            return f"{name} all"
-        return f"{name} count {self.count}"
+        range_code = self.qualifier & 0x0F
+        if range_code < ALL_OBJECTS:
+            return f"g{self.group}v{self.variation} {self.start}-{self.stop}"
+        if range_code == ALL_OBJECTS:
+            return f"g{self.group}v{self.variation} all"
+        return f"g{self.group}v{self.variation} count {self.count}"
 
     @property
     def address(self) -> int:
         """The first object's index: the start index, else the first index prefix, else -1."""
-        return self.start if self.range_code in START_STOP else self.first_index
+        return self.start if self.qualifier & 0x0F < ALL_OBJECTS else self.first_index
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +137,12 @@ def _object_size(group: int, variation: int) -> int | None:
     return SIZES.get(group, {}).get(variation)
 
 
+_SIZE_BY_CODE = {
+    **{group << 8 | variation: size for group, sizes in SIZES.items() for variation, size in sizes.items()},
+    **{group << 8 | variation: variation for group in OCTET_STRING_GROUPS for variation in range(1, 256)},
+}
+"""`_object_size` by group << 8 | variation, for the objects whose size is known."""
+MALFORMED = ParseStatus.MALFORMED
 UNKNOWN_SIZE = -1
 """`_objects_end`: the objects' size is unknown."""
 
@@ -147,34 +153,37 @@ def walk(function: int, body: bytes) -> Objects:
     headers: list[ObjectHeader] = []
     at, end = 0, len(body)
     file_mode = -1
-
-    def stop(status: ParseStatus, finding: Dnp3Finding = Dnp3Finding.OK) -> Objects:
-        return Objects(tuple(headers), status, finding, file_mode)
-
+    no_data = function in NO_DATA_FUNCTIONS
+    freeze_at_time = function in fc.FREEZE_AT_TIME
     while at < end:
         if at + 3 > end:
-            return stop(ParseStatus.MALFORMED, Dnp3Finding.OBJECT_TRUNCATED)
+            return Objects(tuple(headers), MALFORMED, Dnp3Finding.OBJECT_TRUNCATED, file_mode)
         group, variation, qualifier = body[at], body[at + 1], body[at + 2]
         at += 3
         prefix, range_code = (qualifier >> 4) & 0x07, qualifier & 0x0F
-        if qualifier & 0x80 or prefix == 7 or range_code not in RANGE_SIZES:
-            return stop(ParseStatus.MALFORMED, Dnp3Finding.BAD_QUALIFIER)
-        width = RANGE_SIZES[range_code]
-        fields = 2 if range_code in START_STOP else (0 if range_code == ALL_OBJECTS else 1)
-        if at + width * fields > end:
-            return stop(ParseStatus.MALFORMED, Dnp3Finding.OBJECT_TRUNCATED)
+        width = RANGE_SIZES.get(range_code)
+        if qualifier & 0x80 or prefix == 7 or width is None:
+            return Objects(tuple(headers), MALFORMED, Dnp3Finding.BAD_QUALIFIER, file_mode)
         start = stop_index = -1
-        if range_code in START_STOP:
-            start = int.from_bytes(body[at : at + width], "little")
-            stop_index = int.from_bytes(body[at + width : at + 2 * width], "little")
+        if range_code < ALL_OBJECTS:
+            if at + 2 * width > end:
+                return Objects(tuple(headers), MALFORMED, Dnp3Finding.OBJECT_TRUNCATED, file_mode)
+            if width == 1:
+                start, stop_index = body[at], body[at + 1]
+            else:
+                start = int.from_bytes(body[at : at + width], "little")
+                stop_index = int.from_bytes(body[at + width : at + 2 * width], "little")
             if stop_index < start:
-                return stop(ParseStatus.MALFORMED, Dnp3Finding.BAD_RANGE)
+                return Objects(tuple(headers), MALFORMED, Dnp3Finding.BAD_RANGE, file_mode)
             count = stop_index - start + 1
+            at += 2 * width
         elif range_code == ALL_OBJECTS:
             count = 0
         else:
-            count = int.from_bytes(body[at : at + width], "little")
-        at += width * fields
+            if at + width > end:
+                return Objects(tuple(headers), MALFORMED, Dnp3Finding.OBJECT_TRUNCATED, file_mode)
+            count = body[at] if width == 1 else int.from_bytes(body[at : at + width], "little")
+            at += width
         prefix_size = PREFIX_SIZES[prefix]
         first_index = -1
         if 1 <= prefix <= 3 and count and at + prefix_size <= end:
@@ -182,13 +191,41 @@ def walk(function: int, body: bytes) -> Objects:
         headers.append(ObjectHeader(group, variation, qualifier, start, stop_index, count, first_index))
         if len(headers) == 1 and (group, variation) == FILE_COMMAND and prefix in SIZE_PREFIXES and count:
             file_mode = _file_mode(body, at, prefix_size)
-        with_data = function not in NO_DATA_FUNCTIONS and not (function in fc.FREEZE_AT_TIME and group != 50)
-        at = _objects_end(body, at, group, variation, prefix, count, with_data)
+        with_data = not no_data and not (freeze_at_time and group != 50)
+        if prefix in SIZE_PREFIXES or (with_data and group == DEVICE_ATTRIBUTES and variation):
+            at = _objects_end(body, at, group, variation, prefix, count, with_data)
+        elif not with_data:
+            at += count * prefix_size
+        else:  # `_objects_end` for objects of a size from the tables: most of them, inline
+            size = _SIZE_BY_CODE.get(group << 8 | variation)
+            if size is None or (size < 0 and prefix):
+                at = UNKNOWN_SIZE
+            else:
+                at += (count * -size + 7) // 8 if size < 0 else count * (prefix_size + size)
         if at == UNKNOWN_SIZE:
-            return stop(ParseStatus.PARTIAL)
+            return Objects(tuple(headers), ParseStatus.PARTIAL, Dnp3Finding.OK, file_mode)
         if at > end:
-            return stop(ParseStatus.MALFORMED, Dnp3Finding.OBJECT_TRUNCATED)
-    return stop(ParseStatus.OK)
+            return Objects(tuple(headers), MALFORMED, Dnp3Finding.OBJECT_TRUNCATED, file_mode)
+    return Objects(tuple(headers), ParseStatus.OK, Dnp3Finding.OK, file_mode)
+
+
+REQUEST_CACHE_SIZE = 4096
+"""Requests `walk_fragment` remembers before it forgets them all."""
+_requests: dict[tuple[int, bytes], Objects] = {}
+
+
+def walk_fragment(function: int, body: bytes) -> Objects:
+    """`walk`, remembering what it found in requests by their bytes: a plant's masters poll with
+    the same requests over and over. Responses carry changing data, so each is walked."""
+    if function in fc.RESPONSES:
+        return walk(function, body)
+    key = (function, bytes(body))
+    found = _requests.get(key)
+    if found is None:
+        if len(_requests) >= REQUEST_CACHE_SIZE:
+            _requests.clear()
+        found = _requests[key] = walk(function, body)
+    return found
 
 
 def _objects_end(
