@@ -74,7 +74,7 @@ def _pairs(rows: Sequence[tuple[int, object, bool]]) -> dict[int, list[int]]:
             request = waiting.pop(key, None)
             if request is not None:
                 delay = time - request
-                delays[request].append(delay if delay <= TIMEOUT_NS else -1)
+                delays[request].append(delay if delay < TIMEOUT_NS else -1)
             continue
         if key in waiting:
             delays[waiting.pop(key)].append(-1)

@@ -319,6 +319,10 @@ class ProtocolStreams:
                 stream.tcp.seen(seq, payload)
                 stream.pending = payload[length - left :] if left else b""
                 continue
+            if stream.decode is None and self.protocol.stream_decoder is not None:
+                # What the exact path decodes may start a fragment (a first frame split across
+                # segments, one after a gap): the stream's decoder must see it.
+                stream.decode = self.protocol.stream_decoder()
             fresh = stream.tcp.accept(seq, payload)
             if stream.tcp.findings:
                 self.findings.update(finding for finding, _ in stream.tcp.findings)

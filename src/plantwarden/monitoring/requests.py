@@ -3,8 +3,11 @@ batches, and recorded once their exchange closes.
 
 A protocol record is one request with its answer's status: 0 answered normally, the answer's
 result or exception code when it carries one, -1 when no answer came (within the timeout, or
-before the request was replaced or evicted, or at the end of the input); an answer later than
-the timeout counts as none, whether or not the two came in one batch. Requests that expect
+before the request was replaced or evicted, or at the end of the input); an answer the timeout
+or more after its request counts as none (and as an answer without request), whether or not the
+two came in one batch. The time is the capture's: where its timestamps go backwards, a request
+may expire before answers stamped earlier than the newest packet seen (in small batches more
+than in large ones). Requests that expect
 no answer (`ONE_WAY`) are recorded at once with status -1; answers that find no request
 (unsolicited) and PDUs that are neither (`NOT_RECORDED`) are counted, not recorded.
 
@@ -159,10 +162,11 @@ class RequestRecords:
         counts = self.counts
         status = pairs.status
         late = (status == PairStatus.ANSWERED) & (
-            pairs.response_time - pairs.request_time > self.pairing.timeout_ns
+            pairs.response_time - pairs.request_time >= self.pairing.timeout_ns
         )
         if late.any():  # answered after the timeout, within one batch: as if it had expired first
             status = np.where(late, np.uint8(PairStatus.TIMED_OUT), status)
+            counts.unsolicited += int(late.sum())  # and its answer then found no request
         answered = status == PairStatus.ANSWERED
         counts.answered += int(answered.sum())
         counts.exceptions += int((answered & (pairs.exception_code > 0)).sum())

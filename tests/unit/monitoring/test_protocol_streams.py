@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import struct
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from plantwarden.monitoring.sensor import Sensor
 from plantwarden.protocols import iec104
 from plantwarden.protocols.common import Summary
 from plantwarden.sim.wire import IpHost, Link, Segment, TcpConnection, TcpEnd, ip_bytes, mac_bytes
+from tests.unit.protocols.dnp3 import builders as dnp3_builders
 
 S = 1_000_000_000
 IEC104 = PROTOCOLS["iec104"]
@@ -109,3 +111,40 @@ def test_a_split_apdu_is_counted_at_the_packet_that_completes_it_and_a_retransmi
     counters = sensor.finish()
     assert counters.stream_findings["retransmission"] == 1
     assert counters.protocols["iec104"].segments == 4 and counters.protocols["iec104"].exact_segments == 2
+
+
+@pytest.mark.parametrize("cut", [10, 150, 300, 600])
+def test_a_dnp3_fragment_whose_frames_are_cut_anywhere_is_put_together(cut: int) -> None:
+    # A response of three link frames (292, 292 and 140 bytes) in two TCP segments, cut inside
+    # the first frame, inside the second, or between them: the sensor must hand the frame that
+    # ends the fragment the whole application layer, and pair it with its request.
+    values = b"".join(struct.pack("<Bi", 0x01, value) for value in range(120))
+    master, outstation = 1, 10
+    request = dnp3_builders.request(1, dnp3_builders.all_objects(60, 1), sequence=3)
+    asked = dnp3_builders.link_frame(
+        dnp3_builders.MASTER_TO_OUTSTATION, outstation, master, dnp3_builders.transport(request)
+    )
+    fragment = dnp3_builders.response(
+        129, 0, 0, dnp3_builders.start_stop(30, 1, 0, 119, width=2) + values, sequence=3
+    )
+    answer = b"".join(
+        dnp3_builders.frames_for(fragment, dnp3_builders.OUTSTATION_TO_MASTER, master, outstation)
+    )
+    client = TcpEnd(IpHost(ip_bytes("10.0.0.1")), 40000, 1000)
+    server = TcpEnd(IpHost(ip_bytes("10.0.0.2")), 20000, 5000, timestamps=False)
+    tcp = TcpConnection(client, server, Link(mac_bytes("02:00:00:00:00:01"), mac_bytes("02:00:00:00:00:02")))
+    segments = [*tcp.handshake(1.0, 0.001), tcp.send(1.1, True, asked)]
+    segments += [tcp.send(1.2, False, answer[:cut], push=False), tcp.send(1.21, False, answer[cut:])]
+    for size in (1, len(segments)):
+        sensor = Sensor(protocols=(PROTOCOLS["dnp3"],))
+        functions: list[int] = []
+        for start in range(0, len(segments), size):
+            part = segments[start : start + size]
+            first = sensor.counters.packets + 1
+            sensor.process(
+                PacketBatch.from_packets([(int(s.time * 1e9), s.frame) for s in part], first_number=first)
+            )
+            functions += sensor.last_protocols["dnp3"].summary.function_code.tolist()
+        counters = sensor.finish().protocols["dnp3"]
+        assert functions[0] == 1 and functions[-1] == 129, functions
+        assert (counters.requests, counters.answered) == (1, 1)

@@ -5,8 +5,11 @@ The controlling station (the client) sends a command or parameter with cause 6 (
 8 (deactivation); the controlled station confirms it with cause 7 or 9 (or 44-47: unknown type,
 cause, common address or object), with the same type id and the same first information object
 address: the key is the type in the top bits and the address below. A read (cause 5, request)
-is answered by monitoring data of another type with cause 5 (requested), so its key holds only
-the address (type slot 0, which no type uses). STARTDT, STOPDT and TESTFR activations from the
+is answered by monitoring data of another type with cause 5 (requested), or rejected with its
+own type (102) and cause 44-47, so its key holds only the address (type slot 0, which no type
+uses). The key has no room for the common address: one connection addressing the same object
+address in two ASDU addresses at once pairs by order; private types (128-255) share the slots
+of the standard ones. STARTDT, STOPDT and TESTFR activations from the
 client are answered by their confirmations (slot 22, unused too, with the function). S frames,
 activation terminations, monitoring data (spontaneous, cyclic, interrogated) and the server's own
 TESTFR are not requests; any other I frame from the client is recorded on its own.
@@ -24,6 +27,8 @@ from plantwarden.protocols.iec104.exact import FORMAT_I, FORMAT_S, FORMAT_U
 from plantwarden.protocols.iec104.types import CAUSE_UNKNOWN_FROM, CAUSE_UNKNOWN_TO
 
 REQUEST, ACTIVATION, ACTIVATION_CON, DEACTIVATION, DEACTIVATION_CON = 5, 6, 7, 8, 9
+READ_COMMAND = 102
+"""C_RD_NA_1: a rejection (cause 44-47) answers the read with the read's own type."""
 READ_SLOT, U_SLOT = 0, 22
 """Type slots no ASDU type uses: reads (answered by another type), U frames."""
 ACTS = (0x07, 0x13, 0x43)
@@ -45,7 +50,8 @@ def _keys(own: dict[str, npt.NDArray[Any]], summary: SummaryColumns) -> npt.NDAr
     )
     command |= response & (cause >= CAUSE_UNKNOWN_FROM) & (cause <= CAUSE_UNKNOWN_TO)
     keys[information & command] = (slot | ioa)[information & command]
-    read = information & (cause == REQUEST)
+    unknown = (cause >= CAUSE_UNKNOWN_FROM) & (cause <= CAUSE_UNKNOWN_TO)
+    read = information & ((cause == REQUEST) | (response & unknown & (own["type_id"] == READ_COMMAND)))
     keys[read] = (READ_SLOT << 24) | ioa[read]
     act = (frame == FORMAT_U) & ~response & np.isin(control, ACTS)
     con = (frame == FORMAT_U) & response & np.isin(control, CONS)
