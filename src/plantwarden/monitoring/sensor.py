@@ -138,6 +138,8 @@ class Sensor:
             for name in IDENTITY_NAMES.values():
                 self.counters.protocols[name] = ProtocolCounters()
         self.last_identity: IdentityBatch | None = None
+        self.last_layers: Layers | None = None
+        """The last batch's layers (for what reads the batch after the sensor: `sightings`)."""
         timeout_ns = int(self.options.answer_timeout_s * SECOND_NS)
         site, segment = self.options.site, self.options.segment
         self.requests = RequestRecords(
@@ -157,6 +159,7 @@ class Sensor:
     def process(self, batch: PacketBatch) -> ModbusBatch:
         """Take one batch: count it, update flows and streams, pair and record; its Modbus PDUs."""
         layers = decode_layers(batch)
+        self.last_layers = layers
         self._count(batch, layers)
         update = self.flows.update(
             batch.ts_ns,
