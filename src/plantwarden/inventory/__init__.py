@@ -4,12 +4,15 @@ This first part is the pure core: `Sighting`s (one device seen once, with how st
 is tied to its IP) go into an `AssetBook`, which merges them into `Asset`s by the rules of
 `plantwarden.inventory.book`: keyed by site, segment and IP; router MACs kept from merging the
 hosts behind them; DHCP moves followed; multi-homed hosts joined by strong identities. Every
-attribute is a `Fact` with its source, confidence and time. No database, no I/O; see
+attribute is a `Fact` with its source, confidence and time. An `EdgeBook` (`edges.py`) gives
+who talks to whom from the records plane's batches, with request statistics per function
+(unanswered, exceptions, response time, polling period). No database, no I/O; see
 docs/inventory.md.
 """
 
 from plantwarden.inventory.assets import Asset, RouterMac, SegmentAddress
 from plantwarden.inventory.book import DEFAULT_ROUTER_THRESHOLD, AssetBook
+from plantwarden.inventory.edges import Edge, EdgeBook, FunctionStatistics
 from plantwarden.inventory.errors import AssetNotFound, InvalidSighting
 from plantwarden.inventory.facts import Fact
 from plantwarden.inventory.sightings import Binding, Sighting
@@ -20,7 +23,10 @@ __all__ = [
     "AssetBook",
     "AssetNotFound",
     "Binding",
+    "Edge",
+    "EdgeBook",
     "Fact",
+    "FunctionStatistics",
     "InvalidSighting",
     "RouterMac",
     "SegmentAddress",
