@@ -131,8 +131,6 @@ def _bacnet() -> StreamProtocol:
 
 
 def _dnp3() -> StreamProtocol:
-    summarise = summariser(DNP3_KEYS.columns)
-
     def one(payload: bytes, from_server: bool, _: int) -> list[Any]:
         return list(dnp3.decode_datagram(payload, from_server)[0])
 
@@ -147,7 +145,7 @@ def _dnp3() -> StreamProtocol:
             messages = one(buffer[start : start + length].tobytes(), bool(server), port)
             found += messages
             segment += [index] * len(messages)
-        summary, own = summarise(found)
+        summary, own = protocol.summarise(found)
         return summary, own, np.array(segment, dtype=np.int64)
 
     def segments(found: Any) -> Mask:
