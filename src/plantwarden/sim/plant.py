@@ -16,7 +16,8 @@ from typing import Any, Literal, get_args
 
 from plantwarden.core.errors import InvalidInput, NotFound
 
-HostRole = Literal["plc", "hmi", "engineering", "historian", "it", "device"]
+HostRole = Literal["plc", "hmi", "engineering", "historian", "it", "device", "iot"]
+"""`device` is network equipment (a switch); `iot` a sensor or gateway that publishes telemetry."""
 RegisterKind = Literal["holding", "input", "coil", "discrete"]
 RegisterType = Literal["uint16", "int16", "float32", "bool"]
 ProcessKind = Literal["tank", "conveyor", "pump_skid", "mixer", "boiler"]

@@ -149,6 +149,50 @@ def arp_frame(link: Link, request: bool, sender: tuple[bytes, bytes], target: tu
     return frame + bytes(max(0, 60 - len(frame)))
 
 
+LLDP_MULTICAST = bytes.fromhex("0180c200000e")
+ETHERTYPE_LLDP = 0x88CC
+LLDP_BRIDGE, LLDP_ROUTER = 0x0004, 0x0010
+"""System capability bits (IEEE 802.1AB, 8.5.8): a bridge (switch) and a router."""
+
+
+@dataclass(frozen=True, slots=True)
+class LldpAnnouncement:
+    """What an LLDPDU says: the sender's MAC (its chassis id), port, names, capabilities, address."""
+
+    mac: bytes
+    port: str
+    system_name: str
+    system_description: str
+    capabilities: int
+    management: bytes
+    ttl: int = 120
+
+
+def _lldp_tlv(kind: int, value: bytes) -> bytes:
+    return struct.pack(">H", kind << 9 | len(value)) + value
+
+
+def lldp_frame(announcement: LldpAnnouncement) -> bytes:
+    """An untagged LLDPDU to the nearest-bridge address: chassis id (a MAC), port id (an interface
+    name), TTL, system name and description, capabilities (all enabled), management address."""
+    a = announcement
+    management = bytes((1 + len(a.management), 1)) + a.management + b"\x02" + struct.pack(">I", 1) + b"\x00"
+    body = b"".join(
+        (
+            _lldp_tlv(1, b"\x04" + a.mac),
+            _lldp_tlv(2, b"\x05" + a.port.encode()),
+            _lldp_tlv(3, struct.pack(">H", a.ttl)),
+            _lldp_tlv(5, a.system_name.encode()),
+            _lldp_tlv(6, a.system_description.encode()),
+            _lldp_tlv(7, struct.pack(">HH", a.capabilities, a.capabilities)),
+            _lldp_tlv(8, management),
+            _lldp_tlv(0, b""),
+        )
+    )
+    frame = Link(a.mac, LLDP_MULTICAST).ethernet_header(ETHERTYPE_LLDP) + body
+    return frame + bytes(max(0, 60 - len(frame)))
+
+
 @dataclass(slots=True)
 class TcpEnd:
     """One end of a TCP connection: port, next sequence number, timestamps clock, window, MSS."""

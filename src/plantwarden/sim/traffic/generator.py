@@ -22,9 +22,11 @@ from plantwarden.sim.attacks import Scenario, scenario
 from plantwarden.sim.pcap import capture_format, open_capture
 from plantwarden.sim.plant import Plant, default_plant
 from plantwarden.sim.traffic.attack_runner import AttackRunner
+from plantwarden.sim.traffic.network import mac_of
 from plantwarden.sim.traffic.output import Output
 from plantwarden.sim.traffic.run import Run
 from plantwarden.sim.traffic.talkers import Talker, everyday_talkers
+from plantwarden.sim.traffic.truth import host_entries
 
 START = 1_767_600_000.0
 """2026-01-05 08:00:00 UTC, the first moment of every generated capture."""
@@ -74,6 +76,8 @@ def generate(
         with partial[1].open("w", encoding="utf-8", newline="") as labels:
             out = Output(writer, labels, packets)
             run = Run(plant or default_plant(), seed, out, START)
+            network = run.network
+            out.ledger.hosts.know(host_entries(run.plant, network.hosts.values(), mac_of, network.router_mac))
             _drive(run, everyday_talkers(run), scenarios, progress)
             out.finish()
     finally:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from plantwarden.sim import modbus_messages as modbus
 from plantwarden.sim.behaviour import MODBUS_PORT
 from plantwarden.sim.traffic.output import PduMark
+from plantwarden.sim.traffic.truth import Poll, PollKey
 
 if TYPE_CHECKING:
     from plantwarden.sim.traffic.run import Run
@@ -38,6 +39,7 @@ class ModbusLink:
         self.connection = run.network.tcp(source, plc, MODBUS_PORT)
         self.rtt = run.rtt(source, plc)
         self.transaction = rng.randrange(0x10000)
+        self.addresses = (run.network.host(source).address, self.plc.host.address)
 
     def open(self, time: float) -> float:
         """The handshake; the time it ends."""
@@ -64,27 +66,40 @@ class ModbusLink:
         return time
 
     def _batch(self, time: float, requests: list[modbus.Request]) -> float:
-        adus, marks, transactions = [], [], []
+        adus, marks, transactions, polls = [], [], [], []
         for request in requests:
             self.transaction = (self.transaction + 1) & 0xFFFF
             transactions.append(self.transaction)
             adus.append(modbus.adu(self.transaction, self.plc.unit_id, modbus.request_pdu(request)))
             marks.append((request.function_code, "request"))
-        time = self.send(time, True, adus, marks)
-        answers, answer_marks = [], []
-        for transaction, request in zip(transactions, requests, strict=True):
+            key: PollKey = (*self.addresses, "modbus", request.function_code)
+            item = (self.plc.unit_id, request.address, request.count)
+            polls.append(Poll(self.run.out.ledger.polling.token(), key, item))
+        time = self.send(time, True, adus, marks, polls)
+        answers, answer_marks, answer_polls = [], [], []
+        for transaction, request, poll in zip(transactions, requests, polls, strict=True):
             pdu = self.run.answer(self.plc.name, request)
             if pdu is not None:
                 answers.append(modbus.adu(transaction, self.plc.unit_id, pdu))
                 answer_marks.append((request.function_code, "exception" if pdu[0] & 0x80 else "response"))
+                answer_polls.append(Poll(poll.token))
         time += self.run.plc_delay(self.rng)
         if not answers:
             self.ack(time, from_client=False)
             return time
-        return self.send(time, False, answers, answer_marks)
+        return self.send(time, False, answers, answer_marks, answer_polls)
 
-    def send(self, time: float, from_client: bool, adus: list[bytes], marks: list[PduMark]) -> float:
-        """`adus` in one segment (split or retransmitted now and then); the time the last copy is out."""
+    def send(
+        self,
+        time: float,
+        from_client: bool,
+        adus: list[bytes],
+        marks: list[PduMark],
+        polls: list[Poll] | None = None,
+    ) -> float:
+        """`adus` in one segment (split or retransmitted now and then); the time the last copy is out.
+        `polls` (one per ADU, for the ledger's polling) go with the frame that completes each."""
+        polls = polls or []
         payload = b"".join(adus)
         shared = len(adus) > 1
         out, connection = self.run.out, self.connection
@@ -96,6 +111,7 @@ class ModbusLink:
                 tuple(marks[:whole]),
                 self.label,
                 shared=shared,
+                polls=tuple(polls[:whole]),
             )
             time += self.rng.uniform(0.0001, 0.001)
             last = payload[cut:]
@@ -105,10 +121,17 @@ class ModbusLink:
                 self.label,
                 shared=shared,
                 split=True,
+                polls=tuple(polls[whole:]),
             )
         else:
             last = payload
-            out.add(connection.send(time, from_client, payload), tuple(marks), self.label, shared=shared)
+            out.add(
+                connection.send(time, from_client, payload),
+                tuple(marks),
+                self.label,
+                shared=shared,
+                polls=tuple(polls),
+            )
         if self.rng.random() < RETRANSMIT_RATE:
             time += RETRANSMIT_TIMEOUT + self.rng.uniform(0.0, 0.05)
             out.add(connection.retransmit(time, from_client, last), label=self.label)

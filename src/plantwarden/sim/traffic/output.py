@@ -5,6 +5,8 @@ Exchanges are generated one at a time and their frames can reach past the start 
 frames wait in a heap until no exchange can still produce an earlier one (`release(until)`). The
 ledger counts what was written: Modbus PDUs by function code at the frame that completes them
 (where a reader that reassembles TCP counts them too); retransmitted copies are counted apart.
+It also keeps the ground truth the inventory is checked against (`truth.py`): the hosts that
+appear, with their roles, and each client's requests, answer delays and poll intervals.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from plantwarden.sim.pcap import CaptureWriter
+from plantwarden.sim.traffic.truth import Appearances, Poll, Polling
 from plantwarden.sim.wire import Segment
 
 LABEL_COLUMNS = ("frame", "time", "attack", "instance", "technique")
@@ -37,6 +40,8 @@ class Ledger:
     flows: Counter[str] = field(default_factory=Counter)
     attack_packets: int = 0
     attacks: list[dict[str, Any]] = field(default_factory=list)
+    hosts: Appearances = field(default_factory=Appearances)
+    polling: Polling = field(default_factory=Polling)
 
     def count(self, frame: Pending) -> None:
         """Count one written frame."""
@@ -53,6 +58,9 @@ class Ledger:
             self.pdus_split += 1
         if frame.label is not None:
             self.attack_packets += 1
+        self.hosts.note(frame.data)
+        for poll in frame.polls:
+            self.polling.note(poll, frame.time)
 
     def function_codes(self) -> dict[str, dict[str, int]]:
         """Modbus PDUs by function code, then by kind (request, response, exception)."""
@@ -75,6 +83,8 @@ class Ledger:
             "flows": dict(sorted(self.flows.items())),
             "attack_packets": self.attack_packets,
             "attacks": self.attacks,
+            "hosts": self.hosts.to_list(),
+            "polling": self.polling.to_list(),
         }
 
 
@@ -90,6 +100,7 @@ class Pending:
     shared: bool = field(compare=False, default=False)
     split: bool = field(compare=False, default=False)
     retransmission: bool = field(compare=False, default=False)
+    polls: tuple[Poll, ...] = field(compare=False, default=())
 
 
 class Output:
@@ -122,8 +133,10 @@ class Output:
         *,
         shared: bool = False,
         split: bool = False,
+        polls: tuple[Poll, ...] = (),
     ) -> None:
-        """Queue a segment's frame with the Modbus PDUs it completes and its attack label, if any."""
+        """Queue a segment's frame with the Modbus PDUs it completes, the requests and answers it
+        completes (for the ledger's polling) and its attack label, if any."""
         self.frame(
             segment.time,
             segment.frame,
@@ -132,6 +145,7 @@ class Output:
             shared=shared,
             split=split,
             retransmission=segment.retransmission,
+            polls=polls,
         )
 
     def frame(
@@ -144,10 +158,11 @@ class Output:
         shared: bool = False,
         split: bool = False,
         retransmission: bool = False,
+        polls: tuple[Poll, ...] = (),
     ) -> None:
-        """Queue any frame (UDP, ARP) captured at `time`."""
+        """Queue any frame (UDP, ARP, LLDP) captured at `time`."""
         self._order += 1
-        pending = Pending(time, self._order, data, pdus, label, shared, split, retransmission)
+        pending = Pending(time, self._order, data, pdus, label, shared, split, retransmission, polls)
         heapq.heappush(self._heap, pending)
 
     def release(self, until: float) -> None:

@@ -27,14 +27,28 @@ from plantwarden.sim.behaviour import (
     telemetry_values,
 )
 from plantwarden.sim.modbus_messages import read_device_identification
+from plantwarden.sim.plant import Host
 from plantwarden.sim.traffic import payloads
 from plantwarden.sim.traffic.modbus_link import ModbusLink
 from plantwarden.sim.traffic.network import BROADCAST, INTERNET, mac_of
 from plantwarden.sim.traffic.run import PHYSICS_STEP, Run
-from plantwarden.sim.wire import Link, TcpConnection, arp_frame, ip_bytes, udp_frame
+from plantwarden.sim.traffic.truth import Poll
+from plantwarden.sim.wire import (
+    LLDP_BRIDGE,
+    Link,
+    LldpAnnouncement,
+    TcpConnection,
+    arp_frame,
+    ip_bytes,
+    lldp_frame,
+    udp_frame,
+)
 
 PIPELINE_RATE = 0.3
 """How often the HMI sends a poll cycle's requests in one segment (and the PLC answers in one)."""
+LLDP_PERIOD = 30.0
+"""LLDP's default transmit interval (IEEE 802.1AB msgTxInterval)."""
+SWITCH_DESCRIPTION = "Industrial managed Ethernet switch, 8 ports, firmware 3.2.1"
 
 
 class Talker(Protocol):
@@ -125,15 +139,25 @@ class TelemetryPublisher:
             out.ledger.flows["mqtt"] += 1
             for segment in self.connection.handshake(now, rtt):
                 out.add(segment)
-            out.add(self.connection.send(now + rtt + 0.001, True, mqtt.connect(self.client_id)))
-            out.add(self.connection.send(now + 2 * rtt + 0.002, False, mqtt.connack()))
+            connect = self._poll(mqtt.CONNECT)
+            out.add(
+                self.connection.send(now + rtt + 0.001, True, mqtt.connect(self.client_id)), polls=connect
+            )
+            connack = (Poll(connect[0].token),)
+            out.add(self.connection.send(now + 2 * rtt + 0.002, False, mqtt.connack()), polls=connack)
             return now + self.rng.uniform(0.5, TELEMETRY_PERIOD)
         self.sequence += 1
         values = telemetry_values(self.plc, self.run.simulation.model(self.plc.name).values())
         payload = telemetry_payload(self.plc.name, self.sequence, now, values, self.key)
-        out.add(self.connection.send(now, True, mqtt.publish(self.topic, payload)))
+        publish = mqtt.publish(self.topic, payload)
+        out.add(self.connection.send(now, True, publish), polls=self._poll(mqtt.PUBLISH))
         out.add(self.connection.ack(now + rtt + self.rng.uniform(0.0, 0.04), False))
         return now + TELEMETRY_PERIOD + self.rng.uniform(-0.01, 0.01)
+
+    def _poll(self, packet_type: int) -> tuple[Poll]:
+        """The ledger's mark of a request of this connection (a publish's item is its topic)."""
+        key = (self.plc.host.address, self.run.network.host(self.broker).address, "mqtt", packet_type)
+        return (Poll(self.run.out.ledger.polling.token(), key, (self.topic,)),)
 
 
 class UdpClient:
@@ -259,6 +283,30 @@ class ArpChatter:
         return now + self.period * self.rng.uniform(0.5, 1.5)
 
 
+class LldpAnnouncer:
+    """A managed switch announcing itself by LLDP on its ports (the standard's 30 s interval):
+    chassis and port, name and description, bridge capability, its management address."""
+
+    def __init__(self, run: Run, host: Host, period: float = LLDP_PERIOD) -> None:
+        self.run = run
+        self.host = host
+        self.period = period
+        self.rng = run.rng(f"lldp:{host.name}")
+
+    def wake(self, now: float) -> float:
+        self.run.out.ledger.flows["lldp"] += 1
+        announcement = LldpAnnouncement(
+            mac_of(self.host.name),
+            port=f"port-{self.rng.randint(1, 8)}",
+            system_name=self.host.name,
+            system_description=SWITCH_DESCRIPTION,
+            capabilities=LLDP_BRIDGE,
+            management=ip_bytes(self.host.address),
+        )
+        self.run.out.frame(now, lldp_frame(announcement))
+        return now + self.period + self.rng.uniform(-0.05, 0.05)
+
+
 def everyday_talkers(run: Run) -> list[Talker]:
     """The plant's normal traffic: physics, polling, engineering, telemetry, IT services, ARP."""
     plant = run.plant
@@ -275,4 +323,5 @@ def everyday_talkers(run: Run) -> list[Talker]:
     talkers.append(WebSession(run, "eng-ws-1", "console-1", 300.0))
     for zone in plant.zones:
         talkers.append(ArpChatter(run, zone.name, 30.0))
+    talkers.extend(LldpAnnouncer(run, host) for host in plant.hosts if host.role == "device")
     return talkers
