@@ -39,6 +39,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/login"): PUBLIC,
     ("GET", "/"): READERS,
     ("GET", "/alerts"): ALERT_READERS,
+    ("GET", "/assets"): READERS,
+    ("GET", "/assets/{key}"): READERS,
+    ("GET", "/map"): READERS,
+    ("GET", "/map.svg"): READERS,
     ("GET", "/api/v1/status"): READERS,
     ("GET", "/api/v1/alerts"): ALERT_READERS,
     ("GET", "/api/v1/alerts/{alert_id}"): ALERT_READERS,
@@ -46,6 +50,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
         {"operator", "engineer", "security_analyst"}
     ),
     ("POST", "/api/v1/alerts/{alert_id}/close"): frozenset({"security_analyst"}),
+    ("GET", "/api/v1/assets"): READERS,
+    ("GET", "/api/v1/assets/{asset}"): READERS,
+    ("GET", "/api/v1/communications"): READERS,
     ("GET", "/api/v1/users"): frozenset({"admin", "auditor"}),
     ("POST", "/api/v1/users"): frozenset({"admin"}),
     ("POST", "/api/v1/users/{username}/grants"): frozenset({"admin"}),
@@ -60,7 +67,17 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/account/mfa"): EVERYONE,
     ("POST", "/account/mfa"): EVERYONE,
 }
-CONSOLE = {"/", "/alerts", "/logout", "/account/password", "/account/mfa"}
+CONSOLE = {
+    "/",
+    "/alerts",
+    "/assets",
+    "/assets/{key}",
+    "/map",
+    "/map.svg",
+    "/logout",
+    "/account/password",
+    "/account/mfa",
+}
 SESSION_ONLY = {"/logout", "/account/password", "/account/mfa"}  # never with a token
 
 

@@ -13,6 +13,7 @@ from plantwarden.alerts.cli import alerts_group
 from plantwarden.cli.audit import audit_group
 from plantwarden.cli.config import config_group
 from plantwarden.cli.events import events_group
+from plantwarden.cli.evidence import evidence_command
 from plantwarden.cli.export import export_group
 from plantwarden.cli.records import records_group
 from plantwarden.cli.serve import routes, serve, up
@@ -21,6 +22,7 @@ from plantwarden.cli.store import backup_command, db_group, restore_command
 from plantwarden.cli.vendors import vendors_group
 from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.settings import parse_assignment
+from plantwarden.inventory.cli import assets_group
 from plantwarden.monitoring.cli import sensor_group
 from plantwarden.sim.cli import sim_group
 from plantwarden.zones.cli import site_group
@@ -55,6 +57,7 @@ COMMANDS = (
     restore_command,
     site_group,
     alerts_group,
+    assets_group,
     events_group,
     records_group,
     export_group,
@@ -67,6 +70,7 @@ COMMANDS = (
 )
 for command in COMMANDS:
     cli.add_command(command)
+sensor_group.add_command(evidence_command)
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Uuid,
     delete,
     func,
+    insert,
     select,
     text,
     update,
@@ -129,6 +130,35 @@ def record(session: Session, event: Event, *, clock: Clock | None = None) -> Eve
     )
     session.flush()
     return event
+
+
+def record_many(session: Session, events: Sequence[Event], *, clock: Clock | None = None) -> None:
+    """Append `events`, in order, in the session's transaction: one lock and one insert for a
+    change announced by many events (a saved inventory). With idempotency keys, see `record`."""
+    if any(event.idempotency_key is not None for event in events):
+        for event in events:
+            record(session, event, clock=clock)
+        return
+    if not events:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK})
+    recorded_at = (clock or SystemClock()).now()
+    rows = [
+        {
+            "id": e.id,
+            "type": e.type,
+            "schema_version": e.schema_version,
+            "site": e.site,
+            "occurred_at": e.occurred_at,
+            "recorded_at": recorded_at,
+            "source": e.source,
+            "idempotency_key": None,
+            "payload": dict(e.payload),
+        }
+        for e in events
+    ]
+    session.execute(insert(EventRecord), rows)
 
 
 def read_after(session: Session, position: int, limit: int = 500) -> list[tuple[int, Event]]:

@@ -19,7 +19,13 @@ from plantwarden import __version__
 from plantwarden.alerts.models import Alert, AlertStatus, Severity
 from plantwarden.core.errors import InvalidInput, PlantwardenError
 from plantwarden.core.records.batch import RecordBatch
-from plantwarden.core.records.schema import PROTOCOL_RECORDS, Operation, Protocol, address_text
+from plantwarden.core.records.schema import (
+    NO_ANSWER_EXPECTED,
+    PROTOCOL_RECORDS,
+    Operation,
+    Protocol,
+    address_text,
+)
 from plantwarden.exports.validate import OCSF_VERSION, pinned_schema, validate_event
 
 DETECTION_FINDING = "detection_finding"
@@ -176,12 +182,20 @@ def _network_activity(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _request_status(status: int) -> dict[str, Any]:
-    """0: answered normally; >0: the protocol's exception code; <0: no answer seen."""
-    status_id = REQUEST_SUCCESS if status == 0 else REQUEST_FAILURE if status > 0 else REQUEST_UNKNOWN
-    pair = _enum_pair(NETWORK_ACTIVITY, "status_id", status_id)
+    """0: answered normally (Success); > 0: the protocol's exception code (Failure); -2: a
+    one-way request, which expects no answer (Other, with `status` saying so: neither a success
+    nor a failure); any other value below 0: no answer seen (Unknown)."""
+    one_way = status == NO_ANSWER_EXPECTED
+    if one_way:
+        pair: dict[str, Any] = {"status_id": OTHER, "status": "No answer expected"}
+    else:
+        status_id = REQUEST_SUCCESS if status == 0 else REQUEST_FAILURE if status > 0 else REQUEST_UNKNOWN
+        pair = _enum_pair(NETWORK_ACTIVITY, "status_id", status_id)
     pair["status_code"] = str(status)
-    if status != 0:
-        pair["status_detail"] = f"exception code {status}" if status > 0 else "no answer seen"
+    if status > 0:
+        pair["status_detail"] = f"exception code {status}"
+    elif status < 0:
+        pair["status_detail"] = "no answer expected (one-way request)" if one_way else "no answer seen"
     return pair
 
 

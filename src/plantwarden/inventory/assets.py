@@ -52,7 +52,10 @@ class Asset:
     `id` is stable: it survives IP changes and merges (an absorbed asset's id is kept in
     `merged_ids`). `ips` are the current addresses, `past_ips` those it held before (a DHCP move,
     an address taken over by another device). `facts` holds the current fact of each attribute,
-    `history` the other values reported. Times are nanoseconds since 1970.
+    `history` the other values reported. Times are nanoseconds since 1970. `carried_ips` are
+    other devices' addresses whose frames came from one of its MACs once that MAC was known to
+    be its own (ARP, DHCP, LLDP, DCP): it forwards for them (a router, a gateway), or they are
+    addresses of its own it never stated.
     """
 
     id: uuid.UUID
@@ -67,6 +70,7 @@ class Asset:
     last_seen_ns: int
     sources: frozenset[str]
     merged_ids: tuple[uuid.UUID, ...]
+    carried_ips: frozenset[SegmentAddress] = frozenset()
 
 
 @dataclass(eq=False)
@@ -82,6 +86,7 @@ class AssetState:
     ips: set[SegmentAddress] = field(default_factory=set)
     past_ips: set[SegmentAddress] = field(default_factory=set)
     macs: set[SegmentAddress] = field(default_factory=set)
+    carried: set[SegmentAddress] = field(default_factory=set)  # see Asset.carried_ips
     sources: set[str] = field(default_factory=set)
     facts: FactTable = field(default_factory=FactTable)
     merged_ids: list[uuid.UUID] = field(default_factory=list)
@@ -109,6 +114,7 @@ class AssetState:
         self.ips |= other.ips
         self.past_ips = (self.past_ips | other.past_ips) - self.ips
         self.macs |= other.macs
+        self.carried |= other.carried
         self.sources |= other.sources
         self.facts.absorb(other.facts)
         self.first_ns = min(self.first_ns, other.first_ns)
@@ -141,6 +147,7 @@ class AssetState:
             last_seen_ns=self.last_ns,
             sources=frozenset(self.sources),
             merged_ids=tuple(self.merged_ids),
+            carried_ips=frozenset(self.carried - self.ips - self.past_ips),
         )
 
 

@@ -11,6 +11,10 @@ The merge rules (docs/inventory.md tells the why at more length):
    it is a router MAC from then on. It is removed from every asset but the one it is
    authoritatively bound to (created as a MAC-only asset if there is none: the router is an
    asset of its own), is never again recorded on a host, and never binds a further IP.
+   Below the threshold, a MAC a device has stated with an IP of its own (rule 3) is that
+   device's: it is not recorded on the asset of another IP it carries (a frame forwarded, or an
+   address the device never stated), and it is taken off the assets it was only OBSERVED on when
+   the statement comes later. The device lists those IPs as `carried_ips` (the roles read them).
 3. An authoritative sighting binds its MAC to its IP. If the MAC was bound to an asset with
    other IPs, that asset takes the new IP: a DHCP ACK (source "dhcp") moves it, its old IPs
    claimed by that MAC in the segment go to its past IPs; any other source (ARP, DCP, LLDP:
@@ -55,6 +59,11 @@ class _MacState:
     claimed: set[str] = field(default_factory=set)  # IPs it stated as its own
     observed: set[str] = field(default_factory=set)  # IPs it was the Ethernet source of
     router: bool = False
+    recorded_on: set[uuid.UUID] = field(default_factory=set)  # assets it is only OBSERVED on
+
+    def stated(self) -> bool:
+        """Whether a device has stated this MAC with an IP of its own: it is bound to that device."""
+        return self.asset is not None and bool(self.claimed)
 
 
 class AssetBook:
@@ -151,27 +160,32 @@ class AssetBook:
         mac.observed.add(sighting.ip)
         if not mac.router and len(mac.observed - mac.claimed) >= self._router_threshold:
             self._mark_router(mac, sighting)
-        if not mac.router:
+        if mac.asset == asset.id:
+            return asset
+        if mac.router or mac.stated():
+            # The MAC is another device's (a router's, or a host's whose address this is not):
+            # that device sent the frame, the asset of the IP only stands behind it.
+            carrier = self._assets[_bound(mac)]
+            carrier.seen(sighting.ts_ns, sighting.source)
+            carrier.carried.add(SegmentAddress(sighting.segment, sighting.ip))
+        else:
             asset.macs.add(_mac_address(sighting))
-        elif mac.asset is not None and mac.asset != asset.id:
-            self._assets[mac.asset].seen(sighting.ts_ns, sighting.source)  # it forwarded this frame
+            mac.recorded_on.add(asset.id)
         return asset
 
     def _mark_router(self, mac: _MacState, sighting: Sighting) -> None:
         mac.router = True
-        address = _mac_address(sighting)
-        for asset in self._assets.values():
-            if asset.id != mac.asset and asset.site == sighting.site:
-                asset.macs.discard(address)
         if mac.asset is None:
             router = self._create(sighting, sighting.mac)
             router.first_ns, router.last_ns = mac.first_ns, mac.last_ns
             self._bind(mac, router, sighting)
+        self._forget_observed(mac, _mac_address(sighting))
 
     # -- rule 3: AUTHORITATIVE pairs, DHCP moves ---------------------------------------------
 
     def _claim(self, sighting: Sighting) -> AssetState:
         mac = self._mac_state(sighting)
+        first_statement = not mac.claimed
         mac.claimed.add(sighting.ip)
         holder_id = self._at_ip.get(_ip_key(sighting))
         holder = None if holder_id is None else self._assets[holder_id]
@@ -185,6 +199,8 @@ class AssetBook:
         else:
             target = self._move_to(owner, holder, mac, sighting)
         self._bind(mac, target, sighting)
+        if first_statement:  # from now on the MAC is target's; no other asset takes it (_observe)
+            self._forget_observed(mac, _mac_address(sighting))
         return self._assets[_bound(mac)]
 
     def _move_to(
@@ -231,8 +247,15 @@ class AssetBook:
             self._at_ip[(keep.site, address.segment, address.address)] = keep.id
         for address in drop.macs:
             mac = self._macs.get((keep.site, address.segment, address.address))
-            if mac is not None and mac.asset == drop.id:
+            if mac is None:
+                continue
+            if mac.asset == drop.id:
                 mac.asset = keep.id
+            if drop.id in mac.recorded_on:
+                mac.recorded_on.remove(drop.id)
+                mac.recorded_on.add(keep.id)
+            if mac.asset is not None:
+                mac.recorded_on.discard(mac.asset)
         for key in drop.identities:
             if self._identities.get(key) == drop.id:
                 self._identities[key] = keep.id
@@ -267,7 +290,18 @@ class AssetBook:
         """Bind the sighting's MAC to `asset` (the callers have merged whatever it was bound to)."""
         assert mac.asset in (None, asset.id)
         mac.asset = asset.id
+        mac.recorded_on.discard(asset.id)
         asset.macs.add(_mac_address(sighting))
+
+    def _forget_observed(self, mac: _MacState, address: SegmentAddress) -> None:
+        """Take `address` off every asset it was only OBSERVED on; its bound asset keeps it and
+        carries the IPs it was seen with (its snapshot leaves out those that are its own)."""
+        for asset_id in mac.recorded_on:
+            if asset_id != mac.asset:
+                self._assets[asset_id].macs.discard(address)
+        mac.recorded_on.clear()
+        if mac.asset is not None:
+            self._assets[mac.asset].carried.update(SegmentAddress(address.segment, ip) for ip in mac.observed)
 
     def _mac_state(self, sighting: Sighting) -> _MacState:
         mac = self._macs.setdefault(_mac_key(sighting), _MacState(sighting.ts_ns, sighting.ts_ns))
@@ -289,5 +323,5 @@ def _mac_address(sighting: Sighting) -> SegmentAddress:
 
 
 def _bound(mac: _MacState) -> uuid.UUID:
-    assert mac.asset is not None  # every caller has just bound it
+    assert mac.asset is not None  # every caller has bound it (a router MAC, a stated one)
     return mac.asset

@@ -7,7 +7,8 @@ rows of read polling) and flows. It gives two views, both sorted by their key:
 - `edges()`: one `Edge` per (site, segment, client, server, protocol) with the operation
   categories seen, request count, conversations, packets and bytes, first and last seen;
 - `statistics()`: one `FunctionStatistics` per (site, segment, client, server, protocol,
-  function) with unanswered requests, exceptions, response time and polling period.
+  function) with unanswered requests, exceptions, response time and polling period. A one-way
+  request (status -2, no answer expected) is a request but never an unanswered one.
 
 Everything is order-independent: the book keeps sums, minima, maxima and the raw values the
 medians need, and computes the medians when asked, so the same records give the same answer
@@ -26,8 +27,11 @@ import numpy.typing as npt
 
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.records.batch import RecordBatch
+from plantwarden.core.records.grouping import Grouping
 from plantwarden.core.records.schema import (
     FLOWS,
+    NO_ANSWER_EXPECTED,
+    NO_ANSWER_SEEN,
     PROTOCOL_RECORDS,
     READ_MINUTES,
     Operation,
@@ -71,11 +75,16 @@ class FunctionStatistics:
     """How one client's requests of one function to one server fared.
 
     `requests` counts raw and aggregated requests; `detailed` the raw ones, the only ones whose
-    answer is known apart: `unanswered` (status -1) and `exceptions` (status > 0) come from them,
-    `aggregated_errors` is the aggregates' count of both together. Response times (nearest-rank
-    median and 95th percentile of the answered raw requests, `responses` of them) are None
-    without answers; `period_ns` (None without two requests of one item) stands on
-    `intervals` intervals between consecutive requests of one polled item."""
+    answer is known apart: `unanswered` (status -1, no answer seen), `exceptions` (status > 0)
+    and `one_way` (status -2: requests that expect no answer, such as MQTT QoS 0 PUBLISH) come
+    from them; `aggregated_errors` is the aggregates' count of unanswered and exceptions
+    together. The rates divide by the requests that expected an answer, so one-way requests
+    never make a function look unanswered. Response times (nearest-rank median and 95th
+    percentile of the answered raw requests, `responses` of them) are None without answers;
+    `period_ns` (None without two requests of one item) stands on `intervals` intervals between
+    consecutive requests of one polled item. `one_way` comes last, with a default of 0, so that
+    statistics built by hand need not name it; records from partitions written before status
+    -2 existed hold -1 for one-way requests, which then count as unanswered."""
 
     site: str
     segment: str
@@ -93,22 +102,30 @@ class FunctionStatistics:
     response_p95_ns: int | None
     period_ns: int | None
     intervals: float
+    one_way: int = 0
+
+    @property
+    def awaiting_answers(self) -> int:
+        """The raw requests that expected an answer (all raw requests but the one-way ones)."""
+        return self.detailed - self.one_way
 
     @property
     def exception_rate(self) -> float | None:
-        """Exceptions among the raw requests (None without raw requests)."""
-        return self.exceptions / self.detailed if self.detailed else None
+        """Exceptions among the raw requests that expected an answer (None without any)."""
+        return self.exceptions / self.awaiting_answers if self.awaiting_answers else None
 
     @property
     def unanswered_rate(self) -> float | None:
-        """Unanswered requests among the raw requests (None without raw requests)."""
-        return self.unanswered / self.detailed if self.detailed else None
+        """Unanswered requests among the raw requests that expected an answer (None without any)."""
+        return self.unanswered / self.awaiting_answers if self.awaiting_answers else None
 
     @property
     def error_rate(self) -> float:
-        """Requests answered with an exception or not at all, among all requests."""
+        """Requests answered with an exception or not at all, among all requests but the raw
+        one-way ones (an aggregate does not tell its one-way reads apart, if any)."""
         failed = self.unanswered + self.exceptions + self.aggregated_errors
-        return failed / self.requests if self.requests else 0.0
+        expected = self.requests - self.one_way
+        return failed / expected if expected else 0.0
 
 
 @dataclass(slots=True)
@@ -172,8 +189,9 @@ class EdgeBook:
         counts = {
             "requests": _sum(raw["key"], None, count) + _sum(minutes["key"], minutes["requests"], count),
             "detailed": _sum(raw["key"], None, count),
-            "unanswered": _sum(raw["key"], raw["status"] == -1, count),
+            "unanswered": _sum(raw["key"], raw["status"] == NO_ANSWER_SEEN, count),
             "exceptions": _sum(raw["key"], raw["status"] > 0, count),
+            "one_way": _sum(raw["key"], raw["status"] == NO_ANSWER_EXPECTED, count),
             "aggregated_errors": _sum(minutes["key"], minutes["errors"], count),
         }
         answered = raw["response_ns"] >= 0
@@ -234,14 +252,9 @@ _MINUTE_FIELDS = ("key", "ts", "requests", "errors", "first_ts", "last_ts", *SER
 
 def _distinct(batch: RecordBatch, names: Sequence[str]) -> tuple[list[tuple[Any, ...]], Array]:
     """The distinct keys over the columns `names` (as Python values) and each row's key index."""
-    codes = []
-    for name in names:
-        values = batch[name]
-        _, inverse = np.unique(values.astype(str) if values.dtype == object else values, return_inverse=True)
-        codes.append(inverse.reshape(-1))
-    _, first, inverse = np.unique(np.stack(codes, axis=1), axis=0, return_index=True, return_inverse=True)
-    keys = [tuple(_plain(batch[name][row]) for name in names) for row in first.tolist()]
-    return keys, inverse.reshape(-1)
+    grouping = Grouping([batch[name] for name in names])
+    keys = [tuple(_plain(batch[name][row]) for name in names) for row in grouping.first.tolist()]
+    return keys, grouping.inverse
 
 
 def _plain(value: Any) -> Any:

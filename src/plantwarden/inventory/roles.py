@@ -172,12 +172,15 @@ def _forwarding(assets: list[Asset]) -> dict[uuid.UUID, tuple[str, ...]]:
 
     A MAC held by several assets is the Ethernet source of several IPs. Its owner is the one
     holder that states it (ARP, DHCP, LLDP, DCP) and has no other MAC in that segment; the
-    others' addresses reach the sensor through it: it forwards (a router, a gateway)."""
+    others' addresses reach the sensor through it: it forwards (a router, a gateway). Once a
+    device has stated its MAC with its own IP, the asset book keeps the MAC off the others and
+    lists their addresses as the device's `carried_ips` instead."""
     holders: dict[Place, list[Asset]] = defaultdict(list)
+    found: dict[uuid.UUID, set[str]] = defaultdict(set)
     for asset in assets:
+        found[asset.id].update(ip.address for ip in asset.carried_ips)
         for mac in asset.macs:
             holders[(asset.site, mac.segment, mac.address)].append(asset)
-    found: dict[uuid.UUID, set[str]] = defaultdict(set)
     for (_, segment, _), holding in holders.items():
         if len(holding) < 2:
             continue

@@ -11,6 +11,7 @@ form here, so that the asset book compares text with text; bad input raises `Inv
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import math
 import re
@@ -79,6 +80,17 @@ class Sighting:
 
 def canonical_ip(text: str) -> str:
     """`text` as a canonical IPv4 or IPv6 address; a malformed or non-host address raises."""
+    if isinstance(text, str):
+        return _canonical_ip(text)  # a plant has few addresses and names them again and again
+    return _parsed_ip(text)
+
+
+@functools.lru_cache(maxsize=65536)
+def _canonical_ip(text: str) -> str:
+    return _parsed_ip(text)
+
+
+def _parsed_ip(text: str) -> str:
     try:
         address = ipaddress.ip_address(text)
     except (ValueError, TypeError):

@@ -1,5 +1,7 @@
 """`plantwarden sensor run`: read traffic (capture files, a live interface, the plant's tap), record
-flows and industrial requests in the records plane, show progress and a summary."""
+flows and industrial requests in the records plane, build the asset inventory, keep recent
+packets as evidence, show progress and a summary; `plantwarden sensor evidence`: a pcap slice of
+the kept packets."""
 
 from __future__ import annotations
 
@@ -12,10 +14,13 @@ import click
 
 from plantwarden.capture.batch import PacketBatch
 from plantwarden.capture.errors import CaptureError
+from plantwarden.capture.evidence import EvidenceRing
 from plantwarden.capture.pcap import read_capture
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider
+from plantwarden.inventory.store import SaveResult, save_inventory
+from plantwarden.monitoring.inventory_feed import InventoryFeed
 from plantwarden.monitoring.protocol_streams import StreamProtocol
 from plantwarden.monitoring.protocol_table import PROTOCOLS
 from plantwarden.monitoring.sensor import Sensor, SensorCounters, SensorOptions
@@ -64,6 +69,25 @@ def sensor_group() -> None:
 )
 @click.option("--no-records", is_flag=True, help="Decode and count only; write nothing to the records plane.")
 @click.option(
+    "--inventory/--no-inventory",
+    default=True,
+    show_default=True,
+    help="Build the asset inventory (assets, roles, communications) and save it in the store at the end.",
+)
+@click.option(
+    "--evidence/--no-evidence",
+    default=None,
+    help="Keep the packets in the evidence ring (<data_dir>/evidence/SITE-SEGMENT) for alerts to cite; "
+    "on by default for --interface and --tap, off for --pcap (the file is its own evidence).",
+)
+@click.option(
+    "--evidence-max-mb",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="The evidence ring's size on disk; the oldest packets go first.",
+)
+@click.option(
     "--duration", type=click.FloatRange(min=0.1), help="With --interface: stop after this many seconds."
 )
 @click.pass_obj
@@ -77,6 +101,9 @@ def run_command(
     modbus_ports: tuple[int, ...],
     protocols: str,
     no_records: bool,
+    inventory: bool,
+    evidence: bool | None,
+    evidence_max_mb: int,
     duration: float | None,
 ) -> None:
     """Run the sensor over capture files, a live interface or the plant's tap, then summarise."""
@@ -86,14 +113,21 @@ def run_command(
     decoded, identity = _protocols(protocols)
     runtime = state.runtime()
     writer = None if no_records else _writer(runtime)
+    feed = InventoryFeed(site, segment, writer) if inventory else None
     keep_freed_memory()
     options = SensorOptions(site=site, segment=segment, modbus_ports=modbus_ports)
-    sensor = Sensor(options, writer, decoded, identity)
+    sensor = Sensor(options, feed or writer, decoded, identity)
+    keep_evidence = evidence if evidence is not None else not pcaps
+    ring = _ring(runtime, site, segment, evidence_max_mb) if keep_evidence else None
     progress = Progress(sys.stderr)
     problem: str | None = None
     try:
         for batch, loss in _batches(pcaps, interface, tap, duration):
-            sensor.process(batch)
+            modbus = sensor.process(batch)
+            if feed is not None:
+                feed.observe(sensor, batch, modbus)
+            if ring is not None:
+                ring.add(batch)
             progress.update(sensor.counters, loss)
     except CaptureError as error:
         problem = error.message
@@ -105,8 +139,11 @@ def run_command(
         counters = sensor.finish()
         if writer is not None:
             writer.close()
+        if ring is not None:
+            ring.close()
         progress.done()
-    _report(counters, progress, problem)
+    saved = _save(runtime, feed) if feed is not None else None
+    _report(counters, progress, problem, saved, ring)
 
 
 def _protocols(names: str) -> tuple[tuple[StreamProtocol, ...], bool]:
@@ -122,6 +159,31 @@ def _protocols(names: str) -> tuple[tuple[StreamProtocol, ...], bool]:
         raise click.BadParameter(f"unknown protocol {', '.join(unknown) or names!r} (known: {known})")
     chosen = tuple(PROTOCOLS[name] for name in dict.fromkeys(wanted) if name != "identity")
     return chosen, "identity" in wanted
+
+
+def _ring(runtime: Runtime, site: str, segment: str, max_mb: int) -> EvidenceRing:
+    directory = evidence_directory(runtime, site, segment)
+    segment_bytes = min(64 << 20, max(1 << 20, (max_mb << 20) // 8))
+    return EvidenceRing(directory, max_bytes=max_mb << 20, segment_bytes=segment_bytes)
+
+
+def evidence_directory(runtime: Runtime, site: str, segment: str) -> Path:
+    """Where the sensor of `site` and `segment` keeps its evidence ring."""
+    return runtime.core.data_path / "evidence" / f"{site}-{segment}"
+
+
+def _save(runtime: Runtime, feed: InventoryFeed) -> SaveResult:
+    """Keep what the run learnt of the plant's assets and communications."""
+    snapshot = feed.snapshot()
+    with runtime.ready_store().transaction() as session:
+        return save_inventory(
+            session,
+            runtime.context(),
+            snapshot.assets,
+            snapshot.edges,
+            snapshot.statistics,
+            snapshot.roles,
+        )
 
 
 def _writer(runtime: Runtime) -> RecordWriter:
@@ -159,8 +221,26 @@ def _live(interface: str, duration: float | None) -> Iterator[tuple[PacketBatch,
                 yield batch, (stats.received, stats.dropped)
 
 
-def _report(counters: SensorCounters, progress: Progress, problem: str | None) -> None:
-    for line in summary_lines(counters, progress.elapsed, progress.loss):
+def _report(
+    counters: SensorCounters,
+    progress: Progress,
+    problem: str | None,
+    saved: SaveResult | None,
+    ring: EvidenceRing | None,
+) -> None:
+    extra = []
+    if saved is not None:
+        extra.append(
+            (
+                "inventory",
+                f"{len(saved.ids):,} assets seen ({saved.assets_created:,} new, "
+                f"{saved.assets_changed:,} changed), {saved.edges_created:,} new communications, "
+                f"{saved.edges_updated:,} updated (plantwarden assets list)",
+            )
+        )
+    if ring is not None:
+        extra.append(("evidence", f"{ring.size:,} bytes kept in {ring.directory}"))
+    for line in summary_lines(counters, progress.elapsed, progress.loss, extra):
         click.echo(line)
     if problem is not None:
         click.echo(f"error: {problem}", err=True)

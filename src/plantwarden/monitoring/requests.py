@@ -2,14 +2,15 @@
 batches, and recorded once their exchange closes.
 
 A protocol record is one request with its answer's status: 0 answered normally, the answer's
-result or exception code when it carries one, -1 when no answer came (within the timeout, or
-before the request was replaced or evicted, or at the end of the input); an answer the timeout
-or more after its request counts as none (and as an answer without request), whether or not the
-two came in one batch. The time is the capture's: where its timestamps go backwards, a request
-may expire before answers stamped earlier than the newest packet seen (in small batches more
-than in large ones). Requests that expect
-no answer (`ONE_WAY`) are recorded at once with status -1; answers that find no request
-(unsolicited) and PDUs that are neither (`NOT_RECORDED`) are counted, not recorded.
+result or exception code when it carries one, -1 (`NO_ANSWER_SEEN`) when no answer came
+(within the timeout, or before the request was replaced or evicted, or at the end of the
+input); an answer the timeout or more after its request counts as none (and as an answer
+without request), whether or not the two came in one batch. The time is the capture's: where
+its timestamps go backwards, a request may expire before answers stamped earlier than the
+newest packet seen (in small batches more than in large ones). Requests that expect no answer
+(`ONE_WAY`) are recorded at once with status -2 (`NO_ANSWER_EXPECTED`), so that they are not
+taken for unanswered ones; answers that find no request (unsolicited) and PDUs that are neither
+(`NOT_RECORDED`) are counted, not recorded.
 
 Rows are labelled in order across batches; a request's record fields are read from its batch
 when its exchange closes within it, else kept (as columns) until it does.
@@ -25,7 +26,7 @@ import numpy.typing as npt
 
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.plane import WriteReport
-from plantwarden.core.records.schema import PROTOCOL_RECORDS
+from plantwarden.core.records.schema import NO_ANSWER_EXPECTED, NO_ANSWER_SEEN, PROTOCOL_RECORDS
 from plantwarden.protocols.common import ONE_WAY
 from plantwarden.protocols.modbus.pairing import Pairing, Pairs, PairStatus
 
@@ -114,7 +115,7 @@ class RequestRecords:
         elif len(one_way):
             self.counts.requests += len(one_way)
             found = fields(one_way)
-            found["status"] = np.full(len(one_way), -1, dtype=np.int16)
+            found["status"] = np.full(len(one_way), NO_ANSWER_EXPECTED, dtype=np.int16)
             found["response_ns"] = np.full(len(one_way), -1, dtype=np.int64)
             self._record(found)
         paired = np.flatnonzero(key >= 0)
@@ -182,7 +183,7 @@ class RequestRecords:
         fields = self._request_fields(pairs.request_row[found], batch)
         answered = answered[found]
         exception = pairs.exception_code[found].astype(np.int16)
-        fields["status"] = np.where(answered, np.maximum(exception, 0), -1).astype(np.int16)
+        fields["status"] = np.where(answered, np.maximum(exception, 0), NO_ANSWER_SEEN).astype(np.int16)
         fields["response_ns"] = np.where(answered, pairs.response_time[found] - pairs.request_time[found], -1)
         self._record(fields)
 

@@ -3,9 +3,10 @@
 Per batch: the layers below the industrial protocols (`capture.layers`), the flow table, the
 Modbus streams (fast path and exact path), the other protocols' streams and datagrams
 (`protocol_streams`), request/response pairing per protocol (`requests`); then the records plane gets
-one protocol record per request (with its answer's status: 0, the exception code, or -1 when
-none came) and one flow record per ended conversation. Nothing here knows where the packets came
-from: a file, a stream, a live interface or the simulated plant's tap.
+one protocol record per request (with its answer's status: 0, the exception code, -1 when
+none came, or -2 when none was expected) and one flow record per ended conversation. Nothing
+here knows where the packets came from: a file, a stream, a live interface or the simulated
+plant's tap.
 """
 
 from __future__ import annotations

@@ -56,6 +56,7 @@ import numpy as np
 
 from plantwarden.capture.batch import PacketBatch
 from plantwarden.capture.layers.columns import Layers
+from plantwarden.core.records.grouping import Grouping
 from plantwarden.inventory import Binding, InvalidSighting, Sighting
 from plantwarden.inventory.sightings import canonical_ip
 from plantwarden.monitoring.identity_frames import IdentityBatch
@@ -125,10 +126,7 @@ def _flow_sightings(batch: PacketBatch, layers: Layers, site: str, segment: str)
     packets = np.flatnonzero((layers.ip_version > 0) & station)
     if not len(packets):
         return []
-    keys = np.empty(len(packets), dtype=[("mac", "u8"), ("ip", "V16")])
-    keys["mac"] = layers.src_mac[packets]
-    keys["ip"] = np.ascontiguousarray(layers.src_addr[packets]).view("V16")
-    _, first = np.unique(keys, return_index=True)
+    first = Grouping([layers.src_mac[packets], layers.src_addr[packets]]).first  # stable: first packets
     where = _Where(site, segment)
     found = []
     for packet in sorted(packets[first].tolist()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TextIO
 
 from plantwarden.monitoring.sensor import ProtocolCounters, SensorCounters
@@ -52,8 +53,13 @@ class Progress:
             self.stream.flush()
 
 
-def summary_lines(counters: SensorCounters, elapsed: float, loss: tuple[int, int] | None) -> list[str]:
-    """The closing summary as a two-column table."""
+def summary_lines(
+    counters: SensorCounters,
+    elapsed: float,
+    loss: tuple[int, int] | None,
+    extra: Sequence[tuple[str, str]] = (),
+) -> list[str]:
+    """The closing summary as a two-column table (`extra` rows at the end)."""
     rate = counters.packets / max(elapsed, 1e-9)
     exact_share = counters.exact_segments / max(counters.modbus_segments, 1)
     c = counters
@@ -77,6 +83,7 @@ def summary_lines(counters: SensorCounters, elapsed: float, loss: tuple[int, int
             f"{c.protocol_records:,} requests, {c.flow_records:,} flows"
             f" ({c.flows_evicted:,} evicted early: the flow table was full); {c.stored_rows:,} stored",
         ),
+        *extra,
     ]
     width = max(len(name) for name, _ in rows)
     return [f"{name:<{width}}  {value}" for name, value in rows]

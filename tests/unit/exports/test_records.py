@@ -8,6 +8,7 @@ import pytest
 
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.records.batch import RecordBatch
+from plantwarden.core.records.schema import NO_ANSWER_EXPECTED
 from plantwarden.exports.ocsf import protocol_records_to_ocsf
 from plantwarden.exports.validate import validate_event
 from tests.unit.exports.samples import protocol_batch
@@ -77,6 +78,17 @@ def test_unknown_codes_and_missing_parts_are_left_out_or_named(events: list[dict
         "quantity": 0,
         "answered": False,
     }
+
+
+def test_a_one_way_request_is_neither_a_success_nor_a_failure() -> None:
+    batch = protocol_batch()
+    status = batch["status"].copy()
+    status[2] = NO_ANSWER_EXPECTED  # an MQTT QoS 0 PUBLISH, a BACnet unconfirmed request, ...
+    event = protocol_records_to_ocsf(RecordBatch(batch.kind, {**batch.columns, "status": status}))[2]
+    assert validate_event(event) == []
+    assert (event["status_id"], event["status"], event["status_code"]) == (99, "No answer expected", "-2")
+    assert event["status_detail"] == "no answer expected (one-way request)"
+    assert event["ics"]["answered"] is False and "exception_code" not in event["ics"]
 
 
 def test_only_protocol_batches_map() -> None:

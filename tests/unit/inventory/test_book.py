@@ -73,6 +73,7 @@ def test_a_router_mac_in_front_of_50_ips_gives_50_assets_and_the_router() -> Non
     hosts = [asset for asset in assets if asset.id != router.id]
     assert sorted(host.ips for host in hosts) == sorted({at(f"192.168.7.{n}")} for n in range(1, 51))
     assert all(host.macs == frozenset() for host in hosts)
+    assert router.carried_ips == {at(f"192.168.7.{n}") for n in range(1, 51)}
     assert router.last_seen_ns == 51 * S  # it forwarded the last frame
     assert book.router_macs() == {RouterMac(SITE, CELL, ROUTER_MAC)}
 
@@ -108,6 +109,83 @@ def test_a_router_answering_arp_for_hosts_behind_it_takes_none_of_them() -> None
     router = book.find(SITE, CELL, "10.0.0.1")
     assert host is not None and router is not None and host.id != router.id
     assert host.macs == frozenset() and router.ips == {at("10.0.0.1")}
+
+
+@pytest.mark.parametrize("remote", [1, 2])
+@pytest.mark.parametrize("arp_first", [True, False], ids=["arp-first", "arp-last"])
+def test_a_router_stated_by_arp_stays_off_the_few_hosts_it_forwards_for(remote: int, arp_first: bool) -> None:
+    """Below the threshold the MAC is no router MAC yet, but ARP says whose it is: the router's."""
+    book = AssetBook(router_threshold=3)
+    behind = [flow(10 + n, f"192.168.7.{n}", ROUTER_MAC) for n in range(1, remote + 1)]
+    book.add_many(
+        [arp(1, "10.0.0.1", ROUTER_MAC), *behind] if arp_first else [*behind, arp(20, "10.0.0.1", ROUTER_MAC)]
+    )
+    router = book.find(SITE, CELL, "10.0.0.1")
+    hosts = [book.find(SITE, CELL, f"192.168.7.{n}") for n in range(1, remote + 1)]
+    assert router is not None and router.macs == {at(ROUTER_MAC)} and router.ips == {at("10.0.0.1")}
+    assert router.carried_ips == {at(f"192.168.7.{n}") for n in range(1, remote + 1)}
+    assert all(host is not None and host.macs == frozenset() and host.ips for host in hosts)
+    assert len(book.assets()) == remote + 1 and book.router_macs() == frozenset()
+    if arp_first:
+        assert router.last_seen_ns == (10 + remote) * S  # it sent the frames it forwarded
+
+
+def test_a_late_binding_keeps_the_macs_a_host_stated_itself() -> None:
+    book = AssetBook()
+    book.add_many(
+        [arp(1, "10.0.0.5", HOST_MAC), flow(2, "10.0.0.5", ROUTER_MAC), flow(3, "10.0.0.5", HOST_MAC)]
+    )
+    assert only(book).macs == {at(HOST_MAC), at(ROUTER_MAC)}
+    book.add(arp(4, "10.0.0.1", ROUTER_MAC))
+    host = book.find(SITE, CELL, "10.0.0.5")
+    assert host is not None and host.macs == {at(HOST_MAC)} and host.carried_ips == frozenset()
+
+
+def test_a_router_mac_found_without_arp_still_marks_at_three_and_arp_names_it_later() -> None:
+    book = AssetBook(router_threshold=3)
+    book.add_many(flow(n, f"192.168.7.{n}", ROUTER_MAC) for n in (1, 2))
+    assert [asset.macs for asset in book.assets()] == [{at(ROUTER_MAC)}] * 2  # whose MAC: unknown yet
+    book.add(flow(3, "192.168.7.3", ROUTER_MAC))
+    book.add(arp(4, "10.0.0.1", ROUTER_MAC))
+    assert book.router_macs() == {RouterMac(SITE, CELL, ROUTER_MAC)}
+    router = book.find(SITE, CELL, "10.0.0.1")
+    assert router is not None and router.macs == {at(ROUTER_MAC)}
+    assert router.carried_ips == {at(f"192.168.7.{n}") for n in (1, 2, 3)}
+    assert [asset.id for asset in book.assets() if asset.macs] == [router.id]
+
+
+@pytest.mark.parametrize("claim_first", [True, False], ids=["claim-first", "traffic-first"])
+def test_a_secondary_address_stated_by_arp_is_one_asset_with_its_mac(claim_first: bool) -> None:
+    book = AssetBook()
+    book.add(arp(1, "10.0.0.5", HOST_MAC))
+    claim, traffic = arp(3 if claim_first else 4, "10.0.0.6", HOST_MAC), flow(3, "10.0.0.6", HOST_MAC)
+    book.add_many([claim, traffic] if claim_first else [traffic, claim])
+    asset = only(book)
+    assert asset.ips == {at("10.0.0.5"), at("10.0.0.6")} and asset.macs == {at(HOST_MAC)}
+    assert asset.carried_ips == frozenset() and book.router_macs() == frozenset()
+
+
+def test_a_secondary_address_never_stated_is_an_asset_of_its_own_without_a_mac() -> None:
+    """Traffic alone cannot tell a host's unstated second address from a host behind a router
+    (no TTL, no netmask in a sighting): the address gets its own asset, the MAC stays where it
+    was stated, and the address is listed among what that MAC carries."""
+    book = AssetBook()
+    host = book.add(arp(1, "10.0.0.5", HOST_MAC))
+    book.add_many(flow(2 + n, "10.0.0.6", HOST_MAC) for n in range(3))
+    second = book.find(SITE, CELL, "10.0.0.6")
+    assert second is not None and second.id != host and second.macs == frozenset()
+    assert book.get(host).macs == {at(HOST_MAC)} and book.get(host).carried_ips == {at("10.0.0.6")}
+    assert book.get(host).last_seen_ns == 4 * S
+    assert book.router_macs() == frozenset()  # one foreign address is far below the threshold
+
+
+def test_a_moved_hosts_late_frame_from_its_old_address_carries_no_mac() -> None:
+    book = AssetBook()
+    moved = book.add(dhcp(1, "10.0.0.50", HOST_MAC))
+    book.add(dhcp(2, "10.0.0.51", HOST_MAC))
+    stale = book.add(flow(3, "10.0.0.50", HOST_MAC))
+    assert stale != moved and book.get(stale).macs == frozenset()
+    assert book.get(moved).macs == {at(HOST_MAC)} and book.get(moved).carried_ips == frozenset()
 
 
 def test_a_host_with_a_few_addresses_is_not_a_router() -> None:

@@ -121,6 +121,27 @@ def test_no_period_and_no_response_time_without_the_data() -> None:
     assert (stats.responses, stats.intervals, stats.unanswered_rate) == (0, 0.0, 1.0)
 
 
+def test_one_way_requests_are_requests_but_never_unanswered() -> None:
+    rows = polling(20, S)
+    for index in range(10):  # status -2: no answer expected (an MQTT QoS 0 PUBLISH, ...)
+        rows[index] |= {"status": -2, "response_ns": -1}
+    rows[10] |= {"status": -1, "response_ns": -1}
+    rows[11] |= {"status": -1, "response_ns": -1}
+    rows[12] |= {"status": 2}
+    stats = only(_book(records(rows)))
+    assert (stats.requests, stats.detailed, stats.one_way, stats.awaiting_answers) == (20, 20, 10, 10)
+    assert (stats.unanswered, stats.exceptions, stats.responses) == (2, 1, 8)
+    assert stats.unanswered_rate == pytest.approx(2 / 10)  # of the requests that expected an answer
+    assert stats.exception_rate == pytest.approx(1 / 10)
+    assert stats.error_rate == pytest.approx(3 / 10)
+    assert (stats.period_ns, stats.intervals) == (S, 19)  # they are polled requests all the same
+    silent = only(_book(records(rows[:10])))
+    assert (silent.one_way, silent.unanswered, silent.error_rate) == (10, 0, 0.0)
+    assert (silent.unanswered_rate, silent.exception_rate, silent.response_median_ns) == (None, None, None)
+    aggregated = only(_book(*apply_policy(records(rows))))  # the storage policy: no error either
+    assert (aggregated.aggregated_errors, aggregated.one_way, aggregated.error_rate) == (3, 0, 3 / 20)
+
+
 def test_edges_carry_operations_counts_and_times_sorted_by_address() -> None:
     rows = [
         *polling(4, S),
@@ -207,7 +228,7 @@ RANDOM_ROW = st.fixed_dictionaries(
         "operation": st.sampled_from((Operation.READ, Operation.READ, Operation.WRITE)),
         "function": st.sampled_from((3, 4)),
         "address": st.sampled_from((0, 10)),
-        "status": st.sampled_from((0, 0, 0, 2, -1)),
+        "status": st.sampled_from((0, 0, 0, 2, -1, -2)),
         "response_ns": st.integers(0, 20).map(lambda ms: ms * MS),
     }
 )
@@ -272,6 +293,12 @@ def test_the_plant_s_edges_are_its_polling_and_telemetry_links(plant_capture: An
     assert {name: flows[name] for name in ("modbus", "mqtt")} == {
         name: ledger["flows"][name] for name in ("modbus", "mqtt")
     }
+    # The devices publish telemetry at QoS 0: one-way requests, none of them unanswered.
+    publishes = [s for s in book.statistics() if s.protocol is Protocol.MQTT and s.function == 3]
+    assert publishes and sum(s.requests for s in publishes) > 0
+    for stats in publishes:
+        assert (stats.one_way, stats.unanswered, stats.unanswered_rate) == (stats.requests, 0, None)
+        assert stats.error_rate == 0.0
     modbus = [s for s in book.statistics() if s.protocol is Protocol.MODBUS]
     written = {int(code): kinds for code, kinds in ledger["modbus_function_codes"].items()}
     for code, kinds in written.items():
@@ -313,7 +340,7 @@ def test_the_plant_s_polling_periods_and_response_times_match_the_simulator(plan
 
 
 def _unanswered_without_delay(row: dict[str, Any]) -> dict[str, Any]:
-    return row | {"response_ns": -1} if row["status"] == -1 else row
+    return row | {"response_ns": -1} if row["status"] < 0 else row
 
 
 def _book(*batches: RecordBatch) -> EdgeBook:

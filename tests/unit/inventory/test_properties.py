@@ -91,6 +91,12 @@ def test_the_book_keeps_its_invariants(stream: list[Sighting]) -> None:
     for router in book.router_macs():
         carriers = [asset for asset in assets if (router.segment, router.mac) in asset.macs]
         assert len(carriers) == 1, "a router MAC is on a host, or the router has no asset"
+    stated = {(s.segment, s.mac) for s in stream if s.binding is Binding.AUTHORITATIVE}
+    for mac in stated:
+        carriers = [asset for asset in assets if mac in asset.macs]
+        assert len(carriers) == 1, "a MAC a device stated with its IP is on another asset, or on none"
+    for asset in assets:
+        assert not asset.carried_ips & (asset.ips | asset.past_ips), "its own address counted as carried"
     identities = [key for asset in assets for key in identity_keys(asset)]
     assert len(identities) == len(set(identities)), "two assets share a strong identity"
     seen = {(s.segment, s.ip) for s in stream if s.ip}

@@ -16,6 +16,14 @@ import numpy.typing as npt
 
 ADDRESS_DTYPE = np.dtype("S16")
 TEXT = np.dtype(object)
+NO_ANSWER_SEEN = -1
+"""A protocol record's `status` when its request expected an answer and none came (within the
+timeout, or before the request was replaced or evicted, or before the input ended)."""
+NO_ANSWER_EXPECTED = -2
+"""A protocol record's `status` when no answer was looked for: a one-way request (an MQTT QoS 0
+PUBLISH, a BACnet unconfirmed request, DNP3's "no ack" functions, ...), or one the sensor cannot
+pair (`ONE_WAY` in docs/protocols/README.md). Partitions written before -2 existed hold -1 for
+these requests."""
 
 
 class Operation(enum.IntEnum):
@@ -98,7 +106,12 @@ PROTOCOL_RECORDS = RecordKind(
         _c("unit", "i4", "Unit, slave, station or rack/slot the request addresses (-1 if none)."),
         _c("address", "i8", "First register, object or data address (-1 if none)."),
         _c("quantity", "i4", "Number of registers, objects or bytes addressed (0 if none)."),
-        _c("status", "i2", "0 answered normally, >0 the protocol's exception code, -1 no answer seen."),
+        _c(
+            "status",
+            "i2",
+            "0 answered normally, >0 the protocol's exception code, -1 no answer seen, "
+            "-2 no answer expected (a one-way request).",
+        ),
         _c("value", "f8", "First value written, if any (NaN otherwise)."),
         _c("response_ns", "i8", "Time from the request to its answer, in nanoseconds (-1 if none came)."),
     ),
@@ -116,7 +129,11 @@ READ_MINUTES = RecordKind(
         _c("address", "i8", "First register, object or data address."),
         _c("quantity", "i4", "Number of registers, objects or bytes addressed."),
         _c("requests", "i8", "Number of read requests with this key in the minute."),
-        _c("errors", "i8", "How many of them were answered with an exception or not at all."),
+        _c(
+            "errors",
+            "i8",
+            "How many of them were answered with an exception or not at all (one-way ones are not errors).",
+        ),
         _c("first_ts", "i8", "Time of the first of them."),
         _c("last_ts", "i8", "Time of the last of them."),
     ),

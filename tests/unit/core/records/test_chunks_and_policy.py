@@ -94,7 +94,7 @@ def reference_aggregates(batch: RecordBatch) -> dict[tuple[object, ...], tuple[i
             continue
         entry = found[(row["ts"] // MINUTE_NS * MINUTE_NS, *(row[k] for k in AGGREGATE_KEYS))]
         entry[0] += 1
-        entry[1] += row["status"] != 0
+        entry[1] += row["status"] > 0 or row["status"] == -1  # an exception, or no answer seen
         entry[2] = min(entry[2], row["ts"])
         entry[3] = max(entry[3], row["ts"])
     return {k: (v[0], v[1], v[2], v[3]) for k, v in found.items()}
@@ -130,6 +130,16 @@ def test_partial_aggregates_merge_into_the_same_result() -> None:
     halves = [aggregate_reads(batch.take(slice(0, 2500))), aggregate_reads(batch.take(slice(2500, None)))]
     merged = merge_read_minutes(RecordBatch.concat(READ_MINUTES, halves))
     assert as_mapping(merged) == as_mapping(whole)
+
+
+def test_a_one_way_read_is_no_error_but_an_unanswered_one_is() -> None:
+    batch = protocol_batch(6000, step_ns=20_000_000, read_share=1.0)
+    status = np.resize(np.array([0, 2, -1, -2], dtype=np.int16), len(batch))  # -2: no answer expected
+    mixed = RecordBatch(PROTOCOL_RECORDS, {**batch.columns, "status": status})
+    minutes = aggregate_reads(mixed)
+    assert int(minutes["requests"].sum()) == 6000
+    assert int(minutes["errors"].sum()) == 3000  # the exceptions and the unanswered, not the one-way
+    assert as_mapping(minutes) == reference_aggregates(mixed)
 
 
 def test_other_kinds_pass_the_policy_unchanged() -> None:

@@ -1,0 +1,53 @@
+"""`plantwarden sensor evidence`: a pcap slice of the packets a sensor keeps in its evidence ring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from plantwarden.capture.evidence import EvidenceRing
+from plantwarden.cli.options import moment_ns
+from plantwarden.cli.records import iso
+from plantwarden.core.runtime import RuntimeProvider
+from plantwarden.monitoring.cli import evidence_directory
+
+
+@click.command("evidence")
+@click.option("--site", default="default", show_default=True, help="The site of the sensor.")
+@click.option("--segment", default="default", show_default=True, help="The segment of the sensor.")
+@click.option("--since", callback=moment_ns, metavar="ISO", help="From this time (default: the oldest kept).")
+@click.option("--until", callback=moment_ns, metavar="ISO", help="Up to this time (default: the newest).")
+@click.option("--host", "hosts", multiple=True, metavar="IP", help="Only packets of this IP (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many packets (the first ones).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The pcap file to write (pcapng when the slice mixes link types).",
+)
+@click.pass_obj
+def evidence_command(
+    state: RuntimeProvider,
+    site: str,
+    segment: str,
+    since: int | None,
+    until: int | None,
+    hosts: tuple[str, ...],
+    limit: int | None,
+    output: Path,
+) -> None:
+    """Write the packets the sensor of SITE/SEGMENT kept, in a time window and for some hosts."""
+    directory = evidence_directory(state.runtime(), site, segment)
+    with EvidenceRing(directory, readonly=True) as ring:
+        segments = ring.segments()
+        if not segments:
+            raise click.ClickException(f"the evidence ring in {directory} holds no packets")
+        start = since if since is not None else min(s.first_ns for s in segments)
+        end = until if until is not None else max(s.last_ns for s in segments) + 1
+        written = ring.write_slice(output, start, end, hosts, limit)
+    click.echo(
+        f"{written.packets:,} packets ({written.size:,} bytes, {written.format}) from {iso(start)} "
+        f"to {iso(end)} written to {written.path}; sha256 {written.sha256}"
+    )

@@ -1,0 +1,123 @@
+"""What the console's communication map needs from the stored inventory, read lean.
+
+`inventory.queries` loads whole ORM objects with every fact, the history and each edge's
+statistics; the map needs a handful of columns. Here one query reads the visible assets (id,
+place, role, addresses and current facts) and one reads the edges of their sites (both asset
+ids, protocol, requests, operations), as plain rows, and turns them into `commmap` input.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, RowMapping, and_, false, or_, select
+from sqlalchemy.orm import Session
+
+from plantwarden.inventory.commmap import MapLink, MapNode
+from plantwarden.inventory.models import StoredAsset, StoredEdge
+from plantwarden.inventory.queries import Places
+from plantwarden.inventory.roles import Role
+
+LABEL_FACTS = ("hostname", "station_name", "product_name", "model")
+"""Facts that name a device on the map, in order of preference; else its first IP, else its MAC."""
+KNOWN_ROLES = frozenset(role.value for role in Role)
+
+
+@dataclass(frozen=True)
+class MapInput:
+    """The nodes and links of one map, and how many stored edges could not be drawn (an end
+    that is no known asset, or an asset the caller may not see)."""
+
+    nodes: list[MapNode]
+    links: list[MapLink]
+    sites: list[str]
+    undrawn: int
+
+
+def map_input(session: Session, places: Places, *, site: str | None = None) -> MapInput:
+    """The assets the caller may see (in `site`, if given) as map nodes, and the edges between
+    two of them as links. Groups are zones, else segments, prefixed by the site when the map
+    shows more than one site (a segment name such as `cell-1` recurs from site to site)."""
+    assets = _asset_rows(session, places, site)
+    sites = sorted({row["site"] for row in assets})
+    nodes = [_node(row, prefix=len(sites) > 1) for row in assets]
+    drawn = {node.id for node in nodes}
+    links, undrawn = [], 0
+    for row in _edge_rows(session, sites):
+        client, server = str(row["client_asset_id"]), str(row["server_asset_id"])
+        if client not in drawn or server not in drawn or client == server:
+            undrawn += 1
+            continue
+        links.append(
+            MapLink(client, server, row["protocol"], int(row["requests"]), frozenset(row["operations"] or ()))
+        )
+    return MapInput(nodes, links, sites, undrawn)
+
+
+def _asset_rows(session: Session, places: Places, site: str | None) -> Sequence[RowMapping]:
+    statement = select(
+        StoredAsset.id,
+        StoredAsset.site,
+        StoredAsset.segment,
+        StoredAsset.zone,
+        StoredAsset.role,
+        StoredAsset.ips,
+        StoredAsset.macs,
+        StoredAsset.facts,
+    ).where(visible_assets(places))
+    if site is not None:
+        statement = statement.where(StoredAsset.site == site)
+    return session.execute(statement).mappings().all()
+
+
+def _edge_rows(session: Session, sites: list[str]) -> Sequence[RowMapping]:
+    if not sites:
+        return []
+    statement = select(
+        StoredEdge.client_asset_id,
+        StoredEdge.server_asset_id,
+        StoredEdge.protocol,
+        StoredEdge.requests,
+        StoredEdge.operations,
+    ).where(StoredEdge.site.in_(sites))
+    return session.execute(statement).mappings().all()
+
+
+def visible_assets(places: Places) -> ColumnElement[bool]:
+    """Assets of the sites granted whole, and of the zones granted; nothing for no places."""
+    whole_sites = sorted({site for site, zone in places if zone is None})
+    zoned = [
+        and_(StoredAsset.site == site, StoredAsset.zone == zone)
+        for site, zone in sorted(places, key=str)
+        if zone is not None
+    ]
+    if not whole_sites and not zoned:
+        return false()
+    return or_(StoredAsset.site.in_(whole_sites), *zoned)
+
+
+def _node(row: RowMapping, *, prefix: bool) -> MapNode:
+    ips = [str(item["address"]) for item in row["ips"] or ()]
+    macs = [str(item["address"]) for item in row["macs"] or ()]
+    address = ips[0] if ips else (macs[0] if macs else "")
+    facts = row["facts"] or {}
+    named = next((str(facts[name]["value"]) for name in LABEL_FACTS if name in facts), "")
+    group = row["zone"] or row["segment"]
+    role = row["role"] if row["role"] in KNOWN_ROLES else Role.UNKNOWN.value
+    return MapNode(
+        id=str(row["id"]),
+        label=named or address,
+        group=f"{row['site']} / {group}" if prefix else group,
+        role=role,
+        address=address,
+    )
+
+
+def asset_id(text: str) -> uuid.UUID | None:
+    """`text` as an asset id, or None when it is not a UUID (the page answers not found)."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
