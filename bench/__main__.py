@@ -9,7 +9,18 @@ import platform
 import time
 from datetime import UTC, datetime
 
-BENCHMARKS = ("records", "policy", "auth", "generator", "sensor", "live", "protocols", "map", "evidence", "inventory")
+BENCHMARKS = (
+    "records",
+    "policy",
+    "auth",
+    "generator",
+    "sensor",
+    "live",
+    "protocols",
+    "map",
+    "evidence",
+    "inventory",
+)
 MODULES = {"map": "commmap"}
 """Benchmarks whose module has another name than the benchmark."""
 

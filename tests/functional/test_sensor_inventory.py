@@ -20,9 +20,20 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from plantwarden.capture.pcap import read_capture
 from plantwarden.cli.main import cli
+from plantwarden.core import migrate
+from plantwarden.core.config import CoreSettings
+from plantwarden.core.context import Context
+from plantwarden.core.db import Store
+from plantwarden.inventory.queries import AssetFilter, EdgeFilter, list_assets, list_edges
+from plantwarden.inventory.store import save_inventory
+from plantwarden.monitoring.inventory_feed import InventoryFeed
+from plantwarden.monitoring.protocol_table import PROTOCOLS
+from plantwarden.monitoring.sensor import Sensor, SensorOptions
 from plantwarden.sim.behaviour import VENDOR
 from plantwarden.sim.traffic.generator import generate
+from tests.conftest import make_settings
 from tests.functional.test_protocol_sightings import (
     Fact,
     bacnet_theirs,
@@ -35,6 +46,7 @@ from tests.tshark_support import tshark
 
 SITE, SEGMENT = "plant", "cell"
 COMPARED = ("vendor", "model", "firmware", "serial")
+CONTEXT = Context(source="test")
 
 
 def run(data_dir: Path, *args: str) -> str:
@@ -155,3 +167,52 @@ def test_evidence_of_a_sensor_that_kept_none_is_a_clear_error(tmp_path: Path) ->
     )
     assert result.exit_code != 0
     assert "nowhere" in result.output or "nowhere" in str(result.exception)
+
+
+def saved_inventory(data_dir: Path, capture_path: Path, saves_every: int | None) -> dict[str, Any]:
+    """Run the sensor and its feed over the capture, saving every `saves_every` batches (and at
+    the end) as `sensor run --save-every` does; what the store then holds."""
+    store = Store.from_settings(make_settings(data_dir)[CoreSettings])
+    migrate.ensure_ready(store)
+    feed = InventoryFeed(SITE, SEGMENT)
+    sensor = Sensor(SensorOptions(site=SITE, segment=SEGMENT), feed, tuple(PROTOCOLS.values()), True)
+
+    def save() -> None:
+        snapshot = feed.snapshot()
+        with store.transaction() as session:
+            save_inventory(
+                session, CONTEXT, snapshot.assets, snapshot.edges, snapshot.statistics, snapshot.roles
+            )
+
+    for index, batch in enumerate(read_capture(capture_path, batch_size=2048), start=1):
+        feed.observe(sensor, batch, sensor.process(batch))
+        if saves_every is not None and index % saves_every == 0:
+            save()
+            feed.new_period()
+    sensor.finish()
+    save()
+    with store.transaction() as session:
+        assets = {(a.id, a.role) for a in list_assets(session, AssetFilter(limit=10_000))}
+        edges = {
+            (e.edge.client, e.edge.server, e.edge.protocol): (
+                e.edge.requests,
+                e.edge.flows,
+                e.edge.packets,
+                sorted((f.function, f.requests, f.unanswered, f.one_way, f.exceptions) for f in e.functions),
+            )
+            for e in list_edges(session, EdgeFilter(limit=100_000))
+        }
+    store.close()
+    return {"assets": assets, "edges": edges}
+
+
+def test_saving_every_few_minutes_adds_up_to_one_save(
+    tmp_path: Path, plant: tuple[Path, dict[str, Any]]
+) -> None:
+    """Periodic saves carry each period's communications; their sums, the assets and the roles
+    equal what one save at the end gives (only the medians are the last period's)."""
+    capture_path, _ = plant
+    once = saved_inventory(tmp_path / "once", capture_path, None)
+    often = saved_inventory(tmp_path / "often", capture_path, 2)
+    assert len(once["assets"]) > 10 and len(once["edges"]) > 10
+    assert often == once

@@ -13,7 +13,9 @@ any other stored asset of the site, which keeps it in its `past_ips`; one the bo
 leaves the current ones); facts follow `facts.py` (the same value widens its first and last time
 and keeps the most confident source; the current value is the most confident, then the most
 recent); first and last seen widen; sources and protocols add up; a role given replaces the
-stored one.
+stored one unless it is a different role guessed with less confidence (a sensor saving every few
+minutes sees only part of a device's behaviour each time: an engineering workstation that did
+nothing industrial in the last minutes is not demoted to an IT host).
 
 Edges and statistics are saved by `stored_edges.save_edges` (counts add up; the newer run's
 medians and period replace the stored ones). Existing rows of the sites concerned are loaded
@@ -267,12 +269,20 @@ def _new_asset(asset: Asset, guess: RoleGuess | None, now: datetime) -> StoredAs
     )
 
 
+def _replaces(guess: RoleGuess, stored: StoredAsset) -> bool:
+    """Whether `guess` takes the stored role's place: the same role (fresher evidence), none
+    stored, or a different role at least as confident."""
+    if stored.role is None or guess.role.value == stored.role:
+        return True
+    return guess.confidence >= (stored.role_confidence or 0.0)
+
+
 def _merge(index: _AssetIndex, stored: StoredAsset, asset: Asset, guess: RoleGuess | None) -> Changes:
     """Fold a book asset into its stored asset; the changes an `AssetChanged` announces."""
     changes: Changes = {}
     _merge_addresses(index, stored, asset)
     _merge_facts(stored, asset, changes)
-    if guess is not None:
+    if guess is not None and _replaces(guess, stored):
         if guess.role.value != stored.role:
             changes["role"] = {"old": stored.role, "new": guess.role.value}
         stored.role, stored.role_confidence = guess.role.value, guess.confidence

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -72,7 +73,14 @@ def sensor_group() -> None:
     "--inventory/--no-inventory",
     default=True,
     show_default=True,
-    help="Build the asset inventory (assets, roles, communications) and save it in the store at the end.",
+    help="Build the asset inventory (assets, roles, communications) and save it in the store.",
+)
+@click.option(
+    "--save-every",
+    type=click.FloatRange(min=1.0),
+    default=300.0,
+    show_default=True,
+    help="Seconds between saves of the inventory while the sensor runs (and once at the end).",
 )
 @click.option(
     "--evidence/--no-evidence",
@@ -102,6 +110,7 @@ def run_command(
     protocols: str,
     no_records: bool,
     inventory: bool,
+    save_every: float,
     evidence: bool | None,
     evidence_max_mb: int,
     duration: float | None,
@@ -120,12 +129,18 @@ def run_command(
     keep_evidence = evidence if evidence is not None else not pcaps
     ring = _ring(runtime, site, segment, evidence_max_mb) if keep_evidence else None
     progress = Progress(sys.stderr)
+    saves = Saves()
+    next_save = time.monotonic() + save_every
     problem: str | None = None
     try:
         for batch, loss in _batches(pcaps, interface, tap, duration):
             modbus = sensor.process(batch)
             if feed is not None:
                 feed.observe(sensor, batch, modbus)
+                if time.monotonic() >= next_save:
+                    saves.add(_save(runtime, feed))
+                    feed.new_period()
+                    next_save = time.monotonic() + save_every
             if ring is not None:
                 ring.add(batch)
             progress.update(sensor.counters, loss)
@@ -142,8 +157,9 @@ def run_command(
         if ring is not None:
             ring.close()
         progress.done()
-    saved = _save(runtime, feed) if feed is not None else None
-    _report(counters, progress, problem, saved, ring)
+    if feed is not None:
+        saves.add(_save(runtime, feed))
+    _report(counters, progress, problem, saves if feed is not None else None, ring)
 
 
 def _protocols(names: str) -> tuple[tuple[StreamProtocol, ...], bool]:
@@ -172,6 +188,27 @@ def evidence_directory(runtime: Runtime, site: str, segment: str) -> Path:
     return runtime.core.data_path / "evidence" / f"{site}-{segment}"
 
 
+@dataclass
+class Saves:
+    """What the run's saves of the inventory did, added up."""
+
+    saves: int = 0
+    assets: int = 0
+    """Assets of the last save (the book holds every asset of the run)."""
+    created: int = 0
+    changed: int = 0
+    edges_created: int = 0
+    edges_updated: int = 0
+
+    def add(self, result: SaveResult) -> None:
+        self.saves += 1
+        self.assets = len(result.ids)
+        self.created += result.assets_created
+        self.changed += result.assets_changed
+        self.edges_created += result.edges_created
+        self.edges_updated += result.edges_updated
+
+
 def _save(runtime: Runtime, feed: InventoryFeed) -> SaveResult:
     """Keep what the run learnt of the plant's assets and communications."""
     snapshot = feed.snapshot()
@@ -184,6 +221,10 @@ def _save(runtime: Runtime, feed: InventoryFeed) -> SaveResult:
             snapshot.statistics,
             snapshot.roles,
         )
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count:,} times"
 
 
 def _writer(runtime: Runtime) -> RecordWriter:
@@ -225,7 +266,7 @@ def _report(
     counters: SensorCounters,
     progress: Progress,
     problem: str | None,
-    saved: SaveResult | None,
+    saved: Saves | None,
     ring: EvidenceRing | None,
 ) -> None:
     extra = []
@@ -233,9 +274,9 @@ def _report(
         extra.append(
             (
                 "inventory",
-                f"{len(saved.ids):,} assets seen ({saved.assets_created:,} new, "
-                f"{saved.assets_changed:,} changed), {saved.edges_created:,} new communications, "
-                f"{saved.edges_updated:,} updated (plantwarden assets list)",
+                f"{saved.assets:,} assets seen ({saved.created:,} new, {saved.changed:,} changed), "
+                f"{saved.edges_created:,} new communications, {saved.edges_updated:,} updated; "
+                f"saved {_times(saved.saves)} (plantwarden assets list)",
             )
         )
     if ring is not None:

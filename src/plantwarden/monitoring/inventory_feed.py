@@ -8,8 +8,9 @@ front of the records plane (`write(batch)`), it hands every protocol and flow re
 response times are there. `snapshot()` gives the assets, edges, per-function statistics and the
 inferred roles, which `inventory.store.save_inventory` keeps.
 
-The books live in memory for the run: the edge book keeps the raw response times and intervals
-its medians need, so the sensor saves and starts a new feed now and then on a long live run.
+The asset book lives in memory for the whole run. The edge book keeps the raw response times and
+intervals its medians need, so `sensor run` saves every few minutes and then starts a new edge
+book (`new_period`): each save carries that period's communications, which the store adds up.
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ class InventoryFeed:
         found.extend(self.protocol_sightings.process(batch, layers, modbus, sensor.last_protocols))
         self.sightings += len(found)
         self.book.add_many(found)
+
+    def new_period(self) -> None:
+        """Start counting communications afresh (after a save: the store adds each save's
+        counts). The asset book goes on: assets, bindings and router MACs are the run's."""
+        self.edges = EdgeBook()
 
     def snapshot(self) -> InventorySnapshot:
         """The assets, edges, statistics and roles as they stand."""

@@ -195,6 +195,32 @@ def test_a_changed_role_is_announced(ready: Store, ctx: Context) -> None:
     )
 
 
+def test_a_less_confident_guess_of_another_role_keeps_the_stored_one(ready: Store, ctx: Context) -> None:
+    """A periodic save sees part of a device's behaviour: a quiet period does not demote it."""
+    assets = save_first_run(ready, ctx)
+    hmi = by_ip(assets, HMI)
+    guesses = [
+        (RoleGuess(Role.ENGINEERING_WORKSTATION, 0.8, ("writes to 1 PLC",)), "engineering_workstation"),
+        (RoleGuess(Role.IT_HOST, 0.6, ("talks IP",)), "engineering_workstation"),
+        (
+            RoleGuess(Role.ENGINEERING_WORKSTATION, 0.5, ("reads 1 PLC now and then",)),
+            "engineering_workstation",
+        ),
+        (RoleGuess(Role.HMI, 0.8, ("polls 1 PLC every second",)), "hmi"),
+    ]
+    for guess, kept in guesses:
+        with ready.transaction() as session:
+            save_inventory(session, ctx, [hmi], [], [], {hmi.id: guess})
+        with ready.transaction() as session:
+            stored = get_asset(session, HMI)
+            assert stored.role == kept, guess
+            if guess.role.value == kept:  # the same role takes the fresher evidence and confidence
+                assert (stored.role_confidence, stored.role_evidence) == (
+                    guess.confidence,
+                    list(guess.evidence),
+                )
+
+
 def test_bad_snapshots_are_refused_and_nothing_is_stored(ready: Store, ctx: Context) -> None:
     assets = book_assets(run_sightings(FIRST))
     stray = {uuid.uuid4(): plc_role()}
