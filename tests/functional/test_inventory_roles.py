@@ -108,7 +108,7 @@ def test_the_evidence_names_the_numbers(inferred: Inferred) -> None:
     assert evidence("historian-1")[0] == "polls 6 devices over modbus every 5.0 s"
     assert evidence("tank-1")[0].startswith("serves modbus to 3 clients")  # HMI, historian, engineer
     assert evidence("broker-1")[0] == "serves mqtt to 6 clients"
-    assert evidence("cell-a-switch")[0] == "announces itself by LLDP and sends no IP traffic of its own"
+    assert evidence("cell-a-switch")[0] == "LLDP names it a bridge"
 
 
 def test_polling_periods_and_answer_times_match_the_ledger(inferred: Inferred) -> None:

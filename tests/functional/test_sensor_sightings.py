@@ -27,7 +27,7 @@ from plantwarden.capture.layers.decode import decode_layers
 from plantwarden.capture.pcap.reader import read_capture
 from plantwarden.inventory import Asset, AssetBook, SegmentAddress, Sighting
 from plantwarden.monitoring.sensor import Sensor
-from plantwarden.monitoring.sightings import sightings
+from plantwarden.monitoring.sightings import capability_names, sightings
 from tests.tshark_support import fields
 
 DATASETS = Path(os.environ.get("PW_DATASETS", Path(__file__).resolve().parents[3] / "shared" / "datasets"))
@@ -69,6 +69,7 @@ TSHARK_FIELDS = [
     "lldp.port.id.mac",
     "lldp.tlv.system.name",
     "lldp.tlv.system.desc",
+    "lldp.tlv.enable_system_cap",
     "lldp.mgn.addr.ip4",
     "pn_dcp.service_id",
     "pn_dcp.service_type",
@@ -160,6 +161,7 @@ def identity_of(row: dict[str, str], ts_ns: int) -> Expected | None:
             "port_id": row["lldp.port.id"] or row["lldp.port.id.mac"],
             "system_name": row["lldp.tlv.system.name"],
             "system_description": row["lldp.tlv.system.desc"],
+            "enabled_capabilities": capability_names(int(row["lldp.tlv.enable_system_cap"] or "-1", 0)),
         }
         return (ts_ns, "lldp", host_ip(first(row["lldp.mgn.addr.ip4"])), row["eth.src"], attributes)
     if row["pn_dcp.service_id"]:

@@ -232,8 +232,33 @@ def _lldp(where: _Where, row: _Row, batch: PacketBatch, layers: Layers) -> Sight
         "port_description": message.port_description,
         "system_name": message.system_name,
         "system_description": message.system_description,
+        "enabled_capabilities": capability_names(message.enabled_capabilities),
     }
     return where.sighting(row.ts_ns, "lldp", STATED, _mac(int(layers.src_mac[row.packet])), ip, attributes)
+
+
+LLDP_CAPABILITIES = (
+    "other",
+    "repeater",
+    "bridge",
+    "wlan_access_point",
+    "router",
+    "telephone",
+    "docsis_cable_device",
+    "station_only",
+    "c_vlan",
+    "s_vlan",
+    "tpmr",
+)
+"""The system capability bits of IEEE 802.1AB (bit 0 first), as the roles read them."""
+
+
+def capability_names(bits: int) -> str:
+    """The enabled capabilities of an LLDP system capabilities TLV as names ("bridge, router");
+    "" when the TLV is absent (-1) or names none."""
+    if bits <= 0:
+        return ""
+    return ", ".join(name for bit, name in enumerate(LLDP_CAPABILITIES) if bits >> bit & 1)
 
 
 def _dcp(where: _Where, row: _Row, batch: PacketBatch, layers: Layers) -> Sighting | None:
