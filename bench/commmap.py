@@ -160,6 +160,14 @@ def _reference(nodes: list[MapNode], links: list[MapLink], *, quick: bool) -> No
             except subprocess.TimeoutExpired:
                 print(f"{'':>13} reference: Graphviz {engine} -Tsvg did not finish in {REFERENCE_TIMEOUT} s")
                 continue
+            except subprocess.CalledProcessError as error:
+                said = error.stderr.decode(errors="replace").strip().splitlines()
+                elapsed = time.perf_counter() - started
+                print(
+                    f"{'':>13} reference: Graphviz {engine} -Tsvg failed after {elapsed:.1f} s"
+                    f" ({said[-1] if said else f'exit {error.returncode}'})"
+                )
+                continue
             elapsed = time.perf_counter() - started
             print(
                 f"{'':>13} reference: Graphviz {engine} -Tsvg {elapsed * 1e3:.1f}ms, {len(out) / 1e3:,.0f}kB"

@@ -73,7 +73,7 @@ def test_the_sensor_reads_the_running_plants_tap(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         arguments = ("sensor", "run", "--tap", str(fifo), "--modbus-port", port, "--no-records")
-        result = plantwarden("--data-dir", str(tmp_path), *arguments, cwd=tmp_path, timeout=60)
+        result = plantwarden("--data-dir", str(tmp_path), *arguments, cwd=tmp_path, timeout=180)
     finally:
         assert plant.wait(timeout=30) == 0
     assert result.returncode == 0, result.stderr
