@@ -26,6 +26,7 @@ from plantwarden.core import migrate
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
+from plantwarden.inventory.cli import _cell, printable
 from plantwarden.inventory.queries import AssetFilter, EdgeFilter, list_assets, list_edges
 from plantwarden.inventory.store import save_inventory
 from plantwarden.monitoring.inventory_feed import InventoryFeed
@@ -216,3 +217,35 @@ def test_saving_every_few_minutes_adds_up_to_one_save(
     often = saved_inventory(tmp_path / "often", capture_path, 2)
     assert len(once["assets"]) > 10 and len(once["edges"]) > 10
     assert often == once
+
+
+def test_bad_site_names_and_an_old_store_are_refused_before_a_packet_is_read(
+    tmp_path: Path, plant: tuple[Path, dict[str, Any]]
+) -> None:
+    capture_path, _ = plant
+    for site in ("../../etc", "a" * 64, ""):
+        result = CliRunner().invoke(
+            cli, ["--data-dir", str(tmp_path), "sensor", "run", "--pcap", str(capture_path), "--site", site]
+        )
+        assert result.exit_code == 2 and "is not a site name" in result.output, result.output
+    store = Store.from_settings(make_settings(tmp_path / "old")[CoreSettings])
+    migrate.upgrade(store, "0007_alert_zone")
+    store.close()
+    result = CliRunner().invoke(
+        cli, ["--data-dir", str(tmp_path / "old"), "sensor", "run", "--pcap", str(capture_path)]
+    )
+    assert result.exit_code != 0
+    assert "packets" not in result.output  # refused before reading: no summary
+
+
+def test_a_csv_export_does_not_hand_device_text_to_a_spreadsheet_as_a_formula(tmp_path: Path) -> None:
+
+    assert _cell('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
+    assert [_cell(v) for v in ("+cmd", "-1+1", "@SUM(A1)", "\tx", "Rockwell", 0.9)] == [
+        "'+cmd", "'-1+1", "'@SUM(A1)", "'\tx", "Rockwell", 0.9,
+    ]  # fmt: skip
+
+
+def test_device_text_cannot_drive_the_terminal() -> None:
+    assert printable("Acme\x1b[2J\x07 PLC\x9b") == "Acme\ufffd[2J\ufffd PLC\ufffd"
+    assert printable("Rockwell Automation/Allen-Bradley") == "Rockwell Automation/Allen-Bradley"

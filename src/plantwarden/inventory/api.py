@@ -8,14 +8,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy.orm import Session
 
 from plantwarden.core.access import Actor, Requires
 from plantwarden.core.clock import UtcDatetime
 from plantwarden.core.db import Store
-from plantwarden.core.errors import InvalidInput
-from plantwarden.inventory.errors import AssetNotFound
-from plantwarden.inventory.models import StoredAsset
 from plantwarden.inventory.queries import AssetFilter, EdgeFilter, get_asset, list_assets, list_edges
 from plantwarden.inventory.schemas import AssetList, AssetOut, CommunicationList, CommunicationOut
 
@@ -71,27 +67,7 @@ def get_route(
 ) -> AssetOut:
     """One asset, by id or by a current IP (with `site` when the IP is current in several)."""
     with _store(request).transaction() as session:
-        found = _find(session, actor, asset, site)
-        if not actor.may_see(found.site, found.zone):
-            raise AssetNotFound(f"no asset {asset}")
-        return AssetOut.of(found)
-
-
-def _find(session: Session, actor: Actor, key: str, site: str | None) -> StoredAsset:
-    """By id; by IP in `site`, or in the caller's sites (never telling of others)."""
-    if site is not None or _is_uuid(key):
-        return get_asset(session, key, site=site)
-    found = []
-    for candidate in sorted(actor.sites):
-        try:
-            found.append(get_asset(session, key, site=candidate))
-        except AssetNotFound:
-            continue
-    if not found:
-        raise AssetNotFound(f"no asset holds {key}")
-    if len(found) > 1:
-        raise InvalidInput(f"{key} is current in several sites; name the site")
-    return found[0]
+        return AssetOut.of(get_asset(session, asset, site=site, places=actor.places))
 
 
 @router.get("/communications", response_model=CommunicationList)
@@ -109,11 +85,3 @@ def communications_route(
     with _store(request).transaction() as session:
         found = [CommunicationOut.of(e) for e in list_edges(session, query, places=actor.places)]
     return CommunicationList(communications=found, count=len(found))
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def list_command(
     for a in assets:
         ip = a.ips[0].address if a.ips else "-"
         mac = a.macs[0].address if a.macs else "-"
-        vendor = _value(a, "vendor") or _value(a, "device_vendor") or "-"
+        vendor = printable(_value(a, "vendor") or _value(a, "device_vendor") or "-")
         seen = a.last_seen.strftime("%Y-%m-%d %H:%M:%S")
         click.echo(f"{a.id!s:36}  {a.site:12}  {ip:15}  {mac:17}  {a.role or '-':24}  {seen:19}  {vendor}")
 
@@ -72,7 +73,7 @@ def show_command(provider: RuntimeProvider, asset: str, site: str | None, output
         click.echo(json.dumps(body, indent=2))
         return
     for line in _describe(found, edges):
-        click.echo(line)
+        click.echo(printable(line))
 
 
 @assets_group.command("export")
@@ -156,13 +157,33 @@ def _json(assets: list[AssetOut]) -> str:
     return json.dumps([a.model_dump(mode="json") for a in assets], indent=2) + "\n"
 
 
+CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Device-reported text as a terminal may show it: control characters (escape sequences a
+    device could plant in its vendor or firmware string) replaced by U+FFFD."""
+    return CONTROLS.sub("\ufffd", text)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula: device-reported text (a vendor or
+firmware string from the network) starting so is written with a leading apostrophe."""
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv(assets: list[AssetOut]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for a in assets:
         writer.writerow(
-            [
+            _cell(value) for value in [
                 a.id, a.site, a.segment, a.zone or "",
                 " ".join(i.address for i in a.ips), " ".join(m.address for m in a.macs),
                 a.role or "", "" if a.role_confidence is None else a.role_confidence,

@@ -114,15 +114,18 @@ def _in_places(places: Places) -> ColumnElement[bool]:
     return or_(StoredAsset.site.in_(whole_sites), *zoned)
 
 
-def get_asset(session: Session, key: uuid.UUID | str, *, site: str | None = None) -> StoredAsset:
+def get_asset(
+    session: Session, key: uuid.UUID | str, *, site: str | None = None, places: Places | None = None
+) -> StoredAsset:
     """The asset with this id, or holding this current IP (in `site`, if given); `AssetNotFound`
     if none, `InvalidInput` if the key is neither, or if the IP is current on assets of two
-    sites or segments (name the site)."""
+    sites or segments (name the site). With `places` (the caller's), only the assets visible
+    there count: one elsewhere is not found, and is never named in an error."""
     if isinstance(key, uuid.UUID):
-        return _by_id(session, key, site)
+        return _visible(_by_id(session, key, site), places)
     text = key.strip()
     try:
-        return _by_id(session, uuid.UUID(text), site)
+        return _visible(_by_id(session, uuid.UUID(text), site), places)
     except ValueError:
         pass
     try:
@@ -130,13 +133,21 @@ def get_asset(session: Session, key: uuid.UUID | str, *, site: str | None = None
     except ValueError:
         raise InvalidInput(f"{key!r} is neither an asset id nor an IP address") from None
     statement = select(StoredAsset) if site is None else select(StoredAsset).where(StoredAsset.site == site)
+    if places is not None:
+        statement = statement.where(_in_places(places))
     holders = [a for a in session.scalars(statement) if any(i["address"] == address for i in a.ips)]
     if not holders:
         raise AssetNotFound(f"no asset holds {address}" + (f" in site {site}" if site else ""))
     if len(holders) > 1:
-        places = ", ".join(sorted(f"{a.site}/{a.segment}" for a in holders))
-        raise InvalidInput(f"{address} is current on {len(holders)} assets ({places}); name the site")
+        where = ", ".join(sorted(f"{a.site}/{a.segment}" for a in holders))
+        raise InvalidInput(f"{address} is current on {len(holders)} assets ({where}); name the site")
     return holders[0]
+
+
+def _visible(asset: StoredAsset, places: Places | None) -> StoredAsset:
+    if places is not None and (asset.site, None) not in places and (asset.site, asset.zone) not in places:
+        raise AssetNotFound(f"no asset {asset.id}")
+    return asset
 
 
 def _by_id(session: Session, asset_id: uuid.UUID, site: str | None) -> StoredAsset:

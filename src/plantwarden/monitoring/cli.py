@@ -5,6 +5,7 @@ the kept packets."""
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -85,7 +86,7 @@ def sensor_group() -> None:
 @click.option(
     "--evidence/--no-evidence",
     default=None,
-    help="Keep the packets in the evidence ring (<data_dir>/evidence/SITE-SEGMENT) for alerts to cite; "
+    help="Keep the packets in the evidence ring (<data_dir>/evidence/SITE/SEGMENT) for alerts to cite; "
     "on by default for --interface and --tap, off for --pcap (the file is its own evidence).",
 )
 @click.option(
@@ -120,14 +121,23 @@ def run_command(
     if sources != 1:
         raise click.UsageError("give exactly one source: --pcap FILE..., --interface IF, or --tap PATH")
     decoded, identity = _protocols(protocols)
+    check_place(site, segment)
     runtime = state.runtime()
-    writer = None if no_records else _writer(runtime)
+    if inventory:
+        runtime.ready_store()  # a store that cannot take the inventory is refused before a packet is read
+    keep_evidence = evidence if evidence is not None else not pcaps
+    ring = _ring(runtime, site, segment, evidence_max_mb) if keep_evidence else None
+    kept = ring
+    try:
+        writer = None if no_records else _writer(runtime)
+    except BaseException:
+        if ring is not None:
+            ring.close()
+        raise
     feed = InventoryFeed(site, segment, writer) if inventory else None
     keep_freed_memory()
     options = SensorOptions(site=site, segment=segment, modbus_ports=modbus_ports)
     sensor = Sensor(options, feed or writer, decoded, identity)
-    keep_evidence = evidence if evidence is not None else not pcaps
-    ring = _ring(runtime, site, segment, evidence_max_mb) if keep_evidence else None
     progress = Progress(sys.stderr)
     saves = Saves()
     next_save = time.monotonic() + save_every
@@ -142,7 +152,16 @@ def run_command(
                     feed.new_period()
                     next_save = time.monotonic() + save_every
             if ring is not None:
-                ring.add(batch)
+                try:
+                    ring.add(batch)
+                except OSError as error:  # a full disk stops the evidence, not the sensor
+                    click.echo(
+                        f"warning: evidence ring {ring.directory}: {error.strerror or error}; "
+                        "packets are no longer kept",
+                        err=True,
+                    )
+                    ring.close()
+                    ring = None
             progress.update(sensor.counters, loss)
     except CaptureError as error:
         problem = error.message
@@ -151,15 +170,17 @@ def run_command(
     except KeyboardInterrupt:
         problem = "interrupted: what was read so far is recorded"
     finally:
-        counters = sensor.finish()
-        if writer is not None:
-            writer.close()
-        if ring is not None:
-            ring.close()
-        progress.done()
+        try:
+            counters = sensor.finish()
+            if writer is not None:
+                writer.close()
+        finally:
+            if ring is not None:
+                ring.close()
+            progress.done()
     if feed is not None:
         saves.add(_save(runtime, feed))
-    _report(counters, progress, problem, saves if feed is not None else None, ring)
+    _report(counters, progress, problem, saves if feed is not None else None, kept)
 
 
 def _protocols(names: str) -> tuple[tuple[StreamProtocol, ...], bool]:
@@ -185,7 +206,23 @@ def _ring(runtime: Runtime, site: str, segment: str, max_mb: int) -> EvidenceRin
 
 def evidence_directory(runtime: Runtime, site: str, segment: str) -> Path:
     """Where the sensor of `site` and `segment` keeps its evidence ring."""
-    return runtime.core.data_path / "evidence" / f"{site}-{segment}"
+    check_place(site, segment)
+    return runtime.core.data_path / "evidence" / site / segment
+
+
+PLACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+"""A site or segment name: it names a directory of the evidence and fits the store's columns."""
+
+
+def check_place(site: str, segment: str) -> None:
+    """Refuse a site or segment name that could not be stored or would leave its directory."""
+    for kind, name in (("site", site), ("segment", segment)):
+        if not PLACE_NAME.match(name):
+            raise click.BadParameter(
+                f"{name!r} is not a {kind} name: 1-63 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit",
+                param_hint=f"--{kind}",
+            )
 
 
 @dataclass

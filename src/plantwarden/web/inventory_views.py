@@ -48,7 +48,9 @@ def map_input(session: Session, places: Places, *, site: str | None = None) -> M
     for row in _edge_rows(session, sites):
         client, server = str(row["client_asset_id"]), str(row["server_asset_id"])
         if client not in drawn or server not in drawn or client == server:
-            undrawn += 1
+            # counted only when the caller sees one end: the traffic between two assets of a
+            # zone they may not see is none of their business, not even as a number
+            undrawn += client in drawn or server in drawn
             continue
         links.append(
             MapLink(client, server, row["protocol"], int(row["requests"]), frozenset(row["operations"] or ()))

@@ -278,6 +278,17 @@ def test_an_ip_current_in_two_sites_needs_the_site(ready: Store, ctx: Context) -
         with pytest.raises(InvalidInput, match="name the site"):
             get_asset(session, HMI)
         assert get_asset(session, HMI, site="harbour").site == "harbour"
+        # a caller of one site sees only its asset, and never learns of the other in an error
+        harbour = get_asset(session, HMI, places=[("harbour", None)])
+        assert harbour.site == "harbour"
+        assert get_asset(session, HMI, places=[(SITE, None)]).site == SITE
+        with pytest.raises(AssetNotFound) as hidden:
+            get_asset(session, HMI, places=[("nowhere", None)])
+        assert "harbour" not in str(hidden.value) and SITE not in str(hidden.value)
+        with pytest.raises(AssetNotFound):
+            get_asset(session, harbour.id, places=[(SITE, None)])
+        with pytest.raises(AssetNotFound):
+            get_asset(session, HMI, site="harbour", places=[(SITE, None)])
 
 
 def test_five_hundred_assets_and_two_thousand_edges_save_and_list_quickly(ready: Store, ctx: Context) -> None:
