@@ -26,6 +26,7 @@ from plantwarden.core import migrate
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
+from plantwarden.core.errors import PlantwardenError
 from plantwarden.inventory.cli import _cell, printable
 from plantwarden.inventory.queries import AssetFilter, EdgeFilter, list_assets, list_edges
 from plantwarden.inventory.store import save_inventory
@@ -231,11 +232,12 @@ def test_bad_site_names_and_an_old_store_are_refused_before_a_packet_is_read(
     store = Store.from_settings(make_settings(tmp_path / "old")[CoreSettings])
     migrate.upgrade(store, "0007_alert_zone")
     store.close()
-    result = CliRunner().invoke(
-        cli, ["--data-dir", str(tmp_path / "old"), "sensor", "run", "--pcap", str(capture_path)]
-    )
-    assert result.exit_code != 0
-    assert "packets" not in result.output  # refused before reading: no summary
+    old = tmp_path / "old"
+    arguments = ["--data-dir", str(old), "sensor", "run", "--pcap", str(capture_path), "--evidence"]
+    result = CliRunner().invoke(cli, arguments)
+    assert isinstance(result.exception, PlantwardenError) and result.exception.code == "store_not_ready"
+    # refused before a packet was read: a late refusal (when saving) would find the packets kept
+    assert not (old / "evidence").exists()
 
 
 def test_a_csv_export_does_not_hand_device_text_to_a_spreadsheet_as_a_formula(tmp_path: Path) -> None:
