@@ -30,6 +30,10 @@ EVERYONE = frozenset(ROLES)
 READERS = frozenset({"viewer", "operator", "engineer", "admin", "auditor"})  # status and sites
 ALERT_READERS = frozenset({"viewer", "operator", "engineer", "security_analyst", "auditor"})
 PUBLIC = "public"
+PLANT_A = (
+    "version: 1\nsites:\n  - id: plant-a\n    zones:\n"
+    "      - {id: cell-1, purdue_level: 1, subnets: [10.1.1.0/24], security_level: 2}\n"
+)
 
 # (method, path) -> the roles allowed, EVERYONE for any authenticated user, or PUBLIC.
 EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
@@ -53,6 +57,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/assets"): READERS,
     ("GET", "/api/v1/assets/{asset}"): READERS,
     ("GET", "/api/v1/communications"): READERS,
+    ("GET", "/api/v1/plant"): READERS,
+    ("GET", "/api/v1/plant/history"): READERS,
+    ("POST", "/api/v1/plant"): frozenset({"admin"}),
     ("GET", "/api/v1/users"): frozenset({"admin", "auditor"}),
     ("POST", "/api/v1/users"): frozenset({"admin"}),
     ("POST", "/api/v1/users/{username}/grants"): frozenset({"admin"}),
@@ -176,6 +183,7 @@ def _body(method: str, path: str, fresh: Callable[[str], str]) -> dict[str, Any]
         "/login": {"username": "nobody", "password": "x", "csrf_token": "x"},
         "/account/password": {"new_password": "x", "repeat": "y"},
         "/account/mfa": {"code": "000000"},
+        "/api/v1/plant": {"content": PLANT_A, "source": "matrix.yaml"},
     }
     return bodies.get(path, {})
 

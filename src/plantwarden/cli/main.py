@@ -26,6 +26,7 @@ from plantwarden.inventory.cli import assets_group
 from plantwarden.monitoring.cli import sensor_group
 from plantwarden.sim.cli import sim_group
 from plantwarden.zones.cli import site_group
+from plantwarden.zones.plant_cli import plant_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,6 +57,7 @@ COMMANDS = (
     backup_command,
     restore_command,
     site_group,
+    plant_group,
     alerts_group,
     assets_group,
     events_group,
@@ -76,7 +78,7 @@ sensor_group.add_command(evidence_command)
 def main() -> None:
     """Entry point of the `plantwarden` console script."""
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -88,3 +90,5 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)  # a command's click.exceptions.Exit(code), returned in this mode

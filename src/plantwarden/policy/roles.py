@@ -32,6 +32,7 @@ PLATFORM_ACTION_DOCS: Mapping[str, str] = MappingProxyType(
             ("settings.manage", "change the settings of the platform"),
             ("policy.read", "see roles, grants and the quarantine list"),
             ("quarantine.manage", "quarantine and release subjects and assets (the deny overlay)"),
+            ("plant.apply", "apply a plant model (plant.yaml): zones, conduits, assets, rights, bindings"),
         )
     }
 )
@@ -129,7 +130,9 @@ BUILTIN_ROLES: dict[str, Role] = {
                 ),
                 Rule(
                     "manage",
-                    _platform("sites.manage", "users.manage", "tokens.manage", "settings.manage"),
+                    _platform(
+                        "sites.manage", "users.manage", "tokens.manage", "settings.manage", "plant.apply"
+                    ),
                 ),
                 Rule("quarantine", _platform("quarantine.manage")),
             ),

@@ -20,6 +20,7 @@ from plantwarden.web.auth import install_enforcer
 from plantwarden.web.errors import install_error_handlers
 from plantwarden.web.limits import BodySizeLimit
 from plantwarden.web.security import SecurityHeaders
+from plantwarden.zones import api as plant_api
 
 PACKAGE_DIR = Path(__file__).parent
 API_PREFIX = "/api/v1"
@@ -43,12 +44,14 @@ def create_app(settings: Settings, store: Store, *, tls: bool = False) -> FastAP
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app, templates)
     accounts.configure_for(settings)
+    app.state.audit = accounts.audit_log()
     install_enforcer(app, store)
     app.include_router(health.router)
     app.include_router(login.router)
     app.include_router(health.api_router, prefix=API_PREFIX)
     app.include_router(alerts_api.router, prefix=API_PREFIX)
     app.include_router(inventory_api.router, prefix=API_PREFIX)
+    app.include_router(plant_api.router, prefix=API_PREFIX)
     app.include_router(accounts_api.router, prefix=API_PREFIX)
     app.include_router(console.router)
     app.include_router(inventory_pages.router)

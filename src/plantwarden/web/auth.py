@@ -34,6 +34,8 @@ from plantwarden.policy.compile import Decision, PolicySnapshot, compile_policy
 from plantwarden.policy.compile import Request as PolicyRequest
 from plantwarden.policy.model import PolicyModel, Subject
 from plantwarden.policy.overlay import DenyOverlay
+from plantwarden.zones import applied
+from plantwarden.zones.plant.rights import with_plant
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ class PolicyCache:
         with self._lock:
             if self._snapshot is None or self._model is None or time.monotonic() - self._checked > self.ttl:
                 with self.store.transaction() as session:
-                    model = accounts.policy_model(session)
+                    model = with_plant(accounts.policy_model(session), applied.current_policy(session))
                 snapshot = compile_policy(model)
                 if self._snapshot is None or snapshot.version != self._snapshot.version:
                     self._snapshot, self._model = snapshot, model

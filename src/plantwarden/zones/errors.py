@@ -19,3 +19,7 @@ class SiteNotFound(NotFound):
 
 class SegmentExists(Conflict):
     code = "segment_exists"
+
+
+class InvalidPlantRights(InvalidInput):
+    code = "invalid_plant_rights"

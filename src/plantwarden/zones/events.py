@@ -24,3 +24,17 @@ class SegmentAdded:
     site: str
     segment: str
     description: str
+
+
+@event_type("zones.PlantApplied")
+@dataclass(frozen=True)
+class PlantApplied:
+    """A plant model (plant.yaml) was applied: its SHA-256, the one it replaced, the sites it
+    declares, the file it came from, who applied it, and the sites and segments it created."""
+
+    version: str
+    previous: str | None
+    sites: list[str]
+    source: str
+    applied_by: str
+    created: list[str]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from plantwarden.core.db import Base, UTCDateTime
@@ -37,3 +38,22 @@ class NetworkSegment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     site: Mapped[Site] = relationship(back_populates="segments")
+
+
+class PlantVersion(Base):
+    """One application of a plant model (plant.yaml): which content, by whom, when.
+
+    The newest row is the model in force; older rows are the history. `version` is the SHA-256 of
+    `content`, the exact bytes applied, so a version names what was in the file under version
+    control."""
+
+    __tablename__ = "plant_versions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), index=True)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    applied_by: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(500))
+    sites: Mapped[list[str]] = mapped_column(JSON, default=list)
+    content: Mapped[str] = mapped_column(Text)
+    previous: Mapped[str | None] = mapped_column(String(64), nullable=True)

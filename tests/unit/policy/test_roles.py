@@ -125,6 +125,7 @@ def test_admin_manages_users_tokens_sites_and_settings() -> None:
         "platform:status.read",
         "platform:sites.read",
         "platform:sites.manage",
+        "platform:plant.apply",
         "platform:users.read",
         "platform:users.manage",
         "platform:tokens.manage",

@@ -14,6 +14,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from plantwarden.policy.model import is_action, is_pattern
+from plantwarden.policy.roles import PROTOCOLS
 from plantwarden.zones.plant.assets import build_assets
 from plantwarden.zones.plant.conduits import build_conduits
 from plantwarden.zones.plant.context import SiteContext, address, network, security_level
@@ -27,6 +28,7 @@ from plantwarden.zones.plant.model import (
     Window,
     Zone,
 )
+from plantwarden.zones.plant.rights import plant_actions
 from plantwarden.zones.plant.source import Path, Problem, Source
 
 
@@ -162,6 +164,12 @@ def _rights(ctx: SiteContext, assets: Iterable[Any]) -> tuple[Right, ...]:
                     (*path, "operations", number),
                     f"{operation!r} is not a plant operation: write protocol.operation (modbus.write),"
                     " with * for any protocol or operation (*.read)",
+                )
+            elif not plant_actions([operation]):
+                ctx.problem(
+                    (*path, "operations", number),
+                    f"{operation!r} names no known operation (protocols: {', '.join(PROTOCOLS)};"
+                    " operations: read, write, program, control, diagnostic, identify)",
                 )
         for number, asset_id in enumerate(item.get("assets") or []):
             where = (*path, "assets", number)

@@ -104,13 +104,19 @@ def _channel(
         ports=ports,
         initiators=initiators,
         responders=responders,
-        operations=frozenset(item.get("operations") or DEFAULT_OPERATIONS),
+        operations=frozenset(item.get("operations", _default_operations(service.record_protocol))),
         maintenance=tuple(item.get("maintenance") or ()),
         schedule=tuple(item.get("schedule") or ()),
         clients=tuple(item.get("clients") or ()),
         servers=tuple(item.get("servers") or ()),
         encrypted=item.get("encryption", "optional") == "required",
     )
+
+
+def _default_operations(record_protocol: int | None) -> frozenset[str]:
+    """Reads and identification for the industrial protocols the sensor decodes; nothing for the
+    others (their traffic carries no operation the records could show)."""
+    return DEFAULT_OPERATIONS if record_protocol is not None else frozenset()
 
 
 def _zone_list(

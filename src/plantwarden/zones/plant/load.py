@@ -110,6 +110,10 @@ def _message(error: jsonschema.ValidationError) -> str:
     if kind == "required":
         missing = [k for k in wanted if k not in cast(Any, value)]
         return f"missing key {missing[0]!r}" if missing else error.message
+    if kind == "minItems":
+        return f"needs at least {wanted} {'entry' if wanted == 1 else 'entries'}"
+    if kind == "uniqueItems":
+        return "lists the same entry twice"
     if kind == "enum":
         allowed = ", ".join(str(v) for v in wanted)
         return f"{value!r} is not allowed here; use one of: {allowed}"
