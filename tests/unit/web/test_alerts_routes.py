@@ -27,7 +27,9 @@ def client(data_dir: Path, ctx: Context) -> Iterator[TestClient]:
         accounts.create_user(session, ctx, "vera", password=PASSWORD)
         accounts.grant_role(session, ctx, "vera", "viewer", "plant-a")
         user = accounts.get_user_by_name(session, "vera")
-        _, token = accounts.create_token(session, ctx, user.id, "test", [], timedelta(days=1))
+        _, token = accounts.create_token(
+            session, Context(source="test"), user.id, "test", [], timedelta(days=1)
+        )
     with store.transaction() as session:
         for number, severity in enumerate([Severity.LOW, Severity.HIGH]):
             services.raise_alert(

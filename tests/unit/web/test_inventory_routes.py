@@ -42,7 +42,9 @@ def client(data_dir: Path, ctx: Context) -> Iterator[TestClient]:
         accounts.create_user(session, ctx, "vera", password=PASSWORD)
         accounts.grant_role(session, ctx, "vera", "viewer", "plant-a")
         user = accounts.get_user_by_name(session, "vera")
-        _, token = accounts.create_token(session, ctx, user.id, "test", [], timedelta(days=1))
+        _, token = accounts.create_token(
+            session, Context(source="test"), user.id, "test", [], timedelta(days=1)
+        )
     for site in ("plant-a", "plant-b"):
         assets = [replace(a, site=site) for a in book_assets(run_sightings(START))]
         with store.transaction() as session:
