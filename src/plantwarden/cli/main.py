@@ -26,6 +26,7 @@ from plantwarden.inventory.cli import assets_group
 from plantwarden.monitoring.cli import sensor_group
 from plantwarden.sim.cli import sim_group
 from plantwarden.zones.cli import site_group
+from plantwarden.zones.firewall.cli import firewall_group
 from plantwarden.zones.plant_cli import plant_group
 
 
@@ -58,6 +59,7 @@ COMMANDS = (
     restore_command,
     site_group,
     plant_group,
+    firewall_group,
     alerts_group,
     assets_group,
     events_group,

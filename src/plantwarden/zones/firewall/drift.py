@@ -1,0 +1,182 @@
+"""Drift: a running or exported ruleset compared with what the model compiles to.
+
+Each difference is named by the comment of its rules (`conduit X channel Y`, `gateway-only asset
+A`, ...): rules the model wants that are missing, rules present that the model does not have,
+rules changed under the same comment, a changed chain policy, or the same rules in another order.
+`ruleset_permits` reads a ruleset's accept rules back as `Permit` values, for reachability.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import subprocess
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from plantwarden.zones.firewall.errors import NftFailed, RulesetUnreadable
+from plantwarden.zones.firewall.nftjson import read_ruleset
+from plantwarden.zones.firewall.render import Variant, compile_ruleset
+from plantwarden.zones.firewall.rules import Rule, Ruleset, collapsed, rule_text
+from plantwarden.zones.plant.model import Network, SiteModel
+from plantwarden.zones.plant.permits import Permit
+
+CHANNEL_COMMENT = re.compile(
+    r"^conduit (?P<conduit>\S+) channel (?P<channel>\S+)(?: window (?P<window>\S+))?$"
+)
+ANY = {"ip": "0.0.0.0/0", "ip6": "::/0"}
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One way the ruleset differs from the model: `kind` is missing, extra, changed, policy or
+    order; `subject` names the rules (their comment)."""
+
+    kind: str
+    subject: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.subject}: {self.detail}"
+
+
+def _nft_json(command: list[str]) -> Any:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    if result.returncode != 0:
+        message = result.stderr.strip() or f"exit status {result.returncode}"
+        if "No such file or directory" in message:
+            raise RulesetUnreadable(f"the table is not loaded ({message})")
+        raise NftFailed(f"{' '.join(command)} failed: {message}")
+    return json.loads(result.stdout)
+
+
+def running_document(table: str = "plantwarden", netns: str | None = None) -> Any:
+    """`nft -j list table inet <table>` of the current or a named network namespace (hours in UTC)."""
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    return _nft_json([*prefix, "env", "TZ=UTC", "nft", "-j", "list", "table", "inet", table])
+
+
+def exported_document(path: Path, table: str = "plantwarden") -> Any:
+    """An exported ruleset: nft JSON as it is, or nft text (read by loading it into a fresh, empty
+    network namespace and listing it there; needs root). Hours are taken as UTC."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise RulesetUnreadable(f"cannot read {path}: {error.strerror}") from None
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise RulesetUnreadable(f"{path} is not valid JSON: {error}") from None
+    script = f'nft -f "$1" && nft -j list table inet {table}'
+    return _nft_json(["unshare", "--net", "env", "TZ=UTC", "sh", "-c", script, "sh", str(path)])
+
+
+def _by_comment(rules: tuple[Rule, ...]) -> dict[str, list[Rule]]:
+    grouped: dict[str, list[Rule]] = {}
+    for rule in rules:
+        grouped.setdefault(rule.comment, []).append(rule)
+    return grouped
+
+
+def _described(rules: Counter[Rule]) -> str:
+    return "; ".join(rule_text(rule) for rule in rules.elements())
+
+
+def compare(expected: Ruleset, actual: Ruleset) -> list[Difference]:
+    """Every difference between the model's ruleset and the one read, named by rule comment."""
+    differences: list[Difference] = []
+    if expected.policy != actual.policy:
+        differences.append(
+            Difference("policy", "chain forward", f"policy {actual.policy}, the model says {expected.policy}")
+        )
+    wanted, found = _by_comment(expected.rules), _by_comment(actual.rules)
+    for subject in [*wanted, *(c for c in found if c not in wanted)]:
+        missing = Counter(wanted.get(subject, [])) - Counter(found.get(subject, []))
+        extra = Counter(found.get(subject, [])) - Counter(wanted.get(subject, []))
+        if missing and not found.get(subject):
+            differences.append(Difference("missing", subject, _described(missing)))
+        elif extra and not wanted.get(subject):
+            differences.append(Difference("extra", subject, _described(extra)))
+        elif missing or extra:
+            wants, has = _described(missing) or "nothing more", _described(extra) or "nothing more"
+            detail = f"the model has {wants}; found {has}"
+            differences.append(Difference("changed", subject, detail))
+    if not differences and expected.rules != actual.rules:
+        order = ", ".join(dict.fromkeys(rule.comment for rule in actual.rules))
+        differences.append(
+            Difference("order", "chain forward", f"the model's rules in another order: {order}")
+        )
+    return differences
+
+
+def drift(
+    site: SiteModel,
+    document: Any,
+    *,
+    variant: Variant = "normal",
+    zone: str | None = None,
+    table: str = "plantwarden",
+    at: datetime,
+) -> list[Difference]:
+    """The differences between a listed ruleset and what the model compiles to at `at`."""
+    expected = compile_ruleset(site, variant=variant, zone=zone, table=table, at=at)
+    return compare(expected, read_ruleset(document, table))
+
+
+def _label(comment: str) -> tuple[str, str | None]:
+    match = CHANNEL_COMMENT.match(comment)
+    if match is None:
+        return comment, None
+    return f"{match['conduit']}/{match['channel']}", match["window"]
+
+
+def ruleset_permits(document: Any, table: str = "plantwarden") -> list[Permit]:
+    """The accept rules of a listed ruleset as permits (one per label and transport; the label is
+    `conduit/channel` for channel rules, the comment otherwise). Packet rules carry no operations
+    (the gateway enforces them), so `operations` is empty. Drops that precede the accepts (the
+    gateway-only guards, islands) are not permits: read them with `nftjson.read_ruleset`."""
+    merged: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for rule in read_ruleset(document, table).rules:
+        if rule.verdict != "accept" or rule.ct_states or rule.sources_negated or rule.destinations_negated:
+            continue
+        label, window = _label(rule.comment)
+        entry = merged.setdefault(
+            (label, rule.transport),
+            {
+                "sources": [],
+                "destinations": [],
+                "ports": set(),
+                "any_port": False,
+                "windows": [],
+                "always": False,
+            },
+        )
+        family = rule.family or "ip"
+        entry["sources"] += rule.sources if rule.sources is not None else [_any(family)]
+        entry["destinations"] += rule.destinations if rule.destinations is not None else [_any(family)]
+        entry["ports"].update(rule.ports)
+        entry["any_port"] |= not rule.ports
+        entry["always"] |= window is None
+        entry["windows"] += [window] if window else []
+    return [_permit(label, transport, entry) for (label, transport), entry in merged.items()]
+
+
+def _any(family: str) -> Network:
+    return ipaddress.ip_network(ANY[family])
+
+
+def _permit(label: str, transport: str | None, entry: dict[str, Any]) -> Permit:
+    return Permit(
+        sources=collapsed(entry["sources"]),
+        destinations=collapsed(entry["destinations"]),
+        transport=transport or "any",
+        ports=() if entry["any_port"] else tuple(sorted(entry["ports"])),
+        operations=frozenset(),
+        label=label,
+        schedule=() if entry["always"] else tuple(dict.fromkeys(entry["windows"])),
+    )
