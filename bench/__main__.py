@@ -20,6 +20,7 @@ BENCHMARKS = (
     "map",
     "evidence",
     "inventory",
+    "segmentation",
 )
 MODULES = {"map": "commmap"}
 """Benchmarks whose module has another name than the benchmark."""
