@@ -15,7 +15,7 @@ from plantwarden.alerts import api as alerts_api
 from plantwarden.core.db import Store
 from plantwarden.core.settings import Settings
 from plantwarden.inventory import api as inventory_api
-from plantwarden.web import console, health, inventory_pages, login
+from plantwarden.web import console, health, inventory_pages, login, zone_pages
 from plantwarden.web.auth import install_enforcer
 from plantwarden.web.errors import install_error_handlers
 from plantwarden.web.limits import BodySizeLimit
@@ -55,5 +55,6 @@ def create_app(settings: Settings, store: Store, *, tls: bool = False) -> FastAP
     app.include_router(accounts_api.router, prefix=API_PREFIX)
     app.include_router(console.router)
     app.include_router(inventory_pages.router)
+    app.include_router(zone_pages.router)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     return app

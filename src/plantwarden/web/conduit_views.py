@@ -1,0 +1,213 @@
+"""What the console's conduit page needs: its channels as rows, and the stored inventory's
+traffic between hosts of its zones, each edge judged against the site's declared permits.
+
+An edge is covered when a permit's sources hold its client and its destinations its server, with
+the transport and server port of every service it used, the channel behind the permit carries
+its protocol (a generic `tcp` / `udp` channel carries any), and the operations it saw are among
+those the channels allow. A cleartext protocol on a channel that requires encryption is not
+covered. Maintenance windows depend on the time of each request, which an edge does not keep:
+the page names the windows a covered edge's program and control operations need.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from plantwarden.inventory.models import StoredEdge
+from plantwarden.web.zone_views import Endpoints
+from plantwarden.zones.plant.model import DAYS, WINDOWED_OPERATIONS, Channel, Conduit, SiteModel, Window
+from plantwarden.zones.plant.permits import Permit, declared_permits
+from plantwarden.zones.plant.protocols import SERVICES
+
+EDGE_LIMIT = 5000
+"""Stored edges of a site read for one conduit page at most, most recently seen first."""
+TRANSPORTS = {6: "tcp", 17: "udp"}
+GENERIC = frozenset({"tcp", "udp"})
+IGNORED_OPERATIONS = frozenset({"malformed"})  # malformed requests are findings, not operations
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Whether the declared channels cover an edge, which ones (`conduit/channel`), and why not."""
+
+    covered: bool
+    channels: tuple[str, ...]
+    note: str
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """A stored communication edge between two zones of the conduit."""
+
+    client: str
+    server: str
+    client_zone: str
+    server_zone: str
+    protocol: str
+    ports: tuple[str, ...]
+    operations: tuple[str, ...]
+    requests: int
+    last_seen: datetime
+    coverage: Coverage
+
+
+def channel_rows(site: SiteModel, conduit: Conduit) -> list[dict[str, Any]]:
+    """The conduit's channels as the page's table shows them."""
+    return [_channel_row(site, channel) for channel in conduit.channels]
+
+
+def _channel_row(site: SiteModel, channel: Channel) -> dict[str, Any]:
+    service = SERVICES[channel.protocol]
+    return {
+        "id": channel.id,
+        "protocol": channel.protocol,
+        "ports": f"{channel.transport}/{','.join(str(port) for port in channel.ports) or 'any'}",
+        "direction": f"{', '.join(channel.initiators)} \u2192 {', '.join(channel.responders)}",
+        "operations": ", ".join(sorted(channel.operations)) or "none named",
+        "maintenance": [_window_text(site, name) for name in channel.maintenance],
+        "schedule": [_window_text(site, name) for name in channel.schedule],
+        "encryption": _encryption(channel.encrypted, service.encrypted),
+        "clients": ", ".join(channel.clients) or "any host of " + ", ".join(channel.initiators),
+        "servers": ", ".join(channel.servers) or "any host of " + ", ".join(channel.responders),
+    }
+
+
+def _encryption(required: bool, encrypting: bool) -> str:
+    protocol = "the protocol encrypts" if encrypting else "the protocol is cleartext"
+    return f"required ({protocol})" if required else f"optional ({protocol})"
+
+
+def _window_text(site: SiteModel, name: str) -> str:
+    window = site.windows.get(name)
+    return name if window is None else f"{name}: {describe_window(window)}"
+
+
+def describe_window(window: Window) -> str:
+    """`sat, sun 06:00-18:00`."""
+    days = ", ".join(DAYS[day] for day in window.days)
+    return f"{days} {_minute(window.start)}-{_minute(window.end)}"
+
+
+def _minute(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def conduit_traffic(
+    session: Session, site: SiteModel, conduit: Conduit, visible: Sequence[str]
+) -> tuple[list[Traffic], bool]:
+    """Edges between two different zones of the conduit, one of them visible to the caller, with
+    their coverage; and whether more edges of the site were stored than were read."""
+    endpoints = Endpoints(site)
+    judge = PermitJudge(site)
+    statement = (
+        select(StoredEdge)
+        .where(StoredEdge.site == site.id)
+        .order_by(StoredEdge.last_seen.desc(), StoredEdge.id)
+        .limit(EDGE_LIMIT + 1)
+    )
+    edges = session.scalars(statement).all()
+    found = []
+    for edge in edges[:EDGE_LIMIT]:
+        ends = endpoints.zone_of(edge.client, edge.segment), endpoints.zone_of(edge.server, edge.segment)
+        if not _crosses(conduit, ends, visible):
+            continue
+        found.append(_traffic(edge, (str(ends[0]), str(ends[1])), judge))
+    found.sort(key=lambda t: (t.coverage.covered, t.client_zone, t.server_zone, t.client, t.server))
+    return found, len(edges) > EDGE_LIMIT
+
+
+def _crosses(conduit: Conduit, ends: tuple[str | None, str | None], visible: Sequence[str]) -> bool:
+    client, server = ends
+    inside = client in conduit.zones and server in conduit.zones and client != server
+    return inside and (client in visible or server in visible)
+
+
+def _traffic(edge: StoredEdge, zones: tuple[str, str], judge: PermitJudge) -> Traffic:
+    services = [(TRANSPORTS.get(int(p), f"ip{p}"), int(port)) for p, port in edge.services or ()]
+    operations = tuple(sorted({op.lower() for op in edge.operations or ()} - IGNORED_OPERATIONS))
+    return Traffic(
+        client=edge.client,
+        server=edge.server,
+        client_zone=zones[0],
+        server_zone=zones[1],
+        protocol=edge.protocol,
+        ports=tuple(f"{transport}/{port}" for transport, port in services),
+        operations=operations,
+        requests=edge.requests,
+        last_seen=edge.last_seen,
+        coverage=judge.coverage(edge.client, edge.server, edge.protocol, services, operations),
+    )
+
+
+class PermitJudge:
+    """The site's declared permits, each with the channel behind it."""
+
+    def __init__(self, site: SiteModel) -> None:
+        channels = {f"{c.id}/{ch.id}": ch for c in site.conduits for ch in c.channels}
+        self.permits = [(permit, channels[permit.label]) for permit in declared_permits(site)]
+
+    def coverage(
+        self,
+        client: str,
+        server: str,
+        protocol: str,
+        services: Sequence[tuple[str, int]],
+        operations: Sequence[str],
+    ) -> Coverage:
+        """Whether the channels cover this traffic (see the module's description)."""
+        try:
+            source, destination = ipaddress.ip_address(client), ipaddress.ip_address(server)
+        except ValueError:
+            return Coverage(False, (), "an end is not an IP address")
+        reachable = [
+            (permit, channel)
+            for permit, channel in self.permits
+            if _holds(permit.sources, source)
+            and _holds(permit.destinations, destination)
+            and all(_opens(permit, transport, port) for transport, port in services)
+        ]
+        carrying = [(p, ch) for p, ch in reachable if ch.protocol == protocol or ch.protocol in GENERIC]
+        if not carrying:
+            return Coverage(
+                False, (), "no channel allows it" if not reachable else f"no channel carries {protocol}"
+            )
+        clear = [(p, ch) for p, ch in carrying if ch.encrypted and _cleartext(protocol)]
+        if len(clear) == len(carrying):
+            return Coverage(False, _labels(clear), "cleartext where the channel requires encryption")
+        carrying = [pair for pair in carrying if pair not in clear]
+        return _by_operations(carrying, operations)
+
+
+def _by_operations(carrying: list[tuple[Permit, Channel]], operations: Sequence[str]) -> Coverage:
+    allowed = frozenset().union(*(permit.operations for permit, _ in carrying))
+    missing = [op for op in operations if op not in allowed]
+    if missing:
+        return Coverage(False, _labels(carrying), "operations not allowed: " + ", ".join(missing))
+    windowed = sorted({w for _, ch in carrying for w in ch.maintenance})
+    needed = sorted(WINDOWED_OPERATIONS.intersection(operations))
+    note = f"{', '.join(needed)} only in {', '.join(windowed)}" if needed and windowed else ""
+    return Coverage(True, _labels(carrying), note)
+
+
+def _labels(pairs: Sequence[tuple[Permit, Channel]]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(permit.label for permit, _ in pairs))
+
+
+def _holds(networks: Sequence[Any], address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return any(address.version == network.version and address in network for network in networks)
+
+
+def _opens(permit: Permit, transport: str, port: int) -> bool:
+    return permit.transport == transport and (not permit.ports or port in permit.ports)
+
+
+def _cleartext(protocol: str) -> bool:
+    service = SERVICES.get(protocol)
+    return service is not None and not service.encrypted
