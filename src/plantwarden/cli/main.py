@@ -22,12 +22,16 @@ from plantwarden.cli.store import backup_command, db_group, restore_command
 from plantwarden.cli.vendors import vendors_group
 from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.settings import parse_assignment
+from plantwarden.detection.cli import zones_group
+from plantwarden.detection.live import open_zone_check
 from plantwarden.inventory.cli import assets_group
-from plantwarden.monitoring.cli import sensor_group
+from plantwarden.inventory.zoning_cli import suggest_command
+from plantwarden.monitoring.cli import ZONE_CHECK_FACTORY, sensor_group
 from plantwarden.sim.cli import sim_group
 from plantwarden.zones.cli import site_group
 from plantwarden.zones.firewall.cli import firewall_group
 from plantwarden.zones.plant_cli import plant_group
+from plantwarden.zones.reach_cli import reach_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,6 +50,7 @@ def cli(
     state.add_overrides(dict(parse_assignment(a) for a in assignments))
     state.add_overrides({"data_dir": str(data_dir) if data_dir else None})
     ctx.obj = state
+    ctx.meta[ZONE_CHECK_FACTORY] = open_zone_check  # sensor run --plant (detection sits above monitoring)
     ctx.call_on_close(state.close)
 
 
@@ -60,6 +65,8 @@ COMMANDS = (
     site_group,
     plant_group,
     firewall_group,
+    zones_group,
+    reach_group,
     alerts_group,
     assets_group,
     events_group,
@@ -75,6 +82,7 @@ COMMANDS = (
 for command in COMMANDS:
     cli.add_command(command)
 sensor_group.add_command(evidence_command)
+zones_group.add_command(suggest_command)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import click
 
@@ -25,9 +26,26 @@ from plantwarden.inventory.store import SaveResult, save_inventory
 from plantwarden.monitoring.inventory_feed import InventoryFeed
 from plantwarden.monitoring.protocol_streams import StreamProtocol
 from plantwarden.monitoring.protocol_table import PROTOCOLS
+from plantwarden.monitoring.requests import RecordSink
 from plantwarden.monitoring.sensor import Sensor, SensorCounters, SensorOptions
 from plantwarden.monitoring.summary import Progress, summary_lines
 from plantwarden.monitoring.tuning import keep_freed_memory
+
+ZONE_CHECK_FACTORY = "plantwarden.sensor.zone_check"
+"""Key of `click.Context.meta` under which the root command puts the zone check's factory
+(detection sits above monitoring, so the sensor receives it rather than importing it)."""
+
+
+class ClosingSink(RecordSink, Protocol):
+    """A record sink to close when the sensor stops (the zone check reports what is left)."""
+
+    def close(self) -> None: ...
+
+    def summary(self) -> str: ...
+
+
+class ZoneCheckFactory(Protocol):
+    def __call__(self, runtime: Runtime, plant: Path, site: str, inner: RecordSink | None) -> ClosingSink: ...
 
 
 @click.group("sensor")
@@ -99,6 +117,12 @@ def sensor_group() -> None:
 @click.option(
     "--duration", type=click.FloatRange(min=0.1), help="With --interface: stop after this many seconds."
 )
+@click.option(
+    "--plant",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Check the traffic against this plant.yaml (the --site's zones) as it passes; "
+    "zone violations become alerts every minute and at the end.",
+)
 @click.pass_obj
 def run_command(
     state: RuntimeProvider,
@@ -115,6 +139,7 @@ def run_command(
     evidence: bool | None,
     evidence_max_mb: int,
     duration: float | None,
+    plant: Path | None,
 ) -> None:
     """Run the sensor over capture files, a live interface or the plant's tap, then summarise."""
     sources = sum(bool(x) for x in (pcaps, interface, tap))
@@ -123,21 +148,26 @@ def run_command(
     decoded, identity = _protocols(protocols)
     check_place(site, segment)
     runtime = state.runtime()
-    if inventory:
+    if inventory or plant is not None:
         runtime.ready_store()  # a store that cannot take the inventory is refused before a packet is read
     keep_evidence = evidence if evidence is not None else not pcaps
     ring = _ring(runtime, site, segment, evidence_max_mb) if keep_evidence else None
     kept = ring
+    writer: RecordWriter | None = None
     try:
         writer = None if no_records else _writer(runtime)
+        tee = _zone_check(runtime, plant, site, writer) if plant is not None else None
     except BaseException:
+        if writer is not None:
+            writer.close()
         if ring is not None:
             ring.close()
         raise
-    feed = InventoryFeed(site, segment, writer) if inventory else None
+    sink = tee or writer
+    feed = InventoryFeed(site, segment, sink) if inventory else None
     keep_freed_memory()
     options = SensorOptions(site=site, segment=segment, modbus_ports=modbus_ports)
-    sensor = Sensor(options, feed or writer, decoded, identity)
+    sensor = Sensor(options, feed or sink, decoded, identity)
     progress = Progress(sys.stderr)
     saves = Saves()
     next_save = time.monotonic() + save_every
@@ -172,6 +202,8 @@ def run_command(
     finally:
         try:
             counters = sensor.finish()
+            if tee is not None:
+                tee.close()
             if writer is not None:
                 writer.close()
         finally:
@@ -181,6 +213,15 @@ def run_command(
     if feed is not None:
         saves.add(_save(runtime, feed))
     _report(counters, progress, problem, saves if feed is not None else None, kept)
+    if tee is not None:
+        click.echo(tee.summary())
+
+
+def _zone_check(runtime: Runtime, plant: Path, site: str, inner: RecordSink | None) -> ClosingSink:
+    factory: ZoneCheckFactory | None = click.get_current_context().meta.get(ZONE_CHECK_FACTORY)
+    if factory is None:
+        raise click.UsageError("the zone check is not available in this command")
+    return factory(runtime, plant, site, inner)
 
 
 def _protocols(names: str) -> tuple[tuple[StreamProtocol, ...], bool]:
