@@ -60,9 +60,10 @@ def _windows(rules: SiteRules, names: Sequence[str]) -> str:
 
 
 def _what(facts: Mapping[str, Any]) -> str:
-    service = f"{facts['protocol']} ({facts['transport']}/{facts['port']})"
+    protocol = facts["protocol"] if facts["protocol"] != "unknown" else "undecoded"
+    service = f"{protocol} ({facts['transport']}/{facts['port']})"
     if facts["operation"] == "flow":
-        return f"a {service} flow"
+        return f"{'an' if protocol[0] in 'aeiou' else 'a'} {service} flow"
     return f"{facts['operation']} requests over {service}"
 
 
@@ -76,4 +77,5 @@ def _channel(channel: Channel) -> str:
     ports = ",".join(str(p) for p in channel.ports) or "any port"
     direction = f"{'/'.join(channel.initiators)} -> {'/'.join(channel.responders)}"
     operations = ", ".join(sorted(channel.operations))
-    return f"{channel.protocol} {channel.transport}/{ports} {direction} ({operations})"
+    text = f"{channel.protocol} {channel.transport}/{ports} {direction}"
+    return f"{text} ({operations})" if operations else text
