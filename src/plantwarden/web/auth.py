@@ -248,25 +248,34 @@ def _authorise(cache: PolicyCache, actor: Actor, action: str, request: Request) 
     if actor.scopes and action not in actor.scopes:
         _audit_denial(cache.store, actor, request, action, "token-scope")
         raise PermissionDenied(f"the token's scopes do not include {action}", details={"rule": "token-scope"})
-    snapshot, model = cache.current()
-    subject = Subject("user", actor.username)
-    now = datetime.now(UTC)  # time-limited grants and rules are decided against the present
-    places = []
-    last: Decision | None = None
-    for grant in model.grants:
-        if grant.subject != subject:
-            continue
-        decision = snapshot.decide(
-            PolicyRequest(subject=subject, action=action, site=grant.site, zone=grant.zone, now=now),
-            cache.overlay,
-        )
-        last = decision
-        if decision.allowed:
-            places.append((grant.site, grant.zone))
+    places, last = allowed_places(cache, actor.username, action)
     if not places:
         reason = last.reason if last is not None else f"{actor.username} holds no role that allows {action}"
         rule = last.rule if last is not None else "default-deny"
         log.info("denied %s %s to %s: %s", request.method, request.url.path, actor.username, reason)
         _audit_denial(cache.store, actor, request, action, rule)
         raise PermissionDenied(reason, details={"rule": rule, "action": action})
-    return actor.with_places(tuple(dict.fromkeys(places)))
+    return actor.with_places(places)
+
+
+def allowed_places(
+    cache: PolicyCache, username: str, action: str
+) -> tuple[tuple[tuple[str, str | None], ...], Decision | None]:
+    """The (site, zone) places of the user's grants where the policy in force allows `action`
+    now, and the last decision taken (None when the user holds no grant). Asking refuses nothing
+    and records nothing."""
+    snapshot, model = cache.current()
+    subject = Subject("user", username)
+    now = datetime.now(UTC)  # time-limited grants and rules are decided against the present
+    places = []
+    last: Decision | None = None
+    for grant in model.grants:
+        if grant.subject != subject:
+            continue
+        last = snapshot.decide(
+            PolicyRequest(subject=subject, action=action, site=grant.site, zone=grant.zone, now=now),
+            cache.overlay,
+        )
+        if last.allowed:
+            places.append((grant.site, grant.zone))
+    return tuple(dict.fromkeys(places)), last

@@ -8,7 +8,6 @@ read them. Violations are alerts: they are shown only where the caller may also 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -19,12 +18,9 @@ from sqlalchemy.orm import Session
 from plantwarden.core.access import Actor, Requires
 from plantwarden.core.db import Store
 from plantwarden.inventory.queries import Places
-from plantwarden.policy.compile import Request as PolicyRequest
-from plantwarden.policy.model import Subject
-from plantwarden.web.auth import PolicyCache
+from plantwarden.web.auth import PolicyCache, allowed_places
 from plantwarden.web.conduit_views import channel_rows, conduit_traffic
 from plantwarden.web.zone_views import (
-    ConduitNotFound,
     ZoneViolation,
     conduit_links,
     open_violations,
@@ -34,7 +30,7 @@ from plantwarden.web.zone_views import (
     zone_boxes,
 )
 from plantwarden.zones.applied import current_model
-from plantwarden.zones.errors import SiteNotFound
+from plantwarden.zones.errors import ConduitNotFound, SiteNotFound
 from plantwarden.zones.plant.model import Conduit, PlantModel, SiteModel
 from plantwarden.zones.zonemap import ZoneBox, render_zone_map
 
@@ -61,19 +57,8 @@ def alert_places(request: Request, actor: Actor) -> Places:
     if actor.scopes and ALERTS_READ not in actor.scopes:
         return ()
     cache: PolicyCache = request.app.state.policy
-    snapshot, model = cache.current()
-    subject = Subject("user", actor.username)
-    now = datetime.now(UTC)
-    allowed = [
-        (grant.site, grant.zone)
-        for grant in model.grants
-        if grant.subject == subject
-        and snapshot.decide(
-            PolicyRequest(subject=subject, action=ALERTS_READ, site=grant.site, zone=grant.zone, now=now),
-            cache.overlay,
-        ).allowed
-    ]
-    return tuple(dict.fromkeys(allowed))
+    places, _ = allowed_places(cache, actor.username, ALERTS_READ)
+    return places
 
 
 def _sites(model: PlantModel | None, actor: Actor) -> list[SiteModel]:

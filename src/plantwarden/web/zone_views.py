@@ -21,7 +21,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.models import Alert, AlertStatus
-from plantwarden.core.errors import NotFound
 from plantwarden.inventory.models import StoredAsset
 from plantwarden.inventory.queries import Places
 from plantwarden.web.inventory_views import visible_assets
@@ -32,12 +31,6 @@ ZONE_RULES = "zone."
 """Rule ids of the zone check's alerts start with this."""
 VIOLATION_LIMIT = 1000
 """Open violations read per site at most, most recently seen first."""
-
-
-class ConduitNotFound(NotFound):
-    """No conduit of that id in a site of the plant model in force that the caller may see."""
-
-    code = "conduit_not_found"
 
 
 @dataclass(frozen=True)

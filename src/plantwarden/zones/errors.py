@@ -23,3 +23,9 @@ class SegmentExists(Conflict):
 
 class InvalidPlantRights(InvalidInput):
     code = "invalid_plant_rights"
+
+
+class ConduitNotFound(NotFound):
+    """No conduit of that id in a site of the plant model in force that the caller may see."""
+
+    code = "conduit_not_found"
