@@ -20,7 +20,9 @@ nothing industrial in the last minutes is not demoted to an IT host).
 Edges and statistics are saved by `stored_edges.save_edges` (counts add up; the newer run's
 medians and period replace the stored ones). Existing rows of the sites concerned are loaded
 once, new rows written together, and the events appended in one statement: the cost grows with
-the size of the snapshot and of the sites, not with round trips per asset.
+the size of the snapshot and of the sites, not with round trips per asset. Each save also places
+the sites' assets in the applied plant model (`placement.py`: zone, and whether plant.yaml
+declares them).
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ from plantwarden.inventory.edges import Edge, FunctionStatistics
 from plantwarden.inventory.events import AssetChanged, AssetDiscovered
 from plantwarden.inventory.facts import Fact, FactTable
 from plantwarden.inventory.models import StoredAsset
+from plantwarden.inventory.placement import place_assets
 from plantwarden.inventory.roles import RoleGuess
 from plantwarden.inventory.stored_edges import ns_to_datetime, protocol_name, save_edges
+from plantwarden.zones.applied import current_model
 
 AddressKey = tuple[str, str, str]  # site, segment, address
 ADDRESS_FIELDS = ("ips", "past_ips", "macs")
@@ -83,6 +87,7 @@ def save_inventory(
     created, changes = _save_assets(session, index, assets, roles, result, now)
     _record_protocols(index, edges)
     saved_edges = save_edges(session, edges, statistics, index.asset_of, now)
+    place_assets(index.by_id.values(), current_model(session))
     session.flush()
     announced: list[tuple[str, object]] = [(row.site, _discovered(row)) for row in created]
     for asset_id, diff in changes.items():
