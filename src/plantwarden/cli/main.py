@@ -25,6 +25,7 @@ from plantwarden.core.settings import parse_assignment
 from plantwarden.detection.cli import zones_group
 from plantwarden.detection.live import open_zone_check
 from plantwarden.inventory.cli import assets_group
+from plantwarden.inventory.reach_views_cli import compare_command
 from plantwarden.inventory.zoning_cli import suggest_command
 from plantwarden.monitoring.cli import ZONE_CHECK_FACTORY, sensor_group
 from plantwarden.sim.cli import sim_group
@@ -83,6 +84,7 @@ for command in COMMANDS:
     cli.add_command(command)
 sensor_group.add_command(evidence_command)
 zones_group.add_command(suggest_command)
+reach_group.add_command(compare_command)
 
 
 def main() -> None:

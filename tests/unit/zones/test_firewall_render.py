@@ -4,6 +4,7 @@ and drift finds removed, added and changed rules and a changed policy in an expo
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import os
 import shutil
@@ -188,11 +189,14 @@ def test_drift_of_a_running_ruleset_and_of_an_absent_table(namespace: str) -> No
 
 
 def test_ruleset_permits_read_the_channels_back(exported: dict[str, Any]) -> None:
-    permits = {p.label: p for p in ruleset_permits(exported)}
-    modbus = permits["scada-cell/modbus"]
-    assert [str(n) for n in modbus.sources] == ["10.91.2.0/24"] and [str(n) for n in modbus.destinations] == [
-        "10.91.3.0/24"
-    ]
-    assert (modbus.transport, modbus.ports) == ("tcp", (502,))
-    assert permits["it-scada/ssh"].schedule == ("maint",)
-    assert "gateway-only asset plc1" in permits
+    permits = ruleset_permits(exported)
+    modbus = [p for p in permits if p.label == "scada-cell/modbus"]
+    assert all((p.transport, p.ports) == ("tcp", (502,)) for p in modbus)
+    # the channel's rule less the guard before it: plc1 (10.91.3.10) only from the gateway (.2.5)
+    plc1, gateway = ipaddress.ip_address("10.91.3.10"), ipaddress.ip_address("10.91.2.5")
+    reaching_plc1 = [p for p in modbus if any(plc1 in n for n in p.destinations)]
+    assert [[str(n) for n in p.sources] for p in reaching_plc1] == [["10.91.2.5/32"]]
+    others = [p for p in modbus if not any(plc1 in n for n in p.destinations)]
+    assert len(others) == 1 and not any(gateway in n for n in others[0].sources)
+    assert sum(n.num_addresses for n in others[0].destinations) == 255
+    assert [p.schedule for p in permits if p.label == "it-scada/ssh"] == [("maint",)]

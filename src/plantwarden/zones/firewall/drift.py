@@ -3,14 +3,12 @@
 Each difference is named by the comment of its rules (`conduit X channel Y`, `gateway-only asset
 A`, ...): rules the model wants that are missing, rules present that the model does not have,
 rules changed under the same comment, a changed chain policy, or the same rules in another order.
-`ruleset_permits` reads a ruleset's accept rules back as `Permit` values, for reachability.
+`ruleset_permits` reads what a ruleset lets through back as `Permit` values, for reachability.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import re
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
@@ -20,15 +18,11 @@ from typing import Any
 
 from plantwarden.zones.firewall.errors import NftFailed, RulesetUnreadable
 from plantwarden.zones.firewall.nftjson import read_ruleset
+from plantwarden.zones.firewall.permits import listed_permits
 from plantwarden.zones.firewall.render import Variant, compile_ruleset
-from plantwarden.zones.firewall.rules import Rule, Ruleset, collapsed, rule_text
-from plantwarden.zones.plant.model import Network, SiteModel
+from plantwarden.zones.firewall.rules import Rule, Ruleset, rule_text
+from plantwarden.zones.plant.model import SiteModel
 from plantwarden.zones.plant.permits import Permit
-
-CHANNEL_COMMENT = re.compile(
-    r"^conduit (?P<conduit>\S+) channel (?P<channel>\S+)(?: window (?P<window>\S+))?$"
-)
-ANY = {"ip": "0.0.0.0/0", "ip6": "::/0"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,55 +122,7 @@ def drift(
     return compare(expected, read_ruleset(document, table))
 
 
-def _label(comment: str) -> tuple[str, str | None]:
-    match = CHANNEL_COMMENT.match(comment)
-    if match is None:
-        return comment, None
-    return f"{match['conduit']}/{match['channel']}", match["window"]
-
-
 def ruleset_permits(document: Any, table: str = "plantwarden") -> list[Permit]:
-    """The accept rules of a listed ruleset as permits (one per label and transport; the label is
-    `conduit/channel` for channel rules, the comment otherwise). Packet rules carry no operations
-    (the gateway enforces them), so `operations` is empty. Drops that precede the accepts (the
-    gateway-only guards, islands) are not permits: read them with `nftjson.read_ruleset`."""
-    merged: dict[tuple[str, str | None], dict[str, Any]] = {}
-    for rule in read_ruleset(document, table).rules:
-        if rule.verdict != "accept" or rule.ct_states or rule.sources_negated or rule.destinations_negated:
-            continue
-        label, window = _label(rule.comment)
-        entry = merged.setdefault(
-            (label, rule.transport),
-            {
-                "sources": [],
-                "destinations": [],
-                "ports": set(),
-                "any_port": False,
-                "windows": [],
-                "always": False,
-            },
-        )
-        family = rule.family or "ip"
-        entry["sources"] += rule.sources if rule.sources is not None else [_any(family)]
-        entry["destinations"] += rule.destinations if rule.destinations is not None else [_any(family)]
-        entry["ports"].update(rule.ports)
-        entry["any_port"] |= not rule.ports
-        entry["always"] |= window is None
-        entry["windows"] += [window] if window else []
-    return [_permit(label, transport, entry) for (label, transport), entry in merged.items()]
-
-
-def _any(family: str) -> Network:
-    return ipaddress.ip_network(ANY[family])
-
-
-def _permit(label: str, transport: str | None, entry: dict[str, Any]) -> Permit:
-    return Permit(
-        sources=collapsed(entry["sources"]),
-        destinations=collapsed(entry["destinations"]),
-        transport=transport or "any",
-        ports=() if entry["any_port"] else tuple(sorted(entry["ports"])),
-        operations=frozenset(),
-        label=label,
-        schedule=() if entry["always"] else tuple(dict.fromkeys(entry["windows"])),
-    )
+    """What a listed ruleset lets through, as permits, exactly: each accept rule minus every drop
+    before it (gateway-only guards, islands), see `permits.listed_permits`."""
+    return list(listed_permits(document, table))
