@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from plantwarden.accounts import services as accounts
 from plantwarden.core.auditlog import AuditEntry
 from plantwarden.core.clock import SystemClock
 from plantwarden.core.eventlog import EventRecord
@@ -154,3 +155,45 @@ def test_the_mounted_group_reports_problems_and_exits_1(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert f"{broken}:4:12: sites[0].zones: needs at least 1 entry" in result.stderr
     assert f"{broken}:5:5: sites[0].colour: unknown key 'colour'" in result.stderr
+
+
+def test_applying_needs_a_place_at_every_site_it_or_the_model_in_force_declares(running: Server) -> None:
+    both = RIVERSIDE.read_text() + RIVERSIDE.read_text().split("sites:\n", 1)[1].replace(
+        "id: riverside", "id: hillside", 1
+    )
+    full = running.user("full-admin", "admin", site="riverside")
+    with running.store.transaction() as session:
+        accounts.grant_role(session, CTX, full, "admin", "hillside")
+    local = running.user("local-admin", "admin", site="riverside")
+    applied_both = running.client.post(
+        "/api/v1/plant", json={"content": both}, headers=_bearer(running, full)
+    )
+    assert applied_both.status_code == 200, applied_both.text
+    # the riverside admin may not take hillside's model away by applying riverside alone
+    alone = running.client.post(
+        "/api/v1/plant", json={"content": RIVERSIDE.read_text()}, headers=_bearer(running, local)
+    )
+    assert alone.status_code == 403 and alone.json()["error"]["details"]["sites"] == ["hillside"]
+    # nor declare a site they hold no role at
+    declared = running.client.post("/api/v1/plant", json={"content": both}, headers=_bearer(running, local))
+    assert declared.status_code == 403 and declared.json()["error"]["details"]["sites"] == ["hillside"]
+    with running.store.transaction() as session:
+        assert applied.latest(session).sites == ["riverside", "hillside"]  # type: ignore[union-attr]
+
+
+def test_a_stored_model_that_no_longer_loads_keeps_the_last_good_policy(running: Server) -> None:
+    admin = running.user("root-admin", "admin", site="riverside")
+    response = running.client.post(
+        "/api/v1/plant", json={"content": RIVERSIDE.read_text()}, headers=_bearer(running, admin)
+    )
+    assert response.status_code == 200
+    cache = running.client.app.state.policy  # type: ignore[attr-defined]
+    good, _ = cache.current()
+    with running.store.transaction() as session:  # as if a newer release checked more strictly
+        row = applied.latest(session)
+        assert row is not None
+        row.version, row.content = "f" * 64, row.content.replace("timezone: UTC", "timezone: Mars/Olympus")
+    cache.invalidate()
+    kept, _ = cache.current()
+    assert kept.version == good.version
+    assert running.client.get("/api/v1/plant", headers=_bearer(running, admin)).status_code == 200

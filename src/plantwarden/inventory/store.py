@@ -27,6 +27,7 @@ declares them).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +51,9 @@ from plantwarden.inventory.placement import place_assets
 from plantwarden.inventory.roles import RoleGuess
 from plantwarden.inventory.stored_edges import ns_to_datetime, protocol_name, save_edges
 from plantwarden.zones.applied import current_model
+from plantwarden.zones.errors import AppliedPlantUnreadable
 
+log = logging.getLogger(__name__)
 AddressKey = tuple[str, str, str]  # site, segment, address
 ADDRESS_FIELDS = ("ips", "past_ips", "macs")
 Changes = dict[str, dict[str, Any]]
@@ -87,7 +90,10 @@ def save_inventory(
     created, changes = _save_assets(session, index, assets, roles, result, now)
     _record_protocols(index, edges)
     saved_edges = save_edges(session, edges, statistics, index.asset_of, now)
-    place_assets(index.by_id.values(), current_model(session))
+    try:
+        place_assets(index.by_id.values(), current_model(session))
+    except AppliedPlantUnreadable as error:  # the inventory is saved all the same, unplaced
+        log.error("%s; assets are not placed in zones until then", error.message)
     session.flush()
     announced: list[tuple[str, object]] = [(row.site, _discovered(row)) for row in created]
     for asset_id, diff in changes.items():

@@ -35,6 +35,7 @@ from plantwarden.policy.compile import Request as PolicyRequest
 from plantwarden.policy.model import PolicyModel, Subject
 from plantwarden.policy.overlay import DenyOverlay
 from plantwarden.zones import applied
+from plantwarden.zones.errors import AppliedPlantUnreadable
 from plantwarden.zones.plant.rights import with_plant
 
 log = logging.getLogger(__name__)
@@ -63,15 +64,31 @@ class PolicyCache:
     def current(self) -> tuple[PolicySnapshot, PolicyModel]:
         """The snapshot in force and the model it was compiled from."""
         with self._lock:
-            if self._snapshot is None or self._model is None or time.monotonic() - self._checked > self.ttl:
-                with self.store.transaction() as session:
-                    model = with_plant(accounts.policy_model(session), applied.current_policy(session))
-                snapshot = compile_policy(model)
-                if self._snapshot is None or snapshot.version != self._snapshot.version:
-                    self._snapshot, self._model = snapshot, model
-                self._checked = time.monotonic()
+            stale = time.monotonic() - self._checked > self.ttl
+            if self._snapshot is None or self._model is None or stale:
+                self._refresh()
+            assert self._snapshot is not None
             assert self._model is not None
             return self._snapshot, self._model
+
+    def _refresh(self) -> None:
+        """Compile the model of the store; when the applied plant no longer loads, keep the last
+        good snapshot (its plant rights included) rather than fall back to the built-in rights."""
+        with self.store.transaction() as session:
+            base = accounts.policy_model(session)
+            try:
+                plant = applied.current_policy(session)
+            except AppliedPlantUnreadable as error:
+                log.error("%s; the policy keeps its last good version", error.message)
+                self._checked = time.monotonic()
+                if self._snapshot is not None:
+                    return
+                plant = None
+        model = with_plant(base, plant)
+        snapshot = compile_policy(model)
+        if self._snapshot is None or snapshot.version != self._snapshot.version:
+            self._snapshot, self._model = snapshot, model
+        self._checked = time.monotonic()
 
     def invalidate(self) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from plantwarden.core.access import Actor, Requires
 from plantwarden.core.context import Context
@@ -64,6 +65,20 @@ class ApplyOut(BaseModel):
     created: list[str]
 
 
+def _check_sites(session: Session, actor: Actor, declared: set[str]) -> None:
+    """Applying replaces the whole model: the caller must may apply at every site the new model
+    declares and at every site of the model in force (which it would otherwise take away)."""
+    row = applied.latest(session)
+    in_force = set(row.sites) if row is not None else set()
+    hidden = sorted(site for site in declared | in_force if not actor.may_see(site))
+    if hidden:
+        raise PermissionDenied(
+            "applying replaces the plant model of every site it or the model in force declares;"
+            f" you may not apply at: {', '.join(hidden)}",
+            details={"rule": "plant.apply-sites", "sites": hidden},
+        )
+
+
 def _store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
@@ -91,14 +106,9 @@ def apply_route(request: Request, actor: Annotated[Actor, Depends(APPLY)], body:
     """Check and apply plant.yaml content; a 422 lists every problem with line and column."""
     raw = body.content.encode("utf-8")
     model = load_plant_bytes(raw, body.source)
-    hidden = [site.id for site in model.sites if not actor.may_see(site.id)]
-    if hidden:
-        raise PermissionDenied(
-            f"the model declares sites you hold no role at: {', '.join(hidden)}",
-            details={"rule": "plant.apply-sites", "sites": hidden},
-        )
     context = Context(source="server", actor=actor.username)
     with _store(request).transaction() as session:
+        _check_sites(session, actor, {site.id for site in model.sites})
         result = applied.apply_plant(session, context, raw, body.source, audit=request.app.state.audit)
     request.app.state.policy.invalidate()
     return ApplyOut(

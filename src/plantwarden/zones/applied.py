@@ -24,10 +24,10 @@ from plantwarden.policy.compile import compile_policy
 from plantwarden.policy.errors import InvalidPolicy
 from plantwarden.policy.roles import builtin_model
 from plantwarden.zones import services
-from plantwarden.zones.errors import InvalidPlantRights
+from plantwarden.zones.errors import AppliedPlantUnreadable, InvalidPlantRights
 from plantwarden.zones.events import PlantApplied
 from plantwarden.zones.models import NetworkSegment, PlantVersion, Site
-from plantwarden.zones.plant.load import load_plant_bytes
+from plantwarden.zones.plant.load import PlantFileError, load_plant_bytes
 from plantwarden.zones.plant.model import PlantModel
 from plantwarden.zones.plant.rights import PlantPolicy, plant_policy, with_plant
 
@@ -123,7 +123,8 @@ def history(session: Session, limit: int = 20) -> Sequence[PlantVersion]:
 
 
 def current_model(session: Session) -> PlantModel | None:
-    """The applied plant model, parsed (cached by version), or None."""
+    """The applied plant model, parsed (cached by version), or None; `AppliedPlantUnreadable`
+    when the stored file no longer loads."""
     row = latest(session)
     if row is None:
         return None
@@ -138,4 +139,11 @@ def current_policy(session: Session) -> PlantPolicy | None:
 
 @lru_cache(maxsize=4)
 def _parsed(version: str, content: str, source: str) -> PlantModel:
-    return load_plant_bytes(content.encode("utf-8"), source)
+    try:
+        return load_plant_bytes(content.encode("utf-8"), source)
+    except PlantFileError as error:
+        raise AppliedPlantUnreadable(
+            f"the plant model in force (version {version[:12]}, from {source}) no longer loads: "
+            f"{error.message}; apply a corrected plant.yaml",
+            details={"version": version, "problems": error.details.get("problems", [])},
+        ) from error

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plantwarden.core.errors import Conflict, InvalidInput, NotFound
+from plantwarden.core.errors import ConfigurationError, Conflict, InvalidInput, NotFound
 
 
 class InvalidIdentifier(InvalidInput):
@@ -29,3 +29,10 @@ class ConduitNotFound(NotFound):
     """No conduit of that id in a site of the plant model in force that the caller may see."""
 
     code = "conduit_not_found"
+
+
+class AppliedPlantUnreadable(ConfigurationError):
+    """The plant model in force no longer loads (a newer release checks more, a time zone name
+    left the system's tz database): apply a corrected plant.yaml."""
+
+    code = "applied_plant_unreadable"

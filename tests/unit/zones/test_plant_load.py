@@ -215,3 +215,45 @@ def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     binary.write_bytes(b"version: 1\n\xff\xfe")
     with pytest.raises(PlantFileError, match="not UTF-8"):
         load_plant(binary)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("version: 1\nx: &a [*a]\n", "anchors and aliases"),
+        ("version: 1\nsites:\n  - &s {id: a}\n  - *s\n", "anchors and aliases"),
+        ("version: 1\nsites: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+        ("version: 1\nsites: " + "[" * 40 + "]" * 40 + "\n", "nested too deeply"),
+    ],
+)
+def test_aliases_and_deep_nesting_are_refused_not_expanded(text: str, reason: str) -> None:
+    assert any(reason in message for _, _, message in problems(text))
+
+
+def test_a_billion_laughs_is_refused_at_once() -> None:
+    lines = ["version: 1", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 10) + "]" for n in range(1, 9)]
+    [(line, _, message)] = problems("\n".join(lines) + "\n")
+    assert line == 2 and "anchors and aliases" in message
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("security_level: 2\n", "security_level: 2.0\n"),
+        ("operations: [read, write]", "operations: [read, write]\n            ports: [502.0]"),
+        ("    conduits:\n", "    assets: [{id: plc-1, address: 10.1.1.5, unit_id: 1.0}]\n    conduits:\n"),
+    ],
+)
+def test_whole_numbers_written_as_decimals_are_refused(old: str, new: str) -> None:
+    found = problems(MINIMAL.replace(old, new, 1))
+    assert found and all("Traceback" not in message for _, _, message in found), found
+
+
+def test_register_ranges_take_ascii_digits_only() -> None:
+    text = MINIMAL + (
+        "    rights:\n      - {role: operator, zones: [cell-1], operations: [modbus.read],"
+        " registers: ['\u00b2', '1-x']}\n"
+    )
+    messages = [message for _, _, message in problems(text)]
+    assert sum("is not an address or a range" in m for m in messages) == 2, messages

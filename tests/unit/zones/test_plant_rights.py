@@ -89,3 +89,14 @@ def test_the_policy_version_follows_the_plant() -> None:
         compile_policy(with_plant(builtin_model([]), None)).version
         == compile_policy(builtin_model([])).version
     )
+
+
+def test_rights_at_one_site_leave_the_built_in_rights_at_the_others() -> None:
+    olga = Subject("user", "olga")
+    plant = plant_policy(load_plant_bytes(PLANT.encode()))
+    snap = compile_policy(with_plant(builtin_model([Grant(olga, "operator", "plant-b")]), plant))
+    for action in ("plant:modbus.read", "plant:modbus.write", "plant:s7comm.write"):
+        request = Request(olga, action, "plant-b", "any-zone", asset="x", address=0, now=NOW)
+        assert snap.decide(request).allowed, action  # plant-b's rights do not name the operator
+    request = Request(olga, "plant:modbus.write", "plant-a", "cell-1", asset="plc-1", address=0, now=NOW)
+    assert not snap.decide(request).allowed  # no grant at plant-a

@@ -8,6 +8,7 @@ one run names all of them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from types import MappingProxyType
 from typing import Any, cast
@@ -194,16 +195,19 @@ def _rights(ctx: SiteContext, assets: Iterable[Any]) -> tuple[Right, ...]:
 def _ranges(ctx: SiteContext, items: list[int | str], path: Path) -> tuple[tuple[int, int], ...]:
     ranges = []
     for number, item in enumerate(items):
-        low, _, high = str(item).partition("-")
-        if not (low.strip().isdigit() and (not high or high.strip().isdigit())):
+        match = _RANGE.fullmatch(str(item))
+        if match is None:
             ctx.problem((*path, number), f"{item!r} is not an address or a range such as 0-99")
             continue
-        first, last = int(low), int(high or low)
+        first, last = int(match["first"]), int(match["last"] or match["first"])
         if last < first or last > 65535:
             ctx.problem((*path, number), f"{item!r} is not a range of addresses 0-65535 with first <= last")
             continue
         ranges.append((first, last))
     return tuple(ranges)
+
+
+_RANGE = re.compile(r"\s*(?P<first>[0-9]+)\s*(?:-\s*(?P<last>[0-9]+)\s*)?", re.ASCII)
 
 
 def _bindings(ctx: SiteContext) -> tuple[Binding, ...]:

@@ -75,9 +75,16 @@ def load_plant_bytes(raw: bytes, file: str = "plant.yaml") -> PlantModel:
 
 @cache
 def _validator() -> jsonschema.protocols.Validator:
-    validator_class = jsonschema.validators.validator_for(PLANT_SCHEMA)
-    validator_class.check_schema(PLANT_SCHEMA)
-    return validator_class(PLANT_SCHEMA)
+    base = jsonschema.validators.validator_for(PLANT_SCHEMA)
+    base.check_schema(PLANT_SCHEMA)
+    # JSON Schema counts 3.0 as an integer; a port, an address or a level written 3.0 is a mistake
+    # here (and would reach an nft script as "502.0"): only whole numbers written as such are.
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    strict = jsonschema.validators.extend(base, type_checker=checker)  # type: ignore[no-untyped-call]
+    validator: jsonschema.protocols.Validator = strict(PLANT_SCHEMA)
+    return validator
 
 
 def schema_problems(source: Source) -> list[Problem]:

@@ -1,21 +1,23 @@
 """plant.yaml's rights and bindings as input of the policy model.
 
-A role named in a site's `rights` gets exactly the plant rights plant.yaml gives it (its built-in
-plant rules are dropped; its platform rules stay); a role not named keeps its built-in rights; a
-new role name becomes a role with plant rights only. Bindings become grants of address subjects
+A role named in a site's `rights` gets exactly the plant rights plant.yaml gives it at that site
+(its built-in plant rules no longer apply there; its platform rules stay); at the sites whose
+rights do not name it, it keeps its built-in plant rights; a new role name becomes a role with
+plant rights only. Bindings become grants of address subjects
 (legacy clients at the gateway).
 
 Writes are narrowed by the register maps: in a zone that declares assets, a role may write only
 declared assets, and on an asset with a register map only the registers that list the role among
 their writers (within the right's own ranges). A zone without declared assets cannot be narrowed,
 so a write right there covers the zone. Ranges name addresses without the register kind (a
-request names an address, not a table): the gateway checks the kind (coil or holding register).
+request names an address, not a table): coil 200 and holding register 200 share one range until
+the decision carries the kind (the gateway, a later capability).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from plantwarden.policy.model import (
     Conditions,
@@ -42,20 +44,29 @@ class PlantPolicy:
     rules: Mapping[str, tuple[Rule, ...]]
     grants: tuple[Grant, ...]
     version: str
+    named: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """The sites whose rights name each role."""
 
 
 def plant_policy(model: PlantModel) -> PlantPolicy:
     """The rules and grants every site of `model` gives."""
     rules: dict[str, list[Rule]] = {}
     grants: list[Grant] = []
+    named: dict[str, set[str]] = {}
     for site in model.sites:
         for index, right in enumerate(site.rights):
             rules.setdefault(right.role, []).extend(_right_rules(site, right, f"plant-{site.id}-{index + 1}"))
+            named.setdefault(right.role, set()).add(site.id)
         grants.extend(
             Grant(Subject("address", str(binding.address)), binding.role, site.id, binding.zone)
             for binding in site.bindings
         )
-    return PlantPolicy({role: tuple(found) for role, found in rules.items()}, tuple(grants), model.version)
+    return PlantPolicy(
+        {role: tuple(found) for role, found in rules.items()},
+        tuple(grants),
+        model.version,
+        {role: frozenset(sites) for role, sites in named.items()},
+    )
 
 
 def with_plant(base: PolicyModel, plant: PlantPolicy | None) -> PolicyModel:
@@ -63,11 +74,23 @@ def with_plant(base: PolicyModel, plant: PlantPolicy | None) -> PolicyModel:
     if plant is None:
         return base
     roles = dict(base.roles)
+    grants = (*base.grants, *plant.grants)
     for name, rules in plant.rules.items():
-        kept = tuple(rule for rule in roles[name].rules if not _is_plant_rule(rule)) if name in roles else ()
-        description = roles[name].description if name in roles else "a role defined by plant.yaml"
-        roles[name] = Role(name, description, kept + rules)
-    return PolicyModel(roles=roles, grants=(*base.grants, *plant.grants))
+        if name not in roles:
+            roles[name] = Role(name, "a role defined by plant.yaml", rules)
+            continue
+        others = sorted({g.site for g in grants if g.role == name} - plant.named.get(name, frozenset()))
+        kept = tuple(rule for rule in roles[name].rules if not _is_plant_rule(rule))
+        elsewhere = tuple(
+            _at(rule, site) for rule in roles[name].rules if _is_plant_rule(rule) for site in others
+        )
+        roles[name] = Role(name, roles[name].description, kept + elsewhere + rules)
+    return PolicyModel(roles=roles, grants=grants)
+
+
+def _at(rule: Rule, site: str) -> Rule:
+    """A built-in plant rule kept at a site whose rights do not name its role."""
+    return replace(rule, id=f"{rule.id}-at-{site}", scope=replace(rule.scope, site=site))
 
 
 def _is_plant_rule(rule: Rule) -> bool:

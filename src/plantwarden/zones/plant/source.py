@@ -21,6 +21,7 @@ Path = tuple[str | int, ...]
 _INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
 _FLOAT = re.compile(r"^[-+]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$|^[-+]?[0-9]+[eE][-+]?[0-9]+$")
 _MAX_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,8 @@ def read_source(text: str, file: str) -> Source:
         raise SourceError(Problem(file, 1, 1, f"the file is larger than {_MAX_BYTES // 2**20} MiB"))
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise SourceError(Problem(file, 1, 1, f"nested too deeply (more than {MAX_DEPTH} levels)")) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -104,17 +107,29 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _convert(node: yaml.Node, path: Path, source: Source) -> Any:
+def _convert(node: yaml.Node, path: Path, source: Source, seen: set[int] | None = None) -> Any:
+    """Plain data of a node. Anchors and aliases are refused (plant.yaml has no use for them, and
+    a few lines of aliases can expand into billions of values), and so is nesting past MAX_DEPTH."""
+    seen = set() if seen is None else seen
+    if id(node) in seen or getattr(node, "anchor", None):
+        raise SourceError(
+            Problem(source.file, *_mark(node), "YAML anchors and aliases (&name, *name) are not allowed here")
+        )
+    seen.add(id(node))
+    if len(path) > MAX_DEPTH:
+        raise SourceError(
+            Problem(source.file, *_mark(node), f"nested too deeply (more than {MAX_DEPTH} levels)")
+        )
     source.positions[path] = _mark(node)
     if isinstance(node, yaml.MappingNode):
-        return _mapping(node, path, source)
+        return _mapping(node, path, source, seen)
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, index), source) for index, item in enumerate(node.value)]
+        return [_convert(item, (*path, index), source, seen) for index, item in enumerate(node.value)]
     assert isinstance(node, yaml.ScalarNode)
     return _scalar(node)
 
 
-def _mapping(node: yaml.MappingNode, path: Path, source: Source) -> dict[str, Any]:
+def _mapping(node: yaml.MappingNode, path: Path, source: Source, seen: set[int]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key_node, value_node in node.value:
         if not isinstance(key_node, yaml.ScalarNode):
@@ -127,7 +142,7 @@ def _mapping(node: yaml.MappingNode, path: Path, source: Source) -> dict[str, An
                 Problem(source.file, line, column, f"key {key!r} is written twice (first on line {first})")
             )
         source.key_positions[(*path, key)] = _mark(key_node)
-        result[key] = _convert(value_node, (*path, key), source)
+        result[key] = _convert(value_node, (*path, key), source, seen)
     return result
 
 
