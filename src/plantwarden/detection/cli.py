@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from plantwarden.core.runtime import RuntimeProvider
+from plantwarden.detection.pending import PENDING_LIMIT
 from plantwarden.detection.violations import Violation, iso
 from plantwarden.detection.zone_check import CheckReport, check_stored, raise_alerts
 from plantwarden.zones.plant.load import load_plant
@@ -144,6 +145,11 @@ def _table(site: SiteModel, report: CheckReport, start: int, end: int) -> None:
         dst = f"{v.dst} ({v.dst_zone or 'no zone'})"
         click.echo(_line((window, v.rule, src, dst, v.operation, f"{v.protocol} {v.port}", f"{v.count:,}")))
         click.echo(f"{'':18}{v.reason}")
+    if report.folded:
+        click.echo(
+            f"{report.folded:,} violations folded into many-source ones"
+            f" (more than {PENDING_LIMIT:,} distinct)"
+        )
     click.echo(f"{len(report.violations):,} violations")
 
 

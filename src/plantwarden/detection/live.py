@@ -3,9 +3,11 @@
 `ZoneCheckTee` sits in the sensor's sink chain (in front of the records plane, or of the
 inventory feed): each protocol or flow batch is checked against the site's model, its
 violations are added to those kept (by key, so counts add up and memory grows with distinct
-violations, not with records), and the batch goes on unchanged. Every `flush_seconds`, and on
-`close()`, the kept violations go to `report` (`zone_check.alert_reporter`: alerts in the
-store) and are forgotten; the next flush of the same key counts another occurrence of its alert.
+violations, not with records; past `limit` distinct ones they are folded per destination, then
+into one from many sources to many destinations: `detection.pending`), and the batch goes on
+unchanged. Every `flush_seconds`, and on `close()`, the kept violations go to `report`
+(`zone_check.alert_reporter`: alerts in the store) and are forgotten; the next flush of the same
+key counts another occurrence of its alert.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.plane import WriteReport
 from plantwarden.core.runtime import Runtime
+from plantwarden.detection.pending import PENDING_LIMIT, PendingViolations
 from plantwarden.detection.segmentation import CHECKED_KINDS, SegmentationCheck
-from plantwarden.detection.violations import HOUR_NS, Violation, merge
+from plantwarden.detection.violations import HOUR_NS, Violation
 from plantwarden.detection.zone_check import alert_reporter
 from plantwarden.monitoring.requests import RecordSink
 from plantwarden.zones.plant.load import load_plant
@@ -39,6 +41,7 @@ class ZoneCheckTee:
         flush_seconds: float = 60.0,
         window_ns: int = HOUR_NS,
         samples: int = 5,
+        limit: int = PENDING_LIMIT,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.checker = SegmentationCheck(site, window_ns=window_ns, samples=samples)
@@ -47,7 +50,7 @@ class ZoneCheckTee:
         self.flush_seconds = flush_seconds
         self.samples = samples
         self.monotonic = monotonic
-        self.pending: dict[tuple[Any, ...], Violation] = {}
+        self.pending = PendingViolations(samples, limit)
         self.checked = 0
         self.reported = 0
         self._next_flush = monotonic() + flush_seconds
@@ -55,7 +58,7 @@ class ZoneCheckTee:
     def write(self, batch: RecordBatch) -> WriteReport:
         """Check the batch (protocol records, read aggregates, flows), then pass it on."""
         if batch.kind.name in CHECKED_KINDS and len(batch):
-            merge(self.pending, self.checker.check(batch), self.samples)
+            self.pending.add(self.checker.check(batch))
             self.checked += len(batch)
         if self.monotonic() >= self._next_flush:
             self.flush()
@@ -63,8 +66,7 @@ class ZoneCheckTee:
 
     def flush(self) -> int:
         """Report the violations kept so far and forget them; how many there were."""
-        found = list(self.pending.values())
-        self.pending.clear()
+        found = self.pending.take()
         self._next_flush = self.monotonic() + self.flush_seconds
         if found:
             self.report(found)
@@ -77,10 +79,17 @@ class ZoneCheckTee:
 
     def summary(self) -> str:
         """One line for the sensor's summary."""
-        return (
+        line = (
             f"{'zone check':<27}{self.checked:,} records checked against site {self.checker.site.id}, "
             f"{self.reported:,} violations reported as alerts"
         )
+        folded = self.pending.folded
+        if folded:
+            line += (
+                f" ({folded:,} folded into many-source alerts: more than {self.pending.limit:,}"
+                " distinct violations between two reports)"
+            )
+        return line
 
 
 def open_zone_check(

@@ -91,6 +91,8 @@ class Violation:
     channel: str | None
     reason: str
     rows: tuple[int, ...] = ()
+    folded: int = 0
+    """How many violations of other endpoints were folded into this one (`detection.pending`)."""
     shown: RecordBatch | None = field(default=None, compare=False, repr=False)
     """A batch holding the sample records (perhaps with others'); `shown_span` says where."""
     shown_span: tuple[int, int] = field(default=(0, 0), compare=False, repr=False)
@@ -114,17 +116,32 @@ class Violation:
         return "|".join((self.rule, self.site, self.segment, self.src, self.dst, self.operation, window))
 
     def merged(self, other: Violation, samples: int) -> Violation:
-        """This violation with the records of `other` (same key) added."""
-        shown = _first(samples, self.samples, other.samples)
+        """This violation with the records of `other` (same key) added; a zone or an asset that
+        differs between the two (folded violations of several endpoints) is no longer named."""
+        shown: RecordBatch | None
+        if self.shown is not None and self.shown_span[1] - self.shown_span[0] >= samples:
+            shown, span = self.shown, self.shown_span  # enough samples already: keep them
+        else:
+            shown = _first(samples, self.samples, other.samples)
+            span = (0, len(shown) if shown is not None else 0)
         return dataclasses.replace(
             self,
             count=self.count + other.count,
             first_ns=min(self.first_ns, other.first_ns),
             last_ns=max(self.last_ns, other.last_ns),
+            src_zone=_same(self.src_zone, other.src_zone),
+            dst_zone=_same(self.dst_zone, other.dst_zone),
+            src_asset=_same(self.src_asset, other.src_asset),
+            dst_asset=_same(self.dst_asset, other.dst_asset),
+            folded=self.folded + other.folded,
             rows=(),
             shown=shown,
-            shown_span=(0, len(shown) if shown is not None else 0),
+            shown_span=span,
         )
+
+
+def _same(first: str | None, second: str | None) -> str | None:
+    return first if first == second else None
 
 
 def _first(limit: int, *batches: RecordBatch | None) -> RecordBatch | None:

@@ -1,9 +1,11 @@
 """Which of a site's weekly windows each record's time falls in, vectorised.
 
 Windows are weekly, in the site's time zone; records carry nanoseconds UTC. The site's UTC
-offset is found for the span of the records (the instants where it changes are located to the
-second), each record's local minute of the week is computed from its offset, and one table of
-10,080 bit masks (bit i: inside window i) gives the answer for every record at once.
+offset is found for each distinct hour the records fall in (a change inside an hour is located to
+the second), so the cost follows the hours present, not the span between the earliest and the
+latest record (a record stamped 0 by a corrupt capture costs one more hour, not fifty years).
+Each record's local minute of the week is computed from its offset, and one table of 10,080 bit
+masks (bit i: inside window i) gives the answer for every record at once.
 """
 
 from __future__ import annotations
@@ -74,10 +76,10 @@ class WindowClock:
 
     def offsets(self, seconds: Array) -> Array:
         """The site's UTC offset (seconds) at each instant (seconds since the epoch)."""
-        starts, offsets = utc_offsets(self.timezone, int(seconds.min()), int(seconds.max()))
-        if len(offsets) == 1:
-            return np.full(len(seconds), offsets[0], dtype=np.int64)
-        found: Array = offsets[np.searchsorted(starts, seconds, side="right") - 1]
+        hours, inverse = np.unique(seconds // _HOUR, return_inverse=True)
+        before, change, after = hour_offsets(self.timezone, hours)
+        inverse = inverse.reshape(-1)
+        found: Array = np.where(seconds >= change[inverse], after[inverse], before[inverse])
         return found
 
 
@@ -87,19 +89,35 @@ def _offset(timezone: ZoneInfo, second: int) -> int:
     return int(delta.total_seconds()) if delta is not None else 0
 
 
-def utc_offsets(timezone: ZoneInfo, first: int, last: int) -> tuple[Array, Array]:
-    """The offsets in force from `first` to `last` (seconds since the epoch): `starts[i]` is the
-    first second of `offsets[i]`. Sampled hourly; each change is located to the second."""
-    starts, offsets = [first], [_offset(timezone, first)]
-    hour = first - first % _HOUR + _HOUR
-    while hour <= last + _HOUR:
-        now = _offset(timezone, hour)
-        if now != offsets[-1]:
-            low, high = max(hour - _HOUR, first), hour  # offset differs somewhere in (low, high]
-            while high - low > 1:
-                middle = (low + high) // 2
-                low, high = (middle, high) if _offset(timezone, middle) == offsets[-1] else (low, middle)
-            starts.append(high)
-            offsets.append(now)
-        hour += _HOUR
-    return np.array(starts, dtype=np.int64), np.array(offsets, dtype=np.int64)
+def hour_offsets(timezone: ZoneInfo, hours: Array) -> tuple[Array, Array, Array]:
+    """For each hour (hours since the epoch, UTC): the offset at its first second, the second at
+    which the offset changes inside it (the next hour's first second when it does not), and the
+    offset from then on. Two look-ups per hour (shared between consecutive hours); a change is
+    located to the second. Offsets change at most once an hour (true of every time zone)."""
+    known: dict[int, int] = {}
+
+    def at(second: int) -> int:
+        if second not in known:
+            known[second] = _offset(timezone, second)
+        return known[second]
+
+    before, change, after = [], [], []
+    for hour in hours.tolist():
+        first, end = hour * _HOUR, hour * _HOUR + _HOUR
+        start_offset, end_offset = at(first), at(end)
+        before.append(start_offset)
+        after.append(end_offset)
+        change.append(end if start_offset == end_offset else _change(timezone, first, end, start_offset))
+    return (
+        np.array(before, dtype=np.int64),
+        np.array(change, dtype=np.int64),
+        np.array(after, dtype=np.int64),
+    )
+
+
+def _change(timezone: ZoneInfo, low: int, high: int, old: int) -> int:
+    """The first second of (low, high] whose offset is no longer `old` (it is at `high`)."""
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if _offset(timezone, middle) == old else (low, middle)
+    return high

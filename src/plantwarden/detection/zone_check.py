@@ -23,8 +23,9 @@ from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.core.records.partitions import PartitionBackend
 from plantwarden.core.records.plane import RecordQuery, query
+from plantwarden.detection.pending import FOLDED_ENDPOINTS, PENDING_LIMIT, PendingViolations
 from plantwarden.detection.segmentation import CHECKED_KINDS, SegmentationCheck
-from plantwarden.detection.violations import HOUR_NS, RULES_BY_ID, Violation, iso, merge, sample_records
+from plantwarden.detection.violations import HOUR_NS, RULES_BY_ID, Violation, iso, sample_records
 from plantwarden.zones.plant.model import SiteModel
 
 DETECTOR = "detection.segmentation"
@@ -51,10 +52,12 @@ _TITLES = {
 
 @dataclass
 class CheckReport:
-    """What a check found: the violations, and how many records of each kind it read."""
+    """What a check found: the violations, how many records of each kind it read, and how many
+    violations were folded into many-source ones (past the limit of distinct violations)."""
 
     violations: list[Violation]
     records: dict[str, int]
+    folded: int = 0
 
 
 def check_stored(
@@ -65,11 +68,13 @@ def check_stored(
     *,
     window_ns: int = HOUR_NS,
     samples: int = 5,
+    limit: int = PENDING_LIMIT,
 ) -> CheckReport:
     """Check the site's stored protocol records, read aggregates and flows in [start_ns, end_ns),
-    read an hour at a time (or a window, when windows are shorter)."""
+    read an hour at a time (or a window, when windows are shorter). Past `limit` distinct
+    violations, new ones are folded (`detection.pending`), as in the live check."""
     checker = SegmentationCheck(site, window_ns=window_ns, samples=samples)
-    found: dict[tuple[Any, ...], Violation] = {}
+    found = PendingViolations(samples, limit)
     records = dict.fromkeys(CHECKED_KINDS, 0)
     step = min(window_ns, HOUR_NS)
     for kind in CHECKED_KINDS:
@@ -77,9 +82,9 @@ def check_stored(
             batch = query(backend, RecordQuery(kind, low, high, site=site.id))
             records[kind] += len(batch)
             if len(batch):
-                merge(found, checker.check(batch), samples)
+                found.add(checker.check(batch))
     ordered = sorted(found.values(), key=lambda v: (v.window_start_ns, v.rule, v.src, v.dst, v.operation))
-    return CheckReport(ordered, records)
+    return CheckReport(ordered, records, found.folded)
 
 
 def _steps(
@@ -128,7 +133,8 @@ def alert_reporter(store: Store, ctx: Context) -> Callable[[Sequence[Violation]]
 def draft(violation: Violation) -> AlertDraft:
     """The alert a violation raises."""
     rule = RULES_BY_ID[violation.rule]
-    assets = [violation.src_asset or violation.src, violation.dst_asset or violation.dst]
+    ends = ((violation.src_asset, violation.src), (violation.dst_asset, violation.dst))
+    assets = [asset or address for asset, address in ends if asset or address not in FOLDED_ENDPOINTS]
     return AlertDraft(
         site=violation.site,
         title=f"{_TITLES[rule.id]}: {violation.src} -> {violation.dst} ({violation.operation})",
@@ -168,6 +174,7 @@ def summary(violation: Violation) -> dict[str, Any]:
         "port": violation.port,
         "conduit": violation.conduit,
         "channel": violation.channel,
+        "folded": violation.folded,
     }
 
 

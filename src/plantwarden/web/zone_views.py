@@ -3,14 +3,13 @@ zone an address of the stored inventory lies in, and the zone map's boxes and li
 
 Violations are alerts whose rule starts with `zone.`; the zone check puts a summary in their
 first evidence item (source, destination, their zones, the conduit and channel concerned, the
-records counted). Addresses are placed in zones as the zone check does: a declared asset's
-address is in the asset's zone, any other in the zone whose subnet holds it, of the same network
-segment.
+records counted). Addresses are placed in zones as the zone check does (`ZoneLookup`): on the
+segment they were seen on, a declared asset's address is in the asset's zone (if that zone is on
+this segment), any other in the zone whose subnet holds it.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,10 +20,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.models import Alert, AlertStatus
+from plantwarden.core.errors import InvalidInput
 from plantwarden.inventory.models import StoredAsset
 from plantwarden.inventory.queries import Places
 from plantwarden.web.inventory_views import visible_assets
-from plantwarden.zones.plant.model import Address, Conduit, SecurityLevel, SiteModel
+from plantwarden.zones.plant.lookup import ZoneLookup
+from plantwarden.zones.plant.model import Conduit, SecurityLevel, SiteModel
 from plantwarden.zones.zonemap import ConduitLink, StrayLink, ZoneBox
 
 ZONE_RULES = "zone."
@@ -119,23 +120,19 @@ def _text_or_none(value: Any) -> str | None:
 
 
 class Endpoints:
-    """Which zone of a site an address of a network segment lies in."""
+    """Which zone of a site an address of a network segment lies in, as the zone check places it
+    (`ZoneLookup`): a declared asset's address only on its zone's segment, since segments reuse
+    the same subnets behind NAT."""
 
     def __init__(self, site: SiteModel) -> None:
-        self.declared: dict[Address, str] = {
-            address: asset.zone for asset in site.assets for address in asset.addresses
-        }
-        self.subnets = [(zone.segment, subnet, zone.id) for zone in site.zones for subnet in zone.subnets]
+        self.lookup = ZoneLookup(site)
 
     def zone_of(self, address: str, segment: str) -> str | None:
         """The zone of `address` seen on `segment`, or None (no zone, or not an IP address)."""
         try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
+            return self.lookup.zone_of(address, segment)
+        except InvalidInput:
             return None
-        if ip in self.declared:
-            return self.declared[ip]
-        return next((zone for seg, subnet, zone in self.subnets if seg == segment and ip in subnet), None)
 
 
 def seen_per_zone(session: Session, site: SiteModel, places: Places) -> Counter[str]:

@@ -9,7 +9,7 @@ import click
 from plantwarden.core.errors import InvalidInput, NotFound
 from plantwarden.zones.plant.load import load_plant
 from plantwarden.zones.plant.model import PlantModel, SiteModel
-from plantwarden.zones.plant.permits import declared_permits
+from plantwarden.zones.plant.permits import declared_permits, require_one_address_space
 from plantwarden.zones.reach import paths_to_crown_jewels, reachable
 from plantwarden.zones.reach.answers import MAX_PATHS
 from plantwarden.zones.reach.text import reach_lines, route_lines
@@ -63,7 +63,14 @@ def paths(plant_file: Path, asset_id: str | None, site_id: str | None, max_paths
 
 
 def choose_site(plant: PlantModel, site_id: str | None) -> SiteModel:
-    """The named site, or the only one; a plant of several sites needs --site."""
+    """The named site, or the only one; a plant of several sites needs --site. A site whose zones
+    of different segments share addresses is refused here, before anything is read."""
+    site = _named_site(plant, site_id)
+    require_one_address_space(site, "Reachability")
+    return site
+
+
+def _named_site(plant: PlantModel, site_id: str | None) -> SiteModel:
     known = ", ".join(site.id for site in plant.sites)
     if site_id is None:
         if len(plant.sites) != 1:

@@ -13,6 +13,7 @@ from plantwarden.zones.firewall.errors import CannotRender
 from plantwarden.zones.firewall.render import VARIANTS, Variant, render_ruleset
 from plantwarden.zones.plant.load import load_plant
 from plantwarden.zones.plant.model import SiteModel
+from plantwarden.zones.plant.permits import require_one_address_space
 
 PLANT = click.option(
     "--plant", "plant_file", required=True, type=click.Path(dir_okay=False, path_type=Path), help="plant.yaml"
@@ -23,6 +24,12 @@ ZONE = click.option("--zone", help="The zone an island or fail-closed ruleset is
 
 
 def _site(plant_file: Path, site_id: str | None) -> SiteModel:
+    site = _named_site(plant_file, site_id)
+    require_one_address_space(site, "The router's ruleset")  # before a ruleset is read for drift
+    return site
+
+
+def _named_site(plant_file: Path, site_id: str | None) -> SiteModel:
     plant = load_plant(plant_file)
     if site_id is None:
         if len(plant.sites) != 1:

@@ -30,7 +30,7 @@ from plantwarden.zones.firewall.sets import (
     zone_family_networks,
 )
 from plantwarden.zones.plant.model import SiteModel
-from plantwarden.zones.plant.permits import Permit, declared_permits, host_network
+from plantwarden.zones.plant.permits import Permit, declared_permits, host_network, require_one_address_space
 
 Variant = Literal["normal", "island", "fail-closed"]
 VARIANTS: tuple[str, ...] = ("normal", "island", "fail-closed")
@@ -56,8 +56,10 @@ def render_ruleset(
 def compile_ruleset(
     site: SiteModel, *, variant: Variant, zone: str | None, table: str, at: datetime
 ) -> Ruleset:
-    """The ruleset as values (what `render_ruleset` writes and `drift` compares)."""
+    """The ruleset as values (what `render_ruleset` writes and `drift` compares). A site whose zones
+    of different segments share addresses is refused: one router's sets cannot tell them apart."""
     _check_variant(site, variant, zone)
+    require_one_address_space(site, "The router's ruleset")
     rules = [*_guards(site, variant, zone), ESTABLISHED, *_gateway_only_rules(site, variant, zone)]
     rules += _fail_closed_accepts(site, zone) if variant == "fail-closed" else []
     rules += [rule for permit in _permits(site, variant, zone) for rule in _permit_rules(site, permit, at)]

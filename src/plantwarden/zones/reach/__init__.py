@@ -14,8 +14,9 @@ Hosts (the nodes).
     same answers (the tests check this). With the declared permits, which name whole zone networks
     or single assets, this is exactly one node per zone subnet; a firewall rule or an observed flow
     naming part of a subnet splits it. Addresses in no zone subnet that a permit names are hosts
-    outside the model (zone None), grouped the same way. Subnets of one site are taken not to
-    overlap (the loader checks it); if they did, an address would count for the first zone listed.
+    outside the model (zone None), grouped the same way. Subnets of one segment do not overlap
+    (the loader checks it), and a site whose zones of different segments share addresses is
+    refused (`zones.plant.permits.require_one_address_space`): the search has one address space.
 Edges (what an attacker can use).
     A permit gives an edge A -> B (its label, transport and ports, operations, schedule) for every
     host A with an address in its sources and B with an address in its destinations: holding A, the

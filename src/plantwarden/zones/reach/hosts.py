@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from plantwarden.zones.plant.model import Address, Network, SiteModel
-from plantwarden.zones.plant.permits import Permit
+from plantwarden.zones.plant.permits import Permit, require_one_address_space
 
 IPV6_OFFSET = 1 << 32
 """Added to an IPv6 address's number so that it lies above every IPv4 address."""
@@ -100,7 +100,10 @@ class HostGraph:
 
     @classmethod
     def build(cls, site: SiteModel, permits: Sequence[Permit]) -> HostGraph:
-        """Cut the address line, group the pieces into hosts and index the permits by host."""
+        """Cut the address line, group the pieces into hosts and index the permits by host. A site
+        whose zones of different segments share addresses is refused: one address line cannot
+        tell them apart."""
+        require_one_address_space(site, "Reachability")
         tagged = _tagged_spans(site, permits)
         cuts = sorted({edge for (first, last), _ in tagged for edge in (first, last + 1)})
         covers = _covers(tagged, cuts)
