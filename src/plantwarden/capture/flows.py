@@ -5,22 +5,29 @@ first) with numpy, and each group's counters (packets and bytes each way, first 
 TCP flags) are summed with numpy too; the Python work is per flow of the batch (find or start
 the flow, add the sums), not per packet. A hash collision is detected (the full key of every
 packet is compared with its group's) and that batch is grouped by the full keys instead, so no
-two conversations are ever merged. The client of a flow is the sender of its first SYN without
-ACK, or else of its first packet. Flows end after an idle timeout (shorter once TCP has closed
+two conversations are ever merged. Flows end after an idle timeout (shorter once TCP has closed
 them), found through a heap of deadlines rather than a walk over every flow; the table never
 holds more than `max_flows`, evicting the longest idle first and counting evictions.
+
+Which side is the client is decided once, from the packets of the batch that starts the flow
+(`flow_sides`): the sender of its first SYN, else the receiver of its first SYN-ACK, else (a
+capture that starts in the middle of a connection, or UDP) by its ports: the server is the side
+of a service port (below 1024, or one of the table's `service_ports`), else for TCP the side of
+the lower port, else the sender of its first packet is the client.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from plantwarden.capture.flow_keys import CanonicalKeys, Key
+from plantwarden.capture.flow_sides import WELL_KNOWN_PORTS, Openings, high_clients
+from plantwarden.capture.layers.columns import PROTO_TCP
 
 SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
 SECOND_NS = 1_000_000_000
@@ -70,6 +77,20 @@ class FlowUpdate:
     flow_ids: npt.NDArray[np.int64]
     from_client: npt.NDArray[np.bool_]
 
+    def protocol_ports(
+        self, src_port: npt.NDArray[np.uint16], dst_port: npt.NDArray[np.uint16], known: npt.NDArray[np.bool_]
+    ) -> npt.NDArray[np.uint16]:
+        """Per packet, given the batch's port columns and the ports protocols are `known` on (a
+        table of 65,536): the port that says what its conversation speaks. That is its server's
+        port when known, so a client's source port never outbids it, else its client's when
+        known (a device that opened the connection from its protocol's port), else a port no
+        protocol is known on."""
+        from_source, from_destination = known[src_port], known[dst_port]
+        ports: npt.NDArray[np.uint16] = np.where(from_source, src_port, dst_port)  # a known one, if any
+        both = np.flatnonzero(from_source & from_destination)  # rare: the server's, then
+        ports[both] = np.where(self.from_client[both], dst_port[both], src_port[both])
+        return ports
+
 
 @dataclass(slots=True)
 class FlowTableStats:
@@ -91,8 +112,13 @@ class FlowTable:
         closed_timeout_s: float = 10.0,
         udp_timeout_s: float = 120.0,
         max_flows: int = 200_000,
+        service_ports: Iterable[int] = (),
     ) -> None:
         self.idle_ns = int(idle_timeout_s * SECOND_NS)
+        self.service_ports = np.zeros(1 << 16, dtype=bool)
+        """Per port: whether a server listens there (below 1024, or one of `service_ports`)."""
+        self.service_ports[:WELL_KNOWN_PORTS] = True
+        self.service_ports[list(service_ports)] = True
         self.closed_ns = int(closed_timeout_s * SECOND_NS)
         self.udp_ns = int(udp_timeout_s * SECOND_NS)
         self.max_flows = max_flows
@@ -180,7 +206,7 @@ class FlowTable:
             flow.bytes[1] += size - forward_bytes
             flow.last_ns = max(flow.last_ns, last_ns)
             flow.first_ns = min(flow.first_ns, first_ns)
-            if flow.transport == 6 and _tcp_state(flow, flags, fins):
+            if flow.transport == PROTO_TCP and _tcp_state(flow, flags, fins):
                 heapq.heappush(self._deadlines, (flow.last_ns + self.closed_ns, flow_id))
         return np.array(flow_of, dtype=np.int64), np.array(high_of, dtype=bool)
 
@@ -199,7 +225,8 @@ class FlowTable:
         rows = np.array(new, dtype=np.int64)
         rows = rows[np.argsort(groups.order[groups.starts[rows]])]
         new = rows.tolist()
-        high_opened = key.swapped[_openers(groups, tcp_flags)[rows]].tolist()
+        opened = Openings(groups.order, groups.starts, tcp_flags, key.swapped, rows)
+        high_opened = high_clients(opened, self.service_ports, [canonical[group] for group in new]).tolist()
         low, high = key.addresses(groups.order[groups.starts[rows]])
         first_ns = sums.first_ns[rows].tolist()
         for index, group in enumerate(new):
@@ -252,7 +279,7 @@ class FlowTable:
     def _timeout(self, flow: Flow) -> int:
         if flow.closed:
             return self.closed_ns
-        return self.udp_ns if flow.transport != 6 else self.idle_ns
+        return self.udp_ns if flow.transport != PROTO_TCP else self.idle_ns
 
     def _remove(self, flow_id: int) -> Flow:
         canonical, _ = self._keys.pop(flow_id)
@@ -272,16 +299,6 @@ class FlowTable:
         for flow_id in oldest:
             self._ended.append(self._remove(flow_id))
         self.stats.evicted += excess
-
-
-def _openers(groups: _Groups, tcp_flags: npt.NDArray[np.uint16]) -> npt.NDArray[np.int64]:
-    """Per group, the packet that opened its flow: its first SYN without ACK, else its first packet."""
-    flags = tcp_flags[groups.order]
-    positions = np.arange(len(flags), dtype=np.int64)
-    syn = np.where((flags & SYN != 0) & (flags & ACK == 0), positions, len(flags))
-    first_syn = np.minimum.reduceat(syn, groups.starts)
-    openers: npt.NDArray[np.int64] = groups.order[np.where(first_syn < len(flags), first_syn, groups.starts)]
-    return openers
 
 
 def _tcp_state(flow: Flow, seen: int, fins: int) -> bool:

@@ -17,6 +17,10 @@ row, so rows decoded and then dropped or merged would cost twice). Each PDU is a
 the packet whose data completes it, as Wireshark does, so rows can be matched to tshark's frame
 by frame. Which path took a segment never shows in the rows: the tests hold the sensor to the
 exact path alone.
+
+The segments are those of the connections whose protocol port (`FlowUpdate.protocol_ports`) is
+a Modbus port: their server's port, or their client's when no protocol is known on the server's.
+A client that polls another protocol's server from port 502 does not make its connection Modbus.
 """
 
 from __future__ import annotations
@@ -96,9 +100,16 @@ class ModbusStreams:
         self.states: dict[int, StreamState] = {}
         self.findings: dict[StreamFinding, int] = dict.fromkeys(StreamFinding, 0)
 
-    def process(self, batch: PacketBatch, layers: Layers, flow_ids: npt.NDArray[np.int64]) -> ModbusBatch:
-        """The PDUs completed by the batch's packets."""
-        segments = self._segments(layers, flow_ids)
+    def process(
+        self,
+        batch: PacketBatch,
+        layers: Layers,
+        flow_ids: npt.NDArray[np.int64],
+        protocol_ports: npt.NDArray[np.uint16],
+    ) -> ModbusBatch:
+        """The PDUs completed by the batch's packets (given their flows, and the ports that say
+        what their conversations speak: `FlowUpdate.protocol_ports`)."""
+        segments = self._segments(layers, flow_ids, protocol_ports)
         if len(segments.packet) == 0:
             return ModbusBatch.empty()
         probe = walk(Windows(batch.buffer), segments.start, segments.length)
@@ -115,7 +126,7 @@ class ModbusStreams:
         )
 
     def _of_ports(self, ports: npt.NDArray[np.uint16]) -> npt.NDArray[np.bool_]:
-        """Per packet: whether `ports` (its source or destination port) is a Modbus port.
+        """Per packet: whether `ports` (one per packet) is a Modbus port.
 
         A comparison per port, for a few (a lookup in `_is_port` takes several times longer).
         """
@@ -133,12 +144,14 @@ class ModbusStreams:
             self.states.pop(flow_id * 2, None)
             self.states.pop(flow_id * 2 + 1, None)
 
-    def _segments(self, layers: Layers, flow_ids: npt.NDArray[np.int64]) -> _Segments:
-        from_server, to_server = self._of_ports(layers.src_port), self._of_ports(layers.dst_port)
-        wanted = (from_server | to_server) & (layers.ip_proto == 6) & (flow_ids >= 0)
+    def _segments(
+        self, layers: Layers, flow_ids: npt.NDArray[np.int64], protocol_ports: npt.NDArray[np.uint16]
+    ) -> _Segments:
+        """The segments, with data or SYN, of the connections whose protocol port is Modbus's."""
+        wanted = self._of_ports(protocol_ports) & (layers.ip_proto == 6) & (flow_ids >= 0)
         wanted &= (layers.payload_offset >= 0) & ((layers.payload_length > 0) | (layers.tcp_flags & SYN != 0))
         packet = np.flatnonzero(wanted)
-        side = from_server[packet]
+        side = self._of_ports(layers.src_port[packet])
         return _Segments(
             packet=packet,
             stream=flow_ids[packet] * 2 + side,

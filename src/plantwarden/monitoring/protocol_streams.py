@@ -16,6 +16,12 @@ it (client to server, or back), so that it stays one even where both ports are t
 Numpy finds, per stream, the leading run of segments that follow one another at PDU boundaries,
 and Python moves each stream past its run in one step (`_runs`); the segments after a break are
 walked one by one. The decoding of the fast segments is the extractor's, a batch at once.
+
+A TCP connection belongs to the protocol of its server's port (the flow table's server: the side
+that answered the SYN, or its rule for a connection seen from the middle), and only when no
+protocol is known on that port to the protocol of its client's port (a device that connects out
+from its protocol's port): a Modbus master polling from port 2404 does not hand its connection
+to IEC 104 (`FlowUpdate.protocol_ports`). UDP datagrams go to the protocol of either port.
 """
 
 from __future__ import annotations
@@ -148,12 +154,18 @@ class ProtocolSet:
                         raise ValueError(f"{transport} port {port} is both {other}'s and {module.name}'s")
                     self._any_port[port] = True
 
-    def process(self, batch: PacketBatch, layers: Layers, flows: FlowUpdate) -> dict[str, ProtocolBatch]:
-        """Each protocol's PDUs completed by the batch's packets."""
+    def process(
+        self, batch: PacketBatch, layers: Layers, flows: FlowUpdate, protocol_ports: npt.NDArray[np.uint16]
+    ) -> dict[str, ProtocolBatch]:
+        """Each protocol's PDUs completed by the batch's packets (given their flows, and the
+        ports that say what their conversations speak: `FlowUpdate.protocol_ports`)."""
         if not self.streams:
             return {}
         rows = np.flatnonzero(self._any_port[layers.src_port] | self._any_port[layers.dst_port])
-        return {streams.module.name: streams.process(batch, layers, flows, rows) for streams in self.streams}
+        return {
+            streams.module.name: streams.process(batch, layers, flows, protocol_ports, rows)
+            for streams in self.streams
+        }
 
     def forget(self, flow_ids: list[int]) -> None:
         """Drop the streams of flows that ended."""
@@ -183,13 +195,16 @@ class ProtocolStreams:
         batch: PacketBatch,
         layers: Layers,
         flows: FlowUpdate,
+        protocol_ports: npt.NDArray[np.uint16],
         rows: npt.NDArray[np.int64] | None = None,
     ) -> ProtocolBatch:
         """The protocol's PDUs completed by the batch's packets (among `rows`, if given: the
-        packets that may be the protocol's), in packet order."""
+        packets that may be the protocol's), in packet order; a TCP connection is the
+        protocol's when its `protocol_ports` (per packet) is."""
         if rows is None:
             rows = np.arange(len(batch), dtype=np.int64)
-        tcp, udp = self._tcp(batch, layers, flows, rows), self._udp(batch, layers, rows)
+        tcp = self._tcp(batch, layers, flows, protocol_ports[rows], rows)
+        udp = self._udp(batch, layers, rows)
         if tcp is None or udp is None:
             found = tcp or udp
             if found is None:
@@ -247,12 +262,17 @@ class ProtocolStreams:
         return _Rows(summary, own, packet[segment], side[segment], len(packet), 0)
 
     def _tcp(
-        self, batch: PacketBatch, layers: Layers, flows: FlowUpdate, rows: npt.NDArray[np.int64]
+        self,
+        batch: PacketBatch,
+        layers: Layers,
+        flows: FlowUpdate,
+        protocol_ports: npt.NDArray[np.uint16],
+        rows: npt.NDArray[np.int64],
     ) -> _Rows | None:
         if not self.module.tcp_ports or not len(rows):
             return None
         from_server = self._tcp_ports[layers.src_port[rows]]
-        wanted = (from_server | self._tcp_ports[layers.dst_port[rows]]) & (layers.ip_proto[rows] == PROTO_TCP)
+        wanted = self._tcp_ports[protocol_ports] & (layers.ip_proto[rows] == PROTO_TCP)
         wanted &= (flows.flow_ids[rows] >= 0) & (layers.payload_offset[rows] >= 0)
         wanted &= (layers.payload_length[rows] > 0) | (layers.tcp_flags[rows] & SYN != 0)
         packet = rows[wanted]

@@ -191,3 +191,23 @@ PROTOCOLS: dict[str, StreamProtocol] = {
     )
 }
 """Every protocol the sensor decodes beside Modbus, by name."""
+
+
+def service_ports(modbus_ports: tuple[int, ...], protocols: tuple[StreamProtocol, ...]) -> set[int]:
+    """The ports industrial servers listen on, as the flow table takes them to tell a connection's
+    server from its client when it was not seen opening: the Modbus ports and those of every
+    protocol module the sensor knows (decoded or not, so that a flow's direction does not depend
+    on which protocols are turned on)."""
+    ports = tcp_protocol_ports(modbus_ports, protocols)
+    for protocol in (*PROTOCOLS.values(), *protocols):
+        ports.update(protocol.module.udp_ports)
+    return ports
+
+
+def tcp_protocol_ports(modbus_ports: tuple[int, ...], protocols: tuple[StreamProtocol, ...]) -> set[int]:
+    """The TCP ports of Modbus and of every protocol module the sensor knows (decoded or not, so
+    that which protocol a connection speaks does not depend on which are turned on)."""
+    ports = set(modbus_ports)
+    for protocol in (*PROTOCOLS.values(), *protocols):
+        ports.update(protocol.module.tcp_ports)
+    return ports

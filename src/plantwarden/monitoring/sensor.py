@@ -28,6 +28,7 @@ from plantwarden.monitoring.identity_frames import NAMES as IDENTITY_NAMES
 from plantwarden.monitoring.identity_frames import IdentityBatch, identity_frames
 from plantwarden.monitoring.modbus_streams import ModbusBatch, ModbusStreams
 from plantwarden.monitoring.protocol_streams import ProtocolBatch, ProtocolSet, StreamProtocol
+from plantwarden.monitoring.protocol_table import service_ports, tcp_protocol_ports
 from plantwarden.monitoring.requests import RecordSink, RequestRecords
 from plantwarden.protocols.common import ParseStatus
 from plantwarden.protocols.modbus import ModbusFinding
@@ -123,8 +124,14 @@ class Sensor:
         self.options = options or SensorOptions()
         self.writer = writer
         self.flows = FlowTable(
-            idle_timeout_s=self.options.flow_idle_timeout_s, max_flows=self.options.max_flows
+            idle_timeout_s=self.options.flow_idle_timeout_s,
+            max_flows=self.options.max_flows,
+            service_ports=service_ports(self.options.modbus_ports, protocols),
         )
+        self._tcp_protocol_ports = np.zeros(1 << 16, dtype=bool)
+        """Per port: whether a protocol the sensor knows runs over TCP there (Modbus's and the
+        modules' ports, decoded or not): the ports that assign a connection to a protocol."""
+        self._tcp_protocol_ports[list(tcp_protocol_ports(self.options.modbus_ports, protocols))] = True
         self.modbus = ModbusStreams(self.options.modbus_ports)
         self.protocols = ProtocolSet(protocols)
         """The protocols beside Modbus: decoded and counted (their records come with their pairing)."""
@@ -173,9 +180,10 @@ class Sensor:
             layers.tcp_flags,
             layers.ip_version > 0,
         )
-        modbus = self.modbus.process(batch, layers, update.flow_ids)
+        ports = update.protocol_ports(layers.src_port, layers.dst_port, self._tcp_protocol_ports)
+        modbus = self.modbus.process(batch, layers, update.flow_ids, ports)
         self._modbus(batch, layers, update.flow_ids, modbus)
-        self.last_protocols = self.protocols.process(batch, layers, update)
+        self.last_protocols = self.protocols.process(batch, layers, update, ports)
         for name, found in self.last_protocols.items():
             _count_protocol(self.counters.protocols[name], found)
             self._protocol_requests(name, batch, layers, update.flow_ids, found)
@@ -305,8 +313,7 @@ class Sensor:
         self.counters.flow_records += len(flows)
         if self.writer is None:
             return
-        known = self._flow_protocols
-        protocols = [int(known.get((flow.transport, flow.server_port), Protocol.UNKNOWN)) for flow in flows]
+        protocols = [int(self._flow_protocol(flow)) for flow in flows]
         batch = RecordBatch.build(
             FLOWS,
             {
@@ -326,6 +333,15 @@ class Sensor:
             length=len(flows),
         )
         self.counters.stored_rows += self.writer.write(batch).stored
+
+    def _flow_protocol(self, flow: Flow) -> Protocol:
+        """The protocol a flow record names: that of its server's port; for TCP, as the streams
+        assign a connection, that of its client's port when no protocol is known on its server's
+        (a device that opened the connection from its protocol's port)."""
+        port = flow.server_port
+        if flow.transport == PROTO_TCP and not self._tcp_protocol_ports[port]:
+            port = flow.client_port
+        return self._flow_protocols.get((flow.transport, port), Protocol.UNKNOWN)
 
 
 def _count_protocol(counters: ProtocolCounters, found: ProtocolBatch) -> None:

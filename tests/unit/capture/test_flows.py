@@ -67,10 +67,64 @@ def test_both_directions_are_one_flow_with_the_syn_sender_as_client() -> None:
     assert flow.tcp_state == TcpState.ESTABLISHED and (flow.first_ns, flow.last_ns) == (10 * S, 10 * S + 4)
 
 
-def test_a_flow_seen_from_the_middle_takes_its_first_sender_as_client() -> None:
+def test_a_flow_seen_from_the_middle_takes_the_service_port_s_side_as_server() -> None:
     table = FlowTable()
-    feed(table, handshake(0)[4:] + handshake(0)[3:4])
-    assert only(table).client == PLC  # no SYN seen: the first packet's sender
+    feed(table, handshake(0)[4:] + handshake(0)[3:4])  # the PLC's answer first, no SYN
+    flow = only(table)
+    assert (flow.client, flow.client_port, flow.server, flow.server_port) == (HMI, 50000, PLC, 502)
+    assert flow.packets == [1, 1] and flow.bytes == [64, 75]
+
+
+INDUSTRIAL = 2404
+"""A port the tests' tables take as a service port (IEC 104's)."""
+Sent = tuple[bytes, int, bytes, int, int]
+"""A packet as (source, source port, destination, destination port, TCP flags)."""
+SIDE_CASES: dict[str, tuple[list[Sent], Endpoint, Endpoint | None]] = {
+    # name: (packets, the client over TCP, over UDP where the case applies to UDP)
+    "the SYN sender, whatever its port": ([(OTHER, 502, HMI, 40000, SYN)], (OTHER, 502), None),
+    "the receiver of the SYN-ACK": (
+        [(HMI, 40000, PLC, 41000, ACK), (PLC, 41000, HMI, 40000, SYN | ACK)],
+        (HMI, 40000),
+        None,
+    ),
+    "below 1024 is a server": ([(PLC, 502, HMI, 50000, ACK)], (HMI, 50000), (HMI, 50000)),
+    "a known industrial port is a server": ([(PLC, INDUSTRIAL, HMI, 1500, 0)], (HMI, 1500), (HMI, 1500)),
+    "two service ports: the lower is the server": (
+        [(PLC, 502, HMI, INDUSTRIAL, ACK)],
+        (HMI, INDUSTRIAL),
+        (PLC, 502),  # UDP: the first sender
+    ),
+    "no service port: the lower is the server": (
+        [(PLC, 40000, HMI, 41000, ACK)],
+        (HMI, 41000),
+        (PLC, 40000),  # UDP: the first sender
+    ),
+    "equal ports: the first sender": ([(PLC, 502, HMI, 502, ACK)], (PLC, 502), (PLC, 502)),
+}
+SIDE_RUNS = [
+    (case, transport) for case in SIDE_CASES for transport in (6, 17) if transport == 6 or SIDE_CASES[case][2]
+]
+
+
+@pytest.mark.parametrize(("case", "transport"), SIDE_RUNS, ids=[f"{case}, {t}" for case, t in SIDE_RUNS])
+def test_the_client_of_a_flow_seen_without_its_opening(case: str, transport: int) -> None:
+    sent, tcp_client, udp_client = SIDE_CASES[case]
+    client = tcp_client if transport == 6 else udp_client
+    packets = [
+        (i, src, dst, sport, dport, transport, 60, flags if transport == 6 else 0)
+        for i, (src, sport, dst, dport, flags) in enumerate(sent)
+    ]
+    table = FlowTable(service_ports=[INDUSTRIAL])
+    _, from_client = feed(table, packets)
+    flow = only(table)
+    assert (flow.client, flow.client_port) == client
+    assert from_client.tolist() == [(src, sport) == client for src, sport, *_ in sent]
+
+
+def test_only_the_ports_it_is_given_beside_the_well_known_ones_are_service_ports() -> None:
+    table = FlowTable()
+    feed(table, [(0, PLC, HMI, INDUSTRIAL, 1500, 6, 60, ACK)])
+    assert (only(table).client, only(table).client_port) == (PLC, INDUSTRIAL)  # 1500 is the lower port
 
 
 def test_batches_add_up_and_addresses_ending_in_zero_bytes_stay_whole() -> None:
@@ -144,9 +198,27 @@ class _ReferenceFlow:
 class _Reference:
     """The flow table's meaning, packet by packet in plain Python (slow, obviously right)."""
 
-    def __init__(self, idle_s: int, closed_s: int, udp_s: int) -> None:
+    def __init__(self, idle_s: int, closed_s: int, udp_s: int, service_ports: set[int]) -> None:
         self.idle, self.closed, self.udp = idle_s * S, closed_s * S, udp_s * S
+        self.service_ports = service_ports
         self.flows: dict[FlowKey, _ReferenceFlow] = {}
+
+    def client(self, key: FlowKey, members: list[Packet]) -> Endpoint:
+        """The flow's client: the SYN's sender, the SYN-ACK's receiver, the side of the port that
+        is no service port, the higher TCP port, or the first packet's sender, in that order."""
+        for packet in members:
+            if packet[7] & (SYN | ACK) == SYN:
+                return (packet[1], packet[3])
+        for packet in members:
+            if packet[7] & (SYN | ACK) == SYN | ACK:
+                return (packet[2], packet[4])
+        low, high, transport = key
+        low_service, high_service = (port < 1024 or port in self.service_ports for port in (low[1], high[1]))
+        if low_service != high_service:
+            return high if low_service else low
+        if transport == 6 and low[1] != high[1]:
+            return high if low[1] < high[1] else low
+        return (members[0][1], members[0][3])
 
     @staticmethod
     def key(packet: Packet) -> FlowKey:
@@ -162,10 +234,8 @@ class _Reference:
                 groups.setdefault(self.key(packet), []).append(packet)
         for key, members in groups.items():
             if key not in self.flows:
-                syns = [p for p in members if p[7] & SYN and not p[7] & ACK]
-                opener = (syns or members)[0]
                 first = min(p[0] for p in members)
-                self.flows[key] = _ReferenceFlow((opener[1], opener[3]), first, first)
+                self.flows[key] = _ReferenceFlow(self.client(key, members), first, first)
             self._count(self.flows[key], key, members)
         return [
             (self.key(p), (p[1], p[3]) == self.flows[self.key(p)].client) if ok else None
@@ -225,7 +295,15 @@ def _key(flow: Flow) -> FlowKey:
     return (low, high, flow.transport)
 
 
-ENDPOINTS = [(HMI, 50000), (PLC, 502), (OTHER, 53), (address("127.10.2.0"), 502), (HMI, 502)]
+ENDPOINTS = [
+    (HMI, 50000),
+    (PLC, 502),
+    (OTHER, 53),
+    (address("127.10.2.0"), 502),
+    (HMI, 502),
+    (PLC, INDUSTRIAL),
+    (OTHER, 40001),
+]
 Draw = tuple[int, Endpoint, Endpoint, int, int, int, bool, bool]
 IPV6_ENDPOINTS = [
     (address("fd00::11"), 502),
@@ -253,8 +331,8 @@ MIXED_PACKETS = packets(ENDPOINTS + IPV6_ENDPOINTS)
 
 def _run_against_reference(draws: list[Draw]) -> FlowTable:
     """Feed the draws to a table and to the reference, batch by batch, expiring after each."""
-    table = FlowTable(idle_timeout_s=20, closed_timeout_s=3, udp_timeout_s=8)
-    reference = _Reference(20, 3, 8)
+    table = FlowTable(idle_timeout_s=20, closed_timeout_s=3, udp_timeout_s=8, service_ports=[INDUSTRIAL])
+    reference = _Reference(20, 3, 8, {INDUSTRIAL})
     batches: list[list[tuple[Packet, bool]]] = [[]]
     now = 0
     for step, (src, sport), (dst, dport), transport, length, flags, not_ip, last in draws:
