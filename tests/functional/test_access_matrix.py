@@ -43,6 +43,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/login"): PUBLIC,
     ("GET", "/"): READERS,
     ("GET", "/alerts"): ALERT_READERS,
+    ("GET", "/alerts/{alert_id}"): ALERT_READERS,
     ("GET", "/assets"): READERS,
     ("GET", "/assets/{key}"): READERS,
     ("GET", "/map"): READERS,
@@ -53,6 +54,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/status"): READERS,
     ("GET", "/api/v1/alerts"): ALERT_READERS,
     ("GET", "/api/v1/alerts/{alert_id}"): ALERT_READERS,
+    ("GET", "/api/v1/alerts/{alert_id}/evidence.pcap"): ALERT_READERS,
+    ("GET", "/api/v1/alerts/suppressions"): ALERT_READERS,
+    ("POST", "/api/v1/alerts/suppressions"): frozenset({"security_analyst"}),
+    ("POST", "/api/v1/alerts/{alert_id}/assign"): frozenset({"security_analyst"}),
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): frozenset(
         {"operator", "engineer", "security_analyst"}
     ),
@@ -80,6 +85,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
 CONSOLE = {
     "/",
     "/alerts",
+    "/alerts/{alert_id}",
     "/assets",
     "/assets/{key}",
     "/map",
@@ -182,7 +188,9 @@ def _body(method: str, path: str, fresh: Callable[[str], str]) -> dict[str, Any]
         return None
     bodies: dict[str, dict[str, Any]] = {
         "/api/v1/alerts/{alert_id}/acknowledge": {"note": "on it"},
-        "/api/v1/alerts/{alert_id}/close": {"reason": "done"},
+        "/api/v1/alerts/{alert_id}/close": {"verdict": "benign", "reason": "done"},
+        "/api/v1/alerts/{alert_id}/assign": {"assignee": "security_analyst"},
+        "/api/v1/alerts/suppressions": {"rule_id": "R", "site": "plant-a", "duration": "1h", "reason": "x"},
         "/api/v1/users": {"username": f"new-{uuid.uuid4().hex[:10]}"},
         "/api/v1/users/{username}/grants": {"role": "viewer", "site": "plant-a"},
         "/api/v1/tokens": {"name": "mine"},

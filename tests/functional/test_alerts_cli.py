@@ -50,8 +50,29 @@ def test_alerts_list_show_ack_close(tmp_path: Path) -> None:
     assert (shown["status"], shown["status_by"]) == ("acknowledged", "alice")
     refused = plantwarden(*base, "ack", first, cwd=tmp_path)
     assert refused.returncode == 1 and "alert_transition_refused" in refused.stderr
-    assert plantwarden(*base, "close", first, "--reason", "planned change", cwd=tmp_path).returncode == 0
+    no_verdict = plantwarden(*base, "close", first, "--reason", "planned change", cwd=tmp_path)
+    assert no_verdict.returncode == 2 and "--verdict" in no_verdict.stderr
+    assigned = plantwarden(*base, "assign", first, "bob", "--by", "alice", cwd=tmp_path)
+    assert assigned.returncode == 0 and "assigned" in assigned.stdout
+    mine = json.loads(
+        plantwarden(*base, "list", "--assignee", "bob", "--format", "json", cwd=tmp_path).stdout
+    )
+    assert [a["id"] for a in mine] == [first]
+    closing = ("close", first, "--verdict", "benign", "--reason", "planned change")
+    assert plantwarden(*base, *closing, cwd=tmp_path).returncode == 0
     closed = json.loads(
         plantwarden(*base, "list", "--status", "closed", "--format", "json", cwd=tmp_path).stdout
     )
     assert [a["id"] for a in closed] == [first]
+
+
+def test_alerts_suppress_hides_new_alerts_and_counts_them(tmp_path: Path) -> None:
+    raise_two(tmp_path)
+    base = ("--data-dir", str(tmp_path), "alerts")
+    rule = json.loads(plantwarden(*base, "list", "--format", "json", cwd=tmp_path).stdout)[0]["rule_id"]
+    bad = plantwarden(*base, "suppress", rule, "--for", "8 hours", "--reason", "x", cwd=tmp_path)
+    assert bad.returncode == 1 and "not a duration" in bad.stderr
+    made = plantwarden(*base, "suppress", rule, "--for", "8h", "--reason", "commissioning", cwd=tmp_path)
+    assert made.returncode == 0 and "suppressed" in made.stdout, made.stderr
+    listed = json.loads(plantwarden(*base, "suppressions", cwd=tmp_path).stdout)
+    assert [(s["rule_id"], s["reason"]) for s in listed] == [(rule, "commissioning")]

@@ -15,3 +15,11 @@ class InvalidAlert(InvalidInput):
 
 class AlertTransitionRefused(Conflict):
     code = "alert_transition_refused"
+
+
+class EvidenceNotKept(NotFound):
+    code = "evidence_not_kept"
+
+
+class SuppressionNotFound(NotFound):
+    code = "suppression_not_found"

@@ -46,3 +46,28 @@ class AlertClosed:
     alert_id: str
     by: str | None
     reason: str
+    verdict: str = ""
+
+
+@event_type("alerts.AlertAssigned")
+@dataclass(frozen=True)
+class AlertAssigned:
+    """An alert was given to someone (`assignee`), or taken back (`assignee` None)."""
+
+    alert_id: str
+    assignee: str | None
+    previous: str | None
+    by: str | None
+
+
+@event_type("alerts.SuppressionCreated")
+@dataclass(frozen=True)
+class SuppressionCreated:
+    """Alerts of a rule (at a site, about an asset) are stored suppressed until a time."""
+
+    suppression_id: str
+    rule_id: str
+    site: str | None
+    asset: str | None
+    until: str
+    by: str | None

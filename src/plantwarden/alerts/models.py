@@ -1,4 +1,4 @@
-"""The alert table."""
+"""The alert table and the suppressions that keep matching alerts out of the default lists."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, Integer, String, Text, Uuid
+from sqlalchemy import JSON, Boolean, Enum, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plantwarden.core.db import Base, UTCDateTime
@@ -27,6 +27,22 @@ class AlertStatus(enum.StrEnum):
     NEW = "new"
     ACKNOWLEDGED = "acknowledged"
     CLOSED = "closed"
+
+
+class Confidence(enum.StrEnum):
+    """How sure the detector is that the alert means what its title says."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Verdict(enum.StrEnum):
+    """What the analyst found when closing an alert."""
+
+    TRUE_POSITIVE = "true_positive"
+    FALSE_POSITIVE = "false_positive"
+    BENIGN = "benign"  # real, but expected or harmless (a planned change, a test)
 
 
 class Alert(Base):
@@ -58,7 +74,30 @@ class Alert(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     status_note: Mapped[str] = mapped_column(Text, default="")
     status_by: Mapped[str | None] = mapped_column(String(120))
+    confidence: Mapped[str] = mapped_column(String(10), default=Confidence.MEDIUM.value)
+    verdict: Mapped[str | None] = mapped_column(String(20), index=True)
+    assignee: Mapped[str | None] = mapped_column(String(120), index=True)
+    severity_reason: Mapped[str] = mapped_column(Text, default="")  # why the severity is what it is
+    suppressed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    suppression_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    rate_limited: Mapped[bool] = mapped_column(Boolean, default=False)  # folds alerts past the rate limit
 
     @property
     def severity_name(self) -> str:
         return Severity(self.severity).name.lower()
+
+
+class Suppression(Base):
+    """Alerts of `rule_id` (at `site`, about `asset`, where given) raised before `until` are stored
+    suppressed: kept and counted, but not shown in the default lists."""
+
+    __tablename__ = "alert_suppressions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(120), index=True)
+    site: Mapped[str | None] = mapped_column(String(63))
+    asset: Mapped[str | None] = mapped_column(String(63))
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    until: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

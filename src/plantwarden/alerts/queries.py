@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.models import Alert, AlertStatus, Severity
@@ -21,6 +21,11 @@ class AlertFilter:
     min_severity: Severity | None = None
     rule_id: str | None = None
     asset: str | None = None
+    technique: str | None = None
+    assignee: str | None = None
+    verdict: str | None = None
+    severity: Severity | None = None
+    suppressed: bool | None = None  # None: both; the lists of the API, CLI and console ask for False
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 100
@@ -35,11 +40,31 @@ def list_alerts(
     statement = _filtered(select(Alert), query).order_by(Alert.last_seen.desc(), Alert.id.desc())
     if places is not None:
         statement = statement.where(_in_places(places))
-    if query.asset is None:
+    if query.asset is None and query.technique is None:
         return session.scalars(statement.offset(query.offset).limit(query.limit)).all()
-    # Assets are a JSON list: filter them here, since SQLite and PostgreSQL spell it differently.
-    matching = [a for a in session.scalars(statement) if query.asset in a.assets]
+    matching = [a for a in session.scalars(statement) if _in_lists(a, query)]
     return matching[query.offset : query.offset + query.limit]
+
+
+def count_suppressed(
+    session: Session, query: AlertFilter, *, places: Collection[tuple[str, str | None]] | None = None
+) -> int:
+    """How many suppressed alerts match `query` otherwise (what a list without them leaves out)."""
+    counted = replace(query, suppressed=True)
+    statement = _filtered(select(Alert), counted)
+    if places is not None:
+        statement = statement.where(_in_places(places))
+    if query.asset is None and query.technique is None:
+        return session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+    return sum(1 for a in session.scalars(statement) if _in_lists(a, counted))
+
+
+def _in_lists(alert: Alert, query: AlertFilter) -> bool:
+    # Assets and techniques are JSON lists: filter them here, since SQLite and PostgreSQL spell it
+    # differently.
+    return (query.asset is None or query.asset in alert.assets) and (
+        query.technique is None or query.technique in alert.techniques
+    )
 
 
 def _in_places(places: Collection[tuple[str, str | None]]) -> ColumnElement[bool]:
@@ -57,6 +82,14 @@ def _filtered(statement: Select[Alert], query: AlertFilter) -> Select[Alert]:
         statement = statement.where(Alert.severity >= int(query.min_severity))
     if query.rule_id is not None:
         statement = statement.where(Alert.rule_id == query.rule_id)
+    if query.severity is not None:
+        statement = statement.where(Alert.severity == int(query.severity))
+    if query.assignee is not None:
+        statement = statement.where(Alert.assignee == query.assignee)
+    if query.verdict is not None:
+        statement = statement.where(Alert.verdict == query.verdict)
+    if query.suppressed is not None:
+        statement = statement.where(Alert.suppressed.is_(query.suppressed))
     if query.since is not None:
         statement = statement.where(Alert.last_seen >= query.since)
     if query.until is not None:

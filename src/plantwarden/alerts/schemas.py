@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from plantwarden.alerts.models import Alert
+from plantwarden.alerts.models import Alert, Suppression
 
 
 class AlertOut(BaseModel):
@@ -30,6 +30,12 @@ class AlertOut(BaseModel):
     last_seen: datetime
     status_note: str
     status_by: str | None
+    confidence: str
+    verdict: str | None
+    assignee: str | None
+    severity_reason: str
+    suppressed: bool
+    rate_limited: bool
 
     @classmethod
     def of(cls, alert: Alert) -> AlertOut:
@@ -52,9 +58,40 @@ class AlertOut(BaseModel):
             last_seen=alert.last_seen,
             status_note=alert.status_note,
             status_by=alert.status_by,
+            confidence=alert.confidence,
+            verdict=alert.verdict,
+            assignee=alert.assignee,
+            severity_reason=alert.severity_reason,
+            suppressed=alert.suppressed,
+            rate_limited=alert.rate_limited,
         )
 
 
 class AlertList(BaseModel):
     alerts: list[AlertOut]
     count: int
+    suppressed: int = 0  # suppressed alerts matching the same filters, left out unless asked for
+
+
+class SuppressionOut(BaseModel):
+    id: uuid.UUID
+    rule_id: str
+    site: str | None
+    asset: str | None
+    reason: str
+    created_by: str | None
+    created_at: datetime
+    until: datetime
+
+    @classmethod
+    def of(cls, suppression: Suppression) -> SuppressionOut:
+        return cls(
+            id=suppression.id,
+            rule_id=suppression.rule_id,
+            site=suppression.site,
+            asset=suppression.asset,
+            reason=suppression.reason,
+            created_by=suppression.created_by,
+            created_at=suppression.created_at,
+            until=suppression.until,
+        )

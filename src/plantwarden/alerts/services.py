@@ -1,26 +1,39 @@
-"""Raising alerts and moving them through their lifecycle (new -> acknowledged -> closed)."""
+"""Raising alerts (grouped, suppressed, rate-limited) and moving them through their lifecycle
+(new -> acknowledged -> closed with a verdict), with an assignee."""
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.errors import AlertNotFound, AlertTransitionRefused, InvalidAlert
-from plantwarden.alerts.events import AlertAcknowledged, AlertClosed, AlertRaised, AlertRepeated
-from plantwarden.alerts.models import Alert, AlertStatus, Severity
+from plantwarden.alerts.events import (
+    AlertAcknowledged,
+    AlertAssigned,
+    AlertClosed,
+    AlertRaised,
+    AlertRepeated,
+)
+from plantwarden.alerts.evidence import check_evidence
+from plantwarden.alerts.models import Alert, AlertStatus, Confidence, Severity, Suppression, Verdict
+from plantwarden.alerts.suppressions import matching_suppression
 from plantwarden.core import eventlog
 from plantwarden.core.context import Context
 from plantwarden.core.events import envelope
 from plantwarden.core.ids import new_id
 
 MAX_EVIDENCE = 50  # evidence items kept per alert; repeats beyond this only count
+RATE_LIMIT_PER_MINUTE = 30
+"""New alerts one rule may open at one site in a minute; past it they fold into one alert."""
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,119}$")
 
 
 @dataclass(frozen=True)
@@ -28,9 +41,13 @@ class AlertDraft:
     """What a detector knows when it raises an alert.
 
     `evidence` items are plain JSON objects pointing at records (for example
-    `{"kind": "protocol", "ts": ..., "src": "10.0.0.5", "dst": "10.0.1.2", ...}`).
+    `{"kind": "protocol", "ts": ..., "src": "10.0.0.5", "dst": "10.0.1.2", ...}`) or at the
+    packets a sensor kept (`{"kind": "pcap", "site", "segment", "hosts", "since", "until"}`).
     `dedup_key`: while an alert with the same key is open, raising again counts an occurrence
     instead of opening a second alert.
+    `severity_in_maintenance`, `in_maintenance`: the severity when the operation happened inside
+    an approved maintenance window, and whether it did (the detector decides); the alert keeps
+    the severity that applies and says why.
     """
 
     site: str
@@ -47,26 +64,80 @@ class AlertDraft:
     seen_at: datetime | None = None
     zone: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    confidence: Confidence = Confidence.MEDIUM
+    severity_in_maintenance: Severity | None = None
+    in_maintenance: bool = False
 
 
-def raise_alert(session: Session, ctx: Context, draft: AlertDraft) -> Alert:
-    """Open an alert, or count another occurrence of the open alert with the same `dedup_key`."""
+def effective_severity(draft: AlertDraft) -> tuple[Severity, str]:
+    """The severity that applies to `draft`, and why (empty when no maintenance window matters)."""
+    inside = draft.severity_in_maintenance
+    if inside is None:
+        return draft.severity, ""
+    outside_name, inside_name = draft.severity.name.lower(), Severity(inside).name.lower()
+    if draft.in_maintenance:
+        return Severity(
+            inside
+        ), f"inside an approved maintenance window: {inside_name} ({outside_name} outside one)"
+    return (
+        draft.severity,
+        f"outside any approved maintenance window: {outside_name} ({inside_name} inside one)",
+    )
+
+
+def raise_alert(
+    session: Session, ctx: Context, draft: AlertDraft, *, rate_limit: int = RATE_LIMIT_PER_MINUTE
+) -> Alert:
+    """Open an alert, or count another occurrence of the open alert with the same `dedup_key`.
+
+    An alert a suppression in force covers is stored suppressed. Past `rate_limit` new alerts of
+    the rule at the site in the last minute, the alert is folded into one rate-limited alert
+    (its count and evidence grow: nothing is lost)."""
     _check(draft)
     now = ctx.clock.now()
     seen = draft.seen_at or now
+    suppression = matching_suppression(session, now, draft.rule_id, draft.site, draft.assets)
     if draft.dedup_key is not None:
-        existing = session.scalars(
-            select(Alert).where(Alert.dedup_key == draft.dedup_key, Alert.status != AlertStatus.CLOSED)
-        ).first()
+        existing = _open_with_key(session, draft.dedup_key, suppressed=suppression is not None)
         if existing is not None:
             return _repeat(session, ctx, existing, draft, seen)
+    if suppression is None and _opened_last_minute(session, draft, now) >= rate_limit:
+        return _fold(session, ctx, draft, seen, rate_limit)
+    return _open(session, ctx, draft, seen, suppression)
+
+
+def _open_with_key(session: Session, key: str, *, suppressed: bool) -> Alert | None:
+    statement = select(Alert).where(
+        Alert.dedup_key == key, Alert.status != AlertStatus.CLOSED, Alert.suppressed == suppressed
+    )
+    return session.scalars(statement.order_by(Alert.created_at)).first()
+
+
+def _opened_last_minute(session: Session, draft: AlertDraft, now: datetime) -> int:
+    statement = select(func.count(Alert.id)).where(
+        Alert.site == draft.site,
+        Alert.rule_id == draft.rule_id,
+        Alert.suppressed.is_(False),
+        Alert.rate_limited.is_(False),
+        Alert.created_at > now - timedelta(minutes=1),
+    )
+    return session.scalar(statement) or 0
+
+
+def _open(
+    session: Session, ctx: Context, draft: AlertDraft, seen: datetime, suppression: Suppression | None
+) -> Alert:
+    now = ctx.clock.now()
+    severity, reason = effective_severity(draft)
     alert = Alert(
         id=new_id(),
         site=draft.site,
         zone=draft.zone,
         title=draft.title,
         description=draft.description,
-        severity=int(draft.severity),
+        severity=int(severity),
+        severity_reason=reason,
+        confidence=Confidence(draft.confidence).value,
         status=AlertStatus.NEW,
         detector=draft.detector,
         rule_id=draft.rule_id,
@@ -81,6 +152,9 @@ def raise_alert(session: Session, ctx: Context, draft: AlertDraft) -> Alert:
         created_at=now,
         updated_at=now,
         status_note="",
+        suppressed=suppression is not None,
+        suppression_id=suppression.id if suppression is not None else None,
+        rate_limited=False,
     )
     session.add(alert)
     session.flush()
@@ -89,15 +163,65 @@ def raise_alert(session: Session, ctx: Context, draft: AlertDraft) -> Alert:
     return alert
 
 
-def _repeat(session: Session, ctx: Context, alert: Alert, draft: AlertDraft, seen: datetime) -> Alert:
+def _fold(session: Session, ctx: Context, draft: AlertDraft, seen: datetime, limit: int) -> Alert:
+    """Count `draft` in the open rate-limited alert of its rule and site (opened if need be)."""
+    key = f"rate-limited:{draft.site}:{draft.rule_id}"
+    folded = {
+        "kind": "folded",
+        "title": draft.title,
+        "seen": seen.isoformat(),
+        "assets": sorted(draft.assets),
+    }
+    holder = _open_with_key(session, key, suppressed=False)
+    if holder is not None:
+        return _repeat(session, ctx, holder, draft, seen, evidence=[folded])
+    summary = AlertDraft(
+        site=draft.site,
+        title=f"Rate limit: more than {limit} new alerts a minute from rule {draft.rule_id}",
+        severity=draft.severity,
+        detector=draft.detector,
+        rule_id=draft.rule_id,
+        rule_name=draft.rule_name,
+        description=f"Alerts of {draft.rule_id} at {draft.site} past the limit of {limit} a minute are "
+        "counted here; each one's title, time and assets are in the evidence (the first "
+        f"{MAX_EVIDENCE}).",
+        techniques=draft.techniques,
+        assets=draft.assets,
+        evidence=[folded],
+        dedup_key=key,
+        zone=draft.zone,
+        confidence=draft.confidence,
+        severity_in_maintenance=draft.severity_in_maintenance,
+        in_maintenance=draft.in_maintenance,
+    )
+    alert = _open(session, ctx, summary, seen, None)
+    alert.rate_limited = True
+    session.flush()
+    return alert
+
+
+def _repeat(
+    session: Session,
+    ctx: Context,
+    alert: Alert,
+    draft: AlertDraft,
+    seen: datetime,
+    *,
+    evidence: Sequence[dict[str, Any]] | None = None,
+) -> Alert:
     alert.occurrences += 1
     alert.last_seen = max(alert.last_seen, seen)
     alert.first_seen = min(alert.first_seen, seen)
-    alert.severity = max(alert.severity, int(draft.severity))
+    severity, reason = effective_severity(draft)
+    if int(severity) >= alert.severity and reason:
+        alert.severity_reason = reason
+    alert.severity = max(alert.severity, int(severity))
     alert.assets = sorted(set(alert.assets) | set(draft.assets))
+    alert.techniques = sorted(set(alert.techniques) | set(draft.techniques))
+    added = list(draft.evidence if evidence is None else evidence)
     room = MAX_EVIDENCE - len(alert.evidence)
-    if room > 0 and draft.evidence:
-        alert.evidence = [*alert.evidence, *list(draft.evidence)[:room]]
+    if room > 0 and added:
+        alert.evidence = [*alert.evidence, *added[:room]]
     alert.updated_at = ctx.clock.now()
     session.flush()
     repeated = AlertRepeated(str(alert.id), alert.occurrences)
@@ -110,10 +234,13 @@ def _check(draft: AlertDraft) -> None:
         raise InvalidAlert("an alert needs a title")
     if not draft.site or not draft.rule_id or not draft.detector:
         raise InvalidAlert("an alert needs a site, a rule id and a detector")
+    if draft.confidence not in set(Confidence):
+        raise InvalidAlert(f"confidence must be low, medium or high, not {draft.confidence!r}")
     try:
         json.dumps(list(draft.evidence))
     except (TypeError, ValueError) as error:
         raise InvalidAlert(f"evidence must be plain JSON: {error}") from error
+    check_evidence(draft.evidence)
 
 
 def get_alert(session: Session, alert_id: uuid.UUID | str) -> Alert:
@@ -141,15 +268,50 @@ def acknowledge(session: Session, ctx: Context, alert_id: uuid.UUID | str, note:
     return alert
 
 
-def close(session: Session, ctx: Context, alert_id: uuid.UUID | str, reason: str) -> Alert:
-    """Close an alert (new or acknowledged); the reason is kept."""
-    if not reason.strip():
-        raise InvalidAlert("closing an alert needs a reason")
+def close(
+    session: Session,
+    ctx: Context,
+    alert_id: uuid.UUID | str,
+    reason: str = "",
+    *,
+    verdict: Verdict | str | None = None,
+) -> Alert:
+    """Close an alert (new or acknowledged) with a verdict: true_positive, false_positive or benign;
+    the reason, if any, is kept."""
+    chosen = _verdict(verdict)
     alert = get_alert(session, alert_id)
     if alert.status == AlertStatus.CLOSED:
         raise AlertTransitionRefused(f"alert {alert.id} is already closed")
     _transition(alert, ctx, AlertStatus.CLOSED, reason)
-    event = AlertClosed(str(alert.id), ctx.actor, reason)
+    alert.verdict = chosen.value
+    event = AlertClosed(str(alert.id), ctx.actor, reason, chosen.value)
+    eventlog.record(session, envelope(event, clock=ctx.clock, source=ctx.source, site=alert.site))
+    return alert
+
+
+def _verdict(verdict: Verdict | str | None) -> Verdict:
+    choices = ", ".join(v.value for v in Verdict)
+    if verdict is None or verdict == "":
+        raise InvalidAlert(f"closing an alert needs a verdict: {choices}")
+    try:
+        return Verdict(verdict)
+    except ValueError:
+        raise InvalidAlert(f"{verdict!r} is not a verdict: {choices}") from None
+
+
+def assign(session: Session, ctx: Context, alert_id: uuid.UUID | str, assignee: str | None) -> Alert:
+    """Give an open alert to `assignee` (a username), or take it back (None)."""
+    if assignee is not None and not USERNAME.match(assignee):
+        raise InvalidAlert(f"{assignee!r} is not a username")
+    alert = get_alert(session, alert_id)
+    if alert.status == AlertStatus.CLOSED:
+        raise AlertTransitionRefused(f"alert {alert.id} is closed; a closed alert is not assigned")
+    previous = alert.assignee
+    if previous == assignee:
+        return alert
+    alert.assignee = assignee
+    alert.updated_at = ctx.clock.now()
+    event = AlertAssigned(str(alert.id), assignee, previous, ctx.actor)
     eventlog.record(session, envelope(event, clock=ctx.clock, source=ctx.source, site=alert.site))
     return alert
 

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import enum
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from plantwarden.alerts.models import AlertStatus
-from plantwarden.alerts.queries import AlertFilter, list_alerts
+from plantwarden.alerts import services as alert_services
+from plantwarden.alerts.errors import AlertNotFound
+from plantwarden.alerts.evidence import ring_pointers
+from plantwarden.alerts.models import Alert, AlertStatus, Severity, Verdict
+from plantwarden.alerts.queries import AlertFilter, count_suppressed, list_alerts
 from plantwarden.core import migrate
 from plantwarden.core.access import Actor, Requires
 from plantwarden.core.db import Store, describe_url
+from plantwarden.core.errors import InvalidInput
 from plantwarden.zones import services as zones
 
 router = APIRouter(include_in_schema=False)
+Choice = TypeVar("Choice", bound=enum.StrEnum)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -42,28 +51,134 @@ def dashboard(
 def alerts_page(
     request: Request,
     actor: Annotated[Actor, Depends(Requires("platform:alerts.read"))],
-    status: AlertStatus | None = None,
+    status: str | None = None,
+    severity: str | None = None,
+    rule: str | None = None,
+    technique: str | None = None,
+    asset: str | None = None,
+    assignee: str | None = None,
+    verdict: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    suppressed: str | None = None,
 ) -> HTMLResponse:
-    """Alerts, most recently seen first; `?status=new|acknowledged|closed` filters."""
+    """Alerts, most recently seen first, filtered by a GET form (empty fields do not filter)."""
+    form = {
+        "status": status, "severity": severity, "rule": rule, "technique": technique, "asset": asset,
+        "assignee": assignee, "verdict": verdict, "since": since, "until": until, "suppressed": suppressed,
+    }  # fmt: skip
+    fields = {key: (value or "").strip() for key, value in form.items()}
+    query = _alert_filter(fields)
     store: Store = request.app.state.store
     with store.transaction() as session:
-        alerts = [
-            {
-                "id": str(a.id),
-                "last_seen": a.last_seen.strftime("%Y-%m-%d %H:%M:%S"),
-                "severity": a.severity_name,
-                "status": a.status.value,
-                "occurrences": a.occurrences,
-                "title": a.title,
-                "site": a.site,
-                "rule": a.rule_id,
-            }
-            for a in list_alerts(session, AlertFilter(status=status, limit=200), places=actor.places)
-        ]
+        alerts = [_alert_row(a) for a in list_alerts(session, query, places=actor.places)]
+        hidden = 0 if query.suppressed else count_suppressed(session, query, places=actor.places)
     context = {
         "alerts": alerts,
-        "status": status.value if status else "",
+        "form": fields,
+        "hidden": hidden,
         "statuses": [s.value for s in AlertStatus],
+        "severities": [s.name.lower() for s in Severity],
+        "verdicts": [v.value for v in Verdict],
     }
     page: HTMLResponse = request.app.state.templates.TemplateResponse(request, "alerts.html", context)
     return page
+
+
+def _alert_filter(form: dict[str, str]) -> AlertFilter:
+    return AlertFilter(
+        status=_choice(AlertStatus, form["status"], "status"),
+        severity=_severity(form["severity"]),
+        rule_id=form["rule"] or None,
+        technique=form["technique"] or None,
+        asset=form["asset"] or None,
+        assignee=form["assignee"] or None,
+        verdict=_choice(Verdict, form["verdict"], "verdict"),
+        since=_moment(form["since"], "since"),
+        until=_moment(form["until"], "until"),
+        suppressed=form["suppressed"] in {"1", "on", "true", "yes"},
+        limit=200,
+    )
+
+
+def _severity(value: str) -> Severity | None:
+    if not value:
+        return None
+    if value.upper() not in Severity.__members__:
+        raise InvalidInput(f"{value!r} is not a severity: {', '.join(s.name.lower() for s in Severity)}")
+    return Severity[value.upper()]
+
+
+def _choice(kind: type[Choice], value: str, name: str) -> Choice | None:
+    if not value:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise InvalidInput(f"{value!r} is not a {name}: {allowed}") from None
+
+
+def _moment(value: str, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{name} {value!r} is not a date or time (YYYY-MM-DD, YYYY-MM-DDTHH:MM)") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _alert_row(alert: Alert) -> dict[str, object]:
+    return {
+        "id": str(alert.id),
+        "last_seen": alert.last_seen.strftime("%Y-%m-%d %H:%M:%S"),
+        "severity": alert.severity_name,
+        "confidence": alert.confidence,
+        "status": alert.status.value,
+        "verdict": alert.verdict or "",
+        "assignee": alert.assignee or "",
+        "occurrences": alert.occurrences,
+        "title": alert.title,
+        "site": alert.site,
+        "rule": alert.rule_id,
+        "techniques": list(alert.techniques),
+        "suppressed": alert.suppressed,
+    }
+
+
+@router.get("/alerts/{alert_id}", response_class=HTMLResponse)
+def alert_page(
+    request: Request, actor: Annotated[Actor, Depends(Requires("platform:alerts.read"))], alert_id: uuid.UUID
+) -> HTMLResponse:
+    """One alert: what fired and why, its state, its evidence, and how to get its packets."""
+    store: Store = request.app.state.store
+    with store.transaction() as session:
+        alert = alert_services.get_alert(session, alert_id)
+        if not actor.may_see(alert.site, alert.zone):
+            raise AlertNotFound(f"no alert {alert_id}")
+        context = {
+            "alert": {**_alert_row(alert), **_alert_details(alert)},
+            "evidence": [json.dumps(item, indent=1, sort_keys=True) for item in alert.evidence],
+            "pcaps": [
+                {"command": pointer.command(f"alert-{alert.id}-{number}.pcap"), "number": number}
+                for number, pointer in enumerate(ring_pointers(alert.evidence))
+            ],
+        }
+    page: HTMLResponse = request.app.state.templates.TemplateResponse(request, "alert.html", context)
+    return page
+
+
+def _alert_details(alert: Alert) -> dict[str, object]:
+    return {
+        "description": alert.description,
+        "zone": alert.zone or "",
+        "rule_name": alert.rule_name,
+        "detector": alert.detector,
+        "assets": list(alert.assets),
+        "first_seen": alert.first_seen.strftime("%Y-%m-%d %H:%M:%S"),
+        "severity_reason": alert.severity_reason,
+        "status_note": alert.status_note,
+        "status_by": alert.status_by or "",
+        "rate_limited": alert.rate_limited,
+    }

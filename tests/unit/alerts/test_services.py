@@ -78,7 +78,7 @@ def test_a_repeat_with_the_same_key_counts_instead_of_opening_another(ready: Sto
 def test_a_closed_alert_is_not_reopened_by_a_repeat(ready: Store, ctx: Context) -> None:
     with ready.transaction() as session:
         first = services.raise_alert(session, ctx, draft(dedup_key="k"))
-        services.close(session, ctx, first.id, "false positive: commissioning")
+        services.close(session, ctx, first.id, "commissioning", verdict="false_positive")
     with ready.transaction() as session:
         second = services.raise_alert(session, ctx, draft(dedup_key="k"))
     assert second.id != first.id
@@ -92,16 +92,18 @@ def test_lifecycle_new_acknowledged_closed(ready: Store, ctx: Context) -> None:
     with pytest.raises(AlertTransitionRefused, match="only a new alert"), ready.transaction() as session:
         services.acknowledge(session, actor, alert.id)
     with ready.transaction() as session:
-        closed = services.close(session, actor, str(alert.id), "engineer confirmed a planned change")
+        closed = services.close(
+            session, actor, str(alert.id), "engineer confirmed a planned change", verdict="benign"
+        )
         assert (closed.status, closed.status_by, closed.status_note) == (
             AlertStatus.CLOSED,
             "alice",
             "engineer confirmed a planned change",
         )
     with pytest.raises(AlertTransitionRefused, match="already closed"), ready.transaction() as session:
-        services.close(session, actor, alert.id, "again")
-    with pytest.raises(InvalidAlert, match="needs a reason"), ready.transaction() as session:
-        services.close(session, actor, alert.id, " ")
+        services.close(session, actor, alert.id, "again", verdict="benign")
+    with pytest.raises(InvalidAlert, match="needs a verdict"), ready.transaction() as session:
+        services.close(session, actor, alert.id, "no verdict")
     assert event_types(ready)[-2:] == ["alerts.AlertAcknowledged", "alerts.AlertClosed"]
 
 

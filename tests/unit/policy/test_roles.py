@@ -104,6 +104,8 @@ def test_security_analyst_works_alerts_and_investigates() -> None:
         "platform:alerts.read",
         "platform:alerts.acknowledge",
         "platform:alerts.close",
+        "platform:alerts.assign",
+        "platform:alerts.suppress",
         "platform:events.read",
         "platform:records.read",
         "platform:exports.run",

@@ -74,3 +74,58 @@ def test_console_lists_alerts_escaped(client: TestClient) -> None:
     assert page.status_code == 200
     assert "&lt;b&gt;alert 1&lt;/b&gt;" in page.text and "<b>alert" not in page.text
     assert "No alerts with status closed" in client.get("/alerts?status=closed").text
+
+
+def test_filters_close_with_a_verdict_and_the_alert_page(client: TestClient) -> None:
+    assert client.get("/api/v1/alerts", params={"severity": "low"}).json()["count"] == 1
+    assert client.get("/api/v1/alerts", params={"verdict": "benign"}).json()["count"] == 0
+    body = client.get("/api/v1/alerts", params={"technique": "T0855"}).json()
+    assert (body["count"], body["suppressed"]) == (0, 0)
+    first = client.get("/api/v1/alerts").json()["alerts"][0]
+    refused = client.post(f"/api/v1/alerts/{first['id']}/close", json={"verdict": "benign"})
+    assert refused.status_code == 403  # a viewer does not close
+    page = client.get(f"/alerts/{first['id']}")
+    assert page.status_code == 200 and "nobody" in page.text and first["rule_id"] in page.text
+    assert client.get("/alerts/0190b7a4-0000-7000-8000-000000000000").status_code == 404
+    assert client.get("/alerts", params={"severity": "dire"}).status_code == 422
+    listed = client.get("/alerts", params={"severity": "high", "rule": "", "since": "2000-01-01"})
+    assert listed.status_code == 200 and "alert 1" in listed.text and "alert 0" not in listed.text
+
+
+def test_evidence_pcap_without_a_pointer_or_a_ring_is_not_found(client: TestClient) -> None:
+    first = client.get("/api/v1/alerts").json()["alerts"][0]
+    missing = client.get(f"/api/v1/alerts/{first['id']}/evidence.pcap")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "evidence_not_kept"
+    assert "has 0 pcap evidence item(s)" in missing.json()["error"]["message"]
+
+
+def test_evidence_pcap_is_cut_from_the_sensor_ring(client: TestClient, data_dir: Path, ctx: Context) -> None:
+    from plantwarden.capture.evidence import EvidenceRing
+    from plantwarden.capture.pcap import read_capture
+    from plantwarden.sim.traffic.generator import generate
+
+    capture = data_dir / "plant.pcap"
+    generate(capture, seed=7, packets=3000)
+    with EvidenceRing(data_dir / "evidence" / "plant-a" / "cell-1") as ring:
+        for batch in read_capture(capture, batch_size=500):
+            ring.add(batch)
+        times = sorted(int(t) for s in [ring.segments()] for seg in s for t in (seg.first_ns, seg.last_ns))
+    since, until = times[0], times[-1] + 1
+    kept = {"kind": "pcap", "site": "plant-a", "segment": "cell-1", "hosts": [], "since_ns": since}
+    gone = kept | {"since_ns": since - 10**9, "until_ns": until}
+    store: Store = client.app.state.store  # type: ignore[attr-defined]
+    with store.transaction() as session:
+        drafted = services.AlertDraft(
+            site="plant-a", title="t", severity=Severity.LOW, detector="test", rule_id="R", rule_name="r",
+            evidence=[kept | {"until_ns": until}, gone],
+        )  # fmt: skip
+        alert_id = services.raise_alert(session, ctx, drafted).id
+    with EvidenceRing(data_dir / "evidence" / "plant-a" / "cell-1", readonly=True) as ring:
+        expected = ring.slice(since, until)
+    sliced = client.get(f"/api/v1/alerts/{alert_id}/evidence.pcap")
+    assert sliced.status_code == 200 and sliced.content == expected and len(expected) > 10_000
+    assert sliced.headers["content-type"] == "application/vnd.tcpdump.pcap"
+    older = client.get(f"/api/v1/alerts/{alert_id}/evidence.pcap", params={"item": 1})
+    assert older.status_code == 404 and "no longer holds the packets" in older.json()["error"]["message"]
+    page = client.get(f"/alerts/{alert_id}")
+    assert "plantwarden sensor evidence --site plant-a --segment cell-1" in page.text
