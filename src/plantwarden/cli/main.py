@@ -28,6 +28,7 @@ from plantwarden.inventory.cli import assets_group
 from plantwarden.inventory.reach_views_cli import compare_command
 from plantwarden.inventory.zoning_cli import suggest_command
 from plantwarden.monitoring.cli import ZONE_CHECK_FACTORY, sensor_group
+from plantwarden.monitoring.health_cli import status_command, watch_command
 from plantwarden.sim.cli import sim_group
 from plantwarden.zones.cli import site_group
 from plantwarden.zones.firewall.cli import firewall_group
@@ -83,6 +84,8 @@ COMMANDS = (
 for command in COMMANDS:
     cli.add_command(command)
 sensor_group.add_command(evidence_command)
+sensor_group.add_command(status_command)
+sensor_group.add_command(watch_command)
 zones_group.add_command(suggest_command)
 reach_group.add_command(compare_command)
 

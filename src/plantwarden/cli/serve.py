@@ -26,8 +26,12 @@ def serve(state: CliState, host: str | None, port: int | None, tls: str | None) 
 
 
 def process_table(settings: Settings, env: dict[str, str]) -> list[ProcessSpec]:
-    """The processes `up` supervises. The sensor and the gateway join as they are built."""
-    processes = [ProcessSpec("server", [sys.executable, "-m", "plantwarden", "serve"], env)]
+    """The processes `up` supervises: the server, the sensors' watchdog, the relay when asked. The
+    sensor and the gateway join as they are built."""
+    processes = [
+        ProcessSpec("server", [sys.executable, "-m", "plantwarden", "serve"], env),
+        ProcessSpec("watchdog", [sys.executable, "-m", "plantwarden", "sensor", "watch"], env),
+    ]
     if settings[NatsSettings].relay:
         processes.append(ProcessSpec("relay", [sys.executable, "-m", "plantwarden", "events", "relay"], env))
     return processes

@@ -6,6 +6,7 @@ the kept packets."""
 from __future__ import annotations
 
 import re
+import socket
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -23,6 +24,7 @@ from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.inventory.store import SaveResult, save_inventory
+from plantwarden.monitoring.health import Heartbeat, SensorHeartbeats
 from plantwarden.monitoring.inventory_feed import InventoryFeed
 from plantwarden.monitoring.protocol_streams import StreamProtocol
 from plantwarden.monitoring.protocol_table import PROTOCOLS
@@ -118,6 +120,12 @@ def sensor_group() -> None:
     "--duration", type=click.FloatRange(min=0.1), help="With --interface: stop after this many seconds."
 )
 @click.option(
+    "--sensor-name",
+    default=socket.gethostname(),
+    show_default="this host's name",
+    help="The name this sensor reports its health under (plantwarden sensor status).",
+)
+@click.option(
     "--plant",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Check the traffic against this plant.yaml (the --site's zones) as it passes; "
@@ -139,6 +147,7 @@ def run_command(
     evidence: bool | None,
     evidence_max_mb: int,
     duration: float | None,
+    sensor_name: str,
     plant: Path | None,
 ) -> None:
     """Run the sensor over capture files, a live interface or the plant's tap, then summarise."""
@@ -148,8 +157,10 @@ def run_command(
     decoded, identity = _protocols(protocols)
     check_place(site, segment)
     runtime = state.runtime()
-    if inventory or plant is not None:
+    uses_store = inventory or plant is not None or not pcaps  # a live sensor reports its health
+    if uses_store:
         runtime.ready_store()  # a store that cannot take the inventory is refused before a packet is read
+    beats = _heartbeats(runtime, site, segment, sensor_name, pcaps, interface, tap) if uses_store else None
     keep_evidence = evidence if evidence is not None else not pcaps
     ring = _ring(runtime, site, segment, evidence_max_mb) if keep_evidence else None
     kept = ring
@@ -172,6 +183,8 @@ def run_command(
     saves = Saves()
     next_save = time.monotonic() + save_every
     problem: str | None = None
+    last_loss: tuple[int, int] | None = None
+    last_ts: int | None = None
     try:
         for batch, loss in _batches(pcaps, interface, tap, duration):
             modbus = sensor.process(batch)
@@ -193,6 +206,10 @@ def run_command(
                     ring.close()
                     ring = None
             progress.update(sensor.counters, loss)
+            if beats is not None:
+                last_loss = loss or last_loss
+                last_ts = int(batch.ts_ns[-1]) if len(batch) else last_ts
+                beats.beat(sensor.counters.packets, last_loss, last_ts)
     except CaptureError as error:
         problem = error.message
     except OSError as error:
@@ -209,12 +226,31 @@ def run_command(
         finally:
             if ring is not None:
                 ring.close()
+            if beats is not None:
+                beats.stop(sensor.counters.packets, last_loss, last_ts)
             progress.done()
     if feed is not None:
         saves.add(_save(runtime, feed))
     _report(counters, progress, problem, saves if feed is not None else None, kept)
     if tee is not None:
         click.echo(tee.summary())
+
+
+def _heartbeats(
+    runtime: Runtime,
+    site: str,
+    segment: str,
+    name: str,
+    pcaps: tuple[Path, ...],
+    interface: str | None,
+    tap: Path | None,
+) -> SensorHeartbeats:
+    source = (
+        f"interface {interface}" if interface else f"tap {tap}" if tap else f"{len(pcaps)} capture file(s)"
+    )
+    now = runtime.clock.now()
+    identity = Heartbeat(site, segment, name[:120], source[:300], "running", now, now, 0)
+    return SensorHeartbeats(runtime.ready_store(), runtime.clock, identity)
 
 
 def _zone_check(runtime: Runtime, plant: Path, site: str, inner: RecordSink | None) -> ClosingSink:

@@ -6,10 +6,11 @@ from plantwarden.cli.serve import process_table
 from tests.conftest import make_settings
 
 
-def test_up_runs_the_server_and_the_relay_only_when_asked(tmp_path: Path) -> None:
+def test_up_runs_the_server_the_watchdog_and_the_relay_only_when_asked(tmp_path: Path) -> None:
     plain = process_table(make_settings(tmp_path), {"PLANTWARDEN_DATA_DIR": str(tmp_path)})
-    assert [p.name for p in plain] == ["server"]
+    assert [p.name for p in plain] == ["server", "watchdog"]
+    assert plain[1].argv[-2:] == ["sensor", "watch"]
     assert plain[0].argv[-1] == "serve" and plain[0].env == {"PLANTWARDEN_DATA_DIR": str(tmp_path)}
     with_relay = process_table(make_settings(tmp_path, **{"nats.relay": "true"}), {})
-    assert [p.name for p in with_relay] == ["server", "relay"]
-    assert with_relay[1].argv[-2:] == ["events", "relay"]
+    assert [p.name for p in with_relay] == ["server", "watchdog", "relay"]
+    assert with_relay[2].argv[-2:] == ["events", "relay"]
