@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from plantwarden.alerts.attack import MATRIX_VERSION, is_active
 from plantwarden.alerts.errors import AlertNotFound, AlertTransitionRefused, InvalidAlert
 from plantwarden.alerts.events import (
     AlertAcknowledged,
@@ -236,6 +237,12 @@ def _check(draft: AlertDraft) -> None:
         raise InvalidAlert("an alert needs a site, a rule id and a detector")
     if draft.confidence not in set(Confidence):
         raise InvalidAlert(f"confidence must be low, medium or high, not {draft.confidence!r}")
+    inactive = [t for t in draft.techniques if not is_active(t)]
+    if inactive:
+        raise InvalidAlert(
+            f"techniques {', '.join(inactive)} are not active in ATT&CK for ICS {MATRIX_VERSION}"
+            " (nor in the Enterprise techniques the product uses)"
+        )
     try:
         json.dumps(list(draft.evidence))
     except (TypeError, ValueError) as error:
