@@ -8,6 +8,7 @@ from plantwarden.core.config import CoreSettings, NatsSettings, SupervisorSettin
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.settings import SettingsSection
 from plantwarden.web.settings import ServerSettings
+from plantwarden.workers.notify.settings import NotifySettings
 
 SECTIONS: tuple[type[SettingsSection], ...] = (
     CoreSettings,
@@ -17,4 +18,5 @@ SECTIONS: tuple[type[SettingsSection], ...] = (
     NatsSettings,
     AccountsSettings,
     AuditSettings,
+    NotifySettings,
 )

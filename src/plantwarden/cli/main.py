@@ -30,6 +30,7 @@ from plantwarden.inventory.zoning_cli import suggest_command
 from plantwarden.monitoring.cli import ZONE_CHECK_FACTORY, sensor_group
 from plantwarden.monitoring.health_cli import status_command, watch_command
 from plantwarden.sim.cli import sim_group
+from plantwarden.workers.notify.cli import notify_group
 from plantwarden.zones.cli import site_group
 from plantwarden.zones.firewall.cli import firewall_group
 from plantwarden.zones.plant_cli import plant_group
@@ -80,6 +81,7 @@ COMMANDS = (
     sim_group,
     sensor_group,
     vendors_group,
+    notify_group,
 )
 for command in COMMANDS:
     cli.add_command(command)

@@ -10,6 +10,7 @@ from plantwarden.cli.state import CliState
 from plantwarden.core.config import NatsSettings, SupervisorSettings
 from plantwarden.core.processes import ProcessSpec, Supervisor
 from plantwarden.core.settings import Settings
+from plantwarden.workers.notify.settings import NotifySettings
 
 
 @click.command("serve")
@@ -32,6 +33,8 @@ def process_table(settings: Settings, env: dict[str, str]) -> list[ProcessSpec]:
         ProcessSpec("server", [sys.executable, "-m", "plantwarden", "serve"], env),
         ProcessSpec("watchdog", [sys.executable, "-m", "plantwarden", "sensor", "watch"], env),
     ]
+    if settings[NotifySettings].targets:
+        processes.append(ProcessSpec("notify", [sys.executable, "-m", "plantwarden", "notify", "run"], env))
     if settings[NatsSettings].relay:
         processes.append(ProcessSpec("relay", [sys.executable, "-m", "plantwarden", "events", "relay"], env))
     return processes

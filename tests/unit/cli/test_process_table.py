@@ -14,3 +14,11 @@ def test_up_runs_the_server_the_watchdog_and_the_relay_only_when_asked(tmp_path:
     with_relay = process_table(make_settings(tmp_path, **{"nats.relay": "true"}), {})
     assert [p.name for p in with_relay] == ["server", "watchdog", "relay"]
     assert with_relay[2].argv[-2:] == ["events", "relay"]
+
+
+def test_up_runs_the_notifier_when_a_target_is_configured(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, **{"notify.webhook_url": "http://127.0.0.1:9/hook", "notify.webhook_secret": "s" * 32}
+    )
+    names = [p.name for p in process_table(settings, {})]
+    assert names == ["server", "watchdog", "notify"]

@@ -1,0 +1,1 @@
+"""Background workers: processes that consume the event log and act outside the store."""
