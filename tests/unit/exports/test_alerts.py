@@ -75,7 +75,9 @@ def test_the_lifecycle_maps_to_finding_status_and_activity(
         clock.advance(timedelta(minutes=1))
         acknowledged = alert_to_ocsf(services.acknowledge(session, ctx, alert.id, "looking"))
         clock.advance(timedelta(minutes=1))
-        closed = alert_to_ocsf(services.close(session, ctx, alert.id, "engineer's laptop, approved", verdict="benign"))
+        closed = alert_to_ocsf(
+            services.close(session, ctx, alert.id, "engineer's laptop, approved", verdict="benign")
+        )
     assert (repeated["activity_name"], repeated["status"], repeated["count"]) == ("Update", "New", 2)
     assert (acknowledged["activity_id"], acknowledged["status_id"], acknowledged["status"]) == (
         2,

@@ -84,7 +84,8 @@ def test_an_alert_that_does_not_validate_is_an_error_and_nothing_is_written(
     ctx = Context(source="test", clock=FixedClock(START + timedelta(minutes=5)))
     with store.transaction() as session:
         alert = services.raise_alert(session, ctx, draft(site="plant-c", title="Noisy"))
-        services.close(session, ctx, alert.id, "x" * 70_000, verdict="benign")  # OCSF strings hold at most 65535 characters
+        # OCSF strings hold at most 65535 characters
+        services.close(session, ctx, alert.id, "x" * 70_000, verdict="benign")
     store.close()
     output = tmp_path / "alerts.jsonl"
     result = plantwarden(
