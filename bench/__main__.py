@@ -21,6 +21,7 @@ BENCHMARKS = (
     "evidence",
     "inventory",
     "segmentation",
+    "rules",
 )
 MODULES = {"map": "commmap"}
 """Benchmarks whose module has another name than the benchmark."""

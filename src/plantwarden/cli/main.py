@@ -24,10 +24,12 @@ from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.settings import parse_assignment
 from plantwarden.detection.cli import zones_group
 from plantwarden.detection.live import open_zone_check
+from plantwarden.detection.rules.cli import rules_group
+from plantwarden.detection.rules.live import open_rule_tee
 from plantwarden.inventory.cli import assets_group
 from plantwarden.inventory.reach_views_cli import compare_command
 from plantwarden.inventory.zoning_cli import suggest_command
-from plantwarden.monitoring.cli import ZONE_CHECK_FACTORY, sensor_group
+from plantwarden.monitoring.cli import RULES_FACTORY, ZONE_CHECK_FACTORY, sensor_group
 from plantwarden.monitoring.health_cli import status_command, watch_command
 from plantwarden.sim.cli import sim_group
 from plantwarden.workers.notify.cli import notify_group
@@ -54,6 +56,7 @@ def cli(
     state.add_overrides({"data_dir": str(data_dir) if data_dir else None})
     ctx.obj = state
     ctx.meta[ZONE_CHECK_FACTORY] = open_zone_check  # sensor run --plant (detection sits above monitoring)
+    ctx.meta[RULES_FACTORY] = open_rule_tee  # sensor run --rules
     ctx.call_on_close(state.close)
 
 
@@ -69,6 +72,7 @@ COMMANDS = (
     plant_group,
     firewall_group,
     zones_group,
+    rules_group,
     reach_group,
     alerts_group,
     assets_group,

@@ -46,6 +46,21 @@ class ClosingSink(RecordSink, Protocol):
     def summary(self) -> str: ...
 
 
+RULES_FACTORY = "plantwarden.sensor.rules"
+"""Key of `click.Context.meta` under which the root command puts the rule engine's factory."""
+
+
+class RulesFactory(Protocol):
+    def __call__(
+        self,
+        runtime: Runtime,
+        directory: Path | None,
+        site: str,
+        inner: RecordSink | None,
+        plant: Path | None = None,
+    ) -> ClosingSink: ...
+
+
 class ZoneCheckFactory(Protocol):
     def __call__(self, runtime: Runtime, plant: Path, site: str, inner: RecordSink | None) -> ClosingSink: ...
 
@@ -120,6 +135,14 @@ def sensor_group() -> None:
     "--duration", type=click.FloatRange(min=0.1), help="With --interface: stop after this many seconds."
 )
 @click.option(
+    "--rules",
+    "rules_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Run the detection rules of this directory as traffic passes (default: the built-in pack); "
+    "detections become alerts every second and at the end.",
+)
+@click.option("--no-rules", is_flag=True, help="Do not run the detection rules.")
+@click.option(
     "--sensor-name",
     default=socket.gethostname(),
     show_default="this host's name",
@@ -147,6 +170,8 @@ def run_command(
     evidence: bool | None,
     evidence_max_mb: int,
     duration: float | None,
+    rules_dir: Path | None,
+    no_rules: bool,
     sensor_name: str,
     plant: Path | None,
 ) -> None:
@@ -157,7 +182,9 @@ def run_command(
     decoded, identity = _protocols(protocols)
     check_place(site, segment)
     runtime = state.runtime()
-    uses_store = inventory or plant is not None or not pcaps  # a live sensor reports its health
+    uses_store = (
+        inventory or plant is not None or not no_rules or not pcaps
+    )  # a live sensor reports its health
     if uses_store:
         runtime.ready_store()  # a store that cannot take the inventory is refused before a packet is read
     beats = _heartbeats(runtime, site, segment, sensor_name, pcaps, interface, tap) if uses_store else None
@@ -168,13 +195,14 @@ def run_command(
     try:
         writer = None if no_records else _writer(runtime)
         tee = _zone_check(runtime, plant, site, writer) if plant is not None else None
+        rules = None if no_rules else _rules(runtime, rules_dir, site, tee or writer, plant)
     except BaseException:
         if writer is not None:
             writer.close()
         if ring is not None:
             ring.close()
         raise
-    sink = tee or writer
+    sink = rules or tee or writer
     feed = InventoryFeed(site, segment, sink) if inventory else None
     keep_freed_memory()
     options = SensorOptions(site=site, segment=segment, modbus_ports=modbus_ports)
@@ -219,6 +247,8 @@ def run_command(
     finally:
         try:
             counters = sensor.finish()
+            if rules is not None:
+                rules.close()
             if tee is not None:
                 tee.close()
             if writer is not None:
@@ -232,8 +262,9 @@ def run_command(
     if feed is not None:
         saves.add(_save(runtime, feed))
     _report(counters, progress, problem, saves if feed is not None else None, kept)
-    if tee is not None:
-        click.echo(tee.summary())
+    for extra in (rules, tee):
+        if extra is not None:
+            click.echo(extra.summary())
 
 
 def _heartbeats(
@@ -251,6 +282,15 @@ def _heartbeats(
     now = runtime.clock.now()
     identity = Heartbeat(site, segment, name[:120], source[:300], "running", now, now, 0)
     return SensorHeartbeats(runtime.ready_store(), runtime.clock, identity)
+
+
+def _rules(
+    runtime: Runtime, directory: Path | None, site: str, inner: RecordSink | None, plant: Path | None
+) -> ClosingSink:
+    factory: RulesFactory | None = click.get_current_context().meta.get(RULES_FACTORY)
+    if factory is None:
+        raise click.UsageError("the detection rules are not available in this command")
+    return factory(runtime, directory, site, inner, plant)
 
 
 def _zone_check(runtime: Runtime, plant: Path, site: str, inner: RecordSink | None) -> ClosingSink:
