@@ -82,13 +82,9 @@ def test_each_attack_capture_raises_its_alert(
 
 
 @needs_datasets
-@pytest.mark.xfail(
-    strict=True,
-    reason="PROFINET DCP Set requests are identity frames (layer 2), not records: no rule can see them yet",
-)
 def test_profinet_dcp_set_ip_raises_an_alert(tmp_path: Path) -> None:
     found = alerts_of_capture(tmp_path, DATASETS / ITI / "profinet" / "ChangeIPUsingDCP.pcap", RULES)
-    assert found
+    assert {(a.rule, tuple(a.techniques)) for a in found} == {("pw-profinet-dcp-set-ip", ("T0836",))}
 
 
 @needs_datasets

@@ -15,7 +15,9 @@ aggregated per (rule, site, segment, source, destination, operation) and time wi
 - `zone.outside-window`: program or control outside the channel's maintenance windows, or any
   traffic on a channel with a schedule outside it (windows in the site's time zone).
 
-Traffic inside one zone is allowed, and records of other sites are not this site's to judge.
+Traffic inside one zone is allowed, and records of other sites are not this site's to judge;
+layer-2 records (transport 0: PROFINET DCP between MACs) stay within their segment and are not
+judged either (the rules see them).
 A record that several channels could carry is allowed when one of them allows it; otherwise it
 is reported against the channel that breaks the fewest rules. Each record costs a few gathers:
 its addresses go through `ZoneLookup`, its codes are packed into one key, and the key's verdict
@@ -96,6 +98,7 @@ class SegmentationCheck:
         elsewhere = _other_sites(batch["site"], self.site.id)
         if elsewhere is not None:
             bits[elsewhere] = 0
+        bits[np.asarray(batch["transport"]) == 0] = 0  # layer 2 (PROFINET DCP) never leaves its segment
         return RecordVerdicts(bits, channel, conduit, src, dst)
 
     def _decide_by_time(

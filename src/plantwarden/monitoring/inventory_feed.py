@@ -18,6 +18,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import numpy as np
+
 from plantwarden.capture.batch import PacketBatch
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.plane import WriteReport
@@ -56,7 +58,9 @@ class InventoryFeed:
     def write(self, batch: RecordBatch) -> WriteReport:
         """Take the sensor's records: protocol records and flows go to the edge book too."""
         if batch.kind in (PROTOCOL_RECORDS, FLOWS):
-            self.edges.add(batch)
+            # layer-2 records (PROFINET DCP) name MACs, not hosts' IPs: no communication edge
+            ip = np.asarray(batch["transport"]) != 0
+            self.edges.add(batch if ip.all() else batch.take(np.flatnonzero(ip)))
         if self.inner is None:
             return WriteReport()
         return self.inner.write(batch)

@@ -24,6 +24,7 @@ from plantwarden.capture.layers.columns import PROTO_TCP, PROTO_UDP, Layers, Lay
 from plantwarden.capture.layers.decode import decode_layers
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.schema import FLOWS, Operation, Protocol
+from plantwarden.monitoring.dcp_records import DcpRecords
 from plantwarden.monitoring.identity_frames import NAMES as IDENTITY_NAMES
 from plantwarden.monitoring.identity_frames import IdentityBatch, identity_frames
 from plantwarden.monitoring.modbus_streams import ModbusBatch, ModbusStreams
@@ -162,6 +163,12 @@ class Sensor:
             if name in {protocol.module.name for protocol in protocols}
         }
         """The requests of each protocol beside Modbus, on their way to records."""
+        self.dcp_requests = (
+            DcpRecords(timeout_ns, self.counters.protocols["pn_dcp"], self.counters, writer, site, segment)
+            if identity
+            else None
+        )
+        """PROFINET DCP's requests (Set IP, name, factory reset ...), on their way to records."""
         self._flow_protocols = _flow_protocols(self.options.modbus_ports, protocols)
 
     def process(self, batch: PacketBatch) -> ModbusBatch:
@@ -191,6 +198,8 @@ class Sensor:
             self.last_identity = identity_frames(batch, layers)
             if self.last_identity is not None:
                 self._count_identity(self.last_identity)
+        if self.dcp_requests is not None:
+            self.dcp_requests.feed(self.counters.last_ns, batch, layers, self.last_identity)
         if len(batch):
             self.counters.last_ns = max(self.counters.last_ns, int(batch.ts_ns.max()))
             self._ended(self.flows.expire(self.counters.last_ns))
@@ -200,6 +209,8 @@ class Sensor:
         """The end of the input: close every waiting request and flow, record them, flush."""
         for requests in (self.requests, *self.protocol_requests.values()):
             requests.finish(self.counters.last_ns)
+        if self.dcp_requests is not None:
+            self.dcp_requests.finish(self.counters.last_ns)
         self._ended(self.flows.drain())
         for name, count in self.modbus.findings.items():
             self.counters.stream_findings[name.name.lower()] += count

@@ -43,7 +43,17 @@ PLATFORM_ACTION_DOCS: Mapping[str, str] = MappingProxyType(
 PLATFORM_ACTIONS: tuple[str, ...] = tuple(PLATFORM_ACTION_DOCS)
 """Every platform action the product knows (`platform:<area>.<verb>`), in the order of the docs."""
 
-PROTOCOLS: tuple[str, ...] = ("modbus", "s7comm", "dnp3", "enip", "iec104", "opcua", "mqtt", "bacnet")
+PROTOCOLS: tuple[str, ...] = (
+    "modbus",
+    "s7comm",
+    "dnp3",
+    "enip",
+    "iec104",
+    "opcua",
+    "mqtt",
+    "bacnet",
+    "profinet_dcp",
+)
 """The industrial protocols of the records plane (`core.records.schema.Protocol`), lower case."""
 
 OPERATION_DOCS: Mapping[str, str] = MappingProxyType(

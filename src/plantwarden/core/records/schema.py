@@ -1,8 +1,10 @@
 """Column schemas of the record kinds, and the codes shared by every protocol.
 
 Columns are numpy dtypes. Addresses are 16-byte IPv6 (IPv4 as `::ffff:a.b.c.d`), so that
-IPv4 and IPv6 share one column and one index; text columns (site, segment, device, variable)
-are numpy object arrays and are dictionary-encoded when stored.
+IPv4 and IPv6 share one column and one index; the endpoints of a layer-2 protocol (PROFINET DCP)
+are their MAC addresses as IPv6 link-local addresses (modified EUI-64, RFC 4291 appendix A).
+Text columns (site, segment, device, variable) are numpy object arrays and are
+dictionary-encoded when stored.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from plantwarden.core.errors import InvalidInput
 
 ADDRESS_DTYPE = np.dtype("S16")
 TEXT = np.dtype(object)
@@ -51,6 +55,9 @@ class Protocol(enum.IntEnum):
     OPCUA = 6
     MQTT = 7
     BACNET = 8
+    PROFINET_DCP = 9
+    """PROFINET DCP (layer 2): its endpoints are MAC addresses, as IPv6 link-local addresses
+    (`mac_addresses`)."""
 
 
 @dataclass(frozen=True)
@@ -193,3 +200,26 @@ def ipv4_addresses(values: npt.NDArray[np.uint32]) -> npt.NDArray[np.bytes_]:
     out[:, 11] = 0xFF
     out[:, 12:16] = np.asarray(values, dtype=">u4").view(np.uint8).reshape(-1, 4)
     return out.view(ADDRESS_DTYPE).reshape(-1)
+
+
+def mac_addresses(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.bytes_]:
+    """Vectorised: 48-bit MAC addresses (as integers) to 16-byte IPv6 link-local addresses, the
+    standard mapping (RFC 4291 appendix A, modified EUI-64): fe80::, then the MAC with its
+    universal/local bit (0x02 of the first octet) flipped and ff:fe inserted in the middle, so
+    that 00:0c:29:ba:09:ea is fe80::20c:29ff:feba:9ea."""
+    octets = np.asarray(values, dtype=">u8").view(np.uint8).reshape(-1, 8)[:, 2:]
+    out = np.zeros((len(octets), 16), dtype=np.uint8)
+    out[:, 0], out[:, 1] = 0xFE, 0x80
+    out[:, 8:11] = octets[:, 0:3]
+    out[:, 8] ^= 0x02
+    out[:, 11], out[:, 12] = 0xFF, 0xFE
+    out[:, 13:16] = octets[:, 3:6]
+    return out.view(ADDRESS_DTYPE).reshape(-1)
+
+
+def mac_address(text: str) -> bytes:
+    """The 16-byte link-local form of a MAC address written aa:bb:cc:dd:ee:ff (or with hyphens)."""
+    digits = text.replace(":", "").replace("-", "")
+    if len(digits) != 12 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        raise InvalidInput(f"not a MAC address: {text!r} (write six octets in hex, as 00:1b:1b:01:02:03)")
+    return bytes(mac_addresses(np.array([int(digits, 16)], dtype=np.uint64))[0]).ljust(16, b"\0")

@@ -93,6 +93,8 @@ SIGNAL = (5, 3)
 CONTROL_RESPONSE = (5, 4)
 SETS_IP = ((1, 2), (1, 3))
 NAME_OF_STATION = (2, 2)
+TRANSACTION = ((5, 1), (5, 2))
+"""Start and end of a transaction: they frame a Set, they say nothing about what it sets."""
 
 
 def block_name(option: int, suboption: int) -> str:
@@ -182,12 +184,29 @@ class DcpMessage:
             SERVICES.get(self.service_id, f"service_{self.service_id}"),
             self._operation(),
             self.is_response,
+            address=self._address(),
             quantity=len(self.blocks),
             targets=self.targets(),
             result=result,
             status=self.status,
             finding=self.finding,
         )
+
+    def _address(self) -> int:
+        """option << 8 | suboption of the block the frame is about (-1 without blocks): for a Set
+        (and its response, by the blocks it answers) the first reset, else IP, else NameOfStation
+        block, else the first block but the start and end of a transaction; for the other
+        services the first block (Get's first option asked, Identify's first filter)."""
+        pairs = [(o, s) for o, s, _ in self.control_responses]
+        pairs += [(b.option, b.suboption) for b in self.blocks if (b.option, b.suboption) != CONTROL_RESPONSE]
+        if not pairs:
+            return -1
+        if self.service_id == SET:
+            ranked = [p for wanted in (RESETS, SETS_IP, (NAME_OF_STATION,)) for p in pairs if p in wanted]
+            ranked += [p for p in pairs if p not in TRANSACTION] or pairs
+            pairs = ranked
+        option, suboption = pairs[0]
+        return option << 8 | suboption
 
     def _operation(self) -> Operation:
         if self.service_id in (GET, IDENTIFY, HELLO):
