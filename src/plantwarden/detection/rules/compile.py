@@ -2,9 +2,10 @@
 algebra over the selections.
 
 `BatchView` holds one batch with what the rules derive from it (address words, roles,
-maintenance), computed once and only when a rule asks; masks of the same test are shared by
-every rule that makes it. Addresses are compared as two big-endian 64-bit words (the 16-byte
-column, IPv4 mapped), so an IP is a one-address range and a CIDR block a range of the same kind.
+maintenance, writes out of their safe range), computed once and only when a rule asks; masks of
+the same test are shared by every rule that makes it. Addresses are compared as two big-endian
+64-bit words (the 16-byte column, IPv4 mapped), so an IP is a one-address range and a CIDR block a
+range of the same kind.
 """
 
 from __future__ import annotations
@@ -38,14 +39,18 @@ class RoleLookup(Protocol):
 
 MaintenanceCheck = Callable[[RecordBatch], Array]
 """Per record of a batch: True inside a maintenance window of a channel that carries it."""
+RangeCheck = Callable[[RecordBatch], Array]
+"""Per protocol record of a batch: True when it writes a declared register outside its safe range."""
 
 
 @dataclass(frozen=True)
 class Providers:
-    """What the engine derives from outside the batch; None: every role unknown, never maintenance."""
+    """What the engine derives from outside the batch; None: every role unknown, never maintenance,
+    never out of range."""
 
     roles: RoleLookup | None = None
     maintenance: MaintenanceCheck | None = None
+    out_of_range: RangeCheck | None = None
 
 
 class BatchView:
@@ -76,10 +81,11 @@ class BatchView:
         batch, providers = self.batch, self.providers
         if name == "malformed":
             return np.asarray(batch["operation"] == int(Operation.MALFORMED))
-        if name == "maintenance":
-            if providers.maintenance is None:
+        if name in ("maintenance", "out_of_range"):
+            check = providers.maintenance if name == "maintenance" else providers.out_of_range
+            if check is None:
                 return np.zeros(len(batch), dtype=bool)
-            return np.asarray(providers.maintenance(batch), dtype=bool)
+            return np.asarray(check(batch), dtype=bool)
         addresses = batch["src_addr" if name == "src_role" else "dst_addr"]
         if providers.roles is None:
             return np.full(len(batch), UNKNOWN_ROLE, dtype=np.uint8)

@@ -4,7 +4,7 @@ Each rule's condition is evaluated as masks over the batch (`compile`); the test
 rules are computed once per batch. A rule without `count` reports its matching records grouped
 by its `dedup` fields (one `Detection` per group and batch: the live tee merges them before
 raising alerts); a count rule keeps its groups' counts across batches (`counting`). The engine
-is pure: roles and maintenance windows come from `Providers`.
+is pure: roles, maintenance windows and registers' safe ranges come from `Providers`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class RuleEngine:
 
     def check(self, batch: RecordBatch, derived: Mapping[str, Array] | None = None) -> list[Detection]:
         """The detections of one batch. `derived` may give derived fields outright (`src_role` as
-        role codes, `maintenance` as booleans), instead of asking the providers."""
+        role codes, `maintenance` and `out_of_range` as booleans), instead of asking the providers."""
         rules = self.by_kind.get(batch.kind.name, [])
         if not rules or not len(batch):
             return []

@@ -2,7 +2,7 @@
 
 Each field has a type that says which values and modifiers it takes: numbers (`int`, `float`),
 addresses (IP or CIDR), text, the two enumerations (`protocol`, `operation`, by name or code),
-the inventory's roles, and booleans (`maintenance`, `malformed`).
+the inventory's roles, and booleans (`maintenance`, `malformed`, `out_of_range`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ ROLE_CODES = MappingProxyType({name: code for code, name in enumerate(ROLES)})
 UNKNOWN_ROLE = ROLE_CODES["unknown"]
 PROTOCOL_NAMES = MappingProxyType({p.name.lower(): int(p) for p in Protocol})
 OPERATION_NAMES = MappingProxyType({o.name.lower(): int(o) for o in Operation})
-DERIVED = ("src_role", "dst_role", "maintenance", "malformed")
+DERIVED = ("src_role", "dst_role", "maintenance", "malformed", "out_of_range")
 RULE_KINDS = MappingProxyType({k.name: k for k in (PROTOCOL_RECORDS, READ_MINUTES, FLOWS)})
 ORDERED = frozenset({FieldType.INT, FieldType.FLOAT})
 """Types that take gte, gt, lte, lt and range."""
@@ -85,6 +85,7 @@ def fields_of(kind: RecordKind) -> dict[str, Field]:
     found["maintenance"] = Field("maintenance", FieldType.BOOL, derived=True)
     if kind is PROTOCOL_RECORDS:
         found["malformed"] = Field("malformed", FieldType.BOOL, derived=True)
+        found["out_of_range"] = Field("out_of_range", FieldType.BOOL, derived=True)
     return found
 
 

@@ -27,6 +27,7 @@ from plantwarden.detection.rules.engine import RuleEngine
 from plantwarden.detection.rules.loader import PACK, RuleSet
 from plantwarden.detection.rules.providers import PlantMaintenance, roles_from_inventory
 from plantwarden.detection.rules.samples import hosts_of
+from plantwarden.detection.rules.setpoints import PlantSafeRanges
 from plantwarden.monitoring.requests import RecordSink
 from plantwarden.zones.applied import current_model
 from plantwarden.zones.plant.load import load_plant
@@ -155,13 +156,17 @@ def open_rule_tee(
     plant: Path | None = None,
 ) -> RuleTee:
     """The tee for `plantwarden sensor run --rules DIR` (default: the built-in pack): roles from the
-    stored inventory of the site, maintenance windows from `plant` (else the applied plant model),
-    alerts raised in the process's store."""
+    stored inventory of the site, maintenance windows and registers' safe ranges from `plant` (else
+    the applied plant model), alerts raised in the process's store."""
     store = runtime.ready_store()
     rules = RuleSet.load(directory or PACK)
     with store.transaction() as session:
         roles = roles_from_inventory(session, site)
         model = load_plant(plant) if plant is not None else current_model(session)
     sites = [s for s in model.sites if s.id == site] if model is not None else []
-    providers = Providers(roles=roles, maintenance=PlantMaintenance(sites) if sites else None)
+    providers = Providers(
+        roles=roles,
+        maintenance=PlantMaintenance(sites) if sites else None,
+        out_of_range=PlantSafeRanges(sites) if sites else None,
+    )
     return RuleTee(rules, inner, detection_reporter(store, runtime.context()), providers=providers)

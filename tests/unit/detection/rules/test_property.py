@@ -43,7 +43,7 @@ TESTS = st.one_of(
         st.sampled_from(["src_role", "dst_role|not"]),
         st.lists(st.sampled_from(ROLES), min_size=1, max_size=2),
     ),
-    st.tuples(st.sampled_from(["maintenance", "malformed"]), st.booleans()),
+    st.tuples(st.sampled_from(["maintenance", "malformed", "out_of_range"]), st.booleans()),
     st.tuples(st.just("segment"), st.sampled_from(["a", "b"])),
 )
 CONDITIONS = ["s", "not s", "s and t", "s or t", "s and not t", "not (s or t)", "(s or t) and not (s and t)"]
@@ -95,6 +95,7 @@ def records(draw: st.DrawFn, size: int = 60) -> tuple[RecordBatch, dict[str, Any
         "src_role": pick(list(range(len(ROLES)))).astype(np.uint8),
         "dst_role": pick(list(range(len(ROLES)))).astype(np.uint8),
         "maintenance": pick([False, True]).astype(bool),
+        "out_of_range": pick([False, True]).astype(bool),
     }
     return batch, derived
 
