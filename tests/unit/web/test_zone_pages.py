@@ -94,7 +94,7 @@ def _populate(made: Server) -> None:
         closed = raise_alert(
             session, CTX, _violation("zone.no-conduit", OUTSIDER, MIXER, ("internet", "cell-b"), "read")
         )
-        close(session, CTX, closed.id, "the pen tester's scan")
+        close(session, CTX, closed.id, "the pen tester's scan", verdict="benign")
         hosts = [HMI, ENG, STRANGER, TANK_1, TANK_2, BOILER]
         assets = book_assets(
             [arp(START + n, ip, f"02:00:00:00:01:{n:02x}", segment=SEGMENT) for n, ip in enumerate(hosts)]
