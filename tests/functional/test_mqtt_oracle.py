@@ -109,12 +109,10 @@ def _connection(client_port: int, segments: list[tuple[bool, bytes]]) -> Iterato
         yield frame(from_server, "PA", data)
 
 
-def write_capture(path: Path) -> Path:
-    packets = [
-        *_connection(40001, _mqtt_3_1_1()),
-        *_connection(40002, _mqtt_3_1()),
-        *_connection(40003, _mqtt_5()),
-    ]
+def write_capture(path: Path, connections: list[list[tuple[bool, bytes]]] | None = None) -> Path:
+    """The three connections (MQTT 3.1.1, 3.1, 5), or `connections`, from client ports 40001..."""
+    chosen = connections if connections is not None else [_mqtt_3_1_1(), _mqtt_3_1(), _mqtt_5()]
+    packets = [packet for i, segments in enumerate(chosen) for packet in _connection(40001 + i, segments)]
     for index, packet in enumerate(packets):
         packet.time = 1_700_000_000 + index / 1000
     wrpcap(str(path), packets)
@@ -182,6 +180,11 @@ def ours_and_theirs(message: MqttMessage, theirs: dict[str, list[str]]) -> dict[
         pairs["keep_alive"] = (message.keep_alive, number("mqtt.kalive"))
         pairs["username_flag"] = (message.has_username, flag("mqtt.conflag.uname"))
         pairs["password_flag"] = (message.has_password, flag("mqtt.conflag.passwd"))
+        pairs["connect_flags"] = (message.summary().address, number("mqtt.conflags"))
+        pairs["credentials"] = (
+            message.summary().address >= 0x40,
+            bool(flag("mqtt.conflag.uname") or flag("mqtt.conflag.passwd")),
+        )
         pairs["username"] = (message.username, (theirs.get("mqtt.username") or [""])[0])
         pairs["password_length"] = (message.password_length, number("mqtt.passwd_len") or -1)
     if kind == 2:
@@ -217,6 +220,8 @@ def test_the_sensor_agrees_with_tshark_on_scapy_built_traffic(tmp_path: Path) ->
     assert differences == []
     assert len(ours) == 36
     assert {message.packet_type for _, message in ours.values()} == set(range(1, 15))
+    connects = [message.summary().address for _, message in ours.values() if message.packet_type == 1]
+    assert sorted(connects) == [0x06, 0x82, 0xC2, 0xC2]  # credentials in three of the four
 
 
 def test_both_paths_agree_on_scapy_built_traffic(tmp_path: Path) -> None:
@@ -242,3 +247,22 @@ def test_both_paths_agree_on_scapy_built_traffic(tmp_path: Path) -> None:
         assert not np.any(fast.summary.finding == MqttFinding.UNEXPECTED)
         if rows is not None:
             assert (len(fast), int(fast.leftover.sum())) == (rows, left)  # the two split packets
+
+
+def test_a_plain_connect_with_credentials_raises_the_cleartext_credentials_alert(tmp_path: Path) -> None:
+    """Through the sensor and the pack: the three CONNECTs with a username (one client, one
+    broker) make one alert; connections whose CONNECT is anonymous (a will, or the simulator's
+    telemetry CONNECT) make none."""
+    from plantwarden.sim import mqtt as simulator
+    from tests.functional.rule_pack_support import alerts_of_capture, pack
+
+    def found(
+        name: str, connections: list[list[tuple[bool, bytes]]] | None
+    ) -> list[tuple[str, tuple[str, ...]]]:
+        capture = write_capture(tmp_path / f"{name}.pcap", connections)
+        alerts = alerts_of_capture(tmp_path / name, capture, pack())
+        return [(a.rule, a.techniques) for a in alerts if a.rule.startswith("pw-mqtt-")]
+
+    assert found("oracle", None) == [("pw-mqtt-cleartext-credentials", ("T0842",))]
+    telemetry = [(False, simulator.connect("tank-1")), (True, b.connack(0)), (False, b.simple(14))]
+    assert found("anonymous", [_mqtt_3_1()[:5], telemetry]) == []

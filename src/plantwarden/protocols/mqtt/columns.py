@@ -15,6 +15,7 @@ SCHEMA: tuple[Column, ...] = (
     Column("dup", np.bool_, False),
     Column("packet_id", np.int32, -1),
     Column("protocol_level", np.int16, -1),
+    Column("connect_flags", np.int16, -1),
     Column("keep_alive", np.int32, -1),
     Column("clean_session", np.bool_, False),
     Column("will_flag", np.bool_, False),

@@ -209,6 +209,7 @@ def _connect(reader: _Reader, values: dict[str, object]) -> MqttFinding:
     values.update(
         protocol_name=name,
         protocol_level=level,
+        connect_flags=flags,
         keep_alive=keep_alive,
         clean_session=bool(flags & 0x02),
         will_flag=will,

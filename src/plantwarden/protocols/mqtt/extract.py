@@ -174,6 +174,7 @@ def extract(
             "function_code",
             "function",
             "operation",
+            "address",
             "quantity",
             "targets",
             "result",

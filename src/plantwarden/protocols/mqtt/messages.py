@@ -60,6 +60,9 @@ class MqttMessage:
     protocol_name: str = ""
     protocol_level: int = -1
     """CONNECT: 3 (MQTT 3.1), 4 (3.1.1), 5 (5.0)."""
+    connect_flags: int = -1
+    """CONNECT's connect flags byte (0x80 username, 0x40 password, 0x20 will retain, 0x18 will
+    QoS, 0x04 will, 0x02 clean session): the record's `address`."""
     client_id: str = ""
     keep_alive: int = -1
     clean_session: bool = False
@@ -94,6 +97,7 @@ class MqttMessage:
             function=PACKET_TYPES[self.packet_type] if self.packet_type >= 0 else "",
             operation=operation,
             is_response=self.is_response,
+            address=self.connect_flags,
             quantity=len(self.topics),
             targets=self.topics[:MAX_TARGETS],
             result=self.return_code,

@@ -73,6 +73,39 @@ def test_connect_without_credentials_and_mqtt_3_1_with_a_will() -> None:
     )
 
 
+def test_a_connect_record_carries_its_connect_flags_as_address() -> None:
+    from plantwarden.sim.mqtt import connect as simulator_connect
+
+    flags = {
+        "user and password": one(b.connect(b"c", 4, username=b"operator", password=b"pw")),
+        "user only": one(b.connect(b"c", 4, username=b"operator")),
+        "anonymous": one(b.connect(b"c", 4)),
+        "will": one(b.connect(b"c", 3, will=(b"plant/status", b"offline"))),
+        "MQTT 5 password only": one(b.connect5(b"c", password=b"token")),
+        "simulator telemetry": one(simulator_connect("tank-1")),
+    }
+    found = {
+        name: (m.connect_flags, m.summary().address, m.credentials_in_clear) for name, m in flags.items()
+    }
+    assert found == {
+        "user and password": (0xC2, 0xC2, True),
+        "user only": (0x82, 0x82, True),
+        "anonymous": (0x02, 0x02, False),
+        "will": (0x06, 0x06, False),
+        "MQTT 5 password only": (0x42, 0x42, True),
+        "simulator telemetry": (0x02, 0x02, False),
+    }
+    for message in flags.values():
+        assert (message.summary().address >= 0x40) == message.credentials_in_clear
+
+
+def test_only_a_connect_has_an_address() -> None:
+    client = b.publish(b"plant/t", qos=1, packet_id=7) + b.subscribe(1, [(b"a", 0)]) + b.simple(12)
+    broker = b.connack(0) + b.connack5() + b.simple(13)
+    found = both([client, broker], [False, True])
+    assert [m.summary().address for ms in found for m in ms] == [-1] * 6
+
+
 def test_connack_return_codes() -> None:
     accepted, refused = one(b.connack(0, 1), True), one(b.connack(5), True)
     assert (accepted.return_code, accepted.session_present, accepted.summary().result) == (0, True, 0)
