@@ -21,6 +21,9 @@ from plantwarden.capture.evidence import EvidenceError, EvidenceRing
 from plantwarden.capture.evidence.items import check_window, parse_hosts
 from plantwarden.core.errors import NotFound
 
+SINCE_MARGIN_NS = 1_000_000_000
+"""Detectors start a pointer a second before their first record; a ring whose oldest packet lies
+within that second still holds what the alert is about."""
 PLACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 """A site or segment name, as the sensor's evidence directories are named."""
 SECOND_NS = 1_000_000_000
@@ -54,7 +57,7 @@ def ring_pointer(item: Mapping[str, Any]) -> RingPointer:
     """The pointer an evidence item holds, checked; `InvalidAlert` says what is wrong with it."""
     site, segment = item.get("site"), item.get("segment")
     for kind, name in (("site", site), ("segment", segment)):
-        if not isinstance(name, str) or not PLACE_NAME.match(name):
+        if not isinstance(name, str) or not PLACE_NAME.fullmatch(name):
             raise InvalidAlert(
                 f"a pcap evidence item needs a {kind} name (1-63 letters, digits, '.', '_' or '-'), "
                 f"not {name!r}"
@@ -116,7 +119,7 @@ def cut_slice(data_path: Path, pointer: RingPointer) -> bytes:
     with ring:
         segments = ring.segments()
         oldest = min((s.first_ns for s in segments if s.packets), default=None)
-        if oldest is None or oldest > pointer.since_ns:
+        if oldest is None or oldest > pointer.since_ns + SINCE_MARGIN_NS:
             kept = "nothing" if oldest is None else f"packets from {_iso(oldest)} on"
             raise EvidenceNotKept(
                 f"the evidence ring of {pointer.site}/{pointer.segment} no longer holds the packets from "

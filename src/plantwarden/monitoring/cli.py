@@ -6,13 +6,15 @@ the kept packets."""
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import click
 
@@ -213,6 +215,7 @@ def run_command(
     problem: str | None = None
     last_loss: tuple[int, int] | None = None
     last_ts: int | None = None
+    stopping = _stop_on_sigterm()
     try:
         for batch, loss in _batches(pcaps, interface, tap, duration):
             modbus = sensor.process(batch)
@@ -245,6 +248,8 @@ def run_command(
     except KeyboardInterrupt:
         problem = "interrupted: what was read so far is recorded"
     finally:
+        if stopping is not None:
+            signal.signal(signal.SIGTERM, stopping)
         try:
             counters = sensor.finish()
             if rules is not None:
@@ -265,6 +270,19 @@ def run_command(
     for extra in (rules, tee):
         if extra is not None:
             click.echo(extra.summary())
+
+
+def _stop_on_sigterm() -> Any:
+    """A service stop (SIGTERM, from systemd or a container) ends the run as Ctrl-C does: the
+    rules, the zone check and the inventory report what they hold and the last heartbeat says
+    `stopped`. Returns the handler to put back."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        return None  # only the main thread may set handlers (a test running the command in a thread)
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _heartbeats(
@@ -334,7 +352,7 @@ PLACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 def check_place(site: str, segment: str) -> None:
     """Refuse a site or segment name that could not be stored or would leave its directory."""
     for kind, name in (("site", site), ("segment", segment)):
-        if not PLACE_NAME.match(name):
+        if not PLACE_NAME.fullmatch(name):
             raise click.BadParameter(
                 f"{name!r} is not a {kind} name: 1-63 letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit",

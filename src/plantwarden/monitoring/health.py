@@ -106,7 +106,7 @@ def check_sensors(
             report.lossy += 1
             _raise(session, ctx, row, "capture-loss", Severity.MEDIUM, _loss_text(row))
             row.dropped_reported = row.dropped
-        if abs(row.clock_skew_s) > skew_limit:
+        if row.state == "running" and abs(row.clock_skew_s) > skew_limit:
             report.skewed += 1
             _raise(session, ctx, row, "clock-skew", Severity.MEDIUM, _skew_text(row))
     session.flush()

@@ -91,3 +91,9 @@ def test_heartbeats_are_written_with_the_store_s_clock(store: Store) -> None:
         assert (row.state, row.packets, row.captured, row.dropped) == ("stopped", 30, 300, 2)
         assert abs(row.clock_skew_s) < 2.0  # this host's clock against the store's
         assert row.last_packet_at is not None
+
+
+def test_a_stopped_sensor_s_clock_is_not_reported_again(store: Store) -> None:
+    migrate.ensure_ready(store)
+    beat(store, START, state="stopped", skew=30.0)
+    assert watch(store, START + timedelta(hours=1)) == []

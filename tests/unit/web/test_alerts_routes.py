@@ -112,12 +112,13 @@ def test_evidence_pcap_is_cut_from_the_sensor_ring(client: TestClient, data_dir:
         times = sorted(int(t) for s in [ring.segments()] for seg in s for t in (seg.first_ns, seg.last_ns))
     since, until = times[0], times[-1] + 1
     kept = {"kind": "pcap", "site": "plant-a", "segment": "cell-1", "hosts": [], "since_ns": since}
-    gone = kept | {"since_ns": since - 10**9, "until_ns": until}
+    gone = kept | {"since_ns": since - 10**9 - 1, "until_ns": until}  # more than the second of margin
+    margin = kept | {"since_ns": since - 10**9, "until_ns": until}  # a detector's pointer: 1 s early
     store: Store = client.app.state.store  # type: ignore[attr-defined]
     with store.transaction() as session:
         drafted = services.AlertDraft(
             site="plant-a", title="t", severity=Severity.LOW, detector="test", rule_id="R", rule_name="r",
-            evidence=[kept | {"until_ns": until}, gone],
+            evidence=[kept | {"until_ns": until}, gone, margin],
         )  # fmt: skip
         alert_id = services.raise_alert(session, ctx, drafted).id
     with EvidenceRing(data_dir / "evidence" / "plant-a" / "cell-1", readonly=True) as ring:
@@ -127,5 +128,7 @@ def test_evidence_pcap_is_cut_from_the_sensor_ring(client: TestClient, data_dir:
     assert sliced.headers["content-type"] == "application/vnd.tcpdump.pcap"
     older = client.get(f"/api/v1/alerts/{alert_id}/evidence.pcap", params={"item": 1})
     assert older.status_code == 404 and "no longer holds the packets" in older.json()["error"]["message"]
+    early = client.get(f"/api/v1/alerts/{alert_id}/evidence.pcap", params={"item": 2})
+    assert early.status_code == 200 and early.content == expected
     page = client.get(f"/alerts/{alert_id}")
     assert "plantwarden sensor evidence --site plant-a --segment cell-1" in page.text

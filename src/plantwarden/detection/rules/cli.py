@@ -15,6 +15,7 @@ from plantwarden.detection.rules.examples import run_examples
 from plantwarden.detection.rules.format import RuleFileError, read_rule_file
 from plantwarden.detection.rules.loader import PACK, RuleSet
 from plantwarden.detection.rules.providers import PlantMaintenance, roles_from_inventory
+from plantwarden.detection.rules.setpoints import PlantSafeRanges
 from plantwarden.detection.rules.stored import check_stored
 from plantwarden.detection.violations import iso
 from plantwarden.zones.applied import current_model
@@ -144,9 +145,14 @@ def check_command(
 
 
 def _providers(runtime: Runtime, site: str | None, plant: Path | None) -> Providers:
-    """Roles from the stored inventory; maintenance windows from the plant file or applied model."""
+    """Roles from the stored inventory; maintenance windows and safe ranges from the plant file or
+    the applied model."""
     with runtime.ready_store().transaction() as session:
         roles = roles_from_inventory(session, site)
         model = load_plant(plant) if plant is not None else current_model(session)
     sites = [s for s in model.sites if site is None or s.id == site] if model is not None else []
-    return Providers(roles=roles, maintenance=PlantMaintenance(sites) if sites else None)
+    return Providers(
+        roles=roles,
+        maintenance=PlantMaintenance(sites) if sites else None,
+        out_of_range=PlantSafeRanges(sites) if sites else None,
+    )

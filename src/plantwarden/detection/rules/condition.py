@@ -17,6 +17,7 @@ from typing import TypeVar
 _TOKEN = re.compile(r"\s*(?:(\()|(\))|([A-Za-z_][A-Za-z0-9_]*)|(\S))")
 _KEYWORDS = frozenset({"and", "or", "not"})
 MAX_TOKENS = 200
+MAX_CONDITION_CHARS = 4000
 
 T = TypeVar("T")
 
@@ -56,9 +57,12 @@ Expression = Name | Not | And | Or
 
 def tokens(text: str) -> list[tuple[str, int]]:
     """The condition's tokens with their offsets."""
+    if len(text) > MAX_CONDITION_CHARS:
+        raise ConditionError(f"the condition is too long (more than {MAX_CONDITION_CHARS} characters)", 0)
     found: list[tuple[str, int]] = []
     position = 0
-    while position < len(text) and text[position:].strip():
+    end = len(text.rstrip())
+    while position < end:
         match = _TOKEN.match(text, position)
         assert match is not None  # the pattern matches any non-blank character
         if match.group(4) is not None:
@@ -66,8 +70,8 @@ def tokens(text: str) -> list[tuple[str, int]]:
         token = next(group for group in match.groups()[:3] if group is not None)
         found.append((token, match.end() - len(token)))
         position = match.end()
-    if len(found) > MAX_TOKENS:
-        raise ConditionError(f"the condition is too long (more than {MAX_TOKENS} words)", 0)
+        if len(found) > MAX_TOKENS:
+            raise ConditionError(f"the condition is too long (more than {MAX_TOKENS} words)", 0)
     return found
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path as FilePath
 from typing import Any
 
+from plantwarden.alerts.attack import MATRIX_VERSION, is_active
 from plantwarden.alerts.models import Severity
 from plantwarden.core.errors import InvalidInput
 from plantwarden.detection.rules.condition import ConditionError, names, parse_condition
@@ -141,6 +142,12 @@ def _header(reader: RuleReader, data: dict[str, Any]) -> dict[str, Any]:
     for index, technique in enumerate(techniques):
         if not TECHNIQUE.match(technique):
             reader.report(("techniques", index), f"{technique!r} is not an ATT&CK id (T0881, T1110.001)")
+        elif not is_active(technique):
+            reader.report(
+                ("techniques", index),
+                f"{technique} is not an active technique of ATT&CK for ICS {MATRIX_VERSION}"
+                " (nor an Enterprise technique the product uses)",
+            )
     confidence = reader.text(data, "confidence") or "medium"
     if confidence not in CONFIDENCES:
         reader.report(("confidence",), f"confidence is one of {', '.join(CONFIDENCES)}")

@@ -11,12 +11,16 @@ rule whose definition did not change keeps its counts.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from plantwarden.core.errors import InvalidInput, PlantwardenError
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.plane import WriteReport
 from plantwarden.core.runtime import Runtime
@@ -33,6 +37,9 @@ from plantwarden.zones.applied import current_model
 from plantwarden.zones.plant.load import load_plant
 
 LATENCIES_KEPT = 10_000
+
+
+log = logging.getLogger(__name__)
 
 
 class RuleTee:
@@ -88,13 +95,34 @@ class RuleTee:
         else:
             self.pending[key] = (detection, entered)
 
+    def _report(self, found: dict[str, tuple[Detection, float]]) -> None:
+        """Report the detections together; when the store refuses one (an invalid draft), report
+        them one by one, so that one refusal loses that detection only (logged)."""
+        try:
+            self.report([detection for detection, _ in found.values()])
+        except InvalidInput:
+            for detection, _ in found.values():
+                try:
+                    self.report([detection])
+                except InvalidInput as error:
+                    log.error("rule %s: detection refused by the alert store: %s", detection.rule.id, error)
+
     def flush(self) -> int:
         """Report the pending detections and forget them; how many there were."""
         found = self.pending
-        self.pending = {}
         self._next_flush = self.monotonic() + self.flush_seconds
         if found:
-            self.report([detection for detection, _ in found.values()])
+            try:
+                self._report(found)
+            except (PlantwardenError, SQLAlchemyError) as error:  # the store is down: keep them, retry
+                log.error(
+                    "%d rule detections not stored yet (retried in %.0f s): %s",
+                    len(found),
+                    self.flush_seconds,
+                    error,
+                )
+                return 0
+            self.pending = {}
             done = self.monotonic()
             self.latencies.extend(done - entered for _, entered in found.values())
             self.reported += len(found)

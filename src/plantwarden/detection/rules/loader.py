@@ -57,6 +57,7 @@ class RuleSet:
     def load(cls, directory: Path) -> RuleSet:
         """Every rule file of `directory`; a broken one is left out and its problems kept."""
         files = rule_files(directory)
+        before = stamp(files)  # taken before reading: a file written meanwhile is read again next time
         rules: list[Rule] = []
         refused: list[Problem] = []
         seen: dict[str, Rule] = {}
@@ -75,7 +76,7 @@ class RuleSet:
                 continue
             seen.update({r.id: r for r in found})
             rules += found
-        return cls(directory, tuple(rules), tuple(refused), stamp(files))
+        return cls(directory, tuple(rules), tuple(refused), before)
 
     def changed(self) -> bool:
         """Whether a rule file was added, removed or modified since this set was loaded."""

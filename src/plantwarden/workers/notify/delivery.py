@@ -81,7 +81,11 @@ class TargetWorker:
             wanted = [(p, e) for p, e in events if document.matches(e.type, self.settings.event_patterns)]
             now = self.clock.now()
             built = [document.build(session, p, e, now) for p, e in wanted]
-        kept = [n for n in built if document.severe_enough(n, self.settings.min_severity)]
+        kept = [
+            n
+            for n in built
+            if document.severe_enough(n, self.settings.min_severity) and not document.suppressed(n)
+        ]
         return Batch(kept, events[-1][0] if events else None)
 
     def run_once(self) -> int:

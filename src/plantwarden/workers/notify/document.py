@@ -93,3 +93,8 @@ def severe_enough(notification: Notification, minimum: str) -> bool:
     if severity is None or severity.upper() not in Severity.__members__:
         return True
     return Severity[severity.upper()] >= Severity[minimum.upper()]
+
+
+def suppressed(notification: Notification) -> bool:
+    """True for an alert an analyst suppressed: it is stored and counted, not sent."""
+    return bool(notification.alert and notification.alert.get("suppressed"))

@@ -37,6 +37,8 @@ class WebhookTarget:
     def __init__(self, url: str, secret: bytes, *, timeout: float, ca_file: Path | None = None) -> None:
         parts = urlsplit(url)
         self._url = url
+        self._shown = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}/..."
+        """What logs and errors name: hooks often carry their secret in the path or query."""
         self._secure = parts.scheme == "https"
         self._host = parts.hostname or ""
         self._port = parts.port
@@ -77,11 +79,11 @@ class WebhookTarget:
             response = connection.getresponse()
             answer = response.read(4096).decode("utf-8", "replace")
         except (OSError, http.client.HTTPException) as error:
-            raise DeliveryFailed(f"webhook {self._url}: {error or type(error).__name__}") from error
+            raise DeliveryFailed(f"webhook {self._shown}: {error or type(error).__name__}") from error
         finally:
             connection.close()
         if not 200 <= response.status < 300:
             raise DeliveryFailed(
-                f"webhook {self._url} answered {response.status} {response.reason}: "
+                f"webhook {self._shown} answered {response.status} {response.reason}: "
                 f"{answer[:ANSWER_LIMIT].strip()!r}"
             )

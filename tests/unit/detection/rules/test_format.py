@@ -201,3 +201,19 @@ def test_the_condition_parser_knows_precedence_and_refuses_what_is_not_an_expres
         assert caught.value.offset == offset, text
     with pytest.raises(ConditionError, match="too long"):
         parse_condition(" or ".join(["a"] * 150))
+
+
+@pytest.mark.parametrize(
+    ("technique", "reason"), [("T0999", "not an active technique"), ("T0808", "not an active")]
+)
+def test_a_technique_outside_the_pinned_matrix_is_refused_with_its_line(technique: str, reason: str) -> None:
+    with pytest.raises(RuleFileError) as caught:
+        rule("detection:\n  s: {protocol: modbus}\n  condition: s\n", header=f"techniques: [{technique}]\n")
+    assert any(reason in p.message and p.line == 4 for p in caught.value.problems), caught.value.problems
+
+
+def test_a_huge_condition_is_refused_at_once() -> None:
+    with pytest.raises(ConditionError, match="too long"):
+        parse_condition("a " * 500_000)
+    with pytest.raises(ConditionError, match="more than 200 words"):
+        parse_condition(" or ".join(["a"] * 150))
