@@ -7,7 +7,8 @@ and a last one when it stops (state `stopped`); a run over capture files reports
 `silent_after` seconds -> `pw-monitor-sensor-silent`; packets dropped since the last check ->
 `pw-monitor-capture-loss` (each drop is reported once: `dropped_reported` remembers how many
 were); the sensor's wall clock more than `skew_limit` seconds from the store's when it wrote ->
-`pw-monitor-clock-skew`. Alerts of one sensor are deduplicated while open.
+`pw-monitor-clock-skew`. Alerts of one sensor are deduplicated while open; a silence raises one
+alert (not an occurrence at every check) until it is closed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from plantwarden.alerts.models import Severity
+from plantwarden.alerts.models import Alert, AlertStatus, Severity
 from plantwarden.alerts.services import AlertDraft, raise_alert
 from plantwarden.core.clock import Clock
 from plantwarden.core.context import Context
@@ -101,7 +102,8 @@ def check_sensors(
         report.sensors += 1
         if row.state == "running" and now - _utc(row.received_at) > timedelta(seconds=silent_after):
             report.silent += 1
-            _raise(session, ctx, row, "sensor-silent", Severity.HIGH, _silent_text(row, now))
+            if not _open(session, row, "sensor-silent"):  # one alert per silence, not one per check
+                _raise(session, ctx, row, "sensor-silent", Severity.HIGH, _silent_text(row, now))
         if row.dropped > row.dropped_reported:
             report.lossy += 1
             _raise(session, ctx, row, "capture-loss", Severity.MEDIUM, _loss_text(row))
@@ -111,6 +113,18 @@ def check_sensors(
             _raise(session, ctx, row, "clock-skew", Severity.MEDIUM, _skew_text(row))
     session.flush()
     return report
+
+
+def _key(row: SensorStatus, what: str) -> str:
+    return f"pw-monitor-{what}|{row.site}|{row.segment}|{row.name}"
+
+
+def _open(session: Session, row: SensorStatus, what: str) -> bool:
+    """Whether an alert of this kind is open for the sensor."""
+    found = session.scalars(
+        select(Alert.id).where(Alert.dedup_key == _key(row, what), Alert.status != AlertStatus.CLOSED)
+    ).first()
+    return found is not None
 
 
 def _utc(moment: datetime) -> datetime:
@@ -175,7 +189,7 @@ def _raise(
                 "clock_skew_s": round(row.clock_skew_s, 3),
             }
         ],
-        dedup_key=f"pw-monitor-{what}|{row.site}|{row.segment}|{row.name}",
+        dedup_key=_key(row, what),
     )
     raise_alert(session, ctx, draft)
 

@@ -56,6 +56,8 @@ class RuleTee:
         reload_seconds: float = 5.0,
         samples: int = 5,
         monotonic: Callable[[], float] = time.monotonic,
+        refresh: Callable[[], Providers] | None = None,
+        refresh_seconds: float = 60.0,
     ) -> None:
         self.rules = rules
         self.inner = inner
@@ -73,6 +75,9 @@ class RuleTee:
         now = monotonic()
         self._next_flush = now + flush_seconds
         self._next_reload = now + reload_seconds
+        self.refresh = refresh
+        self.refresh_seconds = refresh_seconds
+        self._next_refresh = now + refresh_seconds
 
     def write(self, batch: RecordBatch) -> WriteReport:
         """Check the batch with every rule of its kind, then pass it on."""
@@ -83,6 +88,8 @@ class RuleTee:
         now = self.monotonic()
         if now >= self._next_reload:
             self.reload()
+        if self.refresh is not None and now >= self._next_refresh:
+            self.refresh_providers()
         if now >= self._next_flush:
             self.flush()
         return self.inner.write(batch) if self.inner is not None else WriteReport(records=len(batch))
@@ -144,6 +151,19 @@ class RuleTee:
         self.reloads += 1
         return True
 
+    def refresh_providers(self) -> None:
+        """Read the derived fields' sources again (roles the inventory has learned since, a plant
+        model applied since); count state is kept. A failure keeps the providers in use (logged)."""
+        self._next_refresh = self.monotonic() + self.refresh_seconds
+        if self.refresh is None:
+            return
+        try:
+            fresh = self.refresh()
+        except (PlantwardenError, SQLAlchemyError) as error:
+            log.error("rule providers not refreshed (the previous ones stay in use): %s", error)
+            return
+        self.providers = self.engine.providers = fresh
+
     def close(self) -> None:
         """Report what is pending (the inner sink is closed by its owner)."""
         self.flush()
@@ -185,16 +205,20 @@ def open_rule_tee(
 ) -> RuleTee:
     """The tee for `plantwarden sensor run --rules DIR` (default: the built-in pack): roles from the
     stored inventory of the site, maintenance windows and registers' safe ranges from `plant` (else
-    the applied plant model), alerts raised in the process's store."""
+    the applied plant model), read again every minute; alerts raised in the process's store."""
     store = runtime.ready_store()
     rules = RuleSet.load(directory or PACK)
-    with store.transaction() as session:
-        roles = roles_from_inventory(session, site)
-        model = load_plant(plant) if plant is not None else current_model(session)
-    sites = [s for s in model.sites if s.id == site] if model is not None else []
-    providers = Providers(
-        roles=roles,
-        maintenance=PlantMaintenance(sites) if sites else None,
-        out_of_range=PlantSafeRanges(sites) if sites else None,
-    )
-    return RuleTee(rules, inner, detection_reporter(store, runtime.context()), providers=providers)
+
+    def providers() -> Providers:
+        with store.transaction() as session:
+            roles = roles_from_inventory(session, site)
+            model = load_plant(plant) if plant is not None else current_model(session)
+        sites = [s for s in model.sites if s.id == site] if model is not None else []
+        return Providers(
+            roles=roles,
+            maintenance=PlantMaintenance(sites) if sites else None,
+            out_of_range=PlantSafeRanges(sites) if sites else None,
+        )
+
+    report = detection_reporter(store, runtime.context())
+    return RuleTee(rules, inner, report, providers=providers(), refresh=providers)

@@ -11,6 +11,7 @@ from plantwarden.alerts.models import Alert
 from plantwarden.core import migrate
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
+from plantwarden.core.errors import ConfigurationError
 from plantwarden.core.records.plane import WriteReport
 from plantwarden.detection.rules.alerts import detection_reporter
 from plantwarden.detection.rules.compile import Providers
@@ -135,3 +136,47 @@ def test_the_tee_reloads_a_changed_directory_and_keeps_the_counts_of_unchanged_r
     tee.close()
     assert sorted(d.rule.id for d in reported) == ["pw-count", "pw-s7-program"]  # type: ignore[attr-defined]
     assert "3 rules" not in tee.summary() and "2 rules" in tee.summary()
+
+
+HMI_PROGRAM = STOP.replace("id: pw-s7-program", "id: pw-hmi-program").replace(
+    "  s: {protocol: s7comm, operation: program}\n  condition: s\n",
+    "  s: {protocol: s7comm, operation: program, src_role: hmi}\n  condition: s\n",
+)
+
+
+def test_the_tee_refreshes_its_providers_and_keeps_them_when_the_refresh_fails(tmp_path: Path) -> None:
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    (directory / "hmi.yaml").write_text(HMI_PROGRAM)
+    found: list[str] = []
+    clock = [0.0]
+    roles = {"now": Providers()}
+
+    def refresh() -> Providers:
+        if roles["now"] is None:
+            raise ConfigurationError("the store is down")
+        return roles["now"]
+
+    tee = RuleTee(
+        RuleSet.load(directory),
+        None,
+        lambda detections: found.extend(d.rule.id for d in detections),
+        refresh=refresh,
+        refresh_seconds=60,
+        monotonic=lambda: clock[0],
+    )
+    batch = protocol_records([program(WEDNESDAY_NOON)])
+    tee.write(batch)
+    tee.flush()
+    assert found == []  # the HMI's role is not known yet
+    roles["now"] = Providers(roles=RoleMap({(SITE, "10.1.0.50"): "hmi"}))
+    clock[0] = 61.0
+    tee.write(batch)  # due: the providers are read again before the next check
+    tee.write(batch)
+    tee.flush()
+    assert found == ["pw-hmi-program"]
+    roles["now"] = None  # type: ignore[assignment]
+    clock[0] = 200.0
+    tee.write(batch)
+    tee.flush()
+    assert found == ["pw-hmi-program", "pw-hmi-program"]  # the last good providers stay in use
