@@ -47,6 +47,8 @@ class ClosingSink(RecordSink, Protocol):
 
     def summary(self) -> str: ...
 
+    def flush(self) -> int: ...
+
 
 RULES_FACTORY = "plantwarden.sensor.rules"
 """Key of `click.Context.meta` under which the root command puts the rule engine's factory."""
@@ -218,6 +220,9 @@ def run_command(
     stopping = _stop_on_sigterm()
     try:
         for batch, loss in _batches(pcaps, interface, tap, duration):
+            if batch is None:  # a quiet live interface: keep reporting health and detections
+                _idle(beats, (rules, tee), sensor.counters.packets, loss or last_loss, last_ts)
+                continue
             modbus = sensor.process(batch)
             if feed is not None:
                 feed.observe(sensor, batch, modbus)
@@ -409,9 +414,24 @@ def _writer(runtime: Runtime) -> RecordWriter:
     )
 
 
+def _idle(
+    beats: SensorHeartbeats | None,
+    tees: tuple[ClosingSink | None, ...],
+    packets: int,
+    loss: tuple[int, int] | None,
+    last_ts: int | None,
+) -> None:
+    """A second without packets: the heartbeat and the pending detections do not wait for traffic."""
+    if beats is not None:
+        beats.beat(packets, loss, last_ts)
+    for tee in tees:
+        if tee is not None:
+            tee.flush()
+
+
 def _batches(
     pcaps: tuple[Path, ...], interface: str | None, tap: Path | None, duration: float | None
-) -> Iterator[tuple[PacketBatch, tuple[int, int] | None]]:
+) -> Iterator[tuple[PacketBatch | None, tuple[int, int] | None]]:
     if interface:
         yield from _live(interface, duration)
         return
@@ -422,16 +442,24 @@ def _batches(
             yield batch, None
 
 
-def _live(interface: str, duration: float | None) -> Iterator[tuple[PacketBatch, tuple[int, int] | None]]:
+def _live(
+    interface: str, duration: float | None
+) -> Iterator[tuple[PacketBatch | None, tuple[int, int] | None]]:
+    """Batches as the kernel hands them over, and `(None, stats)` after each second without any."""
     from plantwarden.capture.live import LiveCapture  # noqa: PLC0415 - Linux-only, loaded when asked for
 
     deadline = None if duration is None else time.monotonic() + duration
+    quiet_since = time.monotonic()
     with LiveCapture(interface) as capture:
         while deadline is None or time.monotonic() < deadline:
             batch = capture.read(timeout=0.2)
             stats = capture.stats()
             if batch is not None:
+                quiet_since = time.monotonic()
                 yield batch, (stats.received, stats.dropped)
+            elif time.monotonic() - quiet_since >= 1.0:
+                quiet_since = time.monotonic()
+                yield None, (stats.received, stats.dropped)
 
 
 def _report(
