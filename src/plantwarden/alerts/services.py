@@ -250,6 +250,25 @@ def _check(draft: AlertDraft) -> None:
     check_evidence(draft.evidence)
 
 
+@dataclass
+class RaisedCounts:
+    """Of drafts raised together: alerts opened, and open alerts that counted another occurrence."""
+
+    opened: int = 0
+    repeated: int = 0
+
+
+def raise_alerts(session: Session, ctx: Context, drafts: Sequence[AlertDraft]) -> RaisedCounts:
+    """Raise every draft (in the caller's transaction); how many opened and how many repeated."""
+    counts = RaisedCounts()
+    for item in drafts:
+        if raise_alert(session, ctx, item).occurrences > 1:
+            counts.repeated += 1
+        else:
+            counts.opened += 1
+    return counts
+
+
 def get_alert(session: Session, alert_id: uuid.UUID | str) -> Alert:
     """The alert with this id, or `AlertNotFound`."""
     try:

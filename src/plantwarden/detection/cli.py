@@ -45,6 +45,17 @@ def time_ns(_ctx: click.Context | None, _param: click.Parameter | None, value: s
     return int(moment.timestamp() * SECOND_NS)
 
 
+def time_range(since: int | None, until: int | None, last: int | None) -> tuple[int, int]:
+    """[start, end) in nanoseconds from --since/--until/--last (default: the last hour)."""
+    if last is not None and since is not None:
+        raise click.UsageError("give --since or --last, not both")
+    end = until if until is not None else time.time_ns()
+    start = since if since is not None else end - (last or 3600 * SECOND_NS)
+    if start >= end:
+        raise click.UsageError("the time range is empty: --since must be before --until")
+    return start, end
+
+
 @click.group("zones")
 def zones_group() -> None:
     """The plant's zones and conduits (plant.yaml) against what the sensor saw."""
@@ -93,12 +104,7 @@ def check_command(
     output: str,
 ) -> None:
     """Check stored protocol records, read aggregates and flows against the zones and conduits."""
-    if last is not None and since is not None:
-        raise click.UsageError("give --since or --last, not both")
-    end = until if until is not None else time.time_ns()
-    start = since if since is not None else end - (last or 3600 * SECOND_NS)
-    if start >= end:
-        raise click.UsageError("the time range is empty: --since must be before --until")
+    start, end = time_range(since, until, last)
     runtime = provider.runtime()
     backend = runtime.records()
     reports = [

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.models import Severity
-from plantwarden.alerts.services import AlertDraft, raise_alert
+from plantwarden.alerts.services import AlertDraft, RaisedCounts
+from plantwarden.alerts.services import raise_alerts as raise_drafts
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.core.records.partitions import PartitionBackend
@@ -100,24 +101,12 @@ def _steps(
     return [(max(t, start_ns), min(t + step, end_ns)) for t in sorted(steps)]
 
 
-@dataclass
-class AlertCounts:
-    """Alerts opened for new violations, and open alerts that counted another occurrence."""
-
-    opened: int = 0
-    repeated: int = 0
+AlertCounts = RaisedCounts
 
 
 def raise_alerts(session: Session, ctx: Context, violations: Sequence[Violation]) -> AlertCounts:
     """One alert per violation key; an open alert with the same key counts another occurrence."""
-    counts = AlertCounts()
-    for violation in violations:
-        alert = raise_alert(session, ctx, draft(violation))
-        if alert.occurrences > 1:
-            counts.repeated += 1
-        else:
-            counts.opened += 1
-    return counts
+    return raise_drafts(session, ctx, [draft(violation) for violation in violations])
 
 
 def alert_reporter(store: Store, ctx: Context) -> Callable[[Sequence[Violation]], AlertCounts]:

@@ -10,13 +10,12 @@ segment, hosts and times) that `plantwarden sensor evidence` turns into a captur
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from plantwarden.alerts.services import AlertDraft, raise_alert
+from plantwarden.alerts.services import AlertDraft, RaisedCounts, raise_alerts
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.detection.rules.detection import Detection
@@ -128,24 +127,9 @@ def _description(detection: Detection) -> str:
     return text
 
 
-@dataclass
-class RaisedCounts:
-    """Alerts opened, and open alerts that counted another occurrence."""
-
-    opened: int = 0
-    repeated: int = 0
-
-
 def raise_detections(session: Session, ctx: Context, detections: Sequence[Detection]) -> RaisedCounts:
     """Raise every detection as an alert (one transaction: the caller's session)."""
-    counts = RaisedCounts()
-    for detection in detections:
-        alert = raise_alert(session, ctx, draft(detection))
-        if alert.occurrences > 1:
-            counts.repeated += 1
-        else:
-            counts.opened += 1
-    return counts
+    return raise_alerts(session, ctx, [draft(detection) for detection in detections])
 
 
 def detection_reporter(store: Store, ctx: Context) -> Callable[[Sequence[Detection]], RaisedCounts]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
 
 from plantwarden.core.runtime import Runtime, RuntimeProvider
-from plantwarden.detection.cli import SECOND_NS, duration_ns, time_ns
+from plantwarden.detection.cli import duration_ns, time_ns, time_range
 from plantwarden.detection.rules.alerts import raise_detections
 from plantwarden.detection.rules.compile import Providers
 from plantwarden.detection.rules.examples import run_examples
@@ -120,12 +119,7 @@ def check_command(
     raise_alerts_: bool,
 ) -> None:
     """Run the rules over stored protocol records, read aggregates and flows."""
-    if last is not None and since is not None:
-        raise click.UsageError("give --since or --last, not both")
-    end = until if until is not None else time.time_ns()
-    start = since if since is not None else end - (last or 3600 * SECOND_NS)
-    if start >= end:
-        raise click.UsageError("the time range is empty: --since must be before --until")
+    start, end = time_range(since, until, last)
     runtime = provider.runtime()
     rules = _load(directory)
     providers = _providers(runtime, site, plant)
