@@ -25,6 +25,9 @@ PLATFORM_ACTION_DOCS: Mapping[str, str] = MappingProxyType(
             ("alerts.suppress", "suppress a rule's alerts at a site for a time"),
             ("events.read", "read the domain event log"),
             ("records.read", "query protocol records, flows and telemetry"),
+            ("telemetry.write", "push telemetry samples (numeric time series) into the records plane"),
+            ("baselines.read", "see learned baselines, their state and the facts they hold"),
+            ("baselines.manage", "accept a deviation into a baseline, start protecting, relearn"),
             ("exports.run", "export alerts and records (OCSF, later syslog/CEF and STIX)"),
             ("users.read", "see user accounts and their grants"),
             ("users.manage", "create, change and disable user accounts and their grants"),
@@ -129,6 +132,7 @@ BUILTIN_ROLES: dict[str, Role] = {
             (
                 Rule("alerts", frozenset({"platform:alerts.*"})),
                 Rule("investigate", _platform("events.read", "records.read", "exports.run")),
+                Rule("baselines", _platform("baselines.read", "baselines.manage")),
                 Rule("quarantine", _platform("quarantine.manage")),
             ),
         ),
@@ -148,6 +152,11 @@ BUILTIN_ROLES: dict[str, Role] = {
                 ),
                 Rule("quarantine", _platform("quarantine.manage")),
             ),
+        ),
+        Role(
+            "telemetry_source",
+            "a device, gateway or script that pushes telemetry samples; sees nothing",
+            (Rule("push", _platform("telemetry.write")),),
         ),
         Role(
             "auditor",

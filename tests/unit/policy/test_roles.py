@@ -109,8 +109,14 @@ def test_security_analyst_works_alerts_and_investigates() -> None:
         "platform:events.read",
         "platform:records.read",
         "platform:exports.run",
+        "platform:baselines.read",
+        "platform:baselines.manage",
         "platform:quarantine.manage",
     }
+
+
+def test_telemetry_source_only_pushes_telemetry() -> None:
+    assert rights("telemetry_source") == {"platform:telemetry.write"}
 
 
 @pytest.mark.parametrize(
