@@ -25,7 +25,7 @@ from plantwarden.core.auditlog import AuditEntry
 from plantwarden.web.route_table import route_table
 from tests.web_support import CTX, Server, server
 
-ROLES = ("viewer", "operator", "engineer", "security_analyst", "admin", "auditor")
+ROLES = ("viewer", "operator", "engineer", "security_analyst", "admin", "auditor", "telemetry_source")
 EVERYONE = frozenset(ROLES)
 READERS = frozenset({"viewer", "operator", "engineer", "admin", "auditor"})  # status and sites
 ALERT_READERS = frozenset({"viewer", "operator", "engineer", "security_analyst", "auditor"})
@@ -68,6 +68,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/plant"): READERS,
     ("GET", "/api/v1/plant/history"): READERS,
     ("POST", "/api/v1/plant"): frozenset({"admin"}),
+    ("POST", "/api/v1/telemetry"): frozenset({"telemetry_source"}),
+    ("GET", "/api/v1/telemetry"): frozenset({"security_analyst", "auditor"}),
     ("GET", "/api/v1/users"): frozenset({"admin", "auditor"}),
     ("POST", "/api/v1/users"): frozenset({"admin"}),
     ("POST", "/api/v1/users/{username}/grants"): frozenset({"admin"}),
@@ -198,6 +200,10 @@ def _body(method: str, path: str, fresh: Callable[[str], str]) -> dict[str, Any]
         "/account/password": {"new_password": "x", "repeat": "y"},
         "/account/mfa": {"code": "000000"},
         "/api/v1/plant": {"content": PLANT_A, "source": "matrix.yaml"},
+        "/api/v1/telemetry": {
+            "site": "plant-a",
+            "samples": [{"ts": "2026-11-26T08:00:00Z", "device": "d", "variable": "v", "value": 1.0}],
+        },
     }
     return bodies.get(path, {})
 

@@ -31,6 +31,7 @@ from plantwarden.inventory.reach_views_cli import compare_command
 from plantwarden.inventory.zoning_cli import suggest_command
 from plantwarden.monitoring.cli import RULES_FACTORY, ZONE_CHECK_FACTORY, sensor_group
 from plantwarden.monitoring.health_cli import status_command, watch_command
+from plantwarden.monitoring.telemetry_cli import telemetry_group
 from plantwarden.sim.cli import sim_group
 from plantwarden.workers.notify.cli import notify_group
 from plantwarden.zones.cli import site_group
@@ -78,6 +79,7 @@ COMMANDS = (
     assets_group,
     events_group,
     records_group,
+    telemetry_group,
     export_group,
     audit_group,
     user_group,
