@@ -65,6 +65,7 @@ def test_scenarios_lists_every_attack(tmp_path: Path) -> None:
         "plc-stop",
         "console-brute-force",
         "tampered-telemetry",
+        "drifting-sensor",
     ]
 
 

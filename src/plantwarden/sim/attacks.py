@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from plantwarden.core.errors import NotFound
+from plantwarden.core.errors import InvalidInput, NotFound
 from plantwarden.sim import modbus_messages as modbus
 from plantwarden.sim.behaviour import write_requests
 from plantwarden.sim.plant import Plant
@@ -64,13 +64,30 @@ class TelemetryForgery:
 
 
 @dataclass(frozen=True, slots=True)
+class SensorDrift:
+    """Measurement `variable` of `plc` reported off the process by an offset growing at
+    `rate_per_second` (engineering units) for `seconds` of simulated time, then reported true
+    again: a tampered or failing transmitter. The process itself is unchanged; what drifts is the
+    register the PLC serves and the telemetry it publishes."""
+
+    plc: str
+    variable: str
+    rate_per_second: float
+    seconds: float
+
+    def offset(self, elapsed: float) -> float:
+        """The bias `elapsed` seconds after the drift began (it stops growing at `seconds`)."""
+        return self.rate_per_second * min(max(elapsed, 0.0), self.seconds)
+
+
+@dataclass(frozen=True, slots=True)
 class Pause:
     """Time between steps."""
 
     seconds: float
 
 
-Step = Probe | ModbusSession | LoginAttempts | TelemetryForgery | Pause
+Step = Probe | ModbusSession | LoginAttempts | TelemetryForgery | SensorDrift | Pause
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +152,21 @@ def _tampered_telemetry(plant: Plant, rng: random.Random) -> list[Step]:
     return [TelemetryForgery("office-ws-1", "tank-1", {"level": 50.0}), Pause(10.0)] * 3
 
 
+DRIFT_SHARE_PER_MINUTE = 0.005
+"""How fast the drifting sensor's report moves: 0.5 % of the register's safe range a minute."""
+DRIFT_SECONDS = 1800.0
+
+
+def _drifting_sensor(plant: Plant, rng: random.Random) -> list[Step]:
+    # Pressure follows the square of the pump's speed and flow its speed: a drifting pressure
+    # breaks both relations long before it leaves its 0-10 bar safe range.
+    register = plant.plc("pump-skid-1").register("discharge_pressure")
+    if register.safe_min is None or register.safe_max is None:
+        raise InvalidInput("pump-skid-1's discharge_pressure needs a safe range for the drift's rate")
+    rate = (register.safe_max - register.safe_min) * DRIFT_SHARE_PER_MINUTE / 60
+    return [SensorDrift("pump-skid-1", register.name, rate, DRIFT_SECONDS)]
+
+
 SCENARIOS = {
     scenario.name: scenario
     for scenario in (
@@ -173,6 +205,13 @@ SCENARIOS = {
             "T0856",
             "Telemetry on tank-1's topic from an office workstation, the tank level replaced by 50 %",
             _tampered_telemetry,
+        ),
+        Scenario(
+            "drifting-sensor",
+            "T0832",
+            "pump-skid-1 reports its discharge pressure rising 0.05 bar/min above the true pressure"
+            " for 30 min (to +1.5 bar, inside its 0-10 bar safe range), then true again",
+            _drifting_sensor,
         ),
     )
 }

@@ -93,7 +93,9 @@ def generate_command(seed: int, packets: int, attacks: list[str], nanoseconds: b
     for attack in ledger["attacks"]:
         sources = ", ".join(attack["sources"])
         actions = len(attack["actions"])
-        click.echo(f"  attack {attack['instance']} ({attack['technique']}) from {sources}: {actions} actions")
+        clipped = "; clipped: the capture ended first (docs/sim.md)" if attack.get("clipped") else ""
+        name = f"{attack['instance']} ({attack['technique']})"
+        click.echo(f"  attack {name} from {sources}: {actions} actions{clipped}")
     click.echo(f"  labels: {result.labels} ({ledger['attack_packets']:,} attack packets)")
     click.echo(f"  ledger: {result.ledger_path}")
 
@@ -277,13 +279,16 @@ def attack_command(
     record: dict[str, Any] | None = None
     if not standalone:
         with contextlib.suppress(NotFound):
-            record = asyncio.run(ask(control, request))
+            record = asyncio.run(ask(control, request, timeout=3 * 3600.0))  # a drift lasts 30 min
             click.echo(f"the running plant carried out {name} (its tap saw it)", err=True)
     if record is None:
         plant = default_plant()
         targets = Targets.on_port(plant, port or _modbus_port(plant), console, broker)
         record = asyncio.run(LiveAttack(plant, scenario(name), targets).run())
     click.echo(json.dumps(record, indent=2))
+    if any(str(action["result"]).startswith("not carried out") for action in record["actions"]):
+        click.echo(f"error: {name} needs the running plant (plantwarden sim run), not --standalone", err=True)
+        raise SystemExit(1)
     if record["actions"] and all(action["action"] == "connect" for action in record["actions"]):
         click.echo(
             f"error: nothing answered the attack ({record['actions'][0]['result']}); "

@@ -2,8 +2,12 @@
 
 Each step connects from the attacker's own loopback address: probes are real connection
 attempts, Modbus sessions real requests to the PLC servers, login attempts real HTTP against the
-console, forged telemetry a real MQTT publish to the broker. The record says what was sent, when,
-and what came back; it goes to the caller (and `plantwarden sim attack` prints it as JSON).
+console, forged telemetry a real MQTT publish to the broker. A drifting sensor sends nothing: it
+sets the bias of the measurement in the plant's own simulation (its register image and telemetry)
+every `DRIFT_TICK` real seconds, following the simulation's clock (so `--speed` shortens it), and
+removes it at the end; outside the plant (`--standalone`) it cannot be carried out, and says so.
+The record says what was sent, when, and what came back; it goes to the caller (and
+`plantwarden sim attack` prints it as JSON).
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ from urllib.parse import quote
 
 from plantwarden.core.errors import PlantwardenError
 from plantwarden.sim import mqtt
-from plantwarden.sim.attacks import LoginAttempts, ModbusSession, Pause, Probe, Scenario, TelemetryForgery
+from plantwarden.sim.attacks import (
+    LoginAttempts,
+    ModbusSession,
+    Pause,
+    Probe,
+    Scenario,
+    SensorDrift,
+    TelemetryForgery,
+)
 from plantwarden.sim.behaviour import (
     MODBUS_PORT,
     mqtt_client_id,
@@ -38,6 +50,8 @@ from plantwarden.sim.tap import Tap
 from plantwarden.sim.traffic.payloads import http_request
 
 PROBE_TIMEOUT = 0.5
+DRIFT_TICK = 0.1
+"""Real seconds between two settings of a drifting sensor's bias (the live physics' own tick)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +112,8 @@ class LiveAttack:
                 await self._modbus(step)
             elif isinstance(step, LoginAttempts):
                 await self._logins(step)
+            elif isinstance(step, SensorDrift):
+                await self._drift(step)
             else:
                 await self._forge(step)
         return {
@@ -208,6 +224,25 @@ class LiveAttack:
             self._note(step.source, f"{host}:{port}", "publish", f"failed: {error}")
             return
         self._note(step.source, f"{host}:{port}", f"publish as {plc.name}", f"sent {step.changes}")
+
+    async def _drift(self, step: SensorDrift) -> None:
+        action = f"report {step.variable} drifting by {step.rate_per_second:g}/s for {step.seconds:g} s"
+        if self.simulation is None:
+            self._note(step.plc, step.plc, action, "not carried out: only the running plant can do it")
+            return
+        model = self.simulation.model(step.plc)
+        model.set_bias(step.variable, 0.0)  # refuses what is no measurement
+        begun = model.elapsed
+        self._note(step.plc, step.plc, action, "started")
+        final = 0.0
+        try:
+            while model.elapsed - begun < step.seconds:
+                final = step.offset(model.elapsed - begun)
+                model.set_bias(step.variable, final)
+                await asyncio.sleep(DRIFT_TICK)
+        finally:
+            model.set_bias(step.variable, 0.0)
+        self._note(step.plc, step.plc, f"report {step.variable} true again", f"was {final:+.6g} off")
 
 
 def _answer_text(answer: Any) -> str:

@@ -4,6 +4,9 @@ A model keeps one engineering value per register of its PLC (by name), advances 
 `step(dt_seconds)` and shows them as raw 16-bit words (`registers()`), the way a PLC's register
 image would. Noise comes only from the `random.Random` passed in. `write(address, raw_value)`
 changes a writable register word by word, as a Modbus write would, and the process follows.
+A measurement can be reported off the process by a bias (`set_bias`: a tampered or failing
+transmitter): `registers()`, `value()` and `values()` show what the PLC reports, `true_value()`
+the process itself, which the bias does not touch.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class ProcessModel:
         self.rng = rng
         self.elapsed = 0.0
         self._values = {register.name: 0.0 for register in plc.registers}
+        self._bias: dict[str, float] = {}
         self._start()
 
     def step(self, dt_seconds: float) -> None:
@@ -76,19 +80,43 @@ class ProcessModel:
         """The raw register image: one 16-bit word (or 0/1 bit) per address."""
         image: dict[int, int] = {}
         for register in self.plc.registers:
-            words = encode(register, self._values[register.name])
+            words = encode(register, self._values[register.name] + self._bias.get(register.name, 0.0))
             image.update(zip(register.addresses, words, strict=True))
         return image
 
     def value(self, name: str) -> float:
-        """The engineering value of the register called `name` (bools as 0.0/1.0)."""
+        """The engineering value the PLC reports for register `name` (bools as 0.0/1.0)."""
+        return self.true_value(name) + self._bias.get(name, 0.0)
+
+    def true_value(self, name: str) -> float:
+        """The process's own value of register `name`, whatever bias its report carries."""
         if name not in self._values:
             raise NotFound(f"PLC {self.plc.name} has no register {name!r}")
         return self._values[name]
 
     def values(self) -> dict[str, float]:
-        """Every engineering value by register name."""
-        return dict(self._values)
+        """Every engineering value the PLC reports, by register name."""
+        return {name: value + self._bias.get(name, 0.0) for name, value in self._values.items()}
+
+    def bias(self, name: str) -> float:
+        """How far the report of register `name` is off the process (0.0: it is true)."""
+        return self._bias.get(name, 0.0)
+
+    def set_bias(self, name: str, offset: float) -> None:
+        """Report measurement `name` off the process by `offset` (0 reports it true again).
+
+        Only a measurement (an input register) can be biased: a setpoint or a coil is what was
+        written, not what a transmitter sees. The process keeps running on its true value.
+        """
+        register = self.plc.register(name)
+        if register.kind != "input":
+            raise InvalidInput(f"register {name!r} of PLC {self.plc.name} is not a measurement (input)")
+        if not math.isfinite(offset):
+            raise InvalidInput(f"a reporting bias must be a finite number, not {offset!r}")
+        if offset:
+            self._bias[name] = float(offset)
+        else:
+            self._bias.pop(name, None)
 
     def write(self, address: int, raw_value: int) -> None:
         """Write one raw word (or 0/1 bit) at `address`; InvalidInput for a read-only register.

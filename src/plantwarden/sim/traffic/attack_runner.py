@@ -5,7 +5,10 @@ A probe of an open port is answered SYN-ACK and reset by the scanner; of a close
 host, RST-ACK; of an address nobody holds, nothing. Modbus sessions get the PLC's real answers
 (writes change the process). Login attempts meet the console's answers (401, then 429 once the
 console throttles). Forged telemetry is published under the device's client id and topic with
-a tag that does not verify.
+a tag that does not verify. A drifting sensor sends nothing of its own: its PLC reports the
+measurement off the process by a bias set again every second (the served register image at once),
+and the frames that carry the report are labelled while it lasts (`Output.tamper`). An attack
+the capture ends before gets the capture's last frame time as its end and `clipped: true`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from plantwarden.sim.attacks import (
     Pause,
     Probe,
     Scenario,
+    SensorDrift,
     Step,
     TelemetryForgery,
 )
@@ -26,6 +30,8 @@ from plantwarden.sim.behaviour import (
     CONSOLE_PORT,
     MODBUS_PORT,
     MQTT_PORT,
+    READ_FUNCTION,
+    image_tables,
     mqtt_client_id,
     telemetry_payload,
     telemetry_topic,
@@ -33,12 +39,15 @@ from plantwarden.sim.behaviour import (
 )
 from plantwarden.sim.traffic import payloads
 from plantwarden.sim.traffic.modbus_link import ModbusLink
+from plantwarden.sim.traffic.output import TamperedReports
 from plantwarden.sim.traffic.run import Run
 from plantwarden.sim.wire import Segment, TcpConnection
 
 OPEN_PORTS = {"plc": {MODBUS_PORT}, "device": {80}}
 OPEN_BY_HOST = {"broker-1": {MQTT_PORT}, "console-1": {CONSOLE_PORT}, "dc-1": {53, 88, 389, 445}}
 THROTTLED_AFTER = 3
+DRIFT_TICK = 1.0
+"""Seconds between two settings of a drifting sensor's bias (the physics' step)."""
 
 
 class AttackRunner:
@@ -62,19 +71,38 @@ class AttackRunner:
             "actions": [],
         }
         run.out.ledger.attacks.append(self.record)
+        run.out.at_finish(self._clip)
+        self.drift: tuple[SensorDrift, float, TamperedReports] | None = None
 
     def wake(self, now: float) -> float | None:
         if self.position == 0:
             self.record["start"] = round(now, 6)
         time = now
+        if self.drift is not None and self._drifting(now):
+            return now + DRIFT_TICK
         while self.position < len(self.steps):
             step = self.steps[self.position]
             self.position += 1
             if isinstance(step, Pause):
                 return time + step.seconds
+            if isinstance(step, SensorDrift):
+                self._begin_drift(step, time)
+                return time + DRIFT_TICK
             time = self._step(step, time) + self.rng.uniform(0.001, 0.01)
         self.record["end"] = round(time, 6)
         return None
+
+    def _clip(self, last: float) -> None:
+        """The capture ended before the attack did: it ends with the capture."""
+        if "end" in self.record:
+            return
+        self.record["clipped"] = True
+        if "start" in self.record:
+            self.record["end"] = round(max(last, self.record["start"]), 6)
+        if self.drift is not None:
+            step = self.drift[0]
+            final = self.run.simulation.model(step.plc).bias(step.variable)
+            self.record["drift"].update(end=self.record["end"], final_offset=round(final, 6))
 
     def _note(self, source: str, target: str, action: str) -> None:
         if source not in self.record["sources"]:
@@ -194,3 +222,51 @@ class AttackRunner:
         self._add(connection.close(time + 0.002, rtt))
         self._note(step.source, "broker-1", f"telemetry as {plc.name} with {step.changes}")
         return time + rtt
+
+    def _begin_drift(self, step: SensorDrift, time: float) -> None:
+        run = self.run
+        plc = run.plant.plc(step.plc)
+        register = plc.register(step.variable)
+        run.simulation.model(plc.name).set_bias(register.name, 0.0)  # refuses what is no measurement
+        reports = TamperedReports(
+            plc.host.address,
+            READ_FUNCTION[register.kind],
+            register.addresses,
+            telemetry_topic(run.plant, plc),
+            self.label,
+        )
+        run.out.tamper(reports)
+        self.drift = (step, time, reports)
+        self.record["drift"] = {
+            "plc": plc.name,
+            "variable": register.name,
+            "address": register.address,
+            "read_function": reports.read_function,
+            "unit": register.unit,
+            "rate_per_second": step.rate_per_second,
+            "seconds": step.seconds,
+            "start": round(time, 6),
+        }
+        self._note(
+            plc.name,
+            plc.name,
+            f"{register.name} reported drifting by {step.rate_per_second:g} {register.unit}/s",
+        )
+
+    def _drifting(self, now: float) -> bool:
+        """Set the drifting sensor's bias for `now`; False (the report true again) once it is over."""
+        assert self.drift is not None
+        step, begun, reports = self.drift
+        plc = self.run.plant.plc(step.plc)
+        model = self.run.simulation.model(plc.name)
+        over = now - begun >= step.seconds
+        final = model.bias(step.variable)
+        model.set_bias(step.variable, 0.0 if over else step.offset(now - begun))
+        self.run.tables[plc.name] = image_tables(plc, model.registers())
+        if not over:
+            return True
+        self.run.out.untamper(reports)
+        self.drift = None
+        self.record["drift"].update(end=round(now, 6), final_offset=round(final, 6))
+        self._note(plc.name, plc.name, f"{step.variable} reported true again (was {final:+.6g} off)")
+        return False

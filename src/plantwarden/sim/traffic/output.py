@@ -7,23 +7,56 @@ ledger counts what was written: Modbus PDUs by function code at the frame that c
 (where a reader that reassembles TCP counts them too); retransmitted copies are counted apart.
 It also keeps the ground truth the inventory is checked against (`truth.py`): the hosts that
 appear, with their roles, and each client's requests, answer delays and poll intervals.
+
+While a PLC reports a tampered value (`tamper`), the frames that carry it are labelled with the
+attack even though the plant's own clients exchange them: the frame completing each answer to a
+read of the value's addresses from that PLC, and each telemetry PUBLISH of the PLC on its topic.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from plantwarden.sim.mqtt import PUBLISH
 from plantwarden.sim.pcap import CaptureWriter
-from plantwarden.sim.traffic.truth import Appearances, Poll, Polling
+from plantwarden.sim.traffic.truth import Appearances, Poll, Polling, PollKey
 from plantwarden.sim.wire import Segment
 
 LABEL_COLUMNS = ("frame", "time", "attack", "instance", "technique")
 
 PduMark = tuple[int, str]
 """A Modbus PDU completed in a frame: (function code, `request`, `response` or `exception`)."""
+Label = tuple[str, str, str]
+"""An attack frame's label: (attack, instance, technique)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TamperedReports:
+    """Where a PLC's tampered value goes out: the answers of PLC `server` (its address) to reads
+    with `read_function` that cover any of `addresses`, and its PUBLISHes on `topic`."""
+
+    server: str
+    read_function: int
+    addresses: range
+    topic: str
+    label: Label
+
+    def asked_by(self, key: PollKey, item: tuple[Any, ...]) -> bool:
+        """Whether a Modbus request (its poll key and item: unit, address, count) reads the value."""
+        _, server, protocol, function = key
+        if (protocol, server, function) != ("modbus", self.server, self.read_function) or len(item) != 3:
+            return False
+        address, count = int(item[1]), int(item[2])
+        return address < self.addresses.stop and self.addresses.start < address + count
+
+    def published_in(self, key: PollKey, item: tuple[Any, ...]) -> bool:
+        """Whether an MQTT request (its poll key and item: the topic) publishes the value."""
+        client, _, protocol, function = key
+        return (protocol, client, function) == ("mqtt", self.server, PUBLISH) and item == (self.topic,)
 
 
 @dataclass(slots=True)
@@ -96,7 +129,7 @@ class Pending:
     order: int
     data: bytes = field(compare=False)
     pdus: tuple[PduMark, ...] = field(compare=False, default=())
-    label: tuple[str, str, str] | None = field(compare=False, default=None)
+    label: Label | None = field(compare=False, default=None)
     shared: bool = field(compare=False, default=False)
     split: bool = field(compare=False, default=False)
     retransmission: bool = field(compare=False, default=False)
@@ -113,6 +146,10 @@ class Output:
         self.ledger = Ledger()
         self._heap: list[Pending] = []
         self._order = 0
+        self._tampered: list[TamperedReports] = []
+        self._awaiting: dict[int, Label] = {}
+        self._at_finish: list[Callable[[float], None]] = []
+        self.last_time: float | None = None
         labels.write(",".join(LABEL_COLUMNS) + "\n")
 
     @property
@@ -125,11 +162,24 @@ class Output:
         """Frames made but not yet written."""
         return len(self._heap)
 
+    def tamper(self, reports: TamperedReports) -> None:
+        """Label the frames carrying a tampered value from now on (see the module docstring)."""
+        self._tampered.append(reports)
+
+    def untamper(self, reports: TamperedReports) -> None:
+        """Stop labelling the frames of `reports` (requests still unanswered included)."""
+        self._tampered.remove(reports)
+        self._awaiting = {token: label for token, label in self._awaiting.items() if label != reports.label}
+
+    def at_finish(self, callback: Callable[[float], None]) -> None:
+        """Call `callback` with the time of the last frame written when the capture is finished."""
+        self._at_finish.append(callback)
+
     def add(
         self,
         segment: Segment,
         pdus: tuple[PduMark, ...] = (),
-        label: tuple[str, str, str] | None = None,
+        label: Label | None = None,
         *,
         shared: bool = False,
         split: bool = False,
@@ -153,7 +203,7 @@ class Output:
         time: float,
         data: bytes,
         pdus: tuple[PduMark, ...] = (),
-        label: tuple[str, str, str] | None = None,
+        label: Label | None = None,
         *,
         shared: bool = False,
         split: bool = False,
@@ -161,9 +211,26 @@ class Output:
         polls: tuple[Poll, ...] = (),
     ) -> None:
         """Queue any frame (UDP, ARP, LLDP) captured at `time`."""
+        if self._tampered and polls:
+            label = self._tampered_label(polls) if label is None else label
         self._order += 1
         pending = Pending(time, self._order, data, pdus, label, shared, split, retransmission, polls)
         heapq.heappush(self._heap, pending)
+
+    def _tampered_label(self, polls: tuple[Poll, ...]) -> Label | None:
+        """The label of a frame completing an answer to a read of a tampered value, or a publish of
+        one; a read's token is remembered until its answer comes."""
+        found = None
+        for poll in polls:
+            if poll.key is None:
+                found = self._awaiting.pop(poll.token, None) or found
+                continue
+            for reports in self._tampered:
+                if reports.asked_by(poll.key, poll.item):
+                    self._awaiting[poll.token] = reports.label
+                elif reports.published_in(poll.key, poll.item):
+                    found = reports.label
+        return found
 
     def release(self, until: float) -> None:
         """Write every queued frame captured at or before `until`, up to the limit."""
@@ -177,9 +244,12 @@ class Output:
         self._heap.clear()
         self.writer.flush()
         self.labels.flush()
+        for callback in self._at_finish:
+            callback(self.last_time if self.last_time is not None else 0.0)
 
     def _write(self, frame: Pending) -> None:
         self.writer.write(frame.time, frame.data)
+        self.last_time = frame.time
         self.ledger.count(frame)
         if frame.label is not None:
             attack, instance, technique = frame.label
