@@ -15,6 +15,7 @@ BENCHMARKS = (
     "auth",
     "generator",
     "sensor",
+    "register_values",
     "live",
     "protocols",
     "map",
@@ -22,6 +23,8 @@ BENCHMARKS = (
     "inventory",
     "segmentation",
     "rules",
+    "process_eval",
+    "baselines",
 )
 MODULES = {"map": "commmap"}
 """Benchmarks whose module has another name than the benchmark."""

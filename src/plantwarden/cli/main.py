@@ -22,14 +22,25 @@ from plantwarden.cli.store import backup_command, db_group, restore_command
 from plantwarden.cli.vendors import vendors_group
 from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.settings import parse_assignment
+from plantwarden.detection.baselines.cli import baseline_group
+from plantwarden.detection.baselines.live import open_baseline_tee
 from plantwarden.detection.cli import zones_group
 from plantwarden.detection.live import open_zone_check
+from plantwarden.detection.process.cli import detect_group
+from plantwarden.detection.process_watch.cli import PROCESS_COMMANDS
+from plantwarden.detection.process_watch.live import open_process_watch
 from plantwarden.detection.rules.cli import rules_group
 from plantwarden.detection.rules.live import open_rule_tee
 from plantwarden.inventory.cli import assets_group
 from plantwarden.inventory.reach_views_cli import compare_command
 from plantwarden.inventory.zoning_cli import suggest_command
-from plantwarden.monitoring.cli import RULES_FACTORY, ZONE_CHECK_FACTORY, sensor_group
+from plantwarden.monitoring.cli import sensor_group
+from plantwarden.monitoring.detectors import (
+    BASELINE_FACTORY,
+    PROCESS_FACTORY,
+    RULES_FACTORY,
+    ZONE_CHECK_FACTORY,
+)
 from plantwarden.monitoring.health_cli import status_command, watch_command
 from plantwarden.monitoring.telemetry_cli import telemetry_group
 from plantwarden.sim.cli import sim_group
@@ -58,6 +69,8 @@ def cli(
     ctx.obj = state
     ctx.meta[ZONE_CHECK_FACTORY] = open_zone_check  # sensor run --plant (detection sits above monitoring)
     ctx.meta[RULES_FACTORY] = open_rule_tee  # sensor run --rules
+    ctx.meta[PROCESS_FACTORY] = open_process_watch  # sensor run --plant --process-models
+    ctx.meta[BASELINE_FACTORY] = open_baseline_tee  # sensor run --baselines
     ctx.call_on_close(state.close)
 
 
@@ -74,6 +87,8 @@ COMMANDS = (
     firewall_group,
     zones_group,
     rules_group,
+    detect_group,
+    baseline_group,
     reach_group,
     alerts_group,
     assets_group,
@@ -96,6 +111,8 @@ sensor_group.add_command(status_command)
 sensor_group.add_command(watch_command)
 zones_group.add_command(suggest_command)
 reach_group.add_command(compare_command)
+for command in PROCESS_COMMANDS:
+    detect_group.add_command(command)
 
 
 def main() -> None:

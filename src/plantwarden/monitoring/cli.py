@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import click
 
@@ -26,47 +26,16 @@ from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.inventory.store import SaveResult, save_inventory
+from plantwarden.monitoring.detectors import DetectorChoice, Detectors, open_detectors
 from plantwarden.monitoring.health import Heartbeat, SensorHeartbeats
 from plantwarden.monitoring.inventory_feed import InventoryFeed
 from plantwarden.monitoring.protocol_streams import StreamProtocol
 from plantwarden.monitoring.protocol_table import PROTOCOLS
-from plantwarden.monitoring.requests import RecordSink
+from plantwarden.monitoring.register_values import RegisterValues
 from plantwarden.monitoring.sensor import Sensor, SensorCounters, SensorOptions
 from plantwarden.monitoring.summary import Progress, summary_lines
 from plantwarden.monitoring.tuning import keep_freed_memory
-
-ZONE_CHECK_FACTORY = "plantwarden.sensor.zone_check"
-"""Key of `click.Context.meta` under which the root command puts the zone check's factory
-(detection sits above monitoring, so the sensor receives it rather than importing it)."""
-
-
-class ClosingSink(RecordSink, Protocol):
-    """A record sink to close when the sensor stops (the zone check reports what is left)."""
-
-    def close(self) -> None: ...
-
-    def summary(self) -> str: ...
-
-    def flush(self) -> int: ...
-
-
-RULES_FACTORY = "plantwarden.sensor.rules"
-"""Key of `click.Context.meta` under which the root command puts the rule engine's factory."""
-
-
-class RulesFactory(Protocol):
-    def __call__(
-        self,
-        runtime: Runtime,
-        directory: Path | None,
-        site: str,
-        inner: RecordSink | None,
-        plant: Path | None = None,
-    ) -> ClosingSink: ...
-
-
-class ZoneCheckFactory(Protocol):
-    def __call__(self, runtime: Runtime, plant: Path, site: str, inner: RecordSink | None) -> ClosingSink: ...
+from plantwarden.zones.plant.load import load_plant
 
 
 @click.group("sensor")
@@ -156,7 +125,37 @@ def sensor_group() -> None:
     "--plant",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Check the traffic against this plant.yaml (the --site's zones) as it passes; "
-    "zone violations become alerts every minute and at the end.",
+    "zone violations become alerts every minute and at the end; the register values seen (its "
+    "register maps) become telemetry samples, which the process models learn and watch.",
+)
+@click.option(
+    "--baselines/--no-baselines",
+    default=True,
+    show_default=True,
+    help="Learn the site's baselines (assets, communications, functions, written ranges, polling "
+    "periods, setpoints) and, once a scope protects, raise an alert per deviation.",
+)
+@click.option(
+    "--baseline-learning",
+    callback=lambda _c, _p, value: _duration_ns(value),
+    default="7d",
+    show_default=True,
+    metavar="DURATION",
+    help="How long (record time) a new baseline scope learns before it protects.",
+)
+@click.option(
+    "--process-models/--no-process-models",
+    default=True,
+    show_default=True,
+    help="With --plant: learn each device's process model from its telemetry, then watch it.",
+)
+@click.option(
+    "--process-learning",
+    callback=lambda _c, _p, value: _duration_ns(value),
+    default="1h",
+    show_default=True,
+    metavar="DURATION",
+    help="How much telemetry (data time) a device without a saved process model learns from.",
 )
 @click.pass_obj
 def run_command(
@@ -178,6 +177,10 @@ def run_command(
     no_rules: bool,
     sensor_name: str,
     plant: Path | None,
+    baselines: bool,
+    baseline_learning: int,
+    process_models: bool,
+    process_learning: int,
 ) -> None:
     """Run the sensor over capture files, a live interface or the plant's tap, then summarise."""
     sources = sum(bool(x) for x in (pcaps, interface, tap))
@@ -187,7 +190,7 @@ def run_command(
     check_place(site, segment)
     runtime = state.runtime()
     uses_store = (
-        inventory or plant is not None or not no_rules or not pcaps
+        inventory or plant is not None or not no_rules or baselines or not pcaps
     )  # a live sensor reports its health
     if uses_store:
         runtime.ready_store()  # a store that cannot take the inventory is refused before a packet is read
@@ -196,21 +199,31 @@ def run_command(
     ring = _ring(runtime, site, segment, evidence_max_mb) if keep_evidence else None
     kept = ring
     writer: RecordWriter | None = None
+    choice = DetectorChoice(
+        plant=plant,
+        rules=not no_rules,
+        rules_dir=rules_dir,
+        baselines=baselines,
+        process_models=process_models,
+        learn_ns=process_learning,
+        baseline_learn_ns=baseline_learning,
+        sensor_name=sensor_name,
+    )
     try:
+        values = _register_values(plant, site, segment) if plant is not None else None
         writer = None if no_records else _writer(runtime)
-        tee = _zone_check(runtime, plant, site, writer) if plant is not None else None
-        rules = None if no_rules else _rules(runtime, rules_dir, site, tee or writer, plant)
+        detectors = open_detectors(runtime, site, writer, choice)
     except BaseException:
         if writer is not None:
             writer.close()
         if ring is not None:
             ring.close()
         raise
-    sink = rules or tee or writer
+    sink = detectors.sink
     feed = InventoryFeed(site, segment, sink) if inventory else None
     keep_freed_memory()
     options = SensorOptions(site=site, segment=segment, modbus_ports=modbus_ports)
-    sensor = Sensor(options, feed or sink, decoded, identity)
+    sensor = Sensor(options, feed or sink, decoded, identity, values=values)
     progress = Progress(sys.stderr)
     saves = Saves()
     next_save = time.monotonic() + save_every
@@ -221,7 +234,7 @@ def run_command(
     try:
         for batch, loss in _batches(pcaps, interface, tap, duration):
             if batch is None:  # a quiet live interface: keep reporting health and detections
-                _idle(beats, (rules, tee), sensor.counters.packets, loss or last_loss, last_ts)
+                _idle(beats, detectors, sensor.counters.packets, loss or last_loss, last_ts)
                 continue
             modbus = sensor.process(batch)
             if feed is not None:
@@ -257,12 +270,11 @@ def run_command(
             signal.signal(signal.SIGTERM, stopping)
         try:
             counters = sensor.finish()
-            if rules is not None:
-                rules.close()
-            if tee is not None:
-                tee.close()
-            if writer is not None:
-                writer.close()
+            try:
+                detectors.close()
+            finally:
+                if writer is not None:
+                    writer.close()
         finally:
             if ring is not None:
                 ring.close()
@@ -272,9 +284,15 @@ def run_command(
     if feed is not None:
         saves.add(_save(runtime, feed))
     _report(counters, progress, problem, saves if feed is not None else None, kept)
-    for extra in (rules, tee):
-        if extra is not None:
-            click.echo(extra.summary())
+    if values is not None:
+        c = values.counters
+        click.echo(
+            f"telemetry from registers: {c.samples:,} samples ({c.reads:,} reads, {c.writes:,} writes); "
+            f"skipped: {c.unmapped:,} unmapped, {c.unreachable:,} split PDUs, {c.malformed:,} malformed, "
+            f"{c.exceptions:,} exceptions"
+        )
+    for line in detectors.summaries():
+        click.echo(line)
 
 
 def _stop_on_sigterm() -> Any:
@@ -307,20 +325,20 @@ def _heartbeats(
     return SensorHeartbeats(runtime.ready_store(), runtime.clock, identity)
 
 
-def _rules(
-    runtime: Runtime, directory: Path | None, site: str, inner: RecordSink | None, plant: Path | None
-) -> ClosingSink:
-    factory: RulesFactory | None = click.get_current_context().meta.get(RULES_FACTORY)
-    if factory is None:
-        raise click.UsageError("the detection rules are not available in this command")
-    return factory(runtime, directory, site, inner, plant)
+def _register_values(plant: Path, site: str, segment: str) -> RegisterValues:
+    """The register values of `site`'s register maps in `plant`, as telemetry samples."""
+    try:
+        model = load_plant(plant).site(site)
+    except KeyError:
+        raise click.UsageError(f"{plant} has no site {site!r} (give the plant's --site)") from None
+    return RegisterValues.from_site(model, segment)
 
 
-def _zone_check(runtime: Runtime, plant: Path, site: str, inner: RecordSink | None) -> ClosingSink:
-    factory: ZoneCheckFactory | None = click.get_current_context().meta.get(ZONE_CHECK_FACTORY)
-    if factory is None:
-        raise click.UsageError("the zone check is not available in this command")
-    return factory(runtime, plant, site, inner)
+def _duration_ns(value: str) -> int:
+    found = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", value)
+    if found is None or int(found.group(1)) == 0:
+        raise click.BadParameter(f"{value!r} is not a duration (a number and s, m, h or d: 30m, 1h, 2d)")
+    return int(found.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86_400}[found.group(2)] * 1_000_000_000
 
 
 def _protocols(names: str) -> tuple[tuple[StreamProtocol, ...], bool]:
@@ -416,7 +434,7 @@ def _writer(runtime: Runtime) -> RecordWriter:
 
 def _idle(
     beats: SensorHeartbeats | None,
-    tees: tuple[ClosingSink | None, ...],
+    detectors: Detectors,
     packets: int,
     loss: tuple[int, int] | None,
     last_ts: int | None,
@@ -424,9 +442,7 @@ def _idle(
     """A second without packets: the heartbeat and the pending detections do not wait for traffic."""
     if beats is not None:
         beats.beat(packets, loss, last_ts)
-    for tee in tees:
-        if tee is not None:
-            tee.flush()
+    detectors.flush()
 
 
 def _batches(

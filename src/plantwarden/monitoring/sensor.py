@@ -30,6 +30,7 @@ from plantwarden.monitoring.identity_frames import IdentityBatch, identity_frame
 from plantwarden.monitoring.modbus_streams import ModbusBatch, ModbusStreams
 from plantwarden.monitoring.protocol_streams import ProtocolBatch, ProtocolSet, StreamProtocol
 from plantwarden.monitoring.protocol_table import service_ports, tcp_protocol_ports
+from plantwarden.monitoring.register_values import RegisterValues
 from plantwarden.monitoring.requests import RecordSink, RequestRecords
 from plantwarden.protocols.common import ParseStatus
 from plantwarden.protocols.modbus import ModbusFinding
@@ -121,9 +122,12 @@ class Sensor:
         writer: RecordSink | None = None,
         protocols: tuple[StreamProtocol, ...] = (),
         identity: bool = False,
+        values: RegisterValues | None = None,
     ) -> None:
         self.options = options or SensorOptions()
         self.writer = writer
+        self.values = values
+        """The register values read and written, turned into telemetry samples (None: not)."""
         self.flows = FlowTable(
             idle_timeout_s=self.options.flow_idle_timeout_s,
             max_flows=self.options.max_flows,
@@ -190,6 +194,8 @@ class Sensor:
         ports = update.protocol_ports(layers.src_port, layers.dst_port, self._tcp_protocol_ports)
         modbus = self.modbus.process(batch, layers, update.flow_ids, ports)
         self._modbus(batch, layers, update.flow_ids, modbus)
+        if self.values is not None:
+            self._telemetry(self.values.feed(batch, layers, update.flow_ids, modbus))
         self.last_protocols = self.protocols.process(batch, layers, update, ports)
         for name, found in self.last_protocols.items():
             _count_protocol(self.counters.protocols[name], found)
@@ -212,6 +218,8 @@ class Sensor:
         if self.dcp_requests is not None:
             self.dcp_requests.finish(self.counters.last_ns)
         self._ended(self.flows.drain())
+        if self.values is not None:
+            self._telemetry(self.values.finish())
         for name, count in self.modbus.findings.items():
             self.counters.stream_findings[name.name.lower()] += count
         for streams in self.protocols.streams:
@@ -220,6 +228,10 @@ class Sensor:
             self.counters.protocols[streams.module.name].checks.update(streams.checks)
         self.counters.flows_evicted = self.flows.stats.evicted
         return self.counters
+
+    def _telemetry(self, samples: RecordBatch) -> None:
+        if len(samples) and self.writer is not None:
+            self.counters.stored_rows += self.writer.write(samples).stored
 
     def _count_identity(self, found: IdentityBatch) -> None:
         status = found.columns.summary.status

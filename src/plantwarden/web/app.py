@@ -14,9 +14,10 @@ from plantwarden.accounts import services as accounts
 from plantwarden.alerts import api as alerts_api
 from plantwarden.core.db import Store
 from plantwarden.core.settings import Settings
+from plantwarden.detection.baselines import api as baselines_api
 from plantwarden.inventory import api as inventory_api
 from plantwarden.monitoring import telemetry_api
-from plantwarden.web import console, health, inventory_pages, login, zone_pages
+from plantwarden.web import baseline_pages, console, health, inventory_pages, login, zone_pages
 from plantwarden.web.auth import install_enforcer
 from plantwarden.web.errors import install_error_handlers
 from plantwarden.web.limits import BodySizeLimit
@@ -51,6 +52,7 @@ def create_app(settings: Settings, store: Store, *, tls: bool = False) -> FastAP
     app.include_router(login.router)
     app.include_router(health.api_router, prefix=API_PREFIX)
     app.include_router(alerts_api.router, prefix=API_PREFIX)
+    app.include_router(baselines_api.router, prefix=API_PREFIX)
     app.include_router(inventory_api.router, prefix=API_PREFIX)
     app.include_router(telemetry_api.router, prefix=API_PREFIX)
     app.include_router(plant_api.router, prefix=API_PREFIX)
@@ -58,5 +60,6 @@ def create_app(settings: Settings, store: Store, *, tls: bool = False) -> FastAP
     app.include_router(console.router)
     app.include_router(inventory_pages.router)
     app.include_router(zone_pages.router)
+    app.include_router(baseline_pages.router)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     return app

@@ -1,0 +1,1 @@
+"""Learned baselines: what each asset and conduit normally does, learnt, then protected."""

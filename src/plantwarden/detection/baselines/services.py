@@ -1,0 +1,348 @@
+"""Baselines in the store: load a site's baselines, save what was learned (merging with what
+others changed since: accepted facts, scopes protected or reset by hand), raise deviations as
+alerts, and the analyst's actions (protect, accept a deviation or a fact, reset a scope), each
+in the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from plantwarden.alerts.services import RaisedCounts, get_alert, raise_alerts
+from plantwarden.core.auditlog import AuditLog
+from plantwarden.core.context import Context
+from plantwarden.core.errors import InvalidInput, NotFound
+from plantwarden.detection.baselines.alerting import EVIDENCE_KIND, draft
+from plantwarden.detection.baselines.checker import Deviation, merge_value
+from plantwarden.detection.baselines.facts import FactKey, FactKind
+from plantwarden.detection.baselines.learner import LEARNING, PROTECTING, Baseline, Fact, Scope
+from plantwarden.detection.baselines.models import BaselineFact, BaselineScope
+from plantwarden.detection.baselines.naming import PlantNames
+
+
+def to_time(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, UTC)
+
+
+def to_ns(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000_000)
+
+
+def load(session: Session, site: str, baseline: Baseline | None = None) -> Baseline:
+    """The site's scopes and facts from the store, into `baseline` (a new one by default)."""
+    baseline = baseline if baseline is not None else Baseline()
+    for row in session.scalars(select(BaselineScope).where(BaselineScope.site == site)):
+        baseline.scopes[(site, row.scope)] = _scope(row)
+    for fact in session.scalars(select(BaselineFact).where(BaselineFact.site == site)):
+        baseline.facts[FactKey.parse(fact.kind, site, fact.key)] = _fact(fact)
+    return baseline
+
+
+def _scope(row: BaselineScope) -> Scope:
+    return Scope(
+        row.site,
+        row.scope,
+        row.state,
+        to_ns(row.learning_started),
+        to_ns(row.learning_ends),
+        row.generation,
+        dirty=False,
+    )
+
+
+def _fact(row: BaselineFact) -> Fact:
+    key = FactKey.parse(row.kind, row.site, row.key)
+    return Fact(
+        key,
+        dict(row.value),
+        to_ns(row.first_seen),
+        to_ns(row.last_seen),
+        row.count,
+        row.scope,
+        row.conduit,
+        row.source,
+        dirty=False,
+    )
+
+
+def sync(session: Session, ctx: Context, baseline: Baseline, site: str) -> None:
+    """Save what `baseline` learned about `site` and take in what changed in the store since:
+    a scope reset elsewhere (its generation grew) loses its facts in memory; a scope protected by
+    hand protects here; facts accepted elsewhere are merged in."""
+    now = ctx.clock.now()
+    rows = {
+        row.scope: row for row in session.scalars(select(BaselineScope).where(BaselineScope.site == site))
+    }
+    for (scope_site, name), scope in list(baseline.scopes.items()):
+        if scope_site != site:
+            continue
+        row = rows.get(name)
+        if row is None:
+            rows[name] = _new_scope_row(scope, now)
+            session.add(rows[name])
+            scope.dirty = False
+            continue
+        if row.generation != scope.generation:
+            _forget(baseline, site, name)
+            baseline.scopes[(site, name)] = _scope(row)
+            continue
+        if row.state == PROTECTING and scope.state == LEARNING:
+            scope.state = PROTECTING
+        elif scope.dirty and scope.state == PROTECTING and row.state == LEARNING:
+            row.state, row.protected_at, row.updated_at = PROTECTING, now, now
+        scope.dirty = False
+    for name, row in rows.items():
+        if (site, name) not in baseline.scopes:
+            baseline.scopes[(site, name)] = _scope(row)
+    session.flush()
+    stored = {
+        (row.kind, row.key): row
+        for row in session.scalars(select(BaselineFact).where(BaselineFact.site == site))
+    }
+    for key, fact in baseline.facts.items():
+        if key.site != site:
+            continue
+        saved = stored.get((key.kind.value, key.text))
+        if fact.dirty:
+            _save_fact(session, fact, saved)
+        elif saved is not None and saved.source == "accepted" and fact.source != "accepted":
+            fact.value, fact.source = merge_value(key.kind, fact.value, saved.value), "accepted"
+    known = {(k.kind.value, k.text) for k in baseline.facts if k.site == site}
+    for (kind, text), saved in stored.items():
+        if (kind, text) not in known:
+            baseline.facts[FactKey.parse(kind, site, text)] = _fact(saved)
+    counts = baseline.counts()
+    for name, row in rows.items():
+        row.facts = counts.get((site, name), 0)
+        row.updated_at = now
+    session.flush()
+
+
+def _new_scope_row(scope: Scope, now: datetime) -> BaselineScope:
+    return BaselineScope(
+        site=scope.site,
+        scope=scope.name,
+        state=scope.state,
+        learning_started=to_time(scope.started_ns),
+        learning_ends=to_time(scope.ends_ns),
+        protected_at=now if scope.state == PROTECTING else None,
+        facts=0,
+        generation=scope.generation,
+        updated_at=now,
+    )
+
+
+def _save_fact(session: Session, fact: Fact, row: BaselineFact | None) -> None:
+    key = fact.key
+    if row is None:
+        session.add(
+            BaselineFact(
+                site=key.site,
+                kind=key.kind.value,
+                key=key.text,
+                scope=fact.scope,
+                conduit=fact.conduit,
+                value=fact.value,
+                first_seen=to_time(fact.first_ns),
+                last_seen=to_time(fact.last_ns),
+                count=fact.unsaved,
+                source=fact.source,
+            )
+        )
+    else:
+        row.value = merge_value(key.kind, dict(row.value), fact.value)
+        row.first_seen = min(row.first_seen, to_time(fact.first_ns))
+        row.last_seen = max(row.last_seen, to_time(fact.last_ns))
+        row.count = row.count + fact.unsaved
+        if row.source == "accepted":
+            fact.source = "accepted"
+        fact.value = dict(row.value)
+    fact.dirty, fact.unsaved = False, 0
+
+
+def _forget(baseline: Baseline, site: str, scope: str) -> None:
+    for key in [k for k, f in baseline.facts.items() if k.site == site and scope in (f.scope, f.conduit)]:
+        del baseline.facts[key]
+
+
+def raise_deviations(
+    session: Session, ctx: Context, deviations: Sequence[Deviation], names: PlantNames | None = None
+) -> RaisedCounts:
+    """One alert per broken fact (named with the plant model's assets and registers when `names`
+    is given); an open alert of the same fact counts another occurrence."""
+    return raise_alerts(
+        session, ctx, [draft(d, names) if names is not None else draft(d) for d in deviations]
+    )
+
+
+def scopes(session: Session, site: str | None = None) -> list[BaselineScope]:
+    """Scopes, by site and name."""
+    statement = select(BaselineScope).order_by(BaselineScope.site, BaselineScope.scope)
+    if site is not None:
+        statement = statement.where(BaselineScope.site == site)
+    return list(session.scalars(statement))
+
+
+def get_scope(session: Session, site: str, scope: str) -> BaselineScope:
+    row = session.get(BaselineScope, (site, scope))
+    if row is None:
+        raise NotFound(f"site {site} has no baseline scope {scope!r} (plantwarden baseline status)")
+    return row
+
+
+def facts_of(session: Session, site: str, scope: str) -> list[BaselineFact]:
+    """The facts of a scope (as their asset scope or their conduit), by kind and key."""
+    get_scope(session, site, scope)
+    statement = select(BaselineFact).where(
+        BaselineFact.site == site, (BaselineFact.scope == scope) | (BaselineFact.conduit == scope)
+    )
+    return list(session.scalars(statement.order_by(BaselineFact.kind, BaselineFact.key)))
+
+
+def protect(
+    session: Session, ctx: Context, audit: AuditLog | None, site: str, scope: str | None = None
+) -> list[str]:
+    """Start protecting one scope (or every learning scope of the site) now; the scopes turned."""
+    rows = [get_scope(session, site, scope)] if scope is not None else scopes(session, site)
+    now = ctx.clock.now()
+    turned = []
+    for row in rows:
+        if row.state == LEARNING:
+            row.state, row.protected_at, row.updated_at = PROTECTING, now, now
+            turned.append(row.scope)
+    _audit(session, ctx, audit, "baseline.protected", site, scope or "*", {"scopes": turned})
+    return turned
+
+
+def promote_due(session: Session, ctx: Context, site: str | None = None) -> list[str]:
+    """Protect the learning scopes whose window is over by the clock (a scheduled job's use)."""
+    now = ctx.clock.now()
+    turned = []
+    for row in scopes(session, site):
+        if row.state == LEARNING and row.learning_ends <= now:
+            row.state, row.protected_at, row.updated_at = PROTECTING, now, now
+            turned.append(f"{row.site}/{row.scope}")
+    return turned
+
+
+def reset(session: Session, ctx: Context, audit: AuditLog | None, site: str, scope: str) -> int:
+    """Forget a scope's facts and learn it again from now; how many facts were forgotten."""
+    row = get_scope(session, site, scope)
+    doomed = select(BaselineFact).where(BaselineFact.site == site, BaselineFact.scope == scope)
+    found = len(session.scalars(doomed).all())
+    session.execute(delete(BaselineFact).where(BaselineFact.site == site, BaselineFact.scope == scope))
+    now = ctx.clock.now()
+    span = row.learning_ends - row.learning_started
+    row.state, row.learning_started, row.learning_ends = LEARNING, now, now + span
+    row.protected_at, row.facts, row.generation, row.updated_at = None, 0, row.generation + 1, now
+    _audit(session, ctx, audit, "baseline.reset", site, scope, {"facts_forgotten": int(found or 0)})
+    return int(found or 0)
+
+
+def accept_alert(
+    session: Session, ctx: Context, audit: AuditLog | None, alert_id: uuid.UUID | str, reason: str
+) -> BaselineFact:
+    """Put the deviation an alert reports into the baseline as accepted (the caller may then
+    close the alert with a verdict); later sightings of it are no longer deviations."""
+    alert = get_alert(session, alert_id)
+    item = next((e for e in alert.evidence if e.get("kind") == EVIDENCE_KIND), None)
+    if item is None:
+        raise InvalidInput(f"alert {alert.id} is not a baseline deviation (detector {alert.detector})")
+    scopes_named = list(item.get("scopes") or [])
+    fact = accept_fact(
+        session,
+        ctx,
+        audit,
+        str(item["site"]),
+        str(item["fact"]),
+        str(item["key"]),
+        dict(item.get("observed") or {}),
+        reason,
+        scopes_named,
+        alert=str(alert.id),
+    )
+    return fact
+
+
+def accept_fact(
+    session: Session,
+    ctx: Context,
+    audit: AuditLog | None,
+    site: str,
+    kind: str,
+    key: str,
+    value: dict[str, Any],
+    reason: str,
+    scopes_named: Sequence[str] = (),
+    *,
+    alert: str | None = None,
+) -> BaselineFact:
+    """Put a fact (given by hand, or from a deviation) into the baseline as accepted."""
+    if not reason.strip():
+        raise InvalidInput("say why the deviation is accepted (--reason)")
+    try:
+        parsed = FactKey.parse(kind, site, key)
+    except ValueError as error:
+        raise InvalidInput(f"not a fact: {error}") from error
+    named = parsed.named()
+    scope = (
+        "site"
+        if parsed.kind is FactKind.ASSET
+        else next((s for s in scopes_named if s.startswith("asset:")), f"asset:{named['server']}")
+    )
+    conduit = next((s for s in scopes_named if s.startswith("conduit:")), None)
+    now = ctx.clock.now()
+    clean = {k: v for k, v in value.items() if k != "outside_safe"}
+    row = session.get(BaselineFact, (site, parsed.kind.value, parsed.text))
+    if row is None:
+        row = BaselineFact(
+            site=site,
+            kind=parsed.kind.value,
+            key=parsed.text,
+            scope=scope,
+            conduit=conduit,
+            value=merge_value(parsed.kind, {}, clean) if clean else {},
+            first_seen=now,
+            last_seen=now,
+            count=0,
+            source="accepted",
+        )
+        session.add(row)
+    else:
+        row.value = merge_value(parsed.kind, dict(row.value), clean)
+        row.source = "accepted"
+    row.accepted_by, row.accepted_at, row.reason = ctx.actor or "system", now, reason[:1000]
+    session.flush()
+    details = {"fact": parsed.kind.value, "key": parsed.text, "value": row.value, "reason": reason[:1000]}
+    if alert is not None:
+        details["alert"] = alert
+    _audit(session, ctx, audit, "baseline.accepted", site, f"{parsed.kind.value}:{parsed.text}", details)
+    return row
+
+
+def _audit(
+    session: Session,
+    ctx: Context,
+    audit: AuditLog | None,
+    action: str,
+    site: str,
+    target: str,
+    details: dict[str, Any],
+) -> None:
+    if audit is not None:
+        audit.append(
+            session,
+            actor=ctx.actor,
+            source=ctx.source,
+            action=action,
+            outcome="success",
+            site=site,
+            target=target[:200],
+            details=details,
+            clock=ctx.clock,
+        )

@@ -1,0 +1,1 @@
+"""Process anomaly models: multivariate, streaming, explained per variable (docs/detection.md)."""

@@ -1,0 +1,133 @@
+"""`plantwarden detect evaluate`: run a benchmark's published protocol on the process model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from plantwarden.core.errors import InvalidInput
+from plantwarden.detection.process import config as configs
+from plantwarden.detection.process.config import ModelConfig
+from plantwarden.detection.process.evaluate import (
+    Run,
+    evaluate_batadal,
+    evaluate_csv,
+    evaluate_skab,
+    write_predictions,
+)
+from plantwarden.detection.process.report import table
+
+DEFAULTS = {"skab": configs.SKAB, "batadal": configs.BATADAL, "csv": ModelConfig()}
+
+
+@click.group("detect")
+def detect_group() -> None:
+    """Process anomaly models: evaluate them on public benchmarks or your own CSV."""
+
+
+@detect_group.command("evaluate")
+@click.option("--dataset", type=click.Choice(sorted(DEFAULTS)), required=True, help="Which protocol to run.")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--predictions-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every test point's score, threshold, prediction, label and top variable (CSV).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON object of model settings (default: the committed configuration of the dataset).",
+)
+@click.option(
+    "--file", "files", multiple=True, metavar="FOLDER/NAME.csv", help="SKAB: only these files (repeatable)."
+)
+@click.option(
+    "--anomaly-free", is_flag=True, help="SKAB: add anomaly-free/anomaly-free.csv to every training set."
+)
+@click.option(
+    "--time-column",
+    default="time",
+    show_default=True,
+    help="CSV: the time column (ISO 8601 or --time-format).",
+)
+@click.option("--time-format", help="CSV: strptime format of the time column (default ISO 8601).")
+@click.option("--label-column", help="CSV: 0/1 label column (metrics are printed when given).")
+@click.option("--delimiter", default=",", show_default=True, help="CSV: field separator.")
+@click.option("--train-rows", type=click.IntRange(min=1), help="CSV: the first N rows (in time order) train.")
+@click.option(
+    "--train-until", help="CSV: rows before this ISO 8601 time train (UTC unless it has an offset)."
+)
+def evaluate_command(
+    dataset: str,
+    path: Path,
+    predictions_out: Path | None,
+    config_file: Path | None,
+    files: tuple[str, ...],
+    anomaly_free: bool,
+    time_column: str,
+    time_format: str | None,
+    label_column: str | None,
+    delimiter: str,
+    train_rows: int | None,
+    train_until: str | None,
+) -> None:
+    """Run DATASET's protocol on PATH (the SKAB or BATADAL folder, or a CSV file) and print its metrics."""
+    config = _config(config_file, DEFAULTS[dataset])
+    progress = _progress
+    if dataset == "skab":
+        run = evaluate_skab(path, config, files=files or None, anomaly_free=anomaly_free, progress=progress)
+    elif dataset == "batadal":
+        run = evaluate_batadal(path, config, progress=progress)
+    else:
+        run = evaluate_csv(
+            path,
+            config,
+            time_column=time_column,
+            time_format=time_format,
+            label_column=label_column,
+            delimiter=delimiter,
+            train_rows=train_rows,
+            train_until_ns=_time(train_until),
+        )
+    _report(run, predictions_out)
+
+
+def _report(run: Run, predictions_out: Path | None) -> None:
+    click.echo(table(run))
+    for note in run.notes:
+        click.echo(f"# {note}")
+    if predictions_out is not None:
+        rows = write_predictions(predictions_out, run.predictions)
+        click.echo(f"# predictions: {rows} rows in {predictions_out}")
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _config(path: Path | None, default: ModelConfig) -> ModelConfig:
+    if path is None:
+        return default
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise InvalidInput(f"{path}: not JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}: a JSON object of model settings is expected")
+    return ModelConfig.from_dict({**default.to_dict(), **data})
+
+
+def _time(value: str | None) -> int | None:
+    if value is None:
+        return None
+    from datetime import UTC, datetime  # noqa: PLC0415 - only this option needs it
+
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint="--train-until") from None
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1_000_000_000

@@ -1,0 +1,144 @@
+"""What the process watch adds to a process model for one device of the plant.
+
+A plant device's model is the multivariate model of `detection.process` plus three things learned
+from the same training rows, and saved with it:
+
+- **per-variable limits**: the model's row score averages over every variable, so one sensor
+  drifting among seven moves it little. Each variable's deviation (in residual standard
+  deviations given the others) is smoothed as the row score is (an EWMA, reset after a gap), and
+  a variable is off when its smoothed deviation passes `factor` times the `quantile` of its
+  smoothed training deviations (at least `MIN_LIMIT`): the threshold comes from training only.
+- **the operating envelope**: each variable's training minimum and maximum. A device run outside
+  it (a speed never seen while learning) is told apart in the alert from relations broken inside it.
+- **counters left out**: a variable that only ever counts up in training (items made, batches
+  run) leaves its range for good by design; it is not modelled, and the watch says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from plantwarden.core.errors import InvalidInput
+from plantwarden.detection.process.config import ModelConfig
+from plantwarden.detection.process.model import ProcessModel
+
+MIN_LIMIT = 3.0
+"""The least per-variable limit, in residual standard deviations."""
+Floats = npt.NDArray[np.float64]
+
+
+def counters(values: Floats) -> npt.NDArray[np.bool_]:
+    """Columns that never go down over the training rows and go up at least three times."""
+    found = np.zeros(values.shape[1], dtype=bool)
+    for column in range(values.shape[1]):
+        present = values[:, column][~np.isnan(values[:, column])]
+        steps = np.diff(present)
+        found[column] = len(steps) > 0 and bool((steps >= 0).all()) and int((steps > 0).sum()) >= 3
+    return found
+
+
+def smoothed(
+    deviation: Floats, reset: npt.NDArray[np.bool_], smoothing: float, level: Floats | None
+) -> tuple[Floats, Floats]:
+    """EWMA of each variable's signed deviation, row by row (NaN leaves a variable's level as it
+    was); `reset` rows start afresh. Returns the smoothed rows and the level after the last."""
+    out = np.empty_like(deviation)
+    current = np.full(deviation.shape[1], np.nan) if level is None else level.copy()
+    keep = 1.0 - smoothing
+    for index in range(len(deviation)):
+        row = deviation[index]
+        if reset[index]:
+            current = np.full(deviation.shape[1], np.nan)
+        fresh = np.isnan(current)
+        present = ~np.isnan(row)
+        current = np.where(present & fresh, row, current)
+        current = np.where(present & ~fresh, keep * current + smoothing * row, current)
+        out[index] = current
+    return out, current
+
+
+@dataclass
+class WatchedModel:
+    """A device's process model with its per-variable limits, envelope and left-out counters."""
+
+    model: ProcessModel
+    limits: Floats
+    low: Floats
+    high: Floats
+    left_out: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.model.names
+
+    @classmethod
+    def fit(cls, times: npt.NDArray[np.int64], values: Floats, names: list[str], config: ModelConfig) -> Self:
+        """Learn the model and its limits from the training rows alone."""
+        keep = ~counters(values)
+        if not keep.any():
+            raise InvalidInput("every variable is a counter: nothing to model")
+        kept = [name for name, use in zip(names, keep, strict=True) if use]
+        data = values[:, keep]
+        model = ProcessModel.fit(data, kept, config, times)
+        measured = model.measure(times, data, None)
+        _, deviation = model.residuals(times, measured)
+        gaps = np.zeros(len(times), dtype=bool)
+        gaps[1:] = np.diff(times) > model.gap_ns
+        level, _ = smoothed(deviation, gaps, config.smoothing, None)
+        magnitude = np.abs(level)
+        quantile = np.array(
+            [
+                np.nanquantile(column, config.quantile) if (~np.isnan(column)).any() else 0.0
+                for column in magnitude.T
+            ]
+        )
+        limits = np.maximum(config.factor * quantile, MIN_LIMIT)
+        left_out = [name for name, use in zip(names, keep, strict=True) if not use]
+        return cls(model, limits, np.nanmin(data, axis=0), np.nanmax(data, axis=0), left_out)
+
+    def outside(self, row: Floats) -> list[tuple[str, float, float, float]]:
+        """The variables of a row (in the model's columns) outside the envelope by more than a
+        tenth of its width: name, value, learned low and high."""
+        width = np.maximum(self.high - self.low, 1e-9)
+        margin = 0.1 * width
+        off = (row < self.low - margin) | (row > self.high + margin)
+        return [
+            (name, float(value), float(low), float(high))
+            for name, value, low, high, out in zip(self.names, row, self.low, self.high, off, strict=True)
+            if out
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "plantwarden.watched-process-model",
+            "version": 1,
+            "model": self.model.to_dict(),
+            "limits": self.limits.tolist(),
+            "low": self.low.tolist(),
+            "high": self.high.tolist(),
+            "left_out": list(self.left_out),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        if data.get("kind") != "plantwarden.watched-process-model" or data.get("version") != 1:
+            raise InvalidInput("not a saved process model of the watch (kind/version)")
+        try:
+            model = ProcessModel.from_dict(dict(data["model"]))
+            found = cls(
+                model,
+                np.array(data["limits"], dtype=np.float64),
+                np.array(data["low"], dtype=np.float64),
+                np.array(data["high"], dtype=np.float64),
+                [str(name) for name in data["left_out"]],
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidInput(f"saved process model is incomplete: {error}") from None
+        width = len(model.names)
+        if {found.limits.shape, found.low.shape, found.high.shape} != {(width,)}:
+            raise InvalidInput("saved process model: limits do not match its variables")
+        return found

@@ -1,0 +1,239 @@
+"""Process models on live telemetry: learn each device's model, then watch it, in the sensor.
+
+`ProcessWatch` is a record sink in the sensor's chain. Telemetry batches (the register values the
+sensor decodes, `monitoring.register_values`) become one row per device and second
+(`frames.DeviceFrames`). A device with a saved model is scored at once; a device without one is
+*learning*: its rows are kept until they span `learn_ns` of data time (and at least `min_rows`
+rows), then its model is fitted on them alone (thresholds included), saved in the store (so it
+survives a restart and holds per site) and the device is *protecting* from the next row on.
+Flagged rows become episodes (`episodes.py`) and every `flush_seconds`, and at the end, new
+episodes become alerts naming the variables off and by how much. Every batch goes on unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from plantwarden.core.errors import InvalidInput
+from plantwarden.core.records.batch import RecordBatch
+from plantwarden.core.records.plane import WriteReport
+from plantwarden.detection.process.config import ModelConfig
+from plantwarden.detection.process.stream import Scorer, Scores
+from plantwarden.detection.process_watch.episodes import Episode, Episodes
+from plantwarden.detection.process_watch.frames import SECOND_NS, DeviceFrames, Rows
+from plantwarden.detection.process_watch.limits import WatchedModel, smoothed
+from plantwarden.monitoring.requests import RecordSink
+
+log = logging.getLogger(__name__)
+
+PLANT_CONFIG = ModelConfig(shrinkage=0.05, smoothing=0.1, quantile=0.999, factor=2.0, hold_seconds=30.0)
+"""How a plant device's model learns and decides (see docs/detection.md, "Process models on the
+plant's telemetry"): a high quantile and factor, since a false alarm costs an operator's time."""
+MAX_LEARNING_ROWS = 200_000
+"""Rows a learning device keeps: past it the oldest half is let go (memory stays bounded)."""
+
+
+@dataclass
+class Learning:
+    """A device still learning: its rows so far (blocks, each a prefix of the final columns)."""
+
+    blocks: list[Rows] = field(default_factory=list)
+    rows: int = 0
+
+    def span_ns(self) -> int:
+        return int(self.blocks[-1].times[-1] - self.blocks[0].times[0]) if self.blocks else 0
+
+    def add(self, rows: Rows) -> None:
+        self.blocks.append(rows)
+        self.rows += len(rows)
+        while self.rows > MAX_LEARNING_ROWS and len(self.blocks) > 1:
+            self.rows -= len(self.blocks.pop(0))
+
+    def matrix(self) -> tuple[list[str], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        names = self.blocks[-1].variables
+        values = np.full((self.rows, len(names)), np.nan)
+        row = 0
+        for block in self.blocks:
+            values[row : row + len(block), : block.values.shape[1]] = block.values
+            row += len(block)
+        times = np.concatenate([block.times for block in self.blocks])
+        present = ~np.isnan(values).all(axis=0)
+        return [n for n, keep in zip(names, present, strict=True) if keep], times, values[:, present]
+
+
+@dataclass
+class Protecting:
+    """A device with a model: the streaming scorer, each variable's smoothed deviation, episodes."""
+
+    model: WatchedModel
+    scorer: Scorer
+    episodes: Episodes
+    level: npt.NDArray[np.float64] | None = None
+    rows: int = 0
+    flagged: int = 0
+    unknown: set[str] = field(default_factory=set)
+    """Variables the device reports that its model was not trained on (ignored, listed)."""
+
+
+SaveModel = Callable[[str, WatchedModel, int, int, tuple[int, int]], object]
+"""Keeps a fitted model: device, model, step (ns), training rows, training interval (ns)."""
+
+
+class ProcessWatch:
+    """A record sink that learns and watches each device's process model (module docstring)."""
+
+    def __init__(
+        self,
+        site: str,
+        inner: RecordSink | None,
+        report: Callable[[Sequence[Episode]], object],
+        save: SaveModel,
+        *,
+        models: dict[str, WatchedModel] | None = None,
+        learn_ns: int = 3600 * SECOND_NS,
+        min_rows: int = 300,
+        step_ns: int = SECOND_NS,
+        config: ModelConfig = PLANT_CONFIG,
+        flush_seconds: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        learn: bool = True,
+    ) -> None:
+        if learn_ns <= 0 or min_rows < 10:
+            raise InvalidInput("the learning window must be positive and cover at least 10 rows")
+        self.site = site
+        self.inner = inner
+        self.report = report
+        self.save = save
+        self.learn_ns = learn_ns
+        self.min_rows = min_rows
+        self.config = config
+        self.learn = learn
+        """Whether devices without a model learn one (False: only the saved models watch)."""
+        self.frames = DeviceFrames(site=site, step_ns=step_ns)
+        self.learning: dict[str, Learning] = {}
+        self.protecting: dict[str, Protecting] = {
+            device: _protecting(device, model) for device, model in (models or {}).items()
+        }
+        self.trained: list[str] = []
+        self.reported = 0
+        self.flush_seconds = flush_seconds
+        self.monotonic = monotonic
+        self._next_flush = monotonic() + flush_seconds
+
+    def write(self, batch: RecordBatch) -> WriteReport:
+        """Learn from or score a telemetry batch; pass every batch on."""
+        if batch.kind.name == "telemetry" and len(batch):
+            for rows in self.frames.add(batch):
+                self._rows(rows)
+        if self.monotonic() >= self._next_flush:
+            self.flush()
+        return self.inner.write(batch) if self.inner is not None else WriteReport(records=len(batch))
+
+    def _rows(self, rows: Rows) -> None:
+        watched = self.protecting.get(rows.device)
+        if watched is not None:
+            self._score(watched, rows)
+            return
+        if not self.learn:
+            self.learning.setdefault(rows.device, Learning()).rows += len(rows)  # counted, not kept
+            return
+        learning = self.learning.setdefault(rows.device, Learning())
+        learning.add(rows)
+        if learning.span_ns() >= self.learn_ns and learning.rows >= self.min_rows:
+            self._fit(rows.device, learning)
+
+    def fit_now(self) -> list[str]:
+        """Fit every learning device that has `min_rows` rows, whatever their span (training on
+        stored telemetry: the window is the one asked for); the devices fitted."""
+        for rows in self.frames.drain():
+            self._rows(rows)
+        for device, learning in list(self.learning.items()):
+            if learning.rows >= self.min_rows:
+                self._fit(device, learning)
+        return list(self.trained)
+
+    def _fit(self, device: str, learning: Learning) -> None:
+        names, times, values = learning.matrix()
+        try:
+            model = WatchedModel.fit(times, values, names, self.config)
+        except InvalidInput as error:  # e.g. nothing but missing values: keep learning
+            log.warning("process model of %s at %s cannot be trained yet: %s", device, self.site, error)
+            return
+        self.save(device, model, self.frames.step_ns, len(times), (int(times[0]), int(times[-1])))
+        del self.learning[device]
+        self.protecting[device] = _protecting(device, model)
+        self.trained.append(device)
+        log.info(
+            "process model of %s at %s trained on %d rows of %d variables",
+            device,
+            self.site,
+            len(times),
+            len(names),
+        )
+
+    def _score(self, watched: Protecting, rows: Rows) -> None:
+        names = watched.model.names
+        values = np.full((len(rows), len(names)), np.nan)
+        column = {name: index for index, name in enumerate(rows.variables)}
+        for target, name in enumerate(names):
+            source = column.get(name)
+            if source is not None:
+                values[:, target] = rows.values[:, source]
+        watched.unknown.update(set(rows.variables) - set(names))
+        self._scored(watched, watched.scorer.score(rows.times, values))
+
+    def _scored(self, watched: Protecting, scores: Scores) -> None:
+        """Flag a row when its score passes the model's threshold or a variable its own limit."""
+        config = watched.model.model.config
+        level, watched.level = smoothed(scores.deviation, scores.reset, config.smoothing, watched.level)
+        off = np.nan_to_num(np.abs(level)) > watched.model.limits
+        scores = replace(scores, flag=scores.flag | off.any(axis=1))
+        watched.rows += len(scores)
+        watched.flagged += int(scores.flag.sum())
+        watched.episodes.add(scores)
+
+    def flush(self) -> int:
+        """Raise the episodes found so far; how many."""
+        self._next_flush = self.monotonic() + self.flush_seconds
+        found = [episode for watched in self.protecting.values() for episode in watched.episodes.take()]
+        if found:
+            self.report(found)
+            self.reported += len(found)
+        return len(found)
+
+    def close(self) -> None:
+        """The end of the input: score what is held back, end open episodes, report."""
+        for rows in self.frames.drain():
+            self._rows(rows)
+        for watched in self.protecting.values():
+            self._scored(watched, watched.scorer.flush())
+            watched.episodes.finish()
+        self.flush()
+
+    def summary(self) -> str:
+        """One line for the end of `sensor run`."""
+        parts = [
+            f"{device} {watched.flagged}/{watched.rows} rows flagged"
+            for device, watched in sorted(self.protecting.items())
+        ]
+        learning = [f"{device} ({item.rows} rows)" for device, item in sorted(self.learning.items())]
+        text = f"process models: {self.reported} episode(s) raised"
+        if parts:
+            text += "; watching " + ", ".join(parts)
+        if self.trained:
+            text += "; trained now: " + ", ".join(self.trained)
+        if learning:
+            text += "; still learning: " + ", ".join(learning)
+        if self.frames.late:
+            text += f"; {self.frames.late} late sample(s) dropped"
+        return text
+
+
+def _protecting(device: str, model: WatchedModel) -> Protecting:
+    return Protecting(model, model.model.scorer(), Episodes(device, model))

@@ -1,0 +1,62 @@
+"""`plantwarden baseline` on a real data directory: learn and check stored records, status,
+show, protect, accept, reset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from plantwarden.alerts.models import Alert
+from plantwarden.core.auditlog import AuditEntry
+from plantwarden.core.records.plane import RecordWriter
+from plantwarden.core.runtime import Runtime
+from plantwarden.detection.baselines.cli import baseline_group
+from tests.conftest import make_settings
+from tests.unit.detection.baselines.batches import records, write
+from tests.unit.detection.plant_models import SITE
+
+
+class Provider:
+    def __init__(self, data_dir: Path) -> None:
+        self.held = Runtime(make_settings(data_dir))
+
+    def runtime(self) -> Runtime:
+        return self.held
+
+
+def run(provider: Provider, *args: str) -> str:
+    result = CliRunner().invoke(baseline_group, list(args), obj=provider, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_learn_protect_check_accept_and_reset_from_the_command_line(data_dir: Path) -> None:
+    provider = Provider(data_dir)
+    runtime = provider.runtime()
+    with RecordWriter(runtime.records(), "test") as writer:
+        writer.write(records([{}, write()]))
+        writer.write(records([{"ts": records([{}])["ts"][0] + 7200 * 10**9, "function": 43}]))
+    when = ["--since", "2026-11-25T10:00:00Z", "--until", "2026-11-25T12:00:01Z"]
+    assert "2 records; 0 deviations" in run(provider, "learn", "--site", SITE, *when)
+    status = json.loads(run(provider, "status", "--format", "json"))
+    assert {(s["scope"], s["state"]) for s in status} == {
+        ("site", "learning"),
+        ("asset:10.2.0.10", "learning"),
+    }
+    assert "protecting now: asset:10.2.0.10, site" in run(provider, "protect", "--site", SITE)
+    assert "written_range" in run(provider, "show", "asset:10.2.0.10", "--site", SITE)
+    later = ["--since", "2026-11-25T13:00:00Z", "--until", "2026-11-25T14:00:00Z"]
+    assert "1 deviations raised as alerts" in run(provider, "check", "--site", SITE, *later)
+    with runtime.ready_store().transaction() as session:
+        (alert,) = session.scalars(select(Alert))
+        assert alert.rule_id == "pw-baseline-new-service"
+    accepted = run(provider, "accept", str(alert.id), "--reason", "vendor diagnostics", "--actor", "ana")
+    assert "accepted into asset:10.2.0.10: service" in accepted
+    assert "facts forgotten" in run(provider, "reset", "asset:10.2.0.10", "--site", SITE)
+    with runtime.ready_store().transaction() as session:
+        actions = list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.seq)))
+        assert actions == ["baseline.protected", "baseline.accepted", "baseline.reset"]
+    runtime.close()

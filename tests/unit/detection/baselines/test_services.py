@@ -1,0 +1,141 @@
+"""Baselines in the store (SQLite and PostgreSQL): saved by the tee, loaded again after a restart,
+per site; deviations raised as alerts; accept, protect and reset, each in the audit log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from plantwarden.alerts.models import Alert
+from plantwarden.core import migrate
+from plantwarden.core.auditlog import AuditEntry, AuditKeys, AuditLog, Checkpoints
+from plantwarden.core.context import Context
+from plantwarden.core.db import Store
+from plantwarden.core.errors import InvalidInput, NotFound
+from plantwarden.detection.baselines import services
+from plantwarden.detection.baselines.live import BaselineTee
+from plantwarden.detection.baselines.models import BaselineFact
+from plantwarden.detection.baselines.scoping import Scoper
+from tests.unit.detection.baselines.batches import records, write
+from tests.unit.detection.plant_models import SITE, plant_site
+
+
+@pytest.fixture
+def ready(store: Store) -> Store:
+    migrate.ensure_ready(store)
+    return store
+
+
+@pytest.fixture
+def audit(tmp_path: Path) -> AuditLog:
+    return AuditLog(keys=AuditKeys.generate(), checkpoints=Checkpoints(path=tmp_path / "checkpoints.log"))
+
+
+def tee(store: Store, ctx: Context, site: str = SITE) -> BaselineTee:
+    return BaselineTee(store, ctx, site, None, scoper=Scoper([plant_site()]), monotonic=lambda: 0.0)
+
+
+def alerts(store: Store) -> list[Alert]:
+    with store.transaction() as session:
+        return list(session.scalars(select(Alert).order_by(Alert.rule_id)))
+
+
+def test_facts_survive_a_restart_and_protect_after_it(ready: Store, ctx: Context, audit: AuditLog) -> None:
+    first = tee(ready, ctx)
+    first.write(records([{}, write()]))
+    first.close()
+    with ready.transaction() as session:
+        states = {row.scope: (row.state, row.facts) for row in services.scopes(session, SITE)}
+        assert states["asset:10.2.0.10"] == (
+            "learning",
+            6,
+        )  # edge, 2 services, polling, written range, setpoint
+        assert states["site"] == ("learning", 2)
+        assert services.protect(session, ctx, audit, SITE) == sorted(states)
+    second = tee(ready, ctx)  # a restart: a new tee over the same store
+    assert len(second.baseline.facts) == len(first.baseline.facts)
+    second.write(records([{}, write()]))
+    assert second.pending == {}
+    second.write(records([{"function": 43}, write(address=300)]))
+    second.close()
+    found = alerts(ready)
+    assert [a.rule_id for a in found] == ["pw-baseline-new-service", "pw-baseline-new-written-range"]
+    evidence = found[1].evidence[0]
+    assert evidence["learned"] == {"ranges": [[100, 100]]} and evidence["observed"] == {
+        "ranges": [[300, 300]]
+    }
+    assert found[1].techniques == ["T0836"] and found[1].detector == "baseline"
+    assert "registers 300, outside those written while learning: 100" in found[1].description
+
+
+def test_baselines_are_per_site(ready: Store, ctx: Context, audit: AuditLog) -> None:
+    learner = tee(ready, ctx)
+    learner.write(records([{}]))
+    learner.close()
+    with ready.transaction() as session:
+        services.protect(session, ctx, audit, SITE)
+    other = tee(ready, ctx, "plant-b")
+    assert other.baseline.facts == {}
+    other.write(records([{"site": "plant-b", "function": 43}, {"function": 43}]))  # plant-a's row is not its
+    other.close()
+    assert alerts(ready) == []
+    with ready.transaction() as session:
+        assert [row.state for row in services.scopes(session, "plant-b")] == [
+            "learning"
+        ] * 2  # site and asset: plant-b has no plant model
+
+
+def test_accepting_a_deviation_stops_its_alert_and_is_audited(
+    ready: Store, ctx: Context, audit: AuditLog
+) -> None:
+    sensor = tee(ready, ctx)
+    sensor.write(records([write(value=40), write(value=60)]))
+    sensor.baseline.protect(SITE)
+    sensor.write(records([write(value=90)]))
+    sensor.flush()
+    (alert,) = alerts(ready)
+    assert alert.rule_id == "pw-baseline-setpoint-outside" and alert.techniques == ["T0836", "T0831"]
+    analyst = Context(source="test", actor="ana", clock=ctx.clock)
+    with ready.transaction() as session:
+        fact = services.accept_alert(session, analyst, audit, alert.id, "new recipe")
+        assert (fact.source, fact.accepted_by, fact.value) == ("accepted", "ana", {"min": 40.0, "max": 90.0})
+        (entry,) = session.scalars(select(AuditEntry).where(AuditEntry.action == "baseline.accepted"))
+        assert entry.actor == "ana" and entry.details["reason"] == "new recipe"
+        assert entry.details["alert"] == str(alert.id)
+    sensor.flush()  # takes in the accepted fact
+    sensor.write(records([write(value=85)]))
+    sensor.flush()
+    (again,) = alerts(ready)
+    assert again.occurrences == 1
+
+
+def test_accept_refuses_other_alerts_and_no_reason(ready: Store, ctx: Context, audit: AuditLog) -> None:
+    with ready.transaction() as session:
+        with pytest.raises(InvalidInput, match="why"):
+            services.accept_fact(session, ctx, audit, SITE, "edge", "a|b|6|502|1", {}, " ")
+        with pytest.raises(InvalidInput, match="not a fact"):
+            services.accept_fact(session, ctx, audit, SITE, "edge", "a|b", {}, "ok")
+        fact = services.accept_fact(session, ctx, audit, SITE, "asset", "10.9.9.9", {}, "the new HMI")
+        assert fact.scope == "site"
+
+
+def test_reset_forgets_a_scope_and_a_running_tee_follows(ready: Store, ctx: Context, audit: AuditLog) -> None:
+    sensor = tee(ready, ctx)
+    sensor.write(records([{}]))
+    sensor.baseline.protect(SITE)
+    sensor.flush()
+    with ready.transaction() as session:
+        assert services.reset(session, ctx, audit, SITE, "asset:10.2.0.10") == 3  # edge, service, polling
+        with pytest.raises(NotFound):
+            services.reset(session, ctx, audit, SITE, "asset:10.9.9.9")
+    sensor.flush()
+    assert sensor.baseline.scopes[(SITE, "asset:10.2.0.10")].state == "learning"
+    # the asset's facts are gone, also from its conduit, which still protects: deviations there
+    sensor.write(records([{"function": 4}]))
+    assert [d.key.kind.value for d in sensor.pending.values()] == ["edge", "service"]
+    assert all(d.scopes == ("conduit:scada-cell",) for d in sensor.pending.values())
+    with ready.transaction() as session:
+        kinds = session.scalars(select(BaselineFact.kind).where(BaselineFact.scope == "asset:10.2.0.10"))
+        assert sorted(kinds) == []

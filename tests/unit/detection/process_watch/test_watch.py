@@ -1,0 +1,198 @@
+"""Process models on telemetry: rows from samples, learning then watching, episodes, saved models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from plantwarden.core.context import Context
+from plantwarden.core.db import Store
+from plantwarden.core.migrate import ensure_ready
+from plantwarden.core.records.batch import RecordBatch
+from plantwarden.core.records.schema import TELEMETRY
+from plantwarden.detection.process_watch.alerts import draft
+from plantwarden.detection.process_watch.episodes import Episode
+from plantwarden.detection.process_watch.frames import SECOND_NS, DeviceFrames
+from plantwarden.detection.process_watch.limits import WatchedModel
+from plantwarden.detection.process_watch.saved import forget_model, load_models, save_model
+from plantwarden.detection.process_watch.watch import ProcessWatch
+
+START = 1_767_600_000 * SECOND_NS
+VARIABLES = ("pump_speed", "flow", "discharge_pressure")
+
+
+def pump(seconds: int, *, seed: int = 1, start: int = 0, drift_from: int | None = None) -> dict[str, Any]:
+    """A pump skid at 1 Hz: speed wanders, flow follows speed, pressure follows speed squared;
+    from `drift_from` on, the pressure transmitter reads high by 0.02 bar more every second."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(start, start + seconds)
+    speed = 60 + 10 * np.sin(2 * np.pi * t / 300) + rng.normal(0, 0.5, len(t))
+    flow = 1.2 * speed + rng.normal(0, 0.4, len(t))
+    pressure = 0.001 * speed**2 + rng.normal(0, 0.05, len(t))
+    if drift_from is not None:
+        pressure += np.clip(t - drift_from, 0, None) * 0.02
+    return {"t": t, "pump_speed": speed, "flow": flow, "discharge_pressure": pressure}
+
+
+def samples(data: dict[str, Any], *, device: str = "pump-skid-1", site: str = "riverside") -> RecordBatch:
+    """The data as telemetry samples, one per variable and second, shuffled a little within 2 s."""
+    t = data["t"]
+    ts = np.concatenate([START + t * SECOND_NS + 1000 * k for k in range(len(VARIABLES))])
+    values = np.concatenate([data[name] for name in VARIABLES])
+    variables = np.array([name for name in VARIABLES for _ in t], dtype=object)
+    jitter = np.random.default_rng(7).integers(0, 2 * SECOND_NS, len(ts))
+    order = np.argsort(ts + jitter, kind="stable")
+    return RecordBatch.build(
+        TELEMETRY,
+        {
+            "ts": ts[order],
+            "site": site,
+            "device": device,
+            "variable": variables[order],
+            "value": values[order],
+            "quality": 0,
+        },
+        length=len(ts),
+    )
+
+
+def blocks(batch: RecordBatch, size: int = 500) -> list[RecordBatch]:
+    return [batch.take(slice(i, i + size)) for i in range(0, len(batch), size)]
+
+
+class Kept:
+    def __init__(self) -> None:
+        self.models: dict[str, WatchedModel] = {}
+        self.episodes: list[Episode] = []
+
+    def save(
+        self, device: str, model: WatchedModel, _step: int, _rows: int, _window: tuple[int, int]
+    ) -> None:
+        self.models[device] = model
+
+
+def watch(kept: Kept, **options: Any) -> ProcessWatch:
+    return ProcessWatch(
+        "riverside", None, kept.episodes.extend, kept.save, learn_ns=600 * SECOND_NS, **options
+    )
+
+
+def test_rows_put_late_samples_in_their_second_and_leave_missing_ones_nan() -> None:
+    frames = DeviceFrames(site="riverside", lateness_ns=3 * SECOND_NS)
+    data = pump(20)
+    batch = samples(data)
+    keep = ~((batch["variable"] == "flow") & (batch["ts"] // SECOND_NS == START // SECOND_NS + 5))
+    rows = [r for b in blocks(batch.take(keep), 7) for r in frames.add(b)] + frames.drain()
+    times = np.concatenate([r.times for r in rows])
+    assert list(times) == [START + s * SECOND_NS for s in range(20)]
+    flows = np.concatenate([r.values[:, r.variables.index("flow")] for r in rows])
+    assert np.isnan(flows[5]) and np.allclose(np.delete(flows, 5), np.delete(data["flow"], 5))
+    assert frames.late == 0
+
+
+def test_a_sample_for_a_second_already_handed_on_is_dropped_and_counted() -> None:
+    frames = DeviceFrames(site="riverside", lateness_ns=0)
+    batch = samples(pump(10)).sorted_by_time()
+    frames.add(batch)
+    frames.add(batch.take(slice(0, 1)))
+    assert frames.late == 1
+
+
+def test_other_sites_and_bad_quality_samples_are_left_out() -> None:
+    frames = DeviceFrames(site="riverside")
+    assert frames.add(samples(pump(30), site="elsewhere")) == [] and frames.drain() == []
+
+
+def test_a_device_learns_then_names_the_drifting_variable() -> None:
+    kept = Kept()
+    process = watch(kept)
+    for block in blocks(samples(pump(3600, drift_from=1800))):
+        process.write(block)
+    process.close()
+    assert list(kept.models) == ["pump-skid-1"]
+    assert sorted(kept.models["pump-skid-1"].names) == sorted(VARIABLES)
+    assert kept.episodes, process.summary()
+    first = kept.episodes[0]
+    assert first.top is not None and first.top.variable == "discharge_pressure"
+    assert first.top.deviation is not None and first.top.deviation > 0
+    assert first.start_ns > START + 1800 * SECOND_NS  # nothing before the drift
+    alert = draft("riverside", first)
+    assert "discharge_pressure" in alert.title and alert.dedup_key is not None
+    assert alert.evidence[1]["variable"] == "discharge_pressure"
+
+
+def test_normal_operation_raises_nothing() -> None:
+    kept = Kept()
+    process = watch(kept)
+    for block in blocks(samples(pump(3600, seed=3))):
+        process.write(block)
+    process.close()
+    assert kept.models and kept.episodes == []
+
+
+def test_without_learning_a_device_with_no_model_is_only_counted() -> None:
+    kept = Kept()
+    process = watch(kept, learn=False)
+    for block in blocks(samples(pump(1200))):
+        process.write(block)
+    process.close()
+    assert kept.models == {} and "still learning: pump-skid-1" in process.summary()
+
+
+def test_a_saved_model_watches_from_the_first_row_after_a_restart() -> None:
+    kept = Kept()
+    learner = watch(kept)
+    for block in blocks(samples(pump(900))):
+        learner.write(block)
+    restored = WatchedModel.from_dict(kept.models["pump-skid-1"].to_dict())
+    again = Kept()
+    process = watch(again, models={"pump-skid-1": restored})
+    for block in blocks(samples(pump(1200, start=900, drift_from=1000))):
+        process.write(block)
+    process.close()
+    assert again.models == {}  # nothing learned again
+    assert again.episodes and again.episodes[0].top is not None
+    assert again.episodes[0].top.variable == "discharge_pressure"
+
+
+def test_models_are_kept_per_site_and_device(store: Store, ctx: Context) -> None:
+    ensure_ready(store)
+    kept = Kept()
+    learner = watch(kept)
+    for block in blocks(samples(pump(900))):
+        learner.write(block)
+    model = kept.models["pump-skid-1"]
+    with store.transaction() as session:
+        for site in ("riverside", "lakeside"):
+            save_model(
+                session,
+                ctx,
+                site=site,
+                device="pump-skid-1",
+                model=model,
+                step_ns=SECOND_NS,
+                rows=600,
+                trained_ns=(START, START + 600 * SECOND_NS),
+                created_by="test",
+            )
+        save_model(  # a second save replaces the first
+            session,
+            ctx,
+            site="riverside",
+            device="pump-skid-1",
+            model=model,
+            step_ns=SECOND_NS,
+            rows=700,
+            trained_ns=(START, START + 700 * SECOND_NS),
+            created_by="test",
+        )
+    with store.transaction() as session:
+        found = load_models(session, "riverside")
+        assert list(found) == ["pump-skid-1"] and found["pump-skid-1"].rows == 700
+        assert found["pump-skid-1"].model.limits == pytest.approx(model.limits)
+        forget_model(session, "riverside", "pump-skid-1")
+    with store.transaction() as session:
+        assert load_models(session, "riverside") == {}
+        assert list(load_models(session, "lakeside")) == ["pump-skid-1"]
