@@ -87,13 +87,29 @@ SKAB_DEVELOPMENT = (
 """SKAB files the configuration was chosen on: the lowest-numbered files of each folder (fixed
 by name, before any result was seen); every other file is test."""
 
-SKAB = ModelConfig(
+SKAB_FIRST_ATTEMPT = ModelConfig(
     shrinkage=0.05, smoothing=0.1, quantile=0.99, factor=1.15, hold_seconds=60.0, slow_autocorrelation=0.9
 )
-"""Chosen on `SKAB_DEVELOPMENT` only: of 576 configurations (smoothing 0.03/0.05/0.1/0.2, quantile
-0.99/0.995/1.0, factor 0.9-1.2, hold 0/10/30/60 s, shrinkage 0.05/0.2, slow variables at lag-1
-autocorrelation 0.9), the highest development F1 among those with development FAR < 13.554 % and
-NAB (standard) > 32.42, the published bests. Development: F1 0.836, FAR 12.89 %, NAB 33.57."""
+"""Attempt 1, kept for the record (`--config` can reproduce it). Chosen on `SKAB_DEVELOPMENT` only:
+of 576 configurations (smoothing 0.03/0.05/0.1/0.2, quantile 0.99/0.995/1.0, factor 0.9-1.2, hold
+0/10/30/60 s, shrinkage 0.05/0.2, slow variables at lag-1 autocorrelation 0.9), the highest
+development F1 among those with pooled development FAR < 13.554 % and NAB (standard) > 32.42, the
+published bests. Development: F1 0.836, FAR 12.89 %, NAB 33.57; test (scored once): F1 0.794,
+FAR 42.13 %, NAB 17.10. The pooled development FAR hid files far above it (valve1/1.csv 41 %,
+other/1.csv 39 %): the choice sat on the edge of the constraint and did not generalise."""
+
+SKAB = ModelConfig(
+    shrinkage=0.05, smoothing=0.05, quantile=0.99, factor=1.15, hold_seconds=0.0, slow_autocorrelation=0.9
+)
+"""Attempt 2, the second and last, chosen on the same `SKAB_DEVELOPMENT` files only (test labels
+not read) by a rule written down before the test files were scored: shrinkage 0.05 and slow
+variables at autocorrelation 0.9 kept from attempt 1; over 162 configurations (smoothing
+0.05/0.1/0.2; threshold 0.99-quantile x 1.0/1.15/1.3/1.5 of the smoothed training scores, or their
+median + k x 1.4826 MAD with k 2/3/4/5/6/8/10 and release at 1 or 0.5 of that margin; hold
+0/30/60 s), keep those whose **second-worst** development file has FAR < 13.554 % (at most one of
+the nine files above the target, instead of the pooled FAR), then the highest pooled development
+F1. Development: F1 0.748, FAR 5.0 %, NAB 36.2. Leave-one-file-out over the nine files (the rule
+applied to eight, the pick scored on the ninth, pooled): F1 0.723, FAR 12.8 %, NAB 34.8."""
 
 BATADAL = ModelConfig(shrinkage=0.05, smoothing=0.3, quantile=0.99, factor=1.0, seasonal=True)
 """Chosen on dataset03 alone (no attack label seen): hour-of-day baseline and a smoothing over a
