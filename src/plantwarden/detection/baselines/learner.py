@@ -87,6 +87,8 @@ class Baseline:
     scopes: dict[tuple[str, str], Scope] = field(default_factory=dict)
     recent: dict[FactKey, deque[int]] = field(default_factory=dict)
     last_read: dict[FactKey, int] = field(default_factory=dict)
+    latest_ns: int = 0
+    """The newest record time `promote` has been given (the baseline's "now")."""
 
     def scope(self, site: str, name: str, first_ns: int) -> Scope:
         """The scope, created learning from `first_ns` if new."""
@@ -98,6 +100,7 @@ class Baseline:
 
     def promote(self, now_ns: int) -> list[Scope]:
         """Turn the learning scopes whose window is over to protecting; those turned."""
+        self.latest_ns = max(self.latest_ns, now_ns)
         due = [s for s in self.scopes.values() if s.state == LEARNING and s.ends_ns <= now_ns]
         for scope in due:
             scope.state, scope.dirty = PROTECTING, True
@@ -110,8 +113,9 @@ class Baseline:
             for s in self.scopes.values()
             if s.site == site and s.state == LEARNING and (name is None or s.name == name)
         ]
-        for scope in chosen:
+        for scope in chosen:  # learning ends at the newest record seen (at its start if none was)
             scope.state, scope.dirty = PROTECTING, True
+            scope.ends_ns = min(scope.ends_ns, max(scope.started_ns, self.latest_ns))
         return chosen
 
     def observe(self, observations: Iterable[Observation], scoper: Scoping) -> list[Deviation]:
@@ -132,7 +136,9 @@ class Baseline:
                 seen.value["safe"] = [where.safe[0], where.safe[1]]
             if seen.key.kind is FactKind.POLLING:
                 self._with_gap(seen)
-            protecting = [s.name for s in scopes if s.state == PROTECTING]
+            # a fact whose first record predates the end of a scope's learning (a long flow,
+            # reported when it ends) belongs to what the scope learned
+            protecting = [s.name for s in scopes if s.state == PROTECTING and seen.first_ns >= s.ends_ns]
             if not protecting:
                 self._learn(seen, where)
                 continue

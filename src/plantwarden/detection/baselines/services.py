@@ -92,9 +92,10 @@ def sync(session: Session, ctx: Context, baseline: Baseline, site: str) -> None:
             baseline.scopes[(site, name)] = _scope(row)
             continue
         if row.state == PROTECTING and scope.state == LEARNING:
-            scope.state = PROTECTING
+            scope.state, scope.ends_ns = PROTECTING, to_ns(row.learning_ends)
         elif scope.dirty and scope.state == PROTECTING and row.state == LEARNING:
             row.state, row.protected_at, row.updated_at = PROTECTING, now, now
+            row.learning_ends = to_time(scope.ends_ns)
         scope.dirty = False
     for name, row in rows.items():
         if (site, name) not in baseline.scopes:
@@ -212,8 +213,9 @@ def protect(
     now = ctx.clock.now()
     turned = []
     for row in rows:
-        if row.state == LEARNING:
+        if row.state == LEARNING:  # by hand: everything since the scope's start is judged
             row.state, row.protected_at, row.updated_at = PROTECTING, now, now
+            row.learning_ends = row.learning_started
             turned.append(row.scope)
     _audit(session, ctx, audit, "baseline.protected", site, scope or "*", {"scopes": turned})
     return turned

@@ -139,3 +139,27 @@ def test_protecting_by_hand_one_scope_leaves_the_others_learning() -> None:
     assert [s.name for s in baseline.protect(SITE, "asset:10.2.0.10")] == ["asset:10.2.0.10"]
     found = baseline.observe(observe(records([{"function": 4}, {"dst": "10.2.0.11", "function": 4}])), scoper)
     assert [d.key.named()["server"] for d in found] == ["10.2.0.10"]
+
+
+def test_a_long_flow_that_began_while_learning_is_learned_when_it_ends_after() -> None:
+    """Flows are written when they end: an NTP flow that began in the learning window and ends
+    days after the scope protects is part of what the scope learned, not a new edge."""
+    baseline, scoper = Baseline(), Scoper([plant_site()])
+    assert baseline.observe(observe(records([{}])), scoper) == []
+    baseline.promote(LATER)  # the window (7 days) is over: the scopes protect
+    ntp = {"dst": "10.2.0.10", "port": 123, "transport": "udp"}
+    late = flows([{**ntp, "ts": WEDNESDAY_NOON + SECOND}])  # began in learning, reported now
+    assert check(baseline, scoper, late) == {}
+    fresh = flows([{**ntp, "port": 161, "ts": LATER + SECOND}])  # began after: a deviation
+    assert set(check(baseline, scoper, fresh)) == {FactKind.EDGE}
+
+
+def test_a_scope_protected_by_hand_judges_what_comes_after_the_newest_record_it_saw() -> None:
+    baseline, scoper = Baseline(), Scoper([plant_site()])
+    assert baseline.observe(observe(records([{}])), scoper) == []
+    baseline.promote(WEDNESDAY_NOON + 60 * SECOND)  # nothing due yet; the newest record time
+    baseline.protect(SITE)
+    before = flows([{"dst": "10.2.0.10", "port": 123, "transport": "udp", "ts": WEDNESDAY_NOON + SECOND}])
+    assert check(baseline, scoper, before) == {}
+    after = flows([{"dst": "10.2.0.10", "port": 161, "transport": "udp", "ts": WEDNESDAY_NOON + 61 * SECOND}])
+    assert set(check(baseline, scoper, after)) == {FactKind.EDGE}
