@@ -107,12 +107,20 @@ class BaselineTee:
         only counted); how many there were."""
         self._next_flush = self.monotonic() + self.flush_seconds
         found = list(self.pending.values())
+        unsaved = {key: fact.unsaved for key, fact in self.baseline.facts.items() if fact.dirty}
+        changed = [scope for scope in self.baseline.scopes.values() if scope.dirty]
         try:
             with self.store.transaction() as session:
                 services.sync(session, self.ctx, self.baseline, self.site)
                 if found and self.raise_alerts:
                     services.raise_deviations(session, self.ctx, found, self.scoper.names)
         except (PlantwardenError, SQLAlchemyError) as error:
+            for key, count in unsaved.items():  # the transaction rolled back: save them next time
+                fact = self.baseline.facts.get(key)
+                if fact is not None:
+                    fact.dirty, fact.unsaved = True, fact.unsaved + count
+            for scope in changed:
+                scope.dirty = True
             log.error("baselines not saved, %d deviations not raised yet (retried): %s", len(found), error)
             return 0
         self.pending = {}

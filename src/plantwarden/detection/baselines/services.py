@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.services import RaisedCounts, get_alert, raise_alerts
@@ -235,9 +235,9 @@ def promote_due(session: Session, ctx: Context, site: str | None = None) -> list
 def reset(session: Session, ctx: Context, audit: AuditLog | None, site: str, scope: str) -> int:
     """Forget a scope's facts and learn it again from now; how many facts were forgotten."""
     row = get_scope(session, site, scope)
-    doomed = select(BaselineFact).where(BaselineFact.site == site, BaselineFact.scope == scope)
-    found = len(session.scalars(doomed).all())
-    session.execute(delete(BaselineFact).where(BaselineFact.site == site, BaselineFact.scope == scope))
+    mine = or_(BaselineFact.scope == scope, BaselineFact.conduit == scope)  # a conduit's facts too
+    found = len(session.scalars(select(BaselineFact).where(BaselineFact.site == site, mine)).all())
+    session.execute(delete(BaselineFact).where(BaselineFact.site == site, mine))
     now = ctx.clock.now()
     span = row.learning_ends - row.learning_started
     row.state, row.learning_started, row.learning_ends = LEARNING, now, now + span

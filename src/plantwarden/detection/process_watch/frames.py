@@ -39,6 +39,10 @@ class Rows:
     def __len__(self) -> int:
         return len(self.times)
 
+    def part(self, start: int, stop: int) -> Rows:
+        """Rows `start` to `stop` (the same columns)."""
+        return Rows(self.device, self.variables, self.times[start:stop], self.values[start:stop])
+
 
 @dataclass
 class _Device:

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy.exc import SQLAlchemyError
 
-from plantwarden.core.errors import InvalidInput
+from plantwarden.core.errors import InvalidInput, PlantwardenError
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.plane import WriteReport
 from plantwarden.detection.process.config import ModelConfig
@@ -122,6 +123,8 @@ class ProcessWatch:
         }
         self.trained: list[str] = []
         self.reported = 0
+        self._unsaved: list[tuple[str, WatchedModel, int, int, tuple[int, int]]] = []
+        self._unreported: list[Episode] = []
         self.flush_seconds = flush_seconds
         self.monotonic = monotonic
         self._next_flush = monotonic() + flush_seconds
@@ -144,9 +147,22 @@ class ProcessWatch:
             self.learning.setdefault(rows.device, Learning()).rows += len(rows)  # counted, not kept
             return
         learning = self.learning.setdefault(rows.device, Learning())
-        learning.add(rows)
-        if learning.span_ns() >= self.learn_ns and learning.rows >= self.min_rows:
-            self._fit(rows.device, learning)
+        start = int(learning.blocks[0].times[0]) if learning.blocks else int(rows.times[0])
+        cut = int(np.searchsorted(rows.times, start + self.learn_ns, side="left"))
+        head, rest = rows.part(0, cut), rows.part(cut, len(rows))
+        if len(head):  # only what falls inside the window: a big batch must not train past it
+            learning.add(head)
+        if not len(rest):
+            return
+        if learning.rows < self.min_rows:  # the window is over but too thin: learn on
+            learning.add(rest)
+            return
+        self._fit(rows.device, learning)
+        watched = self.protecting.get(rows.device)
+        if watched is not None:
+            self._score(watched, rest)
+        else:
+            learning.add(rest)
 
     def fit_now(self) -> list[str]:
         """Fit every learning device that has `min_rows` rows, whatever their span (training on
@@ -165,7 +181,10 @@ class ProcessWatch:
         except InvalidInput as error:  # e.g. nothing but missing values: keep learning
             log.warning("process model of %s at %s cannot be trained yet: %s", device, self.site, error)
             return
-        self.save(device, model, self.frames.step_ns, len(times), (int(times[0]), int(times[-1])))
+        self._unsaved.append(
+            (device, model, self.frames.step_ns, len(times), (int(times[0]), int(times[-1])))
+        )
+        self._save_pending()
         del self.learning[device]
         self.protecting[device] = _protecting(device, model)
         self.trained.append(device)
@@ -198,13 +217,36 @@ class ProcessWatch:
         watched.flagged += int(scores.flag.sum())
         watched.episodes.add(scores)
 
+    def _save_pending(self) -> bool:
+        """Save the models fitted and not saved yet; False (they are kept, and tried again at the
+        next flush) when the store fails."""
+        while self._unsaved:
+            try:
+                self.save(*self._unsaved[0])
+            except (PlantwardenError, SQLAlchemyError) as error:
+                log.error("process model of %s not saved yet (tried again): %s", self._unsaved[0][0], error)
+                return False
+            self._unsaved.pop(0)
+        return True
+
     def flush(self) -> int:
-        """Raise the episodes found so far; how many."""
+        """Save models not saved yet and raise the episodes found so far; how many were raised.
+        When the store fails they are all kept and tried again at the next flush."""
         self._next_flush = self.monotonic() + self.flush_seconds
-        found = [episode for watched in self.protecting.values() for episode in watched.episodes.take()]
-        if found:
+        found = self._unreported + [
+            episode for watched in self.protecting.values() for episode in watched.episodes.take()
+        ]
+        self._unreported = []
+        if not self._save_pending() or not found:
+            self._unreported = found
+            return 0
+        try:
             self.report(found)
-            self.reported += len(found)
+        except (PlantwardenError, SQLAlchemyError) as error:
+            log.error("%d process episode(s) not raised yet (tried again): %s", len(found), error)
+            self._unreported = found
+            return 0
+        self.reported += len(found)
         return len(found)
 
     def close(self) -> None:

@@ -139,3 +139,42 @@ def test_reset_forgets_a_scope_and_a_running_tee_follows(ready: Store, ctx: Cont
     with ready.transaction() as session:
         kinds = session.scalars(select(BaselineFact.kind).where(BaselineFact.scope == "asset:10.2.0.10"))
         assert sorted(kinds) == []
+
+
+def test_facts_are_saved_at_the_next_flush_when_a_save_fails(
+    ready: Store, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transaction of a failed save rolls back: what it held is saved by the next flush."""
+    from sqlalchemy.exc import OperationalError
+
+    sensor = tee(ready, ctx)
+    sensor.write(records([{}]))
+    sensor.flush()
+    sensor.write(records([write()]))  # a write: new facts (service, written range, setpoint)
+    real = services.sync
+
+    def sync_then_fail(*args: object, **kwargs: object) -> None:
+        real(*args, **kwargs)  # type: ignore[arg-type]
+        raise OperationalError("COMMIT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(services, "sync", sync_then_fail)
+    assert sensor.flush() == 0
+    monkeypatch.setattr(services, "sync", real)
+    sensor.flush()
+    with ready.transaction() as session:
+        stored = len(session.scalars(select(BaselineFact).where(BaselineFact.site == SITE)).all())
+    assert stored == len(sensor.baseline.facts)
+
+
+def test_resetting_a_conduit_forgets_its_facts(ready: Store, ctx: Context, audit: AuditLog) -> None:
+    sensor = tee(ready, ctx)
+    sensor.write(records([{}, write()]))
+    sensor.close()
+    with ready.transaction() as session:
+        conduit = next(
+            row.scope for row in services.scopes(session, SITE) if row.scope.startswith("conduit:")
+        )
+        assert services.reset(session, ctx, audit, SITE, conduit) > 0
+    with ready.transaction() as session:
+        left = session.scalars(select(BaselineFact).where(BaselineFact.conduit == conduit)).all()
+        assert left == []

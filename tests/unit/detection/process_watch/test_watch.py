@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
@@ -196,3 +197,44 @@ def test_models_are_kept_per_site_and_device(store: Store, ctx: Context) -> None
     with store.transaction() as session:
         assert load_models(session, "riverside") == {}
         assert list(load_models(session, "lakeside")) == ["pump-skid-1"]
+
+
+def test_one_big_batch_trains_only_on_the_learning_window_and_scores_the_rest() -> None:
+    """A capture hands the sensor long batches: what lies past the window is watched, not learned."""
+    windows: list[tuple[int, int]] = []
+    kept = Kept()
+
+    def save(device: str, model: WatchedModel, step: int, rows: int, window: tuple[int, int]) -> None:
+        kept.save(device, model, step, rows, window)
+        windows.append(window)
+
+    process = ProcessWatch("riverside", None, kept.episodes.extend, save, learn_ns=600 * SECOND_NS)
+    process.write(samples(pump(3600, drift_from=900)))  # one batch: an hour, the drift after 15 min
+    process.close()
+    assert windows and windows[0][1] < START + 601 * SECOND_NS, windows
+    assert kept.episodes and kept.episodes[0].top is not None
+    assert kept.episodes[0].top.variable == "discharge_pressure"
+
+
+def test_a_failing_store_keeps_the_model_and_the_episodes_for_the_next_flush() -> None:
+    kept = Kept()
+    failing = {"save": True, "report": True}
+
+    def save(device: str, model: WatchedModel, step: int, rows: int, window: tuple[int, int]) -> None:
+        if failing["save"]:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        kept.save(device, model, step, rows, window)
+
+    def report(found: list[Episode]) -> None:
+        if failing["report"]:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        kept.episodes.extend(found)
+
+    process = ProcessWatch("riverside", None, report, save, learn_ns=600 * SECOND_NS)
+    for block in blocks(samples(pump(3600, drift_from=1800))):
+        process.write(block)
+    process.close()  # the store is down: nothing lost, nothing raised
+    assert kept.models == {} and kept.episodes == [] and "pump-skid-1" in process.protecting
+    failing.update(save=False, report=False)
+    assert process.flush() >= 1
+    assert list(kept.models) == ["pump-skid-1"] and kept.episodes[0].top is not None
