@@ -6,7 +6,8 @@ so each one is checked before anything is written:
 
 - the site is a plant-model site id (1-63 lower-case letters, digits and inner hyphens); it need
   not be declared yet, as with the sensor's records;
-- device and variable are 1-128 characters without control characters;
+- device and variable are 1-128 characters without control characters or lone surrogates (which
+  JSON can carry and no database can store);
 - the value is a finite number, or missing: `null` (or NaN) is stored as NaN and means "no value"
   (its quality is then at least 1 unless given); an infinity is refused;
 - the time is an ISO 8601 string (UTC unless it carries an offset) or an integer of nanoseconds
@@ -23,6 +24,7 @@ partition first so that a wait never writes a row twice.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -48,6 +50,8 @@ MAX_QUALITY = 127
 MISSING_QUALITY = 1
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FIELDS = ("ts", "device", "variable", "value", "quality")
+INTEGER = re.compile(r"-?[0-9]+")
+"""An integer in ASCII digits: `str.isdigit()` also accepts '²' and other digits `int()` refuses."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +82,7 @@ def parse_time(value: object, now_ns: int) -> int:
         text = value.strip()
         if len(text) > 64:
             raise InvalidInput("ts must be ISO 8601 text or an integer of nanoseconds since the epoch")
-        if text.lstrip("-").isdigit():
+        if INTEGER.fullmatch(text):
             return parse_time(int(text), now_ns)
         try:
             moment = datetime.fromisoformat(text)
@@ -108,6 +112,10 @@ def _name(kind: str, value: object) -> str:
         raise InvalidInput(f"{kind} must be non-empty text")
     if len(value) > MAX_NAME or any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise InvalidInput(f"{kind} must be at most {MAX_NAME} characters without control characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate (JSON's "\ud800") cannot be stored
+        raise InvalidInput(f"{kind} must be valid Unicode text (it holds a lone surrogate)") from None
     return value
 
 
@@ -128,7 +136,7 @@ def _value(value: object) -> float:
 def _quality(value: object, missing: bool) -> int:
     if value is None or value == "":
         return MISSING_QUALITY if missing else 0
-    if isinstance(value, str) and value.strip().isdigit() and len(value) < 8:
+    if isinstance(value, str) and INTEGER.fullmatch(value.strip()) and len(value) < 8:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_QUALITY:
         raise InvalidInput(f"quality must be an integer 0-{MAX_QUALITY} (0 good)")
@@ -185,6 +193,17 @@ _NAME_LOCKS: dict[str, threading.Lock] = {}
 _NAME_LOCKS_GUARD = threading.Lock()
 
 
+def _partly_stored(problem: str, stored: int, total: int, since: str) -> str:
+    """The message of a write that stopped at a partition after storing earlier ones: a partition
+    is written whole or not at all, and the samples go in time order, so exactly those before the
+    partition's start are stored."""
+    return (
+        f"{problem}; samples of earlier hours in this push may already be stored: {stored} of "
+        f"{total} (every sample before {since}) are; push again only the samples from {since} on, "
+        "or those are stored twice"
+    )
+
+
 def _name_lock(name: str) -> threading.Lock:
     with _NAME_LOCKS_GUARD:
         return _NAME_LOCKS.setdefault(name, threading.Lock())
@@ -219,12 +238,24 @@ class TelemetryIngest:
             return 0
         batch = to_batch(site, samples).sorted_by_time()
         starts = batch["ts"] // self._partition_ns
+        stored = 0
         for start in np.unique(starts):
-            self._write_one_partition(batch.take(starts == start))
-        self.written += len(batch)
+            part = batch.take(starts == start)
+            try:
+                self._write_one_partition(part)
+            except Conflict as error:
+                if not stored:
+                    raise
+                raise Conflict(
+                    _partly_stored(error.message, stored, len(batch), iso(int(start) * self._partition_ns)),
+                    details={"stored": stored},
+                ) from None
+            stored += len(part)
+            self.written += len(part)
         return len(batch)
 
     def _write_one_partition(self, part: RecordBatch) -> None:
+        """Write the rows of one partition, waiting for it while another writer holds it."""
         deadline = time.monotonic() + self.wait_seconds
         pause = 0.02
         while True:

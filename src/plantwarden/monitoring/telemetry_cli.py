@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -23,11 +24,12 @@ from typing import IO, Any
 
 import click
 
-from plantwarden.core.errors import InvalidInput
+from plantwarden.core.errors import InvalidInput, PlantwardenError
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.monitoring.telemetry import (
     FIELDS,
+    INTEGER,
     Sample,
     SampleQuery,
     TelemetryIngest,
@@ -44,6 +46,9 @@ PUSH_WRITER = "telemetry-push"
 WRITE_BATCH = 100_000
 SHOWN_ERRORS = 20
 REPORT_EVERY = 10.0
+REPORTED_KEYS = 1000
+"""Reasons and devices whose last report is remembered: device names come from the messages."""
+REPORTED_NAME = 64
 
 
 @click.group("telemetry")
@@ -61,7 +66,7 @@ def _site(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 def _moment(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
     if value is None:
         return None
-    if value.isdigit():
+    if INTEGER.fullmatch(value):
         return int(value)
     try:
         moment = datetime.fromisoformat(value)
@@ -78,7 +83,7 @@ def _ingest(runtime: Runtime, name: str) -> TelemetryIngest:
 
 
 @telemetry_group.command("push")
-@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
+@click.argument("source", type=click.File("r", encoding="utf-8-sig"), default="-")
 @click.option("--site", required=True, callback=_site, help="The site the samples belong to.")
 @click.option(
     "--format",
@@ -93,7 +98,8 @@ def push_command(
     provider: RuntimeProvider, source: IO[str], site: str, file_format: str | None, writer: str
 ) -> None:
     """Push samples from FILE (or - for standard input): all of them, or none if a line is bad."""
-    file_format = file_format or ("jsonl" if Path(source.name).suffix in {".jsonl", ".ndjson"} else "csv")
+    name = str(getattr(source, "name", "-"))  # standard input read as utf-8-sig may have no name
+    file_format = file_format or ("jsonl" if Path(name).suffix in {".jsonl", ".ndjson"} else "csv")
     samples, problems = _read_samples(source, file_format)
     if problems:
         for line, problem in problems[:SHOWN_ERRORS]:
@@ -105,12 +111,28 @@ def push_command(
         raise click.ClickException("no samples in the input")
     with _ingest(provider.runtime(), writer) as ingest:
         for start in range(0, len(samples), WRITE_BATCH):
-            ingest.write(site, samples[start : start + WRITE_BATCH])
+            try:
+                ingest.write(site, samples[start : start + WRITE_BATCH])
+            except (PlantwardenError, OSError) as error:
+                raise click.ClickException(_write_failed(error, start, len(samples))) from None
             if len(samples) > WRITE_BATCH:
                 click.echo(
                     f"written {min(start + WRITE_BATCH, len(samples)):,} of {len(samples):,}", err=True
                 )
     click.echo(f"pushed {len(samples):,} samples to site {site}")
+
+
+def _write_failed(error: PlantwardenError | OSError, start: int, total: int) -> str:
+    """Why a push stopped, and what of it is stored already: the samples are written in batches of
+    `WRITE_BATCH` in file order, so a failure after the first batch leaves the earlier ones stored
+    (and the message of a partly written batch says which of its samples are)."""
+    problem = error.message if isinstance(error, PlantwardenError) else str(error)
+    if not start:
+        return problem
+    return (
+        f"{problem}. The first {start:,} of {total:,} samples of the input (in file order) were stored "
+        "before this failure: pushing the whole file again would store them twice; push the rest only"
+    )
 
 
 def _read_samples(source: IO[str], file_format: str) -> tuple[list[Sample], list[tuple[int, str]]]:
@@ -305,19 +327,29 @@ async def _subscribe(
 
 
 class _Rejections:
-    """Says why messages are dropped: one line per reason and device every 10 s at most."""
+    """Says why messages are dropped: one line per reason and device every 10 s at most.
+
+    The device names come from the messages, so any publisher could make up new ones without end:
+    a name counts by its first `REPORTED_NAME` characters, and only the last `REPORTED_KEYS`
+    reasons and devices reported are remembered (an older one forgotten is reported again)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.last: dict[tuple[str, str], tuple[float, int]] = {}
+        self.last: OrderedDict[tuple[str, str], tuple[float, int]] = OrderedDict()
 
     def __call__(self, decoded: Decoded, topic: str) -> None:
-        key = (decoded.verdict.value, decoded.device or "?")
+        key = (decoded.verdict.value, (decoded.device or "?")[:REPORTED_NAME])
         shown, hidden = self.last.get(key, (-REPORT_EVERY, 0))
         if self.clock() - shown < REPORT_EVERY:
-            self.last[key] = (shown, hidden + 1)
+            self._remember(key, (shown, hidden + 1))
             return
         more = f" ({hidden} more since the last report)" if hidden else ""
-        what = f"dropped {decoded.verdict.value} message of device {key[1]!r} on {topic!r}"
+        what = f"dropped {decoded.verdict.value} message of device {key[1]!r} on {topic[:200]!r}"
         click.echo(f"{what}: {decoded.reason}{more}", err=True)
-        self.last[key] = (self.clock(), 0)
+        self._remember(key, (self.clock(), 0))
+
+    def _remember(self, key: tuple[str, str], value: tuple[float, int]) -> None:
+        self.last[key] = value
+        self.last.move_to_end(key)
+        while len(self.last) > REPORTED_KEYS:
+            self.last.popitem(last=False)

@@ -10,7 +10,10 @@ With keys (device -> key), a message from a device without a key, or whose tag d
 is dropped and counted: anyone able to publish to the broker could otherwise write any device's
 values. Without keys tags are not checked. A message published on another device's topic
 (`SITE/ZONE/DEVICE/telemetry`), malformed, or an exact repeat of a recent one (a QoS 1
-redelivery, a naive replay) is dropped too. Nothing a message holds can stop the subscriber.
+redelivery, a naive replay) is dropped too. Nothing a message holds can stop the subscriber: a
+message whose handling fails in any way is counted as malformed and reported, and the next one
+is handled; and what is remembered per device (for repeats) is bounded, whatever names the
+messages make up.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import enum
 import hashlib
 import hmac
 import json
+import logging
 import math
 import time
 from collections import OrderedDict
@@ -34,6 +38,12 @@ from plantwarden.monitoring.telemetry import Sample, TelemetryIngest, sample_fro
 from plantwarden.monitoring.telemetry_mqtt import Broker, MqttError, MqttSubscription
 
 RECENT_PER_DEVICE = 256
+RECENT_DEVICES = 1000
+"""Devices whose recent messages are remembered (the least recently heard forgotten first)."""
+DEVICE_KEY = 128
+"""Characters of a device name used as a key (longer names are refused as samples anyway)."""
+
+log = logging.getLogger(__name__)
 RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
@@ -107,15 +117,26 @@ def decode_message(topic: str, payload: bytes, keys: Mapping[str, bytes] | None,
 
 def _samples(body: dict[str, Any], device: str, now_ns: int) -> tuple[Sample, ...]:
     ts, values = body.get("ts"), body.get("values")
-    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
+    if isinstance(ts, bool) or not isinstance(ts, int | float) or not _finite(ts):
         raise InvalidInput("ts must be seconds since the epoch")
     if not isinstance(values, dict) or not values:
         raise InvalidInput("values must be a non-empty object")
-    ts_ns = round(ts * 1_000_000) * 1000
+    try:
+        ts_ns = round(ts * 1_000_000) * 1000
+    except OverflowError:  # a float ts near the largest float
+        raise InvalidInput("ts must be seconds since the epoch") from None
     return tuple(
         sample_from({"ts": ts_ns, "device": device, "variable": name, "value": value}, now_ns)
         for name, value in values.items()
     )
+
+
+def _finite(number: int | float) -> bool:
+    """Whether `number` is finite: an integer too large for a float (10**400) is not, to us."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 @dataclass
@@ -146,14 +167,17 @@ class TelemetrySubscriber:
         self.on_rejected = on_rejected
         self.counters = SubscriberCounters()
         self._pending: list[Sample] = []
-        self._recent: dict[str, OrderedDict[bytes, None]] = {}
+        self._recent: OrderedDict[str, OrderedDict[bytes, None]] = OrderedDict()
 
     def handle(self, topic: str, payload: bytes) -> Decoded:
-        """Decode one message; keep its samples for the next flush or report why it is dropped."""
+        """Decode one message; keep its samples for the next flush or report why it is dropped.
+        Never raises for what a message holds: a failure is a malformed message."""
         self.counters.messages += 1
-        decoded = decode_message(topic, payload, self.keys, time.time_ns())
-        if decoded.verdict is Verdict.ACCEPTED and self._repeated(decoded.device or "", payload):
-            decoded = Decoded(Verdict.DUPLICATE, decoded.device, reason="the same message came recently")
+        try:
+            decoded = self._decode(topic, payload)
+        except Exception as error:  # a message must never stop the subscriber
+            log.warning("telemetry message on %.200r failed to decode", topic, exc_info=True)
+            decoded = Decoded(Verdict.MALFORMED, None, reason=f"cannot be handled ({type(error).__name__})")
         self.counters.by_verdict[decoded.verdict] += 1
         if decoded.verdict is Verdict.ACCEPTED:
             self._pending.extend(decoded.samples)
@@ -161,9 +185,19 @@ class TelemetrySubscriber:
             self.on_rejected(decoded, topic)
         return decoded
 
+    def _decode(self, topic: str, payload: bytes) -> Decoded:
+        decoded = decode_message(topic, payload, self.keys, time.time_ns())
+        if decoded.verdict is Verdict.ACCEPTED and self._repeated(decoded.device or "", payload):
+            decoded = Decoded(Verdict.DUPLICATE, decoded.device, reason="the same message came recently")
+        return decoded
+
     def _repeated(self, device: str, payload: bytes) -> bool:
         digest = hashlib.sha256(payload).digest()
-        recent = self._recent.setdefault(device, OrderedDict())
+        key = device[:DEVICE_KEY]
+        recent = self._recent.setdefault(key, OrderedDict())
+        self._recent.move_to_end(key)
+        while len(self._recent) > RECENT_DEVICES:
+            self._recent.popitem(last=False)
         if digest in recent:
             return True
         recent[digest] = None
@@ -224,7 +258,10 @@ class TelemetrySubscriber:
         while not stop.is_set():
             message = await subscription.next_message(max(0.0, min(next_flush - time.monotonic(), 0.2)))
             if message is not None:
-                self.handle(message.topic, message.payload)
+                try:
+                    self.handle(message.topic, message.payload)
+                except Exception:  # e.g. reporting it failed: one message never stops the loop
+                    log.exception("telemetry message on %.200r could not be handled", message.topic)
                 if max_messages is not None and self.counters.messages >= max_messages:
                     stop.set()
             if time.monotonic() >= next_flush:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -225,7 +226,7 @@ def test_a_failing_store_keeps_the_model_and_the_episodes_for_the_next_flush() -
             raise OperationalError("INSERT", {}, Exception("database is locked"))
         kept.save(device, model, step, rows, window)
 
-    def report(found: list[Episode]) -> None:
+    def report(found: Sequence[Episode]) -> None:
         if failing["report"]:
             raise OperationalError("INSERT", {}, Exception("database is locked"))
         kept.episodes.extend(found)
