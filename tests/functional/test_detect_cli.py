@@ -1,0 +1,65 @@
+"""`plantwarden detect train|models|check|forget` over telemetry pushed with `telemetry push`, as an
+engineer runs them: train on a window of normal operation, then check a later window in which a
+pressure transmitter drifts; the episode is listed with the variable named and raised as an alert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner, Result
+
+from plantwarden.cli.main import cli
+
+START = 1_767_600_000  # 2026-01-05 08:00:00 UTC
+
+
+def run(data: Path, *args: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(cli, ["--data-dir", str(data), *args], input=stdin, catch_exceptions=False)
+
+
+def pump_csv(seconds: int, drift_from: int | None = None) -> str:
+    rng = np.random.default_rng(4)
+    t = np.arange(seconds)
+    speed = 60 + 10 * np.sin(2 * np.pi * t / 300) + rng.normal(0, 0.5, seconds)
+    flow = 1.2 * speed + rng.normal(0, 0.4, seconds)
+    pressure = 0.001 * speed**2 + rng.normal(0, 0.05, seconds)
+    if drift_from is not None:
+        pressure += np.clip(t - drift_from, 0, None) * 0.02
+    lines = ["ts,device,variable,value"]
+    for i in range(seconds):
+        ns = (START + i) * 1_000_000_000
+        for name, values in (("pump_speed", speed), ("flow", flow), ("discharge_pressure", pressure)):
+            lines.append(f"{ns},pump-skid-1,{name},{values[i]:.5f}")
+    return "\n".join(lines) + "\n"
+
+
+def test_train_then_check_names_the_drifting_variable(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    pushed = run(data, "telemetry", "push", "-", "--site", "riverside", stdin=pump_csv(3600, drift_from=1800))
+    assert pushed.exit_code == 0, pushed.output
+    window = ["--site", "riverside", "--since", "2026-01-05T08:00:00Z"]
+    trained = run(data, "detect", "train", *window, "--until", "2026-01-05T08:15:00Z")
+    assert trained.exit_code == 0 and "trained pump-skid-1: 900 rows" in trained.output, trained.output
+    listed = run(data, "detect", "models", "--site", "riverside")
+    assert "pump-skid-1" in listed.output and "discharge_pressure" in listed.output, listed.output
+    quiet = run(data, "detect", "check", *window, "--until", "2026-01-05T08:29:00Z")
+    assert quiet.exit_code == 0 and "Process anomaly" not in quiet.output, quiet.output
+    found = run(data, "detect", "check", *window, "--until", "2026-01-05T09:00:00Z", "--raise-alerts")
+    assert found.exit_code == 0, found.output
+    assert "Process anomaly at pump-skid-1: discharge_pressure" in found.output, found.output
+    assert "alerts: 1 opened" in found.output, found.output
+    alerts = run(data, "alerts", "list")
+    assert "discharge_pressure" in alerts.output, alerts.output
+    forgot = run(data, "detect", "forget", "--site", "riverside", "pump-skid-1")
+    assert forgot.exit_code == 0
+    again = run(data, "detect", "check", *window, "--until", "2026-01-05T09:00:00Z")
+    assert again.exit_code != 0 and "train one first" in again.output, again.output
+
+
+def test_train_refuses_a_window_without_enough_telemetry(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run(data, "telemetry", "push", "-", "--site", "riverside", stdin=pump_csv(60)).exit_code == 0
+    window = ["--site", "riverside", "--since", "2026-01-05T08:00:00Z", "--until", "2026-01-05T09:00:00Z"]
+    result = run(data, "detect", "train", *window)
+    assert result.exit_code != 0 and "fewer than --min-rows 300" in result.output, result.output
