@@ -17,10 +17,8 @@ the key's columns; Python only loops over the distinct keys, never over records.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -34,109 +32,55 @@ from plantwarden.detection.baselines.grouping import (
     merged_per_group,
     times,
 )
+from plantwarden.detection.baselines.keys import KEY_FIELDS as KEY_FIELDS
+from plantwarden.detection.baselines.keys import FactKey as FactKey
+from plantwarden.detection.baselines.keys import FactKind as FactKind
+from plantwarden.detection.baselines.keys import Observation as Observation
+from plantwarden.detection.baselines.keys import Observations as Observations
+from plantwarden.detection.baselines.keys import Part as Part
+from plantwarden.detection.baselines.keys import Plain as Plain
 
 Array = npt.NDArray[Any]
-Part = str | int
 Mask = npt.NDArray[np.bool_]
 
 
-class FactKind(enum.StrEnum):
-    """The kinds of learned fact."""
-
-    ASSET = "asset"
-    EDGE = "edge"
-    SERVICE = "service"
-    WRITTEN_RANGE = "written_range"
-    POLLING = "polling"
-    SETPOINT = "setpoint"
-
-
-KEY_FIELDS: dict[FactKind, tuple[str, ...]] = {
-    FactKind.ASSET: ("address",),
-    FactKind.EDGE: ("client", "server", "transport", "port", "protocol"),
-    FactKind.SERVICE: ("client", "server", "transport", "port", "protocol", "function"),
-    FactKind.WRITTEN_RANGE: ("server", "unit", "protocol"),
-    FactKind.POLLING: ("client", "server", "protocol", "function", "unit", "address"),
-    FactKind.SETPOINT: ("server", "unit", "address"),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class FactKey:
-    """One fact's identity: its kind, its site and the values of its key fields."""
-
-    kind: FactKind
-    site: str
-    parts: tuple[Part, ...]
-
-    @property
-    def text(self) -> str:
-        """The key as stored: the parts joined with `|` (addresses as text)."""
-        return "|".join(str(part) for part in self.parts)
-
-    def named(self) -> dict[str, Part]:
-        """The key's parts by field name."""
-        return dict(zip(KEY_FIELDS[self.kind], self.parts, strict=True))
-
-    @classmethod
-    def parse(cls, kind: str, site: str, text: str) -> FactKey:
-        """The key stored as `text` (numbers come back as ints, addresses as text)."""
-        fact_kind = FactKind(kind)
-        raw = text.split("|")
-        if len(raw) != len(KEY_FIELDS[fact_kind]):
-            raise ValueError(f"a {kind} key has {len(KEY_FIELDS[fact_kind])} parts, not {len(raw)}: {text!r}")
-        parts = tuple(_part(name, value) for name, value in zip(KEY_FIELDS[fact_kind], raw, strict=True))
-        return cls(fact_kind, site, parts)
-
-
-def _part(name: str, value: str) -> Part:
-    return value if name in ("address", "client", "server") and not _is_int(value) else int(value)
-
-
-def _is_int(value: str) -> bool:
-    return value.lstrip("-").isdigit()
-
-
-@dataclass(slots=True)
-class Observation:
-    """A fact as one batch shows it. `value` holds what the records say about the fact's value
-    (empty for assets and edges); `server`/`client` are the addresses it is about (for its
-    scopes), `row` the batch row of its first record (for evidence)."""
-
-    key: FactKey
-    value: dict[str, Any]
-    first_ns: int
-    last_ns: int
-    count: int
-    server: str
-    client: str | None
-    segment: str
-    row: int
-    samples: list[dict[str, Any]] = field(default_factory=list)
-
-
 class AddressTexts:
-    """Address text by 16-byte value, cached: a batch has few distinct addresses."""
+    """Address text by 16-byte value, cached across batches (a plant has few addresses; the
+    shared cache is emptied when it reaches `LIMIT` entries)."""
+
+    LIMIT: ClassVar[int] = 1 << 16
+    shared: ClassVar[dict[bytes, str]] = {}
 
     def __init__(self) -> None:
-        self.cache: dict[bytes, str] = {}
+        self.cache = AddressTexts.shared
 
     def __call__(self, packed: Any) -> str:
-        raw = bytes(packed).ljust(16, b"\0")
+        raw = bytes(packed).rstrip(b"\0")
         text = self.cache.get(raw)
         if text is None:
-            text = self.cache[raw] = address_text(raw)
+            text = self._miss(raw)
+        return text
+
+    def many(self, packed: Array) -> list[str]:
+        """The texts of an array of 16-byte addresses (numpy strips their trailing zero bytes)."""
+        get = self.cache.get
+        return [get(raw) or self._miss(raw) for raw in packed.tolist()]
+
+    def _miss(self, raw: bytes) -> str:
+        if len(self.cache) >= self.LIMIT:
+            self.cache.clear()
+        text = self.cache[raw] = address_text(raw.ljust(16, b"\0"))
         return text
 
 
-def observe(batch: RecordBatch, outside_safe: Mask | None = None) -> list[Observation]:
+def observe(batch: RecordBatch, outside_safe: Mask | None = None) -> Observations:
     """Every fact the batch shows (protocol records, read aggregates or flows), per site.
     `outside_safe`: per record, whether it writes a register outside the plant model's safe
     range (`rules.setpoints.PlantSafeRanges`), counted into the setpoint facts."""
     if not len(batch) or batch.kind.name not in ("protocol", "protocol_read_minutes", "flows"):
-        return []
+        return Observations([])
     texts = AddressTexts()
-    found: list[Observation] = []
+    found: list[Plain | list[Observation]] = []
     sites = batch["site"]
     names = [str(s) for s in np.unique(sites.astype(str))]
     for site in names:
@@ -144,59 +88,68 @@ def observe(batch: RecordBatch, outside_safe: Mask | None = None) -> list[Observ
         rows = np.arange(len(batch)) if len(names) == 1 else np.flatnonzero(sites.astype(str) == site)
         unsafe = None if outside_safe is None else outside_safe[rows]
         found.extend(_observe_site(part, site, rows, texts, unsafe))
-    return found
+    return Observations(found)
 
 
 def _observe_site(
     batch: RecordBatch, site: str, rows: Array, texts: AddressTexts, outside_safe: Mask | None
-) -> Iterator[Observation]:
+) -> Iterator[Plain | list[Observation]]:
     kind = batch.kind.name
     ts = batch["first_ts"] if kind == "protocol_read_minutes" else batch["ts"]
     segments = batch["segment"]
     everything = np.ones(len(batch), dtype=bool)
-    yield from _assets(batch, site, ts, rows, texts)
-    yield from _keyed(batch, site, ts, rows, texts, FactKind.EDGE, everything, segments)
+    yield _assets(batch, site, ts, rows, texts)
+    yield _keyed(batch, site, ts, rows, texts, FactKind.EDGE, everything, segments)
     if kind == "flows":
         return
     operation = (
         batch["operation"] if kind == "protocol" else np.full(len(batch), int(Operation.READ), dtype=np.uint8)
     )
-    yield from _keyed(batch, site, ts, rows, texts, FactKind.SERVICE, everything, segments, operation)
+    yield _keyed(batch, site, ts, rows, texts, FactKind.SERVICE, everything, segments, operation)
     if kind == "protocol":
         writes = operation == int(Operation.WRITE)
-        yield from _written(
-            batch, site, rows, texts, writes & (batch["address"] >= 0) & (batch["quantity"] > 0)
+        yield list(
+            _written(batch, site, rows, texts, writes & (batch["address"] >= 0) & (batch["quantity"] > 0))
         )
         with np.errstate(invalid="ignore"):
             valued = writes & (batch["address"] >= 0) & np.isfinite(batch["value"])
-        yield from _setpoints(batch, site, rows, texts, valued, outside_safe)
-        yield from _polling_records(batch, site, rows, texts, operation == int(Operation.READ))
+        yield list(_setpoints(batch, site, rows, texts, valued, outside_safe))
+        yield list(_polling_records(batch, site, rows, texts, operation == int(Operation.READ)))
     else:
-        yield from _polling_minutes(batch, site, rows, texts)
+        yield list(_polling_minutes(batch, site, rows, texts))
 
 
-def _assets(
-    batch: RecordBatch, site: str, ts: Array, rows: Array, texts: AddressTexts
-) -> Iterator[Observation]:
+def _assets(batch: RecordBatch, site: str, ts: Array, rows: Array, texts: AddressTexts) -> Plain:
     both = np.concatenate([batch["src_addr"], batch["dst_addr"]]).astype(ADDRESS_DTYPE)
     stamps = np.concatenate([ts, ts])
     unique, groups = group([both])
     low, high = times(stamps, groups, len(unique))
-    n = len(batch)
-    for g, item in enumerate(unique):
-        first = int(groups.first[g]) % n
-        address = texts(item[0])
-        yield Observation(
-            FactKey(FactKind.ASSET, site, (address,)),
-            {},
-            int(low[g]),
-            int(high[g]),
-            int(groups.counts[g]),
-            address,
-            None,
-            str(batch["segment"][first]),
-            int(rows[first]),
-        )
+    firsts = groups.first % len(batch)
+    packed = unique["f0"]
+    lows, highs, counts = low.tolist(), high.tolist(), groups.counts.tolist()
+
+    def key(g: int) -> FactKey:
+        return FactKey(FactKind.ASSET, site, (texts(packed[g]),))
+
+    def make(g: int, fact: FactKey) -> Observation:
+        first = int(firsts[g])
+        address = str(fact.parts[0])
+        segment = str(batch["segment"][first])
+        return Observation(fact, {}, lows[g], highs[g], counts[g], address, None, segment, int(rows[first]))
+
+    return Plain(FactKind.ASSET, site, _raw(unique), highs, counts, key, make)
+
+
+def _texts(values: Array) -> list[str]:
+    """An array's items as text (segments are text already: no conversion then)."""
+    items = values.tolist()
+    return items if all(type(item) is str for item in items) else [str(item) for item in items]
+
+
+def _raw(unique: Array) -> list[bytes]:
+    """Each distinct row's bytes: a key's exact identity within its kind and site."""
+    raws: list[bytes] = unique.view(np.dtype((np.void, unique.dtype.itemsize))).tolist()
+    return raws
 
 
 def _keyed(
@@ -209,40 +162,35 @@ def _keyed(
     mask: Mask,
     segments: Array,
     operation: Array | None = None,
-) -> Iterator[Observation]:
+) -> Plain:
     """Edges (and services, with the function and the operation): client = source, server =
     destination, as the records plane stores requests and flows."""
     picked = np.flatnonzero(mask)
     columns = [batch[c][picked] for c in ("src_addr", "dst_addr", "transport", "dst_port", "protocol")]
-    if kind is FactKind.SERVICE:
+    service = kind is FactKind.SERVICE
+    if service:
         columns.append(batch["function"][picked])
         columns.append(operation[picked] if operation is not None else np.zeros(len(picked), np.uint8))
     unique, groups = group(columns)
     low, high = times(ts[picked], groups, len(unique))
-    fields = [unique[name].tolist() for name in unique.dtype.names or ()]
     firsts = picked[groups.first]
-    where, segment_of = rows[firsts].tolist(), segments[firsts].tolist()
     lows, highs, counts = low.tolist(), high.tolist(), groups.counts.tolist()
-    service = kind is FactKind.SERVICE
-    operations = {code: Operation(code).name.lower() for code in set(fields[6])} if service else {}
-    for g in range(len(unique)):
+    names = unique.dtype.names or ()
+    fields = [unique[name] for name in names]
+
+    def key(g: int) -> FactKey:
         client, server = texts(fields[0][g]), texts(fields[1][g])
-        parts: tuple[Part, ...] = (client, server, fields[2][g], fields[3][g], fields[4][g])
-        value: dict[str, Any] = {}
-        if service:
-            parts = (*parts, fields[5][g])
-            value = {"operation": operations[fields[6][g]]}
-        yield Observation(
-            FactKey(kind, site, parts),
-            value,
-            lows[g],
-            highs[g],
-            counts[g],
-            server,
-            client,
-            str(segment_of[g]),
-            where[g],
-        )
+        parts: tuple[Part, ...] = (client, server, *(int(f[g]) for f in fields[2 : 6 if service else 5]))
+        return FactKey(kind, site, parts)
+
+    def make(g: int, fact: FactKey) -> Observation:
+        value = {"operation": Operation(int(fields[6][g])).name.lower()} if service else {}
+        client, server = str(fact.parts[0]), str(fact.parts[1])
+        first = int(firsts[g])
+        where, segment = int(rows[first]), str(segments[first])
+        return Observation(fact, value, lows[g], highs[g], counts[g], server, client, segment, where)
+
+    return Plain(kind, site, _raw(unique), highs, counts, key, make)
 
 
 def _written(
@@ -365,21 +313,23 @@ def _polls(
     high: Array,
     groups: Groups,
 ) -> Iterator[Observation]:
-    fields = [unique[name].tolist() for name in unique.dtype.names or ()]
-    where, segments = rows[firsts].tolist(), batch["segment"][firsts].tolist()
+    names = unique.dtype.names or ()
+    clients, servers = texts.many(unique[names[0]]), texts.many(unique[names[1]])
+    protocols, functions, units, addresses = (unique[name].tolist() for name in names[2:6])
+    where, segments = rows[firsts].tolist(), _texts(batch["segment"][firsts])
     medians_, intervals_ = middles.astype(np.int64).tolist(), intervals.astype(np.int64).tolist()
     lows, highs, counts = low.tolist(), high.tolist(), groups.counts.tolist()
-    for g in range(len(unique)):
-        client, server = texts(fields[0][g]), texts(fields[1][g])
-        parts: tuple[Part, ...] = (client, server, fields[2][g], fields[3][g], fields[4][g], fields[5][g])
+    polling = FactKind.POLLING
+    for g, server in enumerate(servers):
+        client = clients[g]
         yield Observation(
-            FactKey(FactKind.POLLING, site, parts),
+            FactKey(polling, site, (client, server, protocols[g], functions[g], units[g], addresses[g])),
             {"median_ns": medians_[g], "intervals": intervals_[g]},
             lows[g],
             highs[g],
             counts[g],
             server,
             client,
-            str(segments[g]),
+            segments[g],
             where[g],
         )

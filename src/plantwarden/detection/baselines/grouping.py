@@ -31,11 +31,11 @@ def group(columns: Sequence[Array]) -> tuple[Array, Groups]:
     packed = np.empty(len(columns[0]), dtype=[(f"f{i}", c.dtype) for i, c in enumerate(columns)])
     for i, column in enumerate(columns):
         packed[f"f{i}"] = column
-    hashes = _hashes(packed)
+    words = _words(packed)
+    hashes = _hashes(words, packed.dtype.itemsize)
     _, first, inverse, counts = np.unique(hashes, return_index=True, return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
-    raw = packed.view(np.dtype((np.void, packed.dtype.itemsize)))
-    if not bool(np.all(raw[first][inverse] == raw)):
+    if not np.array_equal(words[first[inverse]], words):
         unique, first, inverse, counts = np.unique(
             packed, return_index=True, return_inverse=True, return_counts=True
         )
@@ -46,13 +46,17 @@ def group(columns: Sequence[Array]) -> tuple[Array, Groups]:
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _hashes(packed: Array) -> Array:
-    """A 64-bit hash of each row's bytes (multiply-xorshift over 8-byte words)."""
+def _words(packed: Array) -> Array:
+    """Each row's bytes as 8-byte words (zero-padded): what rows are hashed and compared by."""
     width = packed.dtype.itemsize
     padded = np.zeros((len(packed), -(-width // 8) * 8), dtype=np.uint8)
     padded[:, :width] = packed.view(np.uint8).reshape(len(packed), width)
-    words = padded.view(np.uint64)
-    hashed = np.full(len(packed), np.uint64(width), dtype=np.uint64)
+    return padded.view(np.uint64)
+
+
+def _hashes(words: Array, width: int) -> Array:
+    """A 64-bit hash of each row's words (multiply-xorshift, seeded with the row's width)."""
+    hashed = np.full(len(words), np.uint64(width), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for column in range(words.shape[1]):
             hashed = (hashed ^ words[:, column]) * _MIX

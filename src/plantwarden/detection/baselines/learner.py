@@ -18,7 +18,7 @@ turns due scopes to protecting, `protect(scope)` does it by hand.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ from plantwarden.detection.baselines.checker import (
     merge_value,
     new_fact_reason,
 )
-from plantwarden.detection.baselines.facts import FactKey, FactKind, Observation
+from plantwarden.detection.baselines.facts import FactKey, FactKind, Observation, Observations, Plain
 
 DAY_NS = 86_400 * 1_000_000_000
 LEARNING_NS = 7 * DAY_NS
@@ -38,6 +38,8 @@ SITE_SCOPE = "site"
 QUIET_NEW = frozenset({FactKind.POLLING, FactKind.SETPOINT})
 PLAIN = frozenset({FactKind.ASSET, FactKind.EDGE, FactKind.SERVICE})
 """Kinds without a value: once known, a sighting only counts."""
+KEYS_KEPT = 1 << 20
+"""At most this many plain keys are kept by the bytes of their fields (then forgotten at once)."""
 
 
 @dataclass(slots=True)
@@ -89,6 +91,8 @@ class Baseline:
     last_read: dict[FactKey, int] = field(default_factory=dict)
     latest_ns: int = 0
     """The newest record time `promote` has been given (the baseline's "now")."""
+    keys: dict[tuple[FactKind, str, bytes], FactKey] = field(default_factory=dict, repr=False, compare=False)
+    """Keys of plain facts by the bytes of their fields (`facts.Plain`): built once, not per batch."""
 
     def scope(self, site: str, name: str, first_ns: int) -> Scope:
         """The scope, created learning from `first_ns` if new."""
@@ -119,33 +123,79 @@ class Baseline:
         return chosen
 
     def observe(self, observations: Iterable[Observation], scoper: Scoping) -> list[Deviation]:
-        """Learn or check each observation; the deviations found."""
+        """Learn or check each observation; the deviations found.
+
+        The scopes of an observation (`scoper.of`) depend only on its kind, site, server, client
+        and segment (and, for a setpoint, its register), so they are asked once per batch for
+        each of those (setpoints every time)."""
         found: list[Deviation] = []
-        for seen in observations:
-            known = self.facts.get(seen.key)
-            if known is not None and seen.key.kind in PLAIN:  # nothing to learn or check: count it
-                known.last_ns = max(known.last_ns, seen.last_ns)
+        facts = self.facts
+        asked: dict[tuple[bool, str, str, str | None, str], ScopeOf] = {}
+        scoped: dict[tuple[str, str, str | None], list[Scope]] = {}
+        for seen in self._needed(observations):
+            key = seen.key
+            kind = key.kind
+            known = facts.get(key)
+            if known is not None and kind in PLAIN:  # nothing to learn or check: count it
+                if seen.last_ns > known.last_ns:
+                    known.last_ns = seen.last_ns
                 known.count += seen.count
                 known.unsaved += seen.count
                 known.dirty = True
                 continue
-            where = scoper.of(seen)
-            names = (where.scope,) if where.conduit is None else (where.scope, where.conduit)
-            scopes = [self.scope(seen.key.site, name, seen.first_ns) for name in names]
-            if seen.key.kind is FactKind.SETPOINT and where.safe is not None:
-                seen.value["safe"] = [where.safe[0], where.safe[1]]
-            if seen.key.kind is FactKind.POLLING:
-                self._with_gap(seen)
+            if kind is FactKind.SETPOINT:
+                where = scoper.of(seen)
+            else:
+                question = (kind is FactKind.ASSET, key.site, seen.server, seen.client, seen.segment)
+                where = asked.get(question) or asked.setdefault(question, scoper.of(seen))
+            first_ns, site = seen.first_ns, key.site
+            named = (site, where.scope, where.conduit)
+            scopes = scoped.get(named)
+            if scopes is None:
+                names = (where.scope,) if where.conduit is None else (where.scope, where.conduit)
+                scopes = scoped[named] = [self.scope(site, name, first_ns) for name in names]
             # a fact whose first record predates the end of a scope's learning (a long flow,
             # reported when it ends) belongs to what the scope learned
-            protecting = [s.name for s in scopes if s.state == PROTECTING and seen.first_ns >= s.ends_ns]
+            protecting = [s.name for s in scopes if s.state == PROTECTING and first_ns >= s.ends_ns]
+            if kind is FactKind.SETPOINT and where.safe is not None:
+                seen.value["safe"] = [where.safe[0], where.safe[1]]
+            elif kind is FactKind.POLLING:
+                self._with_gap(seen)
             if not protecting:
-                self._learn(seen, where)
+                self._learn(seen, where, known)
                 continue
-            deviation = self._one(seen, where, tuple(protecting))
+            deviation = self._one(seen, where, tuple(protecting), known)
             if deviation is not None:
                 found.append(deviation)
         return found
+
+    def _needed(self, observations: Iterable[Observation]) -> Iterator[Observation]:
+        """The observations to learn or check, in order; of a batch's `facts.Observations`, the
+        plain groups whose fact is known are counted here without building their observation."""
+        if not isinstance(observations, Observations) or not observations.pending:
+            yield from observations
+            return
+        facts, keys = self.facts, self.keys
+        for part in observations.parts:
+            if not isinstance(part, Plain):
+                yield from part
+                continue
+            kind, site, highs, counts = part.kind, part.site, part.highs, part.counts
+            for g, raw in enumerate(part.raws):
+                key = keys.get((kind, site, raw))
+                if key is None:
+                    if len(keys) >= KEYS_KEPT:
+                        keys.clear()
+                    key = keys[(kind, site, raw)] = part.key(g)
+                known = facts.get(key)
+                if known is None:
+                    yield part.make(g, key)
+                    continue
+                if highs[g] > known.last_ns:
+                    known.last_ns = highs[g]
+                known.count += counts[g]
+                known.unsaved += counts[g]
+                known.dirty = True
 
     def _with_gap(self, seen: Observation) -> None:
         """The interval from the previous batch's last read of the key to this batch's first: the
@@ -160,8 +210,9 @@ class Baseline:
         else:
             seen.value["gap_ns"] = seen.first_ns - previous
 
-    def _one(self, seen: Observation, where: ScopeOf, scopes: tuple[str, ...]) -> Deviation | None:
-        fact = self.facts.get(seen.key)
+    def _one(
+        self, seen: Observation, where: ScopeOf, scopes: tuple[str, ...], fact: Fact | None
+    ) -> Deviation | None:
         kind = seen.key.kind
         if fact is None:
             if kind in QUIET_NEW:
@@ -169,7 +220,7 @@ class Baseline:
                     reason = compare(kind, {"safe": list(where.safe)}, seen.value)
                     if reason is not None:
                         return _deviation(seen, {"safe": list(where.safe)}, reason, scopes)
-                self._learn(seen, where)
+                self._learn(seen, where, None)
                 return None
             return _deviation(seen, None, new_fact_reason(seen.key), scopes)
         observed = seen.value
@@ -190,17 +241,20 @@ class Baseline:
 
     def _recent_period(self, seen: Observation) -> dict[str, Any]:
         """The median of the last `POLL_WINDOW` intervals seen of a polling key."""
-        window = self.recent.setdefault(seen.key, deque(maxlen=POLL_WINDOW))
-        intervals = int(seen.value.get("intervals", 0))
-        if "gap_ns" in seen.value:
-            window.append(int(seen.value["gap_ns"]))
-        window.extend([int(seen.value.get("median_ns", 0))] * min(intervals, POLL_WINDOW))
+        window = self.recent.get(seen.key)
+        if window is None:
+            window = self.recent[seen.key] = deque(maxlen=POLL_WINDOW)
+        value = seen.value
+        intervals = int(value.get("intervals", 0))
+        if "gap_ns" in value:
+            window.append(int(value["gap_ns"]))
+        if intervals:
+            window.extend([int(value.get("median_ns", 0))] * min(intervals, POLL_WINDOW))
         ordered = sorted(window)
         median = ordered[(len(ordered) - 1) // 2] if ordered else 0
         return {"median_ns": median, "intervals": len(window)}
 
-    def _learn(self, seen: Observation, where: ScopeOf) -> None:
-        fact = self.facts.get(seen.key)
+    def _learn(self, seen: Observation, where: ScopeOf, fact: Fact | None) -> None:
         if fact is None:
             value = merge_value(seen.key.kind, {}, seen.value) if seen.value else {}
             self.facts[seen.key] = Fact(
