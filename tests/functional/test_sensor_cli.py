@@ -72,11 +72,11 @@ def test_the_sensor_reads_the_running_plants_tap(tmp_path: Path) -> None:
         "--poll-period", "0.2", "--tap", str(fifo), "--duration", "4", cwd=tmp_path,
     )  # fmt: skip
     try:
-        # the tap's reading alone: the inventory and the evidence ring have tests of their own,
+        # the tap's reading alone: the inventory, the evidence ring and the baselines have tests of their own,
         # and on a loaded CI machine their cost per (small) tap batch makes the sensor lag
         arguments = (
             "sensor", "run", "--tap", str(fifo), "--modbus-port", port, "--no-records",
-            "--no-inventory", "--no-evidence",
+            "--no-inventory", "--no-evidence", "--no-baselines",
         )  # fmt: skip
         result = plantwarden("--data-dir", str(tmp_path), *arguments, cwd=tmp_path, timeout=180)
     finally:
