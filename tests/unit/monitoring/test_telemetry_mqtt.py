@@ -93,6 +93,34 @@ def publish_all(
         connection.sendall(mqtt.disconnect())
 
 
+def run_subscriber(
+    subscriber: TelemetrySubscriber, broker: tuple[str, int], site: str, packets: list[bytes]
+) -> TelemetrySubscriber:
+    """Subscribe to the site's telemetry on the real broker, publish `packets`, and return once the
+    subscriber has taken as many messages."""
+    statuses: list[str] = []
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            subscriber.run(
+                Broker(*broker),
+                f"{site}/+/+/telemetry",
+                stop,
+                client_id=f"t-{uuid.uuid4().hex[:8]}",
+                on_status=statuses.append,
+                max_messages=len(packets),
+            )
+        )
+        while not any(s.startswith("subscribed") for s in statuses):
+            await asyncio.sleep(0.02)
+        await asyncio.to_thread(publish_all, broker, packets)
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
+    return subscriber
+
+
 def test_messages_are_decoded_verified_and_dropped_for_a_reason() -> None:
     now = time.time_ns()
     topic = "plant-a/cell-1/tank-1/telemetry"
@@ -117,7 +145,6 @@ def test_the_subscriber_stores_good_messages_and_drops_forged_ones(
     topic = f"{site}/cell-1/tank-1/telemetry"
     backend = open_backend(settings[CoreSettings], settings[RecordsSettings], store)
     rejected: list[Decoded] = []
-    statuses: list[str] = []
     first = good(1, 50.0)
     packets = [
         mqtt.publish(topic, first),
@@ -127,27 +154,11 @@ def test_the_subscriber_stores_good_messages_and_drops_forged_ones(
         mqtt.publish(f"{site}/cell-1/boiler-1/telemetry", good(4, 52.0)),
     ]
 
-    async def scenario(ingest: TelemetryIngest) -> TelemetrySubscriber:
-        subscriber = TelemetrySubscriber(ingest, site, {"tank-1": KEY}, lambda d, _t: rejected.append(d))
-        stop = asyncio.Event()
-        task = asyncio.create_task(
-            subscriber.run(
-                Broker(*broker),
-                f"{site}/+/+/telemetry",
-                stop,
-                client_id=f"t-{uuid.uuid4().hex[:8]}",
-                on_status=statuses.append,
-                max_messages=len(packets),
-            )
-        )
-        while not any(s.startswith("subscribed") for s in statuses):
-            await asyncio.sleep(0.02)
-        await asyncio.to_thread(publish_all, broker, packets)
-        await asyncio.wait_for(task, 10)
-        return subscriber
-
     with TelemetryIngest(backend, "mqtt-test") as ingest:
-        subscriber = asyncio.run(scenario(ingest))
+        subscriber = run_subscriber(
+            TelemetrySubscriber(ingest, site, {"tank-1": KEY}, lambda d, _t: rejected.append(d)),
+            broker, site, packets,
+        )  # fmt: skip
     counts = subscriber.counters.by_verdict
     assert (counts[Verdict.ACCEPTED], counts[Verdict.FORGED]) == (2, 1)
     assert (counts[Verdict.DUPLICATE], counts[Verdict.WRONG_TOPIC]) == (1, 1)

@@ -4,7 +4,6 @@ by a partition another writer holds."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -39,10 +38,9 @@ from plantwarden.monitoring.telemetry_devices import (
     Verdict,
     decode_message,
 )
-from plantwarden.monitoring.telemetry_mqtt import Broker
 from plantwarden.sim import mqtt
 from tests.unit.monitoring.test_telemetry import GOOD, NOW, Provider, provider
-from tests.unit.monitoring.test_telemetry_mqtt import broker, good, publish_all
+from tests.unit.monitoring.test_telemetry_mqtt import broker, good, run_subscriber
 
 __all__ = ["broker", "provider"]  # fixtures
 
@@ -88,30 +86,12 @@ def test_the_receive_loop_survives_a_huge_time(
     site = f"test-{uuid.uuid4().hex[:10]}"
     topic = f"{site}/cell-1/tank-1/telemetry"
     backend = _backend(settings, store)
-    statuses: list[str] = []
     packets = [mqtt.publish(topic, _message("tank-1", 10**400)), mqtt.publish(topic, good(2, 51.0))]
 
-    async def scenario(ingest: TelemetryIngest) -> TelemetrySubscriber:
-        subscriber = TelemetrySubscriber(ingest, site, None, lambda _d, _t: None)
-        stop = asyncio.Event()
-        task = asyncio.create_task(
-            subscriber.run(
-                Broker(*broker),
-                f"{site}/+/+/telemetry",
-                stop,
-                client_id=f"t-{uuid.uuid4().hex[:8]}",
-                on_status=statuses.append,
-                max_messages=len(packets),
-            )
-        )
-        while not any(s.startswith("subscribed") for s in statuses):
-            await asyncio.sleep(0.02)
-        await asyncio.to_thread(publish_all, broker, packets)
-        await asyncio.wait_for(task, 10)
-        return subscriber
-
     with TelemetryIngest(backend, "mqtt-robust") as ingest:
-        subscriber = asyncio.run(scenario(ingest))
+        subscriber = run_subscriber(
+            TelemetrySubscriber(ingest, site, None, lambda _d, _t: None), broker, site, packets
+        )
     counts = subscriber.counters.by_verdict
     assert (counts[Verdict.MALFORMED], counts[Verdict.ACCEPTED]) == (1, 1)
     rows = list(sample_rows(query_samples(backend, SampleQuery(site, variable="level"))))
