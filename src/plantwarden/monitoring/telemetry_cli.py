@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -303,6 +303,22 @@ async def _subscribe(
     duration: float | None,
     max_messages: int | None,
 ) -> None:
+    await until_stopped(
+        lambda stop: subscriber.run(
+            broker,
+            topic_filter,
+            stop,
+            client_id=f"pw-telemetry-{os.getpid()}",
+            on_status=lambda text: click.echo(text, err=True),
+            max_messages=max_messages,
+        ),
+        duration,
+    )
+
+
+async def until_stopped(run: Callable[[asyncio.Event], Awaitable[None]], duration: float | None) -> None:
+    """Run `run(stop)` until it returns; `stop` is set by Ctrl-C, SIGTERM (in the main thread)
+    or after `duration` seconds."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     handled = []
@@ -313,14 +329,7 @@ async def _subscribe(
     if duration is not None:
         loop.call_later(duration, stop.set)
     try:
-        await subscriber.run(
-            broker,
-            topic_filter,
-            stop,
-            client_id=f"pw-telemetry-{os.getpid()}",
-            on_status=lambda text: click.echo(text, err=True),
-            max_messages=max_messages,
-        )
+        await run(stop)
     finally:
         for signum in handled:
             loop.remove_signal_handler(signum)

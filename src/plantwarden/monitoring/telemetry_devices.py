@@ -231,7 +231,7 @@ class TelemetrySubscriber:
             try:
                 subscription = await MqttSubscription.open(broker, client_id, topic_filter)
             except (OSError, TimeoutError, MqttError) as error:
-                await _pause(stop, failures, f"cannot subscribe at {where}: {error}", on_status)
+                await pause_before_retry(stop, failures, f"cannot subscribe at {where}: {error}", on_status)
                 failures += 1
                 continue
             failures = 0
@@ -245,7 +245,7 @@ class TelemetrySubscriber:
                 await subscription.close()
                 await asyncio.to_thread(self.flush)
             if lost is not None:
-                await _pause(stop, 0, str(lost), on_status)
+                await pause_before_retry(stop, 0, str(lost), on_status)
 
     async def _receive(
         self,
@@ -269,7 +269,9 @@ class TelemetrySubscriber:
                 next_flush = time.monotonic() + flush_every
 
 
-async def _pause(stop: asyncio.Event, failures: int, problem: str, on_status: Callable[[str], None]) -> None:
+async def pause_before_retry(
+    stop: asyncio.Event, failures: int, problem: str, on_status: Callable[[str], None]
+) -> None:
     """Say what went wrong, then wait before the next attempt (longer after each failure)."""
     pause = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
     on_status(f"{problem}; retrying in {pause:.0f} s")

@@ -54,6 +54,10 @@ class Message:
     topic: str
     payload: bytes
     qos: int
+    dup: bool = False
+    """The broker's DUP flag: it sent this message before (a QoS 1 redelivery)."""
+    packet_id: int | None = None
+    """The packet id to acknowledge (QoS 1), when the subscription acknowledges by hand."""
 
 
 def parse_broker(text: str) -> tuple[str, int]:
@@ -106,9 +110,13 @@ def packet(kind: int, flags: int, body: bytes) -> bytes:
     return bytes(((kind << 4) | flags,)) + _remaining(len(body)) + body
 
 
-def connect_packet(client_id: str, keep_alive: int) -> bytes:
-    """CONNECT, MQTT 3.1.1, clean session, no will, no credentials."""
-    return packet(CONNECT, 0, _string("MQTT") + struct.pack(">BBH", 4, 0x02, keep_alive) + _string(client_id))
+def connect_packet(client_id: str, keep_alive: int, *, clean_session: bool = True) -> bytes:
+    """CONNECT, MQTT 3.1.1, no will, no credentials; with `clean_session` false the broker keeps
+    the session (subscriptions, unacknowledged QoS 1 messages) across connections."""
+    flags = 0x02 if clean_session else 0x00
+    return packet(
+        CONNECT, 0, _string("MQTT") + struct.pack(">BBH", 4, flags, keep_alive) + _string(client_id)
+    )
 
 
 def subscribe_packet(packet_id: int, topic_filter: str, qos: int) -> bytes:
@@ -133,7 +141,7 @@ def parse_publish(flags: int, body: bytes) -> tuple[Message, int | None]:
         topic = body[2:end].decode()
     except UnicodeDecodeError:
         raise MqttError("a PUBLISH topic that is not UTF-8") from None
-    return Message(topic, body[end + (2 if qos else 0) :], qos), packet_id
+    return Message(topic, body[end + (2 if qos else 0) :], qos, bool(flags & 0x08), packet_id), packet_id
 
 
 async def read_packet(reader: asyncio.StreamReader) -> tuple[int, int, bytes]:
@@ -156,23 +164,44 @@ async def read_packet(reader: asyncio.StreamReader) -> tuple[int, int, bytes]:
 class MqttSubscription:
     """One connection to a broker, subscribed to one topic filter."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, keep_alive: int) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        keep_alive: int,
+        *,
+        clean_session: bool = True,
+        manual_ack: bool = False,
+    ) -> None:
         self._reader, self._writer = reader, writer
         self.keep_alive = keep_alive
+        self.clean_session, self.manual_ack = clean_session, manual_ack
         self._packets: asyncio.Queue[tuple[int, int, bytes] | BaseException] = asyncio.Queue(maxsize=1024)
         self._task: asyncio.Task[None] | None = None
         self._last_sent = self._last_received = time.monotonic()
 
     @classmethod
     async def open(
-        cls, broker: Broker, client_id: str, topic_filter: str, *, keep_alive: int = 30, timeout: float = 10.0
+        cls,
+        broker: Broker,
+        client_id: str,
+        topic_filter: str,
+        *,
+        keep_alive: int = 30,
+        timeout: float = 10.0,
+        clean_session: bool = True,
+        manual_ack: bool = False,
     ) -> MqttSubscription:
-        """Connect, subscribe (QoS 1 at most), and wait for the broker to accept both."""
+        """Connect, subscribe (QoS 1 at most), and wait for the broker to accept both.
+
+        With `manual_ack` a QoS 1 message is acknowledged only by `acknowledge` (after what it
+        carries is safely stored); with `clean_session` false as well, the broker sends again, DUP
+        set, what was not acknowledged when the connection ended (at least once)."""
         check_topic_filter(topic_filter)
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(broker.host, broker.port, ssl=broker.tls), timeout
         )
-        subscription = cls(reader, writer, keep_alive)
+        subscription = cls(reader, writer, keep_alive, clean_session=clean_session, manual_ack=manual_ack)
         try:
             await asyncio.wait_for(subscription._handshake(client_id, topic_filter), timeout)
         except BaseException:
@@ -182,7 +211,7 @@ class MqttSubscription:
         return subscription
 
     async def _handshake(self, client_id: str, topic_filter: str) -> None:
-        await self._send(connect_packet(client_id, self.keep_alive))
+        await self._send(connect_packet(client_id, self.keep_alive, clean_session=self.clean_session))
         kind, _, body = await read_packet(self._reader)
         if kind != CONNACK or len(body) != 2:
             raise MqttError("the broker did not answer CONNECT with CONNACK")
@@ -237,9 +266,14 @@ class MqttSubscription:
         if kind != PUBLISH:
             return None  # PINGRESP, or an acknowledgement we do not wait for
         message, packet_id = parse_publish(flags, body)
-        if packet_id is not None:
+        if packet_id is not None and not self.manual_ack:
             await self._send(packet(PUBACK, 0, struct.pack(">H", packet_id)))
         return message
+
+    async def acknowledge(self, packet_ids: list[int]) -> None:
+        """PUBACK the QoS 1 messages with these ids (`manual_ack` subscriptions)."""
+        if packet_ids:
+            await self._send(b"".join(packet(PUBACK, 0, struct.pack(">H", i)) for i in packet_ids))
 
     async def close(self) -> None:
         """DISCONNECT (when still possible) and close the connection."""
