@@ -25,6 +25,8 @@ BENCHMARKS = (
     "rules",
     "process_eval",
     "baselines",
+    "pki_issue",
+    "telemetry_envelope",
 )
 MODULES = {"map": "commmap"}
 """Benchmarks whose module has another name than the benchmark."""

@@ -22,6 +22,7 @@ from plantwarden.accounts import services as accounts
 from plantwarden.alerts import services as alerts
 from plantwarden.alerts.models import Severity
 from plantwarden.core.auditlog import AuditEntry
+from plantwarden.pki.authority import CertificateAuthority, pki_directory
 from plantwarden.web.route_table import route_table
 from tests.web_support import CTX, Server, server
 
@@ -30,6 +31,10 @@ EVERYONE = frozenset(ROLES)
 READERS = frozenset({"viewer", "operator", "engineer", "admin", "auditor"})  # status and sites
 ALERT_READERS = frozenset({"viewer", "operator", "engineer", "security_analyst", "auditor"})
 PUBLIC = "public"
+# No session or API token: the device's own credential (an enrolment token, a TLS client
+# certificate); every caller of the matrix has none, and is refused with 401 or 403.
+DEVICE = "device"
+PKI_READERS = frozenset({"admin", "auditor", "security_analyst"})
 PLANT_A = (
     "version: 1\nsites:\n  - id: plant-a\n    zones:\n"
     "      - {id: cell-1, purdue_level: 1, subnets: [10.1.1.0/24], security_level: 2}\n"
@@ -80,6 +85,18 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/v1/users"): frozenset({"admin"}),
     ("POST", "/api/v1/users/{username}/grants"): frozenset({"admin"}),
     ("POST", "/api/v1/users/{username}/disable"): frozenset({"admin"}),
+    ("POST", "/api/v1/pki/tokens"): frozenset({"admin"}),
+    ("POST", "/api/v1/pki/enroll"): PUBLIC,  # the one-time token in the body is the credential
+    ("GET", "/api/v1/pki/certificates"): PKI_READERS,
+    ("GET", "/api/v1/pki/certificates/{serial}"): PKI_READERS,
+    ("POST", "/api/v1/pki/certificates/{serial}/revoke"): frozenset({"admin"}),
+    ("GET", "/api/v1/pki/crl"): PUBLIC,
+    ("GET", "/api/v1/pki/cacerts"): PUBLIC,
+    ("GET", "/.well-known/est/cacerts"): PUBLIC,
+    ("POST", "/.well-known/est/simpleenroll"): DEVICE,
+    ("POST", "/.well-known/est/simplereenroll"): DEVICE,
+    ("GET", "/api/v1/devices/telemetry-recipient"): PUBLIC,  # a certificate, like the CA chain
+    ("GET", "/api/v1/devices/telemetry"): frozenset({"security_analyst", "auditor"}),
     ("GET", "/api/v1/me"): EVERYONE,
     ("GET", "/api/v1/tokens"): EVERYONE,
     ("POST", "/api/v1/tokens"): EVERYONE,
@@ -112,7 +129,9 @@ SESSION_ONLY = {"/logout", "/account/password", "/account/mfa"}  # never with a 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    for made in server(Path(tmp_path_factory.mktemp("matrix"))):
+    data_dir = Path(tmp_path_factory.mktemp("matrix"))
+    for made in server(data_dir):
+        CertificateAuthority.initialise(pki_directory(data_dir), b"matrix passphrase")  # CRL, CA certs
         for role in ROLES:
             made.user(role, role)
         yield made
@@ -166,6 +185,8 @@ def _request(caller: Caller, method: str, path: str, running: Server, fresh: Cal
     url = path
     if "{alert_id}" in url:
         url = url.replace("{alert_id}", fresh("alert_id"))
+    if "{serial}" in url:
+        url = url.replace("{serial}", "7e57")  # no such certificate: 404 to those allowed
     if "{username}" in url:
         url = url.replace("{username}", fresh("username"))
     if "{token_id}" in url:
@@ -209,6 +230,8 @@ def _body(method: str, path: str, fresh: Callable[[str], str]) -> dict[str, Any]
         "/account/mfa": {"code": "000000"},
         "/api/v1/plant": {"content": PLANT_A, "source": "matrix.yaml"},
         "/api/v1/baselines/protect": {"site": "plant-a"},
+        "/api/v1/pki/tokens": {"site": "plant-a", "device": "plc-1", "zone": "cell-1"},
+        "/api/v1/pki/certificates/{serial}/revoke": {"reason": "matrix"},
         "/api/v1/telemetry": {
             "site": "plant-a",
             "samples": [{"ts": "2026-11-26T08:00:00Z", "device": "d", "variable": "v", "value": 1.0}],
@@ -229,6 +252,9 @@ def test_with_a_token(running: Server, role: str) -> None:
         if path in {"/logout", "/login"}:
             continue  # console-only flows; tokens do not log in or out
         status = _request(caller, method, path, running, fresh)
+        if expected == DEVICE:
+            assert status in (401, 403), (role, method, path, status)
+            continue
         should = expected == PUBLIC or (role in expected and path not in SESSION_ONLY)
         assert _allowed(status) == should, (role, method, path, status)
         if not should:
@@ -245,6 +271,9 @@ def test_with_a_session_and_its_csrf_token(running: Server, role: str, tmp_path:
             if path in {"/logout", "/login"}:
                 continue
             status = _request(caller, method, path, running, fresh)
+            if expected == DEVICE:
+                assert status in (401, 403), (role, method, path, status)
+                continue
             should = expected == PUBLIC or role in expected
             assert _allowed(status) == should, (role, method, path, status)
         assert client.post("/logout", headers=caller.headers, follow_redirects=False).status_code == 303
@@ -258,8 +287,8 @@ def test_a_session_without_its_csrf_token_changes_nothing(running: Server, role:
         caller = Caller(client, {})
         fresh = _fresh(running)
         for (method, path), expected in EXPECTED.items():
-            if method == "GET" or expected == PUBLIC:
-                continue
+            if method == "GET" or expected in (PUBLIC, DEVICE):
+                continue  # (a device route takes no session: a missing CSRF token has nothing to guard)
             status = _request(caller, method, path, running, fresh)
             assert status == 403, (role, method, path, status)
 
@@ -271,6 +300,8 @@ def test_anonymous_callers_are_sent_to_log_in(running: Server) -> None:
         status = _request(anonymous, method, path, running, fresh)
         if expected == PUBLIC:
             assert status != 401, (method, path, status)  # (the login form refuses a bad form token)
+        elif expected == DEVICE:
+            assert status in (401, 403), (method, path, status)
         elif path in CONSOLE:
             assert status == 303, (method, path, status)  # to the login page
         else:

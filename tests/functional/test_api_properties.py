@@ -13,6 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
+from plantwarden.pki.authority import CertificateAuthority, pki_directory
 from tests.web_support import Server, server
 
 ROLES = ("viewer", "operator", "engineer", "security_analyst", "admin", "auditor")
@@ -21,7 +22,10 @@ EXAMPLES = 50
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    for made in server(Path(tmp_path_factory.mktemp("properties"))):
+    data_dir = Path(tmp_path_factory.mktemp("properties"))
+    for made in server(data_dir):
+        # a platform CA, so that the PKI's public routes answer (without one they are 503 by design)
+        CertificateAuthority.initialise(pki_directory(data_dir), b"properties passphrase")
         for role in ROLES:
             made.user(role, role)
         yield made

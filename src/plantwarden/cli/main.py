@@ -31,6 +31,7 @@ from plantwarden.detection.process_watch.cli import PROCESS_COMMANDS
 from plantwarden.detection.process_watch.live import open_process_watch
 from plantwarden.detection.rules.cli import rules_group
 from plantwarden.detection.rules.live import open_rule_tee
+from plantwarden.devices.cli import agent_group, devices_group
 from plantwarden.inventory.cli import assets_group
 from plantwarden.inventory.reach_views_cli import compare_command
 from plantwarden.inventory.zoning_cli import suggest_command
@@ -43,6 +44,7 @@ from plantwarden.monitoring.detectors import (
 )
 from plantwarden.monitoring.health_cli import status_command, watch_command
 from plantwarden.monitoring.telemetry_cli import telemetry_group
+from plantwarden.pki.cli import pki_group
 from plantwarden.sim.cli import sim_group
 from plantwarden.workers.notify.cli import notify_group
 from plantwarden.zones.cli import site_group
@@ -95,6 +97,9 @@ COMMANDS = (
     events_group,
     records_group,
     telemetry_group,
+    pki_group,
+    devices_group,
+    agent_group,
     export_group,
     audit_group,
     user_group,

@@ -29,6 +29,8 @@ PLATFORM_ACTION_DOCS: Mapping[str, str] = MappingProxyType(
             ("baselines.read", "see learned baselines, their state and the facts they hold"),
             ("baselines.manage", "accept a deviation into a baseline, start protecting, relearn"),
             ("exports.run", "export alerts and records (OCSF, later syslog/CEF and STIX)"),
+            ("pki.read", "see device certificates: who holds one, its state and expiry"),
+            ("pki.manage", "create enrolment tokens for devices and revoke device certificates"),
             ("users.read", "see user accounts and their grants"),
             ("users.manage", "create, change and disable user accounts and their grants"),
             ("tokens.manage", "issue and revoke API tokens"),
@@ -133,6 +135,7 @@ BUILTIN_ROLES: dict[str, Role] = {
                 Rule("alerts", frozenset({"platform:alerts.*"})),
                 Rule("investigate", _platform("events.read", "records.read", "exports.run")),
                 Rule("baselines", _platform("baselines.read", "baselines.manage")),
+                Rule("pki", _platform("pki.read")),
                 Rule("quarantine", _platform("quarantine.manage")),
             ),
         ),
@@ -142,12 +145,19 @@ BUILTIN_ROLES: dict[str, Role] = {
             (
                 Rule(
                     "read",
-                    _platform("status.read", "sites.read", "users.read", "settings.read", "policy.read"),
+                    _platform(
+                        "status.read", "sites.read", "users.read", "settings.read", "policy.read", "pki.read"
+                    ),
                 ),
                 Rule(
                     "manage",
                     _platform(
-                        "sites.manage", "users.manage", "tokens.manage", "settings.manage", "plant.apply"
+                        "sites.manage",
+                        "users.manage",
+                        "tokens.manage",
+                        "settings.manage",
+                        "plant.apply",
+                        "pki.manage",
                     ),
                 ),
                 Rule("quarantine", _platform("quarantine.manage")),

@@ -15,8 +15,11 @@ from plantwarden.alerts import api as alerts_api
 from plantwarden.core.db import Store
 from plantwarden.core.settings import Settings
 from plantwarden.detection.baselines import api as baselines_api
+from plantwarden.devices import api as devices_api
 from plantwarden.inventory import api as inventory_api
 from plantwarden.monitoring import telemetry_api
+from plantwarden.pki import api as pki_api
+from plantwarden.pki import est as pki_est
 from plantwarden.web import baseline_pages, console, health, inventory_pages, login, zone_pages
 from plantwarden.web.auth import install_enforcer
 from plantwarden.web.errors import install_error_handlers
@@ -57,6 +60,9 @@ def create_app(settings: Settings, store: Store, *, tls: bool = False) -> FastAP
     app.include_router(telemetry_api.router, prefix=API_PREFIX)
     app.include_router(plant_api.router, prefix=API_PREFIX)
     app.include_router(accounts_api.router, prefix=API_PREFIX)
+    app.include_router(pki_api.router, prefix=API_PREFIX)
+    app.include_router(pki_est.router)
+    app.include_router(devices_api.router, prefix=API_PREFIX)
     app.include_router(console.router)
     app.include_router(inventory_pages.router)
     app.include_router(zone_pages.router)

@@ -52,6 +52,7 @@ HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     422: "invalid_input",
+    429: "too_many_requests",
     503: "unavailable",
 }
 

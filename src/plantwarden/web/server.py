@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from plantwarden.accounts import services as accounts
 from plantwarden.core.db import describe_url
 from plantwarden.core.runtime import Runtime
+from plantwarden.pki.authority import CertificateAuthority, pki_directory
 from plantwarden.web.app import create_app
 from plantwarden.web.settings import ServerSettings
-from plantwarden.web.tls import tls_for
+from plantwarden.web.tls import ClientCertificateProtocol, TLSFiles, asking_for_client_certificates, tls_for
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ def run_server(runtime: Runtime) -> None:
         log_config=None,
         server_header=False,
         proxy_headers=False,
+        **client_certificates(tls, runtime.core.data_path),
     )
     try:
         uvicorn.Server(config).run()
@@ -48,6 +52,18 @@ def run_server(runtime: Runtime) -> None:
     finally:
         runtime.close()
     log.info("server stopped")
+
+
+def client_certificates(tls: TLSFiles | None, data_dir: Path) -> dict[str, Any]:
+    """The uvicorn options that make TLS clients' certificates reach the routes (EST's
+    simplereenroll), when the server speaks TLS and a platform CA exists; none otherwise, and the
+    server behaves as it always did. A CA made while the server runs takes effect at its restart."""
+    directory = pki_directory(data_dir)
+    if tls is None or not CertificateAuthority.exists(directory):
+        return {}
+    chain = CertificateAuthority.load(directory).chain_pem()
+    log.info("TLS clients may present a certificate of the platform CA (%s)", directory)
+    return {"http": ClientCertificateProtocol, "ssl_context_factory": asking_for_client_certificates(chain)}
 
 
 def _url_host(host: str) -> str:

@@ -1,12 +1,23 @@
 """TLS for the server: plain HTTP only on loopback, a locally generated certificate otherwise
-(until the platform's own PKI issues one)."""
+(until the platform's own PKI issues one).
+
+When a platform CA exists, the server also asks TLS clients for a certificate, optionally, and
+verifies one it is given against the CA's chain (EST's simplereenroll authenticates a device by its
+current certificate, RFC 7030 3.3.2). uvicorn does not pass the peer certificate into the ASGI
+scope, so `ClientCertificateProtocol` (uvicorn's h11 protocol, one instance per connection) reads
+it when the connection is made and puts it into the scope of every request of that connection as
+the ASGI TLS extension (`scope["extensions"]["tls"]["client_cert_chain"]`, PEM).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import os
 import socket
+import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +26,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.config import Config
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from plantwarden.core.errors import ConfigurationError
 from plantwarden.web.settings import ServerSettings
@@ -122,3 +136,61 @@ def _write_private(path: Path, data: bytes) -> None:
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)
     path.chmod(0o600)
+
+
+TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+SSLContextFactory = Callable[[Config, Callable[[], ssl.SSLContext]], ssl.SSLContext]
+
+
+def asking_for_client_certificates(ca_chain_pem: bytes) -> SSLContextFactory:
+    """An uvicorn `ssl_context_factory`: the server's usual context, which also asks clients for a
+    certificate (CERT_OPTIONAL: a browser or a client without one still connects) and verifies a
+    certificate it is given against `ca_chain_pem` (one that does not verify fails the handshake).
+    Revocation is not checked here: the route that relies on the certificate asks the PKI."""
+
+    def factory(config: Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        context = default()
+        context.load_verify_locations(cadata=ca_chain_pem.decode("ascii"))
+        context.verify_mode = ssl.CERT_OPTIONAL
+        return context
+
+    return factory
+
+
+class ClientCertificateProtocol(H11Protocol):
+    """uvicorn's h11 protocol, giving each request of a TLS connection the ASGI TLS extension with
+    the client certificate the handshake verified (an empty chain when the client sent none)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+            self.app = with_tls_extension(self.config.loaded_app, tls_extension(ssl_object))
+
+
+def tls_extension(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> dict[str, object]:
+    """The ASGI TLS extension of a connection (https://asgi.readthedocs.io/en/latest/specs/tls.html)."""
+    der = ssl_object.getpeercert(binary_form=True)
+    pem = x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM) if der else None
+    cipher = ssl_object.cipher()
+    return {
+        "server_cert": None,
+        "client_cert_chain": [pem.decode()] if pem else [],
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": TLS_VERSIONS.get(ssl_object.version() or ""),
+        "cipher_suite": None,
+        "cipher_name": cipher[0] if cipher else None,
+    }
+
+
+def with_tls_extension(app: ASGIApp, extension: dict[str, object]) -> ASGIApp:
+    """`app`, called with `extension` as `scope["extensions"]["tls"]` (the scope is copied)."""
+
+    async def app_with_tls(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in {"http", "websocket"}:
+            extensions = {**(scope.get("extensions") or {}), "tls": extension}
+            scope = {**scope, "extensions": extensions}
+        await app(scope, receive, send)
+
+    return app_with_tls

@@ -111,6 +111,7 @@ def test_security_analyst_works_alerts_and_investigates() -> None:
         "platform:exports.run",
         "platform:baselines.read",
         "platform:baselines.manage",
+        "platform:pki.read",
         "platform:quarantine.manage",
     }
 
@@ -141,6 +142,8 @@ def test_admin_manages_users_tokens_sites_and_settings() -> None:
         "platform:settings.manage",
         "platform:policy.read",
         "platform:quarantine.manage",
+        "platform:pki.read",
+        "platform:pki.manage",
     }
 
 

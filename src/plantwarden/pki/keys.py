@@ -1,0 +1,86 @@
+"""Private keys of the CA on disk: ECDSA P-256, PKCS#8 PEM, written 0600 and never overwritten;
+the root's key encrypted with a passphrase (BestAvailableEncryption), the issuing CA's in clear
+(it signs unattended)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from plantwarden.core.errors import InvalidInput
+from plantwarden.pki.errors import WrongPassphrase
+
+MIN_PASSPHRASE_CHARACTERS = 12
+ENCRYPTED_KEY_LABEL = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+
+
+def new_key() -> ec.EllipticCurvePrivateKey:
+    """A fresh ECDSA P-256 key (the only curve the platform uses)."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def check_passphrase(passphrase: bytes) -> None:
+    """Refuse a passphrase too short to protect the root key offline."""
+    length = len(passphrase.decode("utf-8", errors="replace"))
+    if length < MIN_PASSPHRASE_CHARACTERS:
+        raise InvalidInput(
+            f"the root CA passphrase has {length} characters; use at least {MIN_PASSPHRASE_CHARACTERS}"
+        )
+
+
+def key_pem(key: ec.EllipticCurvePrivateKey, passphrase: bytes | None) -> bytes:
+    """PKCS#8 PEM of `key`, encrypted when a passphrase is given."""
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase is not None
+        else serialization.NoEncryption()
+    )
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+
+def write_new_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write `data` to a file that must not exist yet, with `mode` from the start (no window in
+    which a private key is readable by others)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace `path` atomically (a temporary file renamed over it)."""
+    temporary = path.with_name(f".{path.name}.new")
+    temporary.unlink(missing_ok=True)
+    write_new_file(temporary, data, mode)
+    temporary.replace(path)
+
+
+def load_key(data: bytes, passphrase: bytes | None, *, where: str) -> ec.EllipticCurvePrivateKey:
+    """The P-256 private key in `data` (PEM, from `where`, for messages); a wrong or missing
+    passphrase is `WrongPassphrase`."""
+    block = _encrypted_block(data) if passphrase is not None else data
+    try:
+        key = serialization.load_pem_private_key(block, password=passphrase)
+    except TypeError as error:  # encrypted without a passphrase, or the other way round
+        raise WrongPassphrase(f"{where}: {error}") from error
+    except ValueError as error:
+        raise WrongPassphrase(
+            f"{where}: the key does not decrypt with this passphrase (wrong passphrase, or not a key)"
+        ) from error
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise InvalidInput(f"{where}: not an ECDSA P-256 private key")
+    return key
+
+
+def _encrypted_block(data: bytes) -> bytes:
+    """The encrypted key's PEM block of a bundle (a backup holds the root certificate too)."""
+    start = data.find(ENCRYPTED_KEY_LABEL)
+    if start < 0:
+        return data
+    end_label = b"-----END ENCRYPTED PRIVATE KEY-----"
+    end = data.find(end_label, start)
+    return data[start : end + len(end_label)] + b"\n" if end >= 0 else data[start:]

@@ -1,0 +1,134 @@
+"""`plantwarden pki` on a real data directory: init, a token, enrolment of a CSR (the result
+verified by openssl), the inventory, revocation and the CRL, expiry alerts, the offline root."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from cryptography import x509
+from sqlalchemy import select
+
+from plantwarden.alerts.models import Alert
+from plantwarden.core.auditlog import AuditEntry
+from plantwarden.core.clock import FixedClock
+from plantwarden.core.runtime import Runtime
+from plantwarden.pki.authority import ROOT_KEY, pki_directory
+from plantwarden.pki.cli import pki_group
+from plantwarden.pki.errors import CertificateAuthorityExists, EnrolmentRefused, WrongPassphrase
+from tests.conftest import make_settings
+from tests.unit.pki.support import PASSPHRASE, make_csr, openssl, pem, write
+
+
+class Provider:
+    def __init__(self, data_dir: Path, clock: FixedClock) -> None:
+        self.held = Runtime(make_settings(data_dir), clock)
+
+    def runtime(self) -> Runtime:
+        return self.held
+
+
+def invoke(
+    provider: Provider, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> Result:
+    runner = CliRunner()
+    result = runner.invoke(pki_group, list(args), obj=provider, catch_exceptions=False, input=stdin, env=env)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def provider(data_dir: Path, clock: FixedClock, tmp_path: Path) -> Provider:
+    held = Provider(data_dir, clock)
+    secret = write(tmp_path / "passphrase", PASSPHRASE + b"\n")
+    assert "platform CA created" in invoke(held, "init", "--passphrase-file", str(secret)).output
+    return held
+
+
+def test_enrol_list_revoke_and_the_crl(provider: Provider, tmp_path: Path, clock: FixedClock) -> None:
+    with pytest.raises(CertificateAuthorityExists):
+        invoke(provider, "init", env={"PLANTWARDEN_PKI_PASSPHRASE": PASSPHRASE.decode()})
+    created = invoke(
+        provider, "token", "create", "plc-1", "--site", "plant-a", "--zone", "cell-1", "--role", "operator"
+    )
+    token = created.stdout.strip()
+    assert len(token) >= 22 and "usable until" in created.stderr
+    csr = write(tmp_path / "plc-1.csr", pem(make_csr()))
+    cert, chain = tmp_path / "plc-1.pem", tmp_path / "chain.pem"
+    args = ["--csr", str(csr), "--out", str(cert), "--chain-out", str(chain)]
+    assert "for plc-1 at plant-a" in invoke(provider, "enroll", "--token", token, *args).output
+    with pytest.raises(EnrolmentRefused, match="already used"):
+        invoke(provider, "enroll", "--token", token, *args)
+    root = write(tmp_path / "root.pem", pem(x509.load_pem_x509_certificates(chain.read_bytes())[1]))
+    when = str(int(clock.now().timestamp()))
+    verified = openssl("verify", "-attime", when, "-CAfile", str(root), "-untrusted", str(chain), str(cert))
+    assert verified.stdout.strip().endswith(": OK")
+    assert "1.3.6.1.4.1.50316.802.1" in openssl("x509", "-in", str(cert), "-noout", "-text").stdout
+    plc2 = ["--device", "plc-2", "--site", "plant-a", "--zone", "cell-2", "--days", "30"]
+    invoke(provider, "enroll", *plc2, "--csr", str(csr), "--out", str(tmp_path / "plc-2.pem"))
+    listed = json.loads(invoke(provider, "list", "--format", "json").output)
+    assert [(c["device"], c["role"], c["status"], c["issued_via"]) for c in listed] == [
+        ("plc-1", "operator", "valid", "cli"),
+        ("plc-2", None, "valid", "cli"),
+    ]
+    serial = listed[0]["serial"]
+    assert "BEGIN CERTIFICATE" in invoke(provider, "show", serial).output
+    assert f"revoked {serial}" in invoke(provider, "revoke", serial, "--reason", "keyCompromise").output
+    crl_file = tmp_path / "crl.pem"
+    invoke(provider, "crl", "--pem", "--out", str(crl_file))
+    text = openssl("crl", "-in", str(crl_file), "-CAfile", str(chain), "-verify", "-noout", "-text")
+    assert "verify OK" in text.stderr + text.stdout
+    assert serial.upper()[-16:] in text.stdout.replace(":", "")
+    der = invoke(provider, "crl").stdout_bytes
+    assert der[:1] == b"\x30"  # DER on standard output
+    assert (
+        json.loads(invoke(provider, "list", "--status", "valid", "--format", "json").output)[0]["device"]
+        == "plc-2"
+    )
+    clock.advance(timedelta(days=20))
+    assert "1 certificates expire within 14 days" in invoke(provider, "check-expiry").output
+    with provider.runtime().ready_store().transaction() as session:
+        (alert,) = session.scalars(select(Alert))
+        assert alert.rule_id == "pw-pki-expiry" and "plc-2" in alert.title
+        actions = list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.seq)))
+    assert actions == [
+        "pki.ca.initialised",
+        "pki.token.created",
+        "pki.certificate.issued",
+        "pki.enrolment_refused",
+        "pki.certificate.issued",
+        "pki.certificate.revoked",
+    ]
+
+
+def test_backup_offline_root_and_renewing_the_issuing_ca(
+    provider: Provider, tmp_path: Path, clock: FixedClock
+) -> None:
+    backup = tmp_path / "root-backup.pem"
+    invoke(provider, "export-root", "--out", str(backup))
+    with pytest.raises(WrongPassphrase):
+        invoke(provider, "root-offline", "--backup", str(backup), stdin="wrong passphrase!\n")
+    env = {"PLANTWARDEN_PKI_PASSPHRASE": PASSPHRASE.decode()}
+    invoke(provider, "root-offline", "--backup", str(backup), env=env)
+    directory = pki_directory(provider.runtime().core.data_path)
+    assert not (directory / ROOT_KEY).exists()
+    before = invoke(provider, "cacerts").output
+    clock.advance(timedelta(days=365))
+    assert (
+        "issuing CA renewed" in invoke(provider, "renew-issuing", "--root-key", str(backup), env=env).output
+    )
+    after = invoke(provider, "cacerts").output
+    assert before != after and after.count("BEGIN CERTIFICATE") == 2
+    assert (
+        after.split("-----END CERTIFICATE-----")[1] == before.split("-----END CERTIFICATE-----")[1]
+    )  # same root
+
+
+def test_init_asks_for_the_passphrase_twice(data_dir: Path, clock: FixedClock) -> None:
+    provider = Provider(data_dir, clock)
+    result = invoke(provider, "init", stdin=f"{PASSPHRASE.decode()}\n{PASSPHRASE.decode()}\n")
+    assert "platform CA created" in result.output
+    assert (pki_directory(data_dir) / ROOT_KEY).exists()
