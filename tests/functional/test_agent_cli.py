@@ -35,7 +35,7 @@ def test_enrol_publish_ingest_and_status_from_the_command_line(platform: Platfor
     assert again.returncode != 0 and "already holds an enrolled device" in again.stderr
 
     port = free_port()
-    where = ["--host", "127.0.0.1", "--port", str(port), "--bind", "127.0.0.1"]
+    where = ["--host", "127.0.0.1", "--port", str(port), "--bind", "127.0.0.1", "--site", "plant-a"]
     config = plantwarden(
         *data, "devices", "broker-config", "--out", str(tmp_path / "broker"), *where, cwd=tmp_path
     )

@@ -32,8 +32,9 @@ from cryptography.x509.oid import NameOID
 from plantwarden.core.clock import FixedClock, SystemClock
 from plantwarden.core.runtime import Runtime
 from plantwarden.devices.agent import Agent, AgentFiles, install
-from plantwarden.devices.cli import INGEST, RECIPIENT, devices_group
-from plantwarden.devices.envelope import Opener
+from plantwarden.devices.broker import ingest_identity, reload_broker
+from plantwarden.devices.cli import RECIPIENT, devices_group
+from plantwarden.devices.envelope import Opener, key_id
 from plantwarden.devices.ingest import SecureIngest
 from plantwarden.devices.ingest_loop import run_ingest
 from plantwarden.devices.status import telemetry_status
@@ -43,7 +44,7 @@ from plantwarden.monitoring.telemetry import SampleQuery, TelemetryIngest, query
 from plantwarden.monitoring.telemetry_mqtt import Broker, Message, MqttError, MqttSubscription, tls_context
 from plantwarden.pki import services
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
-from plantwarden.pki.certs import DeviceIdentity, fingerprint
+from plantwarden.pki.certs import DeviceIdentity
 from plantwarden.pki.keys import new_key
 from plantwarden.pki.service_certs import Purpose, ensure_service_identity
 from tests.conftest import make_settings
@@ -114,34 +115,42 @@ class Plant:
         self.devices[device] = directory
         return directory
 
-    def start_broker(self) -> None:
-        """(Re)write the broker's configuration from the platform (the current CRL) and start it."""
-        self.stop_broker()
+    def write_broker_config(self) -> Path:
+        """Write the broker's files from the platform (`devices broker-config`: the current CRL,
+        the ACL). The ACL then gains two clients of the test's: `sniffer` reads everything (what
+        anyone with the broker's access sees) and `intruder` writes anywhere (a compromised broker
+        or relay injecting messages)."""
         out = self.directory / "broker"
-        runner = CliRunner()
-        result = runner.invoke(
-            devices_group,
-            [
-                "broker-config",
-                "--out",
-                str(out),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-            ],
-            obj=_Holder(self.runtime),
+        where = ["--host", "127.0.0.1", "--port", str(self.port), "--bind", "127.0.0.1", "--site", self.site]
+        result = CliRunner().invoke(
+            devices_group, ["broker-config", "--out", str(out), *where], obj=_Holder(self.runtime)
         )
         assert result.exit_code == 0, result.output
+        with (out / "acl").open("a") as acl:
+            acl.write("\nuser sniffer\ntopic read #\n\nuser intruder\ntopic write #\n")
         config = out / "test.conf"  # as root, mosquitto would switch to its own user
         config.write_text((out / "mosquitto.conf").read_text() + f"user {os.getenv('USER') or 'root'}\n")
+        return config
+
+    def start_broker(self) -> None:
+        """Write the broker's configuration and start it."""
+        self.stop_broker()
+        config = self.write_broker_config()
         with (self.directory / "mosquitto.log").open("ab") as log:  # the broker keeps its own descriptor
             self.process = subprocess.Popen(
                 [_mosquitto(), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
             )
         wait_for(lambda: _listening(self.port), what="mosquitto")
+
+    def refresh_broker(self) -> None:
+        """Rewrite the files and have the running broker reload them (SIGHUP), as
+        `broker-config --refresh-every` does."""
+        self.write_broker_config()
+        assert reload_broker(self.directory / "broker" / "mosquitto.pid") == self.process.pid  # type: ignore[union-attr]
+        wait_for(
+            lambda: "Reloading config" in (self.directory / "mosquitto.log").read_text() or None,
+            what="reload",
+        )
 
     def stop_broker(self) -> None:
         if self.process is not None:
@@ -153,12 +162,12 @@ class Plant:
         return Broker("127.0.0.1", self.port, context)
 
     def ingest_broker(self) -> Broker:
-        client = ensure_service_identity(self.ca, INGEST, Purpose.CLIENT)
+        client = ingest_identity(self.ca, self.site)
         return self.broker(tls_context(client.chain, client.certificate, client.key))
 
     def secure_ingest(self, ingest: TelemetryIngest, *, clock: Any = None, **options: Any) -> SecureIngest:
         recipient = ensure_service_identity(self.ca, RECIPIENT, Purpose.RECIPIENT)
-        opener = Opener(recipient.load_key(), fingerprint(recipient.load_certificate()))
+        opener = Opener(recipient.load_key(), key_id(recipient.load_key().public_key()))
         store = self.runtime.ready_store()
         clock = clock or SystemClock()
         return SecureIngest(store, ingest, self.site, opener, DeviceKeys(store, clock), clock, **options)
@@ -201,7 +210,7 @@ def _with_ingest(
                 plant.ingest_broker(),
                 f"{plant.site}/+/+/telemetry",
                 stop,
-                client_id=f"ingest-{plant.site}",
+                client_id=f"pw-ingest-{plant.site}",
                 on_status=statuses.append,
                 flush_every=0.2,
             )
@@ -252,6 +261,8 @@ def test_a_device_publishes_its_values_arrive_and_the_broker_sees_no_plaintext(p
         # the same message again with the same packet id and DUP set: a QoS 1 redelivery
         await publisher.send(agent.topic, first, qos=1, packet_id=packet_id, dup=True)
         await publisher.publish(agent.topic, agent.seal({"level": 52.0}))
+        # the ACL: a device writes its own topic only (the broker drops this one; MQTT 3.1.1 cannot say so)
+        await publisher.publish(f"{plant.site}/{ZONE}/pump-1/telemetry", agent.seal({"level": 0.5}))
         await publisher.close()
         while (message := await sniffer.next_message(1.0)) is not None:
             sniffed.append(message)
@@ -280,7 +291,7 @@ def test_tampered_replayed_retopiced_unsigned_and_foreign_messages_are_refused_a
     tampered[len(tampered) // 2] ^= 0x01
     pump_topic = f"{plant.site}/{ZONE}/pump-1/telemetry"
     recipient = ensure_service_identity(plant.ca, RECIPIENT, Purpose.RECIPIENT)
-    platform = _Recipient(recipient.load_key(), fingerprint(recipient.load_certificate()))
+    platform = _Recipient(recipient.load_key(), key_id(recipient.load_key().public_key()))
     unsigned = craft(
         b'{"level": 99}', platform, device="tank-1", topic=tank.topic, epoch=tank.epoch, counter=50
     )
@@ -352,7 +363,7 @@ def test_a_revoked_device_is_refused_by_the_platform_then_by_the_broker(plant: P
     assert secure.counts.outcomes == {"accepted": 1, "certificate_revoked": 1}
     assert plant.values("level") == [1.0]
 
-    plant.start_broker()  # the new CRL
+    plant.refresh_broker()  # the new CRL, read by the running broker
     with pytest.raises((ssl.SSLError, OSError, MqttError)):
         asyncio.run(_publish(directory, plant, [(agent.topic, agent.seal({"level": 3.0}), {})]))
     pump = Agent.start(plant.enrol("pump-1"))  # while a device in good standing still gets through

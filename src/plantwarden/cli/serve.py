@@ -27,11 +27,15 @@ def serve(state: CliState, host: str | None, port: int | None, tls: str | None) 
 
 
 def process_table(settings: Settings, env: dict[str, str]) -> list[ProcessSpec]:
-    """The processes `up` supervises: the server, the sensors' watchdog, the relay when asked. The
+    """The processes `up` supervises: the server, the sensors' watchdog, the certificates' expiry
+    check (every 6 hours), the relay when asked. The
     sensor and the gateway join as they are built."""
     processes = [
         ProcessSpec("server", [sys.executable, "-m", "plantwarden", "serve"], env),
         ProcessSpec("watchdog", [sys.executable, "-m", "plantwarden", "sensor", "watch"], env),
+        ProcessSpec(
+            "pki-expiry", [sys.executable, "-m", "plantwarden", "pki", "check-expiry", "--every", "6h"], env
+        ),
     ]
     if settings[NotifySettings].targets:
         processes.append(ProcessSpec("notify", [sys.executable, "-m", "plantwarden", "notify", "run"], env))

@@ -25,6 +25,7 @@ import os
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,7 +40,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 from plantwarden.core.errors import Conflict, PlantwardenError
-from plantwarden.devices.envelope import Sealer
+from plantwarden.devices.envelope import Sealer, key_id
 from plantwarden.devices.ingest import payload_of, telemetry_topic
 from plantwarden.pki.certs import DeviceIdentity, fingerprint, identity_of, renewal_starts
 from plantwarden.pki.keys import key_pem, load_key, new_key, replace_file
@@ -64,8 +65,13 @@ def _http(
     content_type: str = "application/json",
     client: tuple[Path, Path] | None = None,
 ) -> bytes:
-    if not url.startswith(("https://", "http://")):
-        raise AgentError(f"{url!r} is not an http(s) URL of the platform")
+    parsed = urllib.parse.urlsplit(url)
+    loopback = parsed.hostname in ("127.0.0.1", "::1", "localhost")
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and loopback):
+        raise AgentError(
+            f"{url!r}: the platform is reached over https (the token and the trust anchor travel in it); "
+            "plain http only on this machine's loopback"
+        )
     context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
     if client is not None:
         context.load_cert_chain(str(client[0]), str(client[1]))
@@ -202,6 +208,7 @@ class AgentFiles:
 
     @classmethod
     def load(cls, directory: Path) -> AgentFiles:
+        _finish_swap(directory)
         missing = [name for name in (KEY, CERT, CHAIN, RECIPIENT) if not (directory / name).exists()]
         if missing:
             raise AgentError(
@@ -235,7 +242,7 @@ class Agent:
             files.key,
             fingerprint(files.certificate),
             recipient_key,
-            fingerprint(files.recipient),
+            key_id(recipient_key),
             epoch,
         )
 
@@ -311,7 +318,27 @@ def renew(
     certificate = next((c for c in found if c.public_key() == key.public_key()), None)
     if certificate is None:
         raise AgentError("the platform's answer holds no certificate for the new key")
-    replace_file(directory / KEY, key_pem(key, None))
-    replace_file(directory / CERT, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
-    fsync_directory(directory)
+    _swap_identity(directory, key, certificate)
     return certificate
+
+
+def _swap_identity(directory: Path, key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate) -> None:
+    """Replace key and certificate together: both are written beside the old ones first, then
+    renamed (key last); `AgentFiles.load` finishes a swap a crash interrupted."""
+    replace_file(directory / f"{CERT}.next", certificate.public_bytes(serialization.Encoding.PEM), 0o644)
+    replace_file(directory / f"{KEY}.next", key_pem(key, None))
+    fsync_directory(directory)
+    (directory / f"{CERT}.next").replace(directory / CERT)
+    (directory / f"{KEY}.next").replace(directory / KEY)
+    fsync_directory(directory)
+
+
+def _finish_swap(directory: Path) -> None:
+    """Complete a key and certificate swap that stopped half way (see `_swap_identity`)."""
+    pending_key, pending_cert = directory / f"{KEY}.next", directory / f"{CERT}.next"
+    if pending_cert.exists() and pending_key.exists():  # neither renamed yet: the old pair is whole
+        pending_cert.unlink()
+        pending_key.unlink()
+    elif pending_key.exists():  # the certificate is the new one already: the key must follow
+        pending_key.replace(directory / KEY)
+        fsync_directory(directory)

@@ -12,14 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+import signal
+import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 
+from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.devices.agent import Agent, AgentFiles, enroll, renew, renewal_due
-from plantwarden.devices.envelope import Opener
+from plantwarden.devices.broker import (
+    INGEST_PREFIX,
+    BrokerConfig,
+    ingest_identity,
+    reload_broker,
+    write_broker_config,
+)
+from plantwarden.devices.envelope import Opener, key_id
 from plantwarden.devices.ingest import SecureIngest
 from plantwarden.devices.ingest_loop import run_ingest
 from plantwarden.devices.status import telemetry_status
@@ -29,12 +39,11 @@ from plantwarden.monitoring.telemetry import TelemetryIngest, check_site
 from plantwarden.monitoring.telemetry_cli import until_stopped
 from plantwarden.monitoring.telemetry_mqtt import Broker, parse_broker, tls_context
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
-from plantwarden.pki.certs import fingerprint, renewal_starts
-from plantwarden.pki.keys import replace_file
-from plantwarden.pki.revocation import crl_pem
+from plantwarden.pki.certs import renewal_starts
+from plantwarden.pki.cli_support import duration as duration_option
 from plantwarden.pki.service_certs import Purpose, ensure_service_identity
 
-RECIPIENT, INGEST, BROKER = "telemetry-recipient", "telemetry-ingest", "mqtt-broker"
+RECIPIENT = "telemetry-recipient"
 _DIR = click.option(
     "--dir",
     "directory",
@@ -101,7 +110,9 @@ def publish_command(
 
     async def send() -> None:
         broker = Broker(host, port, agent.files.tls_context())
-        publisher = await MqttPublisher.open(broker, f"pw-agent-{agent.identity.device}"[:23])
+        publisher = await MqttPublisher.open(
+            broker, f"pw-agent-{agent.identity.site}-{agent.identity.device}"
+        )
         try:
             for number in range(count):
                 await publisher.send(
@@ -178,32 +189,49 @@ def _authority(runtime: Runtime) -> CertificateAuthority:
     "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Directory to write."
 )
 @click.option("--host", "hosts", multiple=True, required=True, help="Name or address of the broker (repeat).")
+@click.option(
+    "--site", "sites", multiple=True, required=True, help="A site whose ingest reads here (repeat)."
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=8883, show_default=True)
 @click.option("--bind", default="0.0.0.0", show_default=True, help="Address the listener binds to.")  # noqa: S104
+@click.option(
+    "--refresh-every",
+    callback=lambda ctx, param, value: None if value is None else duration_option(ctx, param, value),
+    help="Rewrite the CRL and certificates at this interval and have Mosquitto reload them (e.g. 1h).",
+)
 @click.pass_obj
 def broker_config_command(
-    provider: RuntimeProvider, out: Path, hosts: tuple[str, ...], port: int, bind: str
+    provider: RuntimeProvider,
+    out: Path,
+    hosts: tuple[str, ...],
+    sites: tuple[str, ...],
+    port: int,
+    bind: str,
+    refresh_every: timedelta | None,
 ) -> None:
     """Write a Mosquitto TLS listener: certificate from the platform CA, client certificates
-    required, the current CRL. Run again after a revocation and restart the broker."""
+    required, the current CRL, an ACL. A CRL is valid for a day: keep it fresh with
+    --refresh-every (Mosquitto reloads on SIGHUP)."""
     runtime = provider.runtime()
-    ca = _authority(runtime)
-    identity = ensure_service_identity(ca, BROKER, Purpose.SERVER, hosts=hosts)
-    out.mkdir(parents=True, exist_ok=True)
-    with runtime.ready_store().transaction() as session:
-        crl = crl_pem(session, ca)
-    replace_file(out / "ca-chain.pem", ca.chain_pem(), 0o644)
-    replace_file(out / "broker.pem", identity.certificate.read_bytes(), 0o644)
-    replace_file(out / "broker.key", identity.key.read_bytes(), 0o600)
-    replace_file(out / "crl.pem", crl, 0o644)
-    listener = (
-        f"listener {port} {bind}\n"
-        f"cafile {out / 'ca-chain.pem'}\ncertfile {out / 'broker.pem'}\nkeyfile {out / 'broker.key'}\n"
-        f"crlfile {out / 'crl.pem'}\nrequire_certificate true\nuse_identity_as_username true\n"
-        "tls_version tlsv1.2\n"
-    )
-    replace_file(out / "mosquitto.conf", listener.encode(), 0o644)
-    click.echo(f"wrote {out / 'mosquitto.conf'} (listener {bind}:{port}, client certificates required, CRL)")
+    config = BrokerConfig(out, hosts, sites, port, bind)
+    write_broker_config(runtime, config)
+    click.echo(f"wrote {config.conf} (listener {bind}:{port}, client certificates required, CRL, ACL)")
+    if refresh_every is None:
+        return
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while not stop.wait(refresh_every.total_seconds()):
+        try:
+            write_broker_config(runtime, config)
+        except PlantwardenError as error:
+            click.echo(
+                f"refreshing the broker's files failed ({error.message}); trying again later", err=True
+            )
+            continue
+        pid = reload_broker(config.pidfile)
+        told = f"Mosquitto (pid {pid}) reloaded" if pid else f"no Mosquitto running ({config.pidfile})"
+        click.echo(f"refreshed the CRL and certificates; {told}", err=True)
 
 
 @devices_group.command("ingest")
@@ -220,9 +248,10 @@ def ingest_command(
     check_site(site)
     runtime = provider.runtime()
     ca = _authority(runtime)
-    client = ensure_service_identity(ca, INGEST, Purpose.CLIENT)
+    client = ingest_identity(ca, site)
     recipient = ensure_service_identity(ca, RECIPIENT, Purpose.RECIPIENT)
-    opener = Opener(recipient.load_key(), fingerprint(recipient.load_certificate()))
+    recipient_key = recipient.load_key()
+    opener = Opener(recipient_key, key_id(recipient_key.public_key()))
     host, port = parse_broker(broker_text)
     broker = Broker(host, port, tls_context(client.chain, client.certificate, client.key))
     store = runtime.ready_store()
@@ -241,7 +270,7 @@ async def _ingest(
             broker,
             topic_filter,
             stop,
-            client_id=f"pw-devices-{secure.site}"[:23],
+            client_id=f"{INGEST_PREFIX}{secure.site}",
             on_status=lambda text: click.echo(text, err=True),
             max_messages=max_messages,
         ),

@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from plantwarden.core.errors import InvalidInput, PlantwardenError
 from plantwarden.devices import cose
@@ -381,3 +382,9 @@ def _check_device(device: str) -> bytes:
 def _check_p256(curve: ec.EllipticCurve, what: str) -> None:
     if not isinstance(curve, ec.SECP256R1):
         raise InvalidInput(f"{what} must be on P-256 (secp256r1), not {curve.name}")
+
+
+def key_id(public_key: ec.EllipticCurvePublicKey) -> bytes:
+    """The platform recipient's kid: SHA-256 of its public key (SubjectPublicKeyInfo, DER), so
+    that re-issuing the recipient's certificate for the same key changes nothing for devices."""
+    return hashlib.sha256(public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)).digest()

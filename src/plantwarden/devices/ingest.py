@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 ACCEPTED, DUPLICATE, REPLAY = "accepted", "duplicate", "replay"
 MAX_VALUES = 1000
 """Values one message may carry (a device sends a few; more is a malformed message)."""
+ACK_BATCH = 500
+"""Flush (store, then acknowledge) once this many QoS 1 messages wait for their acknowledgement,
+well below what the broker lets be unacknowledged (`max_inflight_messages`, which `devices
+broker-config` sets to 1,000), so that the broker never stalls between two timed flushes."""
 
 
 def telemetry_topic(site: str, zone: str, device: str) -> str:
@@ -113,6 +117,7 @@ class SecureIngest:
         self.redelivery_window = redelivery_window
         self.counts = IngestCounts()
         self._windows: dict[str, ReplayWindow] = {}
+        self._enrolments: dict[str, tuple[str, datetime] | None] = {}
         self._dirty: set[str] = set()
         self._refusals = _Refusals()
         self._samples: list[Sample] = []
@@ -167,6 +172,9 @@ class SecureIngest:
             return self._refuse(message.topic, claimed, "outside_validity", f"signed at {sent.isoformat()}")
         now = self.clock.now()
         window = self._window(claimed)
+        if self._enrolled_again(claimed, trusted):
+            window = self._windows[claimed] = _restarted(window)
+            self._dirty.add(claimed)
         verdict = window.judge(opened.epoch, opened.counter, opened.digest, now, message.dup)
         if verdict.outcome is not Outcome.ACCEPT:
             window.count(verdict)
@@ -199,27 +207,66 @@ class SecureIngest:
                     if row is not None
                     else ReplayWindow(redelivery_window=self.redelivery_window)
                 )
+                enrolment = row.enrolment if row is not None else None
+                at = row.enrolled_at if row is not None else None
+                self._enrolments[device] = (enrolment, at) if enrolment and at else None
             self._windows[device] = window
         return window
 
+    def _enrolled_again(self, device: str, trusted: TrustedDevice) -> bool:
+        """Whether this certificate is the device's newest enrolment, not seen before: a replaced
+        or wiped device starts its sequence again and needs a new window. Only a newer enrolment
+        counts, so an older certificate still in force can never reset the window."""
+        if not trusted.enrolled:
+            return False
+        known = self._enrolments.get(device)
+        if known is not None and (known[0] == trusted.serial or trusted.issued_at <= known[1]):
+            return False
+        self._enrolments[device] = (trusted.serial, trusted.issued_at)
+        return known is not None or self._windows[device].epoch is not None
+
+    @property
+    def acks_due(self) -> bool:
+        """Whether enough QoS 1 messages wait for their acknowledgement to flush now."""
+        return len(self._acks) >= ACK_BATCH
+
     def flush(self) -> list[int]:
         """Store the pending samples (durably), then the windows and counts; the QoS 1 packet ids
-        that may now be acknowledged."""
-        samples, self._samples = self._samples, []
-        self.counts.samples += self.ingest.write(self.site, samples)
-        now = self.clock.now()
-        with self.store.transaction() as session:
-            for device in sorted(self._dirty):
-                _save_window(session, self.site, device, self._windows[device], now)
-            for (device, reason), count in self._refusals.counts.items():
-                _add_refusals(
-                    session, self.site, device, reason, count, self._refusals.details[(device, reason)], now
-                )
+        that may now be acknowledged. When storing fails, what was handled since the last flush is
+        forgotten (windows reloaded from the store, nothing acknowledged) and the error raised:
+        the broker sends those messages again and they are judged afresh."""
+        try:
+            self.counts.samples += self.ingest.write(self.site, self._samples)
+            now = self.clock.now()
+            with self.store.transaction() as session:
+                for device in sorted(self._dirty):
+                    enrolment = self._enrolments.get(device)
+                    _save_window(session, self.site, device, self._windows[device], enrolment, now)
+                for (device, reason), count in self._refusals.counts.items():
+                    detail = self._refusals.details[(device, reason)]
+                    _add_refusals(session, self.site, device, reason, count, detail, now)
+        except Exception:
+            self._forget_unsaved()
+            raise
+        self._samples = []
         self._dirty.clear()
         self._refusals = _Refusals()
         self.keys.watch_revocations()
         acks, self._acks = self._acks, []
         return acks
+
+    def _forget_unsaved(self) -> None:
+        for device in self._dirty:
+            self._windows.pop(device, None)
+            self._enrolments.pop(device, None)
+        self._samples, self._acks, self._dirty, self._refusals = [], [], set(), _Refusals()
+
+
+def _restarted(window: ReplayWindow) -> ReplayWindow:
+    """A new window for a device enrolled again, keeping its counts."""
+    fresh = ReplayWindow(size=window.size, redelivery_window=window.redelivery_window)
+    fresh.accepted, fresh.duplicates, fresh.replays = window.accepted, window.duplicates, window.replays
+    return fresh
 
 
 def _ns(moment: datetime) -> int:
@@ -232,12 +279,20 @@ def _window_row(session: Session, site: str, device: str) -> TelemetryWindow | N
     )
 
 
-def _save_window(session: Session, site: str, device: str, window: ReplayWindow, now: datetime) -> None:
+def _save_window(
+    session: Session,
+    site: str,
+    device: str,
+    window: ReplayWindow,
+    enrolment: tuple[str, datetime] | None,
+    now: datetime,
+) -> None:
     row = _window_row(session, site, device)
     if row is None:
         row = TelemetryWindow(site=site, device=device)
         session.add(row)
     row.window = window.to_json()
+    row.enrolment, row.enrolled_at = enrolment if enrolment is not None else (None, None)
     row.accepted, row.duplicates, row.replays = window.accepted, window.duplicates, window.replays
     row.updated_at = now
 

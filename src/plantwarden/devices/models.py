@@ -32,6 +32,10 @@ class TelemetryWindow(Base):
     accepted: Mapped[int] = mapped_column(BigInteger, default=0)
     duplicates: Mapped[int] = mapped_column(BigInteger, default=0)
     replays: Mapped[int] = mapped_column(BigInteger, default=0)
+    enrolment: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """Serial of the certificate of the device's newest enrolment seen: a newer enrolment (a
+    replaced or wiped device, whose sequence starts again) begins a new window."""
+    enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -5,8 +5,8 @@ counter within an epoch. The platform keeps, per device, the current epoch, the 
 and the last `size` counters it accepted with each message's digest and arrival time, so it can
 take messages out of order within the window, refuse everything below it, and judge a counter
 seen again:
-- same digest, and the broker marked it redelivered (the PUBLISH DUP flag) or it came within
-  `redelivery_window` of the first acceptance: a DUPLICATE (QoS 1 at-least-once delivery);
+- same digest, and it came within `redelivery_window` of the first acceptance, or within an hour
+  with the PUBLISH DUP flag the broker sets on a redelivery: a DUPLICATE (QoS 1 at-least-once);
 - otherwise (another digest, or the same message much later): a REPLAY (an attack).
 A window is pure state, persisted by the caller as JSON (`to_json` / `from_json`).
 """
@@ -24,6 +24,10 @@ WINDOW = 1024
 """How many counters below the highest one are still accepted out of order."""
 REDELIVERY_WINDOW = timedelta(seconds=120)
 """How long after its first acceptance the same message counts as a redelivery without a DUP flag."""
+DUP_WINDOW = timedelta(hours=1)
+"""How long after its first acceptance the same message with the DUP flag counts as a redelivery:
+the flag is set by the broker, which is not trusted, so it only stretches the window (a broker or
+ingest outage) and never makes a message of any age harmless."""
 
 
 class Outcome(StrEnum):
@@ -82,9 +86,9 @@ class ReplayWindow:
         first_digest, first_at = first
         if first_digest != digest:
             return Verdict(Outcome.REPLAY, f"counter {counter} was already used by another message")
-        if redelivered:
-            return Verdict(Outcome.DUPLICATE, "the broker redelivered a message already accepted (DUP flag)")
         age = received_at - first_at
+        if redelivered and age <= max(DUP_WINDOW, self.redelivery_window):
+            return Verdict(Outcome.DUPLICATE, "the broker redelivered a message already accepted (DUP flag)")
         if age <= self.redelivery_window:
             return Verdict(Outcome.DUPLICATE, f"the same message again after {age.total_seconds():.0f} s")
         return Verdict(

@@ -39,6 +39,9 @@ class TrustedDevice:
     not_before: datetime
     not_after: datetime
     public_key: ec.EllipticCurvePublicKey
+    enrolled: bool
+    """Issued by a new enrolment (token, EST, CLI), not by a renewal: a device starting afresh."""
+    issued_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,8 @@ class DeviceKeys:
                 record.not_before,
                 record.not_after,
                 key,
+                enrolled=record.issued_via != "renewal",
+                issued_at=record.created_at,
             )
 
     def forget(self, kid: bytes) -> None:

@@ -1,11 +1,12 @@
 """A minimal MQTT 3.1.1 publisher over asyncio (OASIS MQTT 3.1.1, sec. 3.3 and 4.3), optionally
 over TLS with a client certificate: what a device agent needs to send its telemetry.
 
-QoS 0 is sent and forgotten; QoS 1 waits for the broker's PUBACK. A QoS 1 message that was not
-acknowledged when a connection ended is sent again on the next connection with the DUP flag set
-and the same packet id (sec. 4.4): the receiver then sees it twice, which the platform counts as a
-duplicate, not an attack. The broker answering a packet it does not expect, or nothing at all,
-ends the connection with `MqttError`.
+QoS 0 is sent and forgotten; QoS 1 waits for the broker's PUBACK. `send(..., dup=True)` sends a
+message again with the same packet id and the DUP flag set, as a client does after a lost
+acknowledgement (sec. 4.4): the receiver then sees it twice, which the platform counts as a
+duplicate, not an attack. A message whose acknowledgement never came is an `MqttError` for the
+caller (the agent reports it and stops); nothing is queued for a later connection. The broker
+answering a packet it does not expect, or nothing at all, ends the connection with `MqttError`.
 """
 
 from __future__ import annotations

@@ -177,11 +177,27 @@ def export_root(directory: Path, out: Path) -> Path:
 def root_offline(directory: Path, backup: Path, passphrase: bytes) -> None:
     """Take the root key out of the data directory, once the backup is proved to hold it: the
     backup's key must decrypt with `passphrase` and match the root certificate."""
+    key_file = directory / ROOT_KEY
+    _check_backup_elsewhere(directory, backup, key_file)
     root = x509.load_pem_x509_certificate((directory / ROOT_CERT).read_bytes())
     _root_key_from(backup, passphrase, root)
-    key_file = directory / ROOT_KEY
     if key_file.exists():
         key_file.unlink()
+
+
+def _check_backup_elsewhere(directory: Path, backup: Path, key_file: Path) -> None:
+    """Refuse a "backup" that is the root key itself (the same file, a hard or symbolic link to
+    it) or any file in the PKI directory: proving it and then deleting the root key would
+    destroy the only copy."""
+    same = backup.exists() and key_file.exists() and backup.samefile(key_file)
+    inside = backup.resolve().is_relative_to(directory.resolve())
+    if same or inside:
+        raise InvalidInput(
+            f"the backup {backup} is {'the root key itself' if same else 'inside the PKI directory'}"
+            f" ({directory}): taking the root offline would leave no copy of its key. Write the backup"
+            " elsewhere, ideally on removable media (`plantwarden pki export-root --out FILE`), and"
+            " give that file"
+        )
 
 
 def _root_key_from(source: Path, passphrase: bytes, root: x509.Certificate) -> ec.EllipticCurvePrivateKey:

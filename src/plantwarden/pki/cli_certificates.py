@@ -4,7 +4,9 @@ revoke, the CRL, expiry alerts."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,8 +14,10 @@ from typing import Any
 import click
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from plantwarden.core.runtime import RuntimeProvider
+from plantwarden.core.errors import PlantwardenError
+from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.pki import services
+from plantwarden.pki.authority import CertificateAuthority, pki_directory
 from plantwarden.pki.certs import load_csr
 from plantwarden.pki.cli_support import ACTOR, audit_log, duration, emit, identity_option_values, load_ca
 from plantwarden.pki.models import CertificateRecord
@@ -219,10 +223,34 @@ def crl_command(provider: RuntimeProvider, out: Path | None, as_pem: bool) -> No
 
 @click.command("check-expiry")
 @click.option("--within", default="14d", show_default=True, callback=duration, help="How soon counts.")
+@click.option(
+    "--every",
+    callback=lambda ctx, param, value: None if value is None else duration(ctx, param, value),
+    help="Check again at this interval until stopped (e.g. 6h; `plantwarden up` runs it so).",
+)
 @click.pass_obj
-def check_expiry_command(provider: RuntimeProvider, within: timedelta) -> None:
+def check_expiry_command(provider: RuntimeProvider, within: timedelta, every: timedelta | None) -> None:
     """Raise an alert for every device whose newest certificate expires soon."""
     runtime = provider.runtime()
+    stop = threading.Event()
+    if every is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while True:
+        if every is None:
+            _check_expiry_once(runtime, within)
+            return
+        if not CertificateAuthority.exists(pki_directory(runtime.core.data_path)):
+            click.echo("no platform CA yet (`plantwarden pki init`): nothing to check", err=True)
+        else:
+            try:
+                _check_expiry_once(runtime, within)
+            except PlantwardenError as error:  # e.g. the store being created right now: next time
+                click.echo(f"the expiry check failed ({error.message}); trying again in {every}", err=True)
+        if stop.wait(every.total_seconds()):
+            return
+
+
+def _check_expiry_once(runtime: Runtime, within: timedelta) -> None:
     with runtime.ready_store().transaction() as session:
         found = services.check_expiry(session, runtime.context(), within=within)
     now = runtime.clock.now()

@@ -123,9 +123,17 @@ def renew(
 ) -> IssuedCertificate:
     """Re-enrol (EST simplereenroll): `current` must be a certificate we issued, in force and
     neither revoked nor already renewed. The new certificate has the same identity (a new key is
-    welcome); the current one becomes `superseded` and stays usable until it expires."""
+    welcome); the current one becomes `superseded` and stays usable until it expires.
+
+    The current certificate's row is locked (and re-read) before its status is checked: of two
+    concurrent renewals of one certificate the second waits for the first, then finds it
+    superseded and is refused, so a certificate never gets two valid successors. (SQLite
+    serialises writing transactions anyway.)"""
     record = session.scalars(
-        select(CertificateRecord).where(CertificateRecord.fingerprint == fingerprint(current).hex())
+        select(CertificateRecord)
+        .where(CertificateRecord.fingerprint == fingerprint(current).hex())
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).first()
     if record is None:
         raise EnrolmentRefused("the certificate presented was not issued by this platform CA")

@@ -25,6 +25,9 @@ from plantwarden.pki.events import CertificateRevoked
 from plantwarden.pki.models import REVOKED, CertificateRecord, PkiState
 from plantwarden.pki.queries import normalise_serial
 
+# How long a CRL is valid (its nextUpdate is thisUpdate + this). Whoever serves the CRL from a
+# file (Mosquitto's crlfile, a gateway) must refresh it within this time, or verifiers that check
+# nextUpdate refuse every client; docs/pki.md says so (keep the two in step).
 CRL_VALIDITY = timedelta(days=1)
 # RFC 5280 reason codes a revocation reason may name (case and separators do not matter)
 _REASONS = {flag.name.replace("_", ""): flag for flag in x509.ReasonFlags if flag.name != "remove_from_crl"}

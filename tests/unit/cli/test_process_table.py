@@ -8,12 +8,13 @@ from tests.conftest import make_settings
 
 def test_up_runs_the_server_the_watchdog_and_the_relay_only_when_asked(tmp_path: Path) -> None:
     plain = process_table(make_settings(tmp_path), {"PLANTWARDEN_DATA_DIR": str(tmp_path)})
-    assert [p.name for p in plain] == ["server", "watchdog"]
+    assert [p.name for p in plain] == ["server", "watchdog", "pki-expiry"]
+    assert plain[2].argv[-4:] == ["pki", "check-expiry", "--every", "6h"]
     assert plain[1].argv[-2:] == ["sensor", "watch"]
     assert plain[0].argv[-1] == "serve" and plain[0].env == {"PLANTWARDEN_DATA_DIR": str(tmp_path)}
     with_relay = process_table(make_settings(tmp_path, **{"nats.relay": "true"}), {})
-    assert [p.name for p in with_relay] == ["server", "watchdog", "relay"]
-    assert with_relay[2].argv[-2:] == ["events", "relay"]
+    assert [p.name for p in with_relay] == ["server", "watchdog", "pki-expiry", "relay"]
+    assert with_relay[3].argv[-2:] == ["events", "relay"]
 
 
 def test_up_runs_the_notifier_when_a_target_is_configured(tmp_path: Path) -> None:
@@ -21,4 +22,4 @@ def test_up_runs_the_notifier_when_a_target_is_configured(tmp_path: Path) -> Non
         tmp_path, **{"notify.webhook_url": "http://127.0.0.1:9/hook", "notify.webhook_secret": "s" * 32}
     )
     names = [p.name for p in process_table(settings, {})]
-    assert names == ["server", "watchdog", "notify"]
+    assert names == ["server", "watchdog", "pki-expiry", "notify"]

@@ -43,6 +43,13 @@ def test_a_redelivery_is_a_duplicate_by_dup_flag_or_within_the_redelivery_window
     assert (window.accepted, window.duplicates, window.replays) == (1, 2, 1)
 
 
+def test_the_dup_flag_does_not_make_an_old_message_harmless() -> None:
+    """The broker sets DUP and is not trusted: a flagged copy hours later is a replay."""
+    window = window_with(7)
+    verdict = window.observe(5, 7, digest("m7"), T0 + timedelta(hours=2), redelivered=True)
+    assert verdict.outcome is Outcome.REPLAY
+
+
 def test_a_reused_counter_with_another_message_is_a_replay_even_flagged_redelivered() -> None:
     window = window_with(7)
     verdict = window.observe(5, 7, digest("other"), T0, redelivered=True)

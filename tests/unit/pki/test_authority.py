@@ -113,3 +113,23 @@ def test_a_backup_with_another_key_is_refused(ca: CertificateAuthority, tmp_path
     with pytest.raises(InvalidInput, match="not the key of the root CA"):
         root_offline(ca.directory, backup, PASSPHRASE)
     assert (ca.directory / ROOT_KEY).exists()
+
+
+def test_the_root_key_itself_or_a_file_in_the_pki_directory_is_no_backup(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    key_file = ca.directory / ROOT_KEY
+    original = key_file.read_bytes()
+    hard_link = tmp_path / "hard-link.key"
+    hard_link.hardlink_to(key_file)
+    symbolic_link = tmp_path / "symbolic-link.key"
+    symbolic_link.symlink_to(key_file)
+    for same in (key_file, hard_link, symbolic_link):
+        with pytest.raises(InvalidInput, match=r"is the root key itself.*no copy of its key"):
+            root_offline(ca.directory, same, PASSPHRASE)
+        assert key_file.read_bytes() == original
+    # a real backup, but left in the PKI directory: it would go with the data directory
+    inside = export_root(ca.directory, ca.directory / "root-backup.pem")
+    with pytest.raises(InvalidInput, match="inside the PKI directory"):
+        root_offline(ca.directory, inside, PASSPHRASE)
+    assert key_file.read_bytes() == original

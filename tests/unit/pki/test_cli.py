@@ -15,6 +15,7 @@ from sqlalchemy import select
 from plantwarden.alerts.models import Alert
 from plantwarden.core.auditlog import AuditEntry
 from plantwarden.core.clock import FixedClock
+from plantwarden.core.errors import InvalidInput
 from plantwarden.core.runtime import Runtime
 from plantwarden.pki.authority import ROOT_KEY, pki_directory
 from plantwarden.pki.cli import pki_group
@@ -112,8 +113,11 @@ def test_backup_offline_root_and_renewing_the_issuing_ca(
     with pytest.raises(WrongPassphrase):
         invoke(provider, "root-offline", "--backup", str(backup), stdin="wrong passphrase!\n")
     env = {"PLANTWARDEN_PKI_PASSPHRASE": PASSPHRASE.decode()}
-    invoke(provider, "root-offline", "--backup", str(backup), env=env)
     directory = pki_directory(provider.runtime().core.data_path)
+    with pytest.raises(InvalidInput, match="is the root key itself"):
+        invoke(provider, "root-offline", "--backup", str(directory / ROOT_KEY), env=env)
+    assert (directory / ROOT_KEY).exists()
+    invoke(provider, "root-offline", "--backup", str(backup), env=env)
     assert not (directory / ROOT_KEY).exists()
     before = invoke(provider, "cacerts").output
     clock.advance(timedelta(days=365))

@@ -25,6 +25,7 @@ from plantwarden.pki.authority import CertificateAuthority
 from plantwarden.pki.certs import identity_of
 from plantwarden.pki.errors import CertificateStateConflict, EnrolmentRefused, InvalidRequest
 from plantwarden.pki.events import CERTIFICATE_REVOKED
+from plantwarden.pki.revocation import CRL_VALIDITY
 from plantwarden.pki.services import CertificateStatus, DeviceIdentity
 from tests.unit.pki.support import device_key, make_csr, openssl, write
 
@@ -197,6 +198,20 @@ def test_the_crl_verifies_with_openssl_and_its_number_grows_with_the_set(
     other = write(tmp_path / "other.pem", forged.issuing.public_bytes(Encoding.PEM))
     refused = openssl("crl", "-in", str(crl_file), "-CAfile", str(other), "-verify", "-noout", check=False)
     assert "verify OK" not in refused.stderr + refused.stdout
+
+
+def test_a_crl_is_valid_for_the_documented_day(
+    ready: Store, ca: CertificateAuthority, clock: FixedClock
+) -> None:
+    """Whoever serves the CRL from a file must refresh it within CRL_VALIDITY: the value and the
+    docs must agree."""
+    with ready.transaction() as session:
+        crl = x509.load_der_x509_crl(services.crl(session, ca, clock=clock))
+    assert crl.last_update_utc == clock.now()
+    assert crl.next_update_utc == clock.now() + CRL_VALIDITY == clock.now() + timedelta(days=1)
+    doc = " ".join((Path(__file__).resolve().parents[3] / "docs" / "pki.md").read_text().split())
+    assert "A CRL is valid for one day (`nextUpdate` = `thisUpdate` + `revocation.CRL_VALIDITY`)" in doc
+    assert "must refresh it daily" in doc
 
 
 def _openssl_serial(serial: str) -> str:

@@ -26,6 +26,8 @@ def upgrade() -> None:
         sa.Column("accepted", sa.BigInteger(), nullable=False),
         sa.Column("duplicates", sa.BigInteger(), nullable=False),
         sa.Column("replays", sa.BigInteger(), nullable=False),
+        sa.Column("enrolment", sa.String(64), nullable=True),
+        sa.Column("enrolled_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_device_telemetry_windows"),
         sa.UniqueConstraint("site", "device", name="uq_device_telemetry_windows_site_device"),
