@@ -27,6 +27,7 @@ BENCHMARKS = (
     "baselines",
     "pki_issue",
     "telemetry_envelope",
+    "device_ingest",
 )
 MODULES = {"map": "commmap"}
 """Benchmarks whose module has another name than the benchmark."""

@@ -17,14 +17,13 @@ beside its window (`device_telemetry_windows`).
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import cbor2
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from plantwarden.core.clock import Clock
@@ -34,7 +33,7 @@ from plantwarden.devices.envelope import EnvelopeRefused, Opened, Opener
 from plantwarden.devices.models import TelemetryRefusal, TelemetryWindow
 from plantwarden.devices.replay import REDELIVERY_WINDOW, Outcome, ReplayWindow
 from plantwarden.devices.trust import DeviceKeys, Distrusted, TrustedDevice
-from plantwarden.monitoring.telemetry import Sample, TelemetryIngest, nanoseconds, sample_from
+from plantwarden.monitoring.telemetry import Sample, TelemetryIngest, nanoseconds, samples_of_values
 from plantwarden.monitoring.telemetry_mqtt import Message
 
 log = logging.getLogger(__name__)
@@ -70,13 +69,7 @@ def samples_of(opened: Opened, now_ns: int) -> list[Sample]:
         raise InvalidInput(
             f'the signed payload must be a map {{"values": {{name: number}}}} of 1 to {MAX_VALUES}'
         )
-    samples = []
-    for name, value in values.items():
-        if isinstance(value, float) and math.isinf(value):
-            raise InvalidInput(f"value {name!r} is infinite")
-        raw = {"ts": opened.time_ns, "device": opened.device, "variable": name, "value": value}
-        samples.append(sample_from(raw, now_ns))
-    return samples
+    return samples_of_values(opened.device, opened.time_ns, values, now_ns)
 
 
 @dataclass
@@ -287,14 +280,20 @@ def _save_window(
     enrolment: tuple[str, datetime] | None,
     now: datetime,
 ) -> None:
-    row = _window_row(session, site, device)
-    if row is None:
-        row = TelemetryWindow(site=site, device=device)
-        session.add(row)
-    row.window = window.to_json()
-    row.enrolment, row.enrolled_at = enrolment if enrolment is not None else (None, None)
-    row.accepted, row.duplicates, row.replays = window.accepted, window.duplicates, window.replays
-    row.updated_at = now
+    """Write the window (an UPDATE, without reading the stored one back; an INSERT the first time)."""
+    serial, enrolled_at = enrolment if enrolment is not None else (None, None)
+    values = {
+        "window": window.to_json(),
+        "accepted": window.accepted,
+        "duplicates": window.duplicates,
+        "replays": window.replays,
+        "enrolment": serial,
+        "enrolled_at": enrolled_at,
+        "updated_at": now,
+    }
+    where = (TelemetryWindow.site == site, TelemetryWindow.device == device)
+    if not session.execute(update(TelemetryWindow).where(*where).values(**values)).rowcount:  # type: ignore[attr-defined]
+        session.add(TelemetryWindow(site=site, device=device, **values))
 
 
 def _add_refusals(

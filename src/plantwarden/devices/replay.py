@@ -14,7 +14,7 @@ A window is pure state, persisted by the caller as JSON (`to_json` / `from_json`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -141,11 +141,12 @@ class ReplayWindow:
         self.highest = counter
 
     def to_json(self) -> dict[str, Any]:
-        """The window as JSON-ready data (digests in hex, times in ISO 8601 with their offset)."""
+        """The window as JSON-ready data (digests in hex, arrival times in integer nanoseconds
+        since the Unix epoch: written at every flush, so cheap to make)."""
         return {
             "epoch": self.epoch,
             "highest": self.highest,
-            "seen": [[counter, digest.hex(), at.isoformat()] for counter, (digest, at) in self.seen.items()],
+            "seen": [[counter, digest.hex(), _ns(at)] for counter, (digest, at) in self.seen.items()],
             "accepted": self.accepted,
             "duplicates": self.duplicates,
             "replays": self.replays,
@@ -162,7 +163,7 @@ class ReplayWindow:
             window.highest = int(data["highest"])
             for counter, digest, at in data["seen"]:
                 if int(counter) > window.highest - size:
-                    window.seen[int(counter)] = (bytes.fromhex(digest), _aware(datetime.fromisoformat(at)))
+                    window.seen[int(counter)] = (bytes.fromhex(digest), _moment(at))
             window.accepted = int(data["accepted"])
             window.duplicates = int(data["duplicates"])
             window.replays = int(data["replays"])
@@ -181,3 +182,20 @@ def _check_aware(moment: datetime) -> None:
 def _aware(moment: datetime) -> datetime:
     _check_aware(moment)
     return moment
+
+
+def _ns(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def _moment(value: object) -> datetime:
+    """An arrival time as stored: integer nanoseconds (or ISO 8601 text, as first written)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _EPOCH + timedelta(microseconds=value // 1000)
+    if isinstance(value, str):
+        return _aware(datetime.fromisoformat(value))
+    raise ValueError(f"an arrival time of {value!r}")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -23,6 +23,7 @@ partition first so that a wait never writes a row twice.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -159,6 +160,26 @@ def sample_from(raw: Mapping[str, Any], now_ns: int) -> Sample:
         value=value,
         quality=_quality(raw.get("quality"), math.isnan(value)),
     )
+
+
+@functools.lru_cache(maxsize=8192)
+def checked_name(kind: str, value: str) -> str:
+    """`value` as a device or variable name (checked once per distinct name: they repeat)."""
+    return _name(kind, value)
+
+
+def samples_of_values(device: str, ts_ns: int, values: Mapping[str, object], now_ns: int) -> list[Sample]:
+    """The samples of one device's values at one time (a message that carries several), checked as
+    `sample_from` checks each, with each distinct name checked once."""
+    ts = parse_time(ts_ns, now_ns)
+    checked_device = checked_name("device", device)
+    samples = []
+    for name, raw in values.items():
+        value = _value(raw)
+        variable = checked_name("variable", name) if isinstance(name, str) else _name("variable", name)
+        quality = MISSING_QUALITY if math.isnan(value) else 0
+        samples.append(Sample(ts, checked_device, variable, value, quality))
+    return samples
 
 
 def samples_from(raws: Sequence[Any], now_ns: int) -> list[Sample]:
