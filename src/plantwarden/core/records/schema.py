@@ -175,7 +175,25 @@ TELEMETRY = RecordKind(
     doc="Numeric time series per device and variable.",
 )
 
-KINDS: dict[str, RecordKind] = {k.name: k for k in (PROTOCOL_RECORDS, READ_MINUTES, FLOWS, TELEMETRY)}
+GATEWAY_REQUESTS = RecordKind(
+    name="gateway_requests",
+    columns=(
+        *PROTOCOL_RECORDS.columns,
+        Column("allowed", np.dtype("u1"), "1 forwarded to the PLC, 0 refused or dropped."),
+        Column("rule", TEXT, "The rule that decided (policy rule, gateway:envelope:..., gateway:malformed)."),
+        Column("reason", TEXT, "The decision's reason, for people."),
+        Column("policy_version", TEXT, "The version of the policy snapshot in force ('' with none)."),
+        Column("subject", TEXT, "Who asked: 'cert_role <role>' or 'address <ip>'."),
+        Column("device", TEXT, "The device of the client certificate ('' for plain Modbus/TCP)."),
+        Column("asset", TEXT, "The PLC (asset id) the request went to ('' when not routed)."),
+    ),
+    indexed=("src_addr", "dst_addr", "protocol", "operation"),
+    doc="One request through the Modbus/TCP security gateway and its decision.",
+)
+
+KINDS: dict[str, RecordKind] = {
+    k.name: k for k in (PROTOCOL_RECORDS, READ_MINUTES, FLOWS, TELEMETRY, GATEWAY_REQUESTS)
+}
 
 
 def address(text: str) -> bytes:

@@ -1,0 +1,182 @@
+"""`plantwarden gateway run`: the Modbus/TCP security gateway of one site, until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import click
+
+from plantwarden.core.errors import InvalidInput
+from plantwarden.core.records.plane import RecordWriter
+from plantwarden.core.records.settings import RecordsSettings
+from plantwarden.core.runtime import Runtime, RuntimeProvider
+from plantwarden.gateway.alerts import DenialAlerts
+from plantwarden.gateway.decide import RateLimit
+from plantwarden.gateway.identity import CertificateChecker, server_context
+from plantwarden.gateway.records import RecordBuffer
+from plantwarden.gateway.revocations import RevocationFeed
+from plantwarden.gateway.server import Gateway, GatewayConfig
+from plantwarden.gateway.state import parse_upstreams, store_loader
+from plantwarden.monitoring.telemetry_cli import until_stopped
+from plantwarden.pki.authority import CertificateAuthority, pki_directory
+from plantwarden.pki.service_certs import Purpose, ensure_service_identity
+from plantwarden.zones.plant.load import load_plant
+
+MBAPS_PORT = 802
+
+
+def host_port(text: str, option: str, default_port: int | None = None) -> tuple[str, int]:
+    """HOST:PORT (or HOST alone when a default port exists) as a pair; `InvalidInput` otherwise."""
+    host, separator, port = text.rpartition(":")
+    if not separator and default_port is not None:
+        return text, default_port
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise InvalidInput(
+            f"{option} {text!r}: expected HOST:PORT (for example 0.0.0.0:{default_port or 502})"
+        )
+    return host.strip("[]"), int(port)
+
+
+def writer_name(site: str) -> str:
+    """The records writer of the gateway of `site` (a lower-case slug)."""
+    return ("gateway-" + re.sub(r"[^a-z0-9-]+", "-", site.lower()))[:63].rstrip("-")
+
+
+def rate_limits(items: tuple[str, ...]) -> dict[str, RateLimit]:
+    """`ROLE=N` options: at most N requests a second per client of the role (a burst of 2 N)."""
+    found = {}
+    for item in items:
+        role, _, rate = item.partition("=")
+        try:
+            value = float(rate)
+        except ValueError:
+            value = 0.0
+        if not role or value <= 0:
+            raise InvalidInput(
+                f"--rate-limit {item!r}: expected ROLE=REQUESTS_PER_SECOND (for example operator=50)"
+            )
+        found[role] = RateLimit(value, 2 * value)
+    return found
+
+
+def change_limits(items: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """`ASSET.REGISTER=N` options: the register may change by at most N units a second."""
+    found: dict[str, dict[str, float]] = {}
+    for item in items:
+        name, _, rate = item.partition("=")
+        asset, _, register = name.partition(".")
+        try:
+            value = float(rate)
+        except ValueError:
+            value = 0.0
+        if not asset or not register or value <= 0:
+            raise InvalidInput(
+                f"--max-change {item!r}: expected ASSET.REGISTER=UNITS_PER_SECOND (plc-1.setpoint=2)"
+            )
+        found.setdefault(asset, {})[register] = value
+    return found
+
+
+@click.group("gateway")
+def gateway_group() -> None:
+    """The Modbus/TCP security gateway: who may do what to which PLC, enforced and recorded."""
+
+
+@gateway_group.command("run")
+@click.option(
+    "--plant",
+    "plant_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="plant.yaml (the applied model in the store wins when there is one).",
+)
+@click.option("--site", required=True, help="The site whose PLCs the gateway guards.")
+@click.option("--listen", help="HOST:PORT of the plain Modbus/TCP listener (legacy clients, by address).")
+@click.option("--mbaps", help="HOST[:PORT] of the Modbus/TCP Security listener (TLS, port 802 by default).")
+@click.option("--upstream", "upstreams", multiple=True, help="ASSET=HOST:PORT of a PLC (default: the site's"
+              " gateway_only assets at their address, port 502).")  # fmt: skip
+@click.option("--rate-limit", "rates", multiple=True, help="ROLE=N: at most N requests a second per client.")
+@click.option("--max-change", "changes", multiple=True, help="ASSET.REGISTER=N: at most N units a second.")
+@click.option("--host-name", "hosts", multiple=True, help="Names of the gateway in its TLS certificate"
+              " (default: the --mbaps host).")  # fmt: skip
+@click.option("--pipeline-depth", type=click.IntRange(min=1), help="Requests in flight per PLC connection.")
+@click.option("--duration", type=click.FloatRange(min=0.1), help="Stop after this many seconds.")
+@click.pass_obj
+def run_command(
+    provider: RuntimeProvider,
+    plant_file: Path,
+    site: str,
+    listen: str | None,
+    mbaps: str | None,
+    upstreams: tuple[str, ...],
+    rates: tuple[str, ...],
+    changes: tuple[str, ...],
+    hosts: tuple[str, ...],
+    pipeline_depth: int | None,
+    duration: float | None,
+) -> None:
+    """Serve until stopped (Ctrl-C, SIGTERM, or --duration): decide every request, forward what
+    is allowed, answer exception 01 to the rest, record everything."""
+    if listen is None and mbaps is None:
+        raise click.UsageError("give --listen, --mbaps or both")
+    runtime = provider.runtime()
+    config = GatewayConfig(
+        site=site,
+        listen=None if listen is None else host_port(listen, "--listen"),
+        mbaps=None if mbaps is None else host_port(mbaps, "--mbaps", MBAPS_PORT),
+        pipeline_depth=pipeline_depth,
+        rate_limits=rate_limits(rates),
+        change_limits=change_limits(changes),
+    )
+    gateway = _gateway(runtime, config, plant_file, parse_upstreams(upstreams), hosts)
+    asyncio.run(_serve(gateway, duration))
+    click.echo(f"gateway stopped; {gateway.records.written} requests recorded")
+
+
+def _gateway(
+    runtime: Runtime,
+    config: GatewayConfig,
+    plant_file: Path,
+    upstreams: dict[str, tuple[str, int]],
+    hosts: tuple[str, ...],
+) -> Gateway:
+    store = runtime.ready_store()
+    loader = store_loader(store, load_plant(plant_file), config.site, upstreams)
+    settings = runtime.settings[RecordsSettings]
+    writer = RecordWriter(
+        runtime.records(),
+        writer_name(config.site),
+        partition_seconds=settings.partition_seconds,
+        chunk_rows=settings.chunk_rows,
+    )
+    tls = None
+    if config.mbaps is not None:
+        ca = CertificateAuthority.load(pki_directory(runtime.core.data_path))
+        names = hosts or (config.mbaps[0],)
+        tls = server_context(
+            ensure_service_identity(ca, f"gateway-{config.site}", Purpose.SERVER, hosts=names)
+        )
+    return Gateway(
+        config,
+        loader,
+        tls=tls,
+        checker=CertificateChecker(store, runtime.clock, config.site),
+        revocations=RevocationFeed(store),
+        records=RecordBuffer(writer),
+        alerts=DenialAlerts(store, runtime.context()),
+    )
+
+
+async def _serve(gateway: Gateway, duration: float | None) -> None:
+    async def run(stop: asyncio.Event) -> None:
+        await gateway.start()
+        try:
+            where = ", ".join(f"{name} {host}:{port}" for name, (host, port) in gateway.addresses.items())
+            click.echo(f"gateway of site {gateway.config.site} listening: {where}", err=True)
+            await stop.wait()
+        finally:
+            await gateway.stop()
+
+    await until_stopped(run, duration)

@@ -1,0 +1,207 @@
+"""The safety envelope: whether the values a write would put into a PLC lie within its register map.
+
+plant.yaml's register maps give each register a kind (holding, coil, ...), a type (16/32-bit,
+signed or not, float), a word order for 32-bit values, a scale (`raw = value x scale`) and a safe
+range in engineering units. A write is checked value by value:
+
+- a register with a safe range must be written whole (both words of a 32-bit value, in one
+  request) and its engineering value must lie in the range; a write that covers only one word of
+  it, or a mask write (22) that leaves bits of it to the PLC's current value, cannot be proven
+  safe and is refused;
+- a rate-of-change limit (units per second, from the gateway's settings) compares the value with
+  the last one this gateway let through for the register: at most `limit x seconds elapsed` away
+  (the first write after a start is held to the safe range only);
+- registers without a map entry, or without a safe range and rate limit, are not narrowed here
+  (who may write them is the policy's business).
+
+`Envelope.check` is pure; `Envelope.remember` records the values of a write that went through.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from plantwarden.zones.plant.model import Asset, Register
+
+_KIND_OF_FUNCTION = {5: "coil", 15: "coil", 6: "holding", 16: "holding", 22: "holding", 23: "holding"}
+"""The register table each writing function code writes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Breach:
+    """Why a write leaves the envelope: the register and a sentence for people."""
+
+    register: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """A register the envelope checks: its map entry and its rate-of-change limit (or None)."""
+
+    register: Register
+    max_change_per_second: float | None
+
+
+class AssetEnvelope:
+    """The watched registers of one asset, per kind, sorted by address."""
+
+    __slots__ = ("_by_kind",)
+
+    def __init__(self, asset: Asset, rate_limits: Mapping[str, float]) -> None:
+        by_kind: dict[str, tuple[list[int], list[Watched]]] = {}
+        for register in sorted(asset.registers, key=lambda r: r.address):
+            limit = rate_limits.get(register.name)
+            if register.safe_range is None and limit is None:
+                continue
+            starts, watched = by_kind.setdefault(register.kind, ([], []))
+            starts.append(register.address)
+            watched.append(Watched(register, limit))
+        self._by_kind = by_kind
+
+    def overlapping(self, kind: str, first: int, last: int) -> list[Watched]:
+        """The watched registers of `kind` that share an address with first..last."""
+        found = self._by_kind.get(kind)
+        if found is None:
+            return []
+        starts, watched = found
+        index = max(bisect_right(starts, first) - 1, 0)
+        result = []
+        while index < len(starts) and starts[index] <= last:
+            item = watched[index]
+            if item.register.last >= first:
+                result.append(item)
+            index += 1
+        return result
+
+
+class Envelope:
+    """The envelopes of the assets behind the gateway, and the last values let through."""
+
+    def __init__(self, assets: Sequence[Asset], rate_limits: Mapping[str, Mapping[str, float]]) -> None:
+        self._assets = {asset.id: AssetEnvelope(asset, rate_limits.get(asset.id, {})) for asset in assets}
+        self._last: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def carry_from(self, other: Envelope) -> None:
+        """Keep the last values `other` let through (a new policy state keeps the history)."""
+        self._last.update(other._last)
+
+    def check(
+        self, asset: str, function_code: int, address: int, values: Sequence[int], now: float
+    ) -> Breach | None:
+        """The first breach of a write (function 5, 6, 15, 16, 22 or 23's write part), or None.
+
+        `values` are the decoded values of the request: bits for 5 and 15, words for 6, 16 and
+        23, the AND and OR masks for 22. `now` is a monotonic time in seconds.
+        """
+        envelope = self._assets.get(asset)
+        kind = _KIND_OF_FUNCTION.get(function_code)
+        if envelope is None or kind is None or not values:
+            return None
+        count = 1 if function_code == 22 else len(values)
+        for watched in envelope.overlapping(kind, address, address + count - 1):
+            breach = self._check_one(asset, watched, function_code, address, values, now)
+            if breach is not None:
+                return breach
+        return None
+
+    def _check_one(
+        self,
+        asset: str,
+        watched: Watched,
+        function_code: int,
+        address: int,
+        values: Sequence[int],
+        now: float,
+    ) -> Breach | None:
+        register = watched.register
+        if function_code == 22:
+            and_mask, or_mask = values[0], values[1]
+            if and_mask != 0 or register.width != 1:
+                return Breach(
+                    register.name,
+                    f"a mask write leaves bits of {register.name} to its current value, so the result"
+                    " cannot be checked against its limits; write the whole value",
+                )
+            words: Sequence[int] = (or_mask,)
+        else:
+            offset = register.address - address
+            if offset < 0 or offset + register.width > len(values):
+                return Breach(
+                    register.name,
+                    f"the write covers only part of {register.name} ({register.type}, addresses"
+                    f" {register.address}-{register.last}); write both words in one request",
+                )
+            words = values[offset : offset + register.width]
+        value = engineering_value(register, words)
+        return self._within(asset, watched, value, now)
+
+    def _within(self, asset: str, watched: Watched, value: float, now: float) -> Breach | None:
+        register = watched.register
+        if math.isnan(value) or math.isinf(value):
+            return Breach(register.name, f"{register.name} would be set to {value}, not a number")
+        if register.safe_range is not None:
+            low, high = register.safe_range
+            if not low <= value <= high:
+                unit = f" {register.unit}" if register.unit else ""
+                return Breach(
+                    register.name,
+                    f"{register.name} would be set to {value:g}{unit}, outside its safe range"
+                    f" [{low:g}, {high:g}]{unit}",
+                )
+        limit = watched.max_change_per_second
+        last = self._last.get((asset, register.name))
+        if limit is not None and last is not None:
+            previous, then = last
+            allowed = limit * max(now - then, 0.0)
+            if abs(value - previous) > allowed:
+                return Breach(
+                    register.name,
+                    f"{register.name} would change by {abs(value - previous):g} in {now - then:.3f} s"
+                    f" (from {previous:g} to {value:g}); at most {limit:g} per second is allowed",
+                )
+        return None
+
+    def remember(
+        self, asset: str, function_code: int, address: int, values: Sequence[int], now: float
+    ) -> None:
+        """Note the values of a write that went through (for later rate-of-change checks)."""
+        envelope = self._assets.get(asset)
+        kind = _KIND_OF_FUNCTION.get(function_code)
+        if envelope is None or kind is None or not values:
+            return
+        count = 1 if function_code == 22 else len(values)
+        for watched in envelope.overlapping(kind, address, address + count - 1):
+            if watched.max_change_per_second is None:
+                continue
+            register = watched.register
+            if function_code == 22:
+                words: Sequence[int] = (values[1],)
+            else:
+                offset = register.address - address
+                if offset < 0 or offset + register.width > len(values):
+                    continue
+                words = values[offset : offset + register.width]
+            self._last[(asset, register.name)] = (engineering_value(register, words), now)
+
+
+def engineering_value(register: Register, words: Sequence[int]) -> float:
+    """The value in engineering units of a register's raw words (bits for coils), by its type,
+    word order and scale."""
+    if register.type == "bool":
+        return float(1 if words[0] else 0)
+    if register.width == 1:
+        raw = words[0] & 0xFFFF
+        number: float = raw - 0x10000 if register.type == "int16" and raw & 0x8000 else raw
+    else:
+        high, low = (words[0], words[1]) if register.word_order == "big" else (words[1], words[0])
+        data = struct.pack(">HH", high & 0xFFFF, low & 0xFFFF)
+        code = {"uint32": ">I", "int32": ">i", "float32": ">f"}[register.type]
+        number = struct.unpack(code, data)[0]
+        if register.type == "float32":
+            return float(number)
+    return number / register.scale

@@ -1,0 +1,142 @@
+"""Every request through the gateway and its decision, as records of the records plane.
+
+One row per request (and one per dropped connection: a frame that broke the stream, a refused
+client), written in batches by one `RecordWriter` (writer name `gateway-<site>`), kind
+`gateway_requests`: the protocol record's columns, plus whether it was allowed, the rule and the
+snapshot version that decided, the subject and its certificate's device, and the asset.
+`RecordBuffer.add` is cheap (appends to lists); `flush` builds the batch and writes it, from a
+worker thread of the server every second or every `max_rows` rows.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from plantwarden.core.records import chunks
+from plantwarden.core.records.batch import RecordBatch
+from plantwarden.core.records.partitions import PartitionBackend
+from plantwarden.core.records.plane import RecordWriter
+from plantwarden.core.records.schema import ADDRESS_DTYPE, GATEWAY_REQUESTS, TEXT
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """The site and both ends of a client's connection to the gateway (the PLC a request went
+    to is the row's `asset`)."""
+
+    site: str
+    segment: str
+    src: bytes
+    src_port: int
+    dst: bytes
+    dst_port: int
+
+
+def packed(address: str) -> bytes:
+    """The 16-byte records-plane form of an address (unparsable: all zeros)."""
+    try:
+        parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return bytes(16)
+    if isinstance(parsed, ipaddress.IPv4Address):
+        return ipaddress.IPv6Address(f"::ffff:{parsed}").packed
+    return parsed.packed
+
+
+_ROW = ("ts", "site", "segment", "src_addr", "dst_addr", "src_port", "dst_port", "operation", "function",
+        "unit", "address", "quantity", "status", "value", "response_ns", "allowed", "rule", "reason",
+        "policy_version", "subject", "device", "asset")  # fmt: skip
+_TEXT_COLUMNS = ("site", "segment", "rule", "reason", "policy_version", "subject", "device", "asset")
+
+
+class RecordBuffer:
+    """Rows gathered in memory (thread-safe swap), written as one batch per flush."""
+
+    def __init__(self, writer: RecordWriter | None, *, max_rows: int = 4096) -> None:
+        self.writer = writer
+        self.max_rows = max_rows
+        self.written = 0
+        self._lock = threading.Lock()
+        self._rows: list[tuple[object, ...]] = []
+
+    def add(
+        self,
+        ts: int,
+        ends: Endpoints,
+        *,
+        operation: int,
+        function: int,
+        unit: int,
+        address: int,
+        quantity: int,
+        status: int,
+        value: float,
+        response_ns: int,
+        allowed: bool,
+        rule: str,
+        reason: str,
+        policy_version: str,
+        subject: str,
+        device: str,
+        asset: str,
+    ) -> bool:
+        """Add a row; True when the buffer holds `max_rows` or more (time to flush)."""
+        row = (ts, ends.site, ends.segment, ends.src, ends.dst, ends.src_port, ends.dst_port, operation,
+               function, unit, address, quantity, status, value, response_ns, int(allowed), rule, reason,
+               policy_version, subject, device, asset)  # fmt: skip
+        with self._lock:
+            self._rows.append(row)
+            return len(self._rows) >= self.max_rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def take_batch(self) -> RecordBatch | None:
+        """The rows gathered so far as one batch (and an empty buffer), or None."""
+        with self._lock:
+            rows, self._rows = self._rows, []
+        if not rows:
+            return None
+        columns: dict[str, object] = {"transport": 6, "protocol": 1}
+        for index, name in enumerate(_ROW):
+            values = [row[index] for row in rows]
+            if name in _TEXT_COLUMNS:
+                columns[name] = np.array(values, dtype=TEXT)
+            elif name in ("src_addr", "dst_addr"):
+                columns[name] = np.array(values, dtype=ADDRESS_DTYPE)
+            else:
+                columns[name] = values
+        return RecordBatch.build(GATEWAY_REQUESTS, columns, len(rows))
+
+    def flush(self) -> int:
+        """Write what was gathered (blocking: call it from a thread); how many rows."""
+        batch = self.take_batch()
+        if batch is None:
+            return 0
+        if self.writer is not None:
+            self.writer.write(batch)
+        self.written += len(batch)
+        return len(batch)
+
+    def close(self) -> None:
+        """Flush and make the partitions durable."""
+        self.flush()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def read_gateway_records(backend: PartitionBackend, start_ns: int, end_ns: int) -> Iterator[RecordBatch]:
+    """The gateway records stored in [start_ns, end_ns), chunk by chunk, every column (also
+    `plantwarden records query gateway_requests`)."""
+    for ref in backend.partitions(GATEWAY_REQUESTS.name):
+        if ref.end_ns <= start_ns or ref.start_ns >= end_ns:
+            continue
+        for _, _, blob in backend.chunks(ref, start_ns, end_ns, []):
+            batch = chunks.decode(GATEWAY_REQUESTS, blob)
+            times = batch["ts"]
+            yield batch.take((times >= start_ns) & (times < end_ns))

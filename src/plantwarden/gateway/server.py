@@ -1,0 +1,296 @@
+"""The gateway process: its listeners, the policy in force, the upstream pools, the supervisor.
+
+- Plain Modbus/TCP listener: the client is its source address (plant.yaml bindings give roles).
+- mbaps listener: the TLS handshake is done by the session's own task (`start_tls`) so that a
+  failed handshake is recorded too; then the certificate is checked against the inventory; no
+  upstream connection is opened for a client that is not verified.
+- The supervisor, every `tick` seconds: closes the sessions of certificates revoked since the last
+  look (the event log's `pki.CertificateRevoked`), of expired certificates and of quarantined
+  subjects (the deny overlay); every `refresh_seconds` it reloads the policy state and swaps it in
+  when its version changed (the sessions stay); a reload that fails keeps the last good state,
+  and without any state at all every request is refused (fail closed). It also flushes records
+  and denial alerts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from plantwarden.core.records.schema import address_text
+from plantwarden.gateway.alerts import Denial, DenialAlerts
+from plantwarden.gateway.decide import Decider, RateLimit, Target
+from plantwarden.gateway.envelope import Envelope
+from plantwarden.gateway.identity import CertificateChecker, ClientRefused, address_client
+from plantwarden.gateway.records import Endpoints, RecordBuffer, packed
+from plantwarden.gateway.revocations import RevocationFeed
+from plantwarden.gateway.session import Session
+from plantwarden.gateway.state import GatewayState, StateLoader
+from plantwarden.gateway.upstream import UpstreamPool
+from plantwarden.policy.overlay import DenyOverlay
+
+log = logging.getLogger(__name__)
+REFUSED_CLIENT = "gateway:client"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """How the gateway runs (addresses are (host, port); port 0 picks a free one)."""
+
+    site: str
+    segment: str = "default"
+    listen: tuple[str, int] | None = None
+    mbaps: tuple[str, int] | None = None
+    frame_timeout: float = 5.0
+    idle_timeout: float | None = 600.0
+    handshake_timeout: float = 10.0
+    tick: float = 0.25
+    refresh_seconds: float = 1.0
+    pool_size: int = 2
+    request_timeout: float = 2.0
+    pipeline_depth: int | None = None
+    """Requests in flight per upstream connection (1 for PLCs that take one transaction at a time)."""
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
+    change_limits: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """Rate-of-change limits: asset -> register name -> engineering units per second."""
+
+
+class Gateway:
+    """Listeners, sessions and the policy in force; `start`, then `stop`."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        loader: StateLoader,
+        *,
+        tls: ssl.SSLContext | None = None,
+        checker: CertificateChecker | None = None,
+        revocations: RevocationFeed | None = None,
+        records: RecordBuffer | None = None,
+        alerts: DenialAlerts | None = None,
+        overlay: DenyOverlay | None = None,
+    ) -> None:
+        if config.mbaps is not None and (tls is None or checker is None):
+            raise ValueError("an mbaps listener needs a TLS context and a certificate checker")
+        self.config, self.loader, self.tls, self.checker = config, loader, tls, checker
+        self.revocations, self.alerts = revocations, alerts
+        self.records = records if records is not None else RecordBuffer(None)
+        self.overlay = overlay if overlay is not None else DenyOverlay()
+        self.state: GatewayState | None = None
+        self.decider = Decider(config.site, None, Envelope([], {}), overlay=self.overlay,
+                               rate_limits=config.rate_limits)  # fmt: skip
+        self.sessions: set[Session] = set()
+        self.addresses: dict[str, tuple[str, int]] = {}
+        self._pools: dict[tuple[str, int], UpstreamPool] = {}
+        self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._flush_due = False
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the policy state (a failure leaves the gateway failing closed), open the listeners
+        and start the supervisor."""
+        await self._reload()
+        if self.revocations is not None:
+            await asyncio.to_thread(self.revocations.start)
+        if self.config.listen is not None:
+            await self._listen("modbus", self.config.listen, self._plain)
+        if self.config.mbaps is not None:
+            await self._listen("mbaps", self.config.mbaps, self._secure)
+        self._supervisor = asyncio.create_task(self._supervise())
+
+    async def _listen(self, name: str, where: tuple[str, int], handler: Any) -> None:
+        server = await asyncio.start_server(handler, where[0], where[1])
+        self._servers.append(server)
+        self.addresses[name] = server.sockets[0].getsockname()[:2]
+
+    async def stop(self) -> None:
+        """Close the listeners and every session, flush the records and alerts, close the pools."""
+        for server in self._servers:
+            server.close()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        for session in list(self.sessions):
+            session.close("gateway:stopped", "the gateway stopped")
+        if self._tasks:  # closed sessions end by themselves; cancel only what does not
+            _, pending = await asyncio.wait(list(self._tasks), timeout=2.0)
+            for task in pending:
+                task.cancel()
+        for pool in self._pools.values():
+            await pool.close()
+        await asyncio.to_thread(self._flush)
+        await asyncio.to_thread(self.records.close)
+
+    # --- what sessions call -----------------------------------------------------------------
+
+    def pool(self, target: Target) -> UpstreamPool:
+        """The upstream pool of a PLC (made on first use, kept across policy swaps)."""
+        key = (target.host, target.port)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = UpstreamPool(
+                target.host,
+                target.port,
+                size=self.config.pool_size,
+                request_timeout=self.config.request_timeout,
+                pipeline_depth=self.config.pipeline_depth,
+            )
+        return pool
+
+    def record(self, ts: int, ends: Endpoints, **fields: Any) -> None:
+        if self.records.add(ts, ends, **fields):
+            self._flush_due = True
+
+    def denied(self, denial: Denial) -> None:
+        if self.alerts is not None:
+            self.alerts.note(denial, time.monotonic())
+
+    @staticmethod
+    def peer_text(ends: Endpoints) -> str:
+        return address_text(ends.src)
+
+    # --- connections ------------------------------------------------------------------------
+
+    async def _plain(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ends = self._ends(writer)
+        state = self.state
+        client = address_client(writer.get_extra_info("peername")[0], None if state is None else state.site)
+        await self._serve(Session(self, client, reader, writer, ends))
+
+    async def _secure(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ends = self._ends(writer)
+        assert self.tls is not None
+        assert self.checker is not None
+        try:
+            await writer.start_tls(self.tls, ssl_handshake_timeout=self.config.handshake_timeout)
+        except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as error:
+            self._refused(ends, "handshake", f"the TLS handshake failed: {error}")
+            writer.transport.abort()
+            return
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        try:
+            client = await asyncio.to_thread(self.checker.check, der)
+        except ClientRefused as refusal:
+            self._refused(ends, refusal.reason, refusal.message)
+            writer.close()
+            return
+        await self._serve(Session(self, client, reader, writer, ends))
+
+    async def _serve(self, session: Session) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        self.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self.sessions.discard(session)
+            if task is not None:
+                self._tasks.discard(task)
+
+    def _ends(self, writer: asyncio.StreamWriter) -> Endpoints:
+        peer = writer.get_extra_info("peername") or ("", 0)
+        local = writer.get_extra_info("sockname") or ("", 0)
+        return Endpoints(
+            self.config.site, self.config.segment, packed(peer[0]), peer[1], packed(local[0]), local[1]
+        )
+
+    def _refused(self, ends: Endpoints, reason: str, message: str) -> None:
+        log.info("refused a client at %s: %s", self.peer_text(ends), message)
+        rule = f"{REFUSED_CLIENT}:{reason}"
+        self.record(
+            time.time_ns(), ends, operation=0, function=-1, unit=-1, address=-1, quantity=0, status=-2,
+            value=float("nan"), response_ns=-1, allowed=False, rule=rule, reason=message,
+            policy_version=self.decider.version, subject="", device="", asset="",
+        )  # fmt: skip
+        peer = self.peer_text(ends)
+        self.denied(
+            Denial(ends.site, "", "", "unverified client", "", peer, rule, message, -1, -1, time.time_ns())
+        )
+
+    # --- supervision ------------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        next_reload = time.monotonic() + self.config.refresh_seconds
+        next_flush = time.monotonic() + 1.0
+        while True:
+            await asyncio.sleep(self.config.tick)
+            try:
+                await self._watch()
+                now = time.monotonic()
+                if now >= next_reload:
+                    next_reload = now + self.config.refresh_seconds
+                    await self._reload()
+                if now >= next_flush or self._flush_due:
+                    next_flush, self._flush_due = now + 1.0, False
+                    await asyncio.to_thread(self._flush)
+            except Exception:  # the supervisor must outlive any one failure
+                log.exception("gateway supervisor step failed; retrying")
+
+    async def _reload(self) -> None:
+        try:
+            state = await asyncio.to_thread(self.loader)
+        except Exception as error:
+            kept = (
+                "keeps the last good policy" if self.state is not None else "refuses everything (fail closed)"
+            )
+            log.warning("the gateway cannot load its policy (%s); it %s", error, kept)
+            return
+        old = self.state
+        if old is not None and (state.snapshot.version, state.plant_version) == (
+            old.snapshot.version,
+            old.plant_version,
+        ):
+            return
+        envelope = state.envelope(self.config.change_limits)
+        envelope.carry_from(self.decider.envelope)
+        self.state = state  # one assignment in the event loop: sessions see the old or the new
+        self.decider.snapshot, self.decider.envelope = state.snapshot, envelope
+        log.info(
+            "gateway policy %s in force (plant %s)", state.snapshot.version[:12], state.plant_version[:12]
+        )
+
+    async def _watch(self) -> None:
+        revoked: set[bytes] = set()
+        if self.revocations is not None and self.sessions:
+            try:
+                revoked = await asyncio.to_thread(self.revocations.revoked_since_last)
+            except Exception as error:
+                log.warning("cannot read revocations: %s", error)
+        now = datetime.now(UTC)
+        quarantined = self.overlay.snapshot().subject_keys
+        for session in list(self.sessions):
+            client = session.client
+            if client.fingerprint and client.fingerprint in revoked:
+                session.close(
+                    "gateway:revoked", f"the certificate {client.serial} of {client.device} was revoked"
+                )
+            elif client.not_after is not None and now >= client.not_after:
+                session.close(
+                    "gateway:expired", f"the certificate {client.serial} of {client.device} expired"
+                )
+            elif (client.subject.kind, client.subject.id) in quarantined:
+                session.close("deny:quarantine:subject", f"{client.subject} is quarantined")
+
+    def _flush(self) -> None:
+        try:
+            self.records.flush()
+        except Exception:
+            log.exception("cannot write gateway records")
+        if self.alerts is not None:
+            try:
+                self.alerts.flush()
+            except Exception:
+                log.exception("cannot raise gateway alerts")
