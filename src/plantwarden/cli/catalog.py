@@ -7,6 +7,7 @@ from plantwarden.core.auditlog import AuditSettings
 from plantwarden.core.config import CoreSettings, NatsSettings, SupervisorSettings
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.settings import SettingsSection
+from plantwarden.gateway.settings import GatewaySettings
 from plantwarden.web.settings import ServerSettings
 from plantwarden.workers.notify.settings import NotifySettings
 
@@ -19,4 +20,5 @@ SECTIONS: tuple[type[SettingsSection], ...] = (
     AccountsSettings,
     AuditSettings,
     NotifySettings,
+    GatewaySettings,
 )

@@ -10,6 +10,7 @@ from plantwarden.cli.state import CliState
 from plantwarden.core.config import NatsSettings, SupervisorSettings
 from plantwarden.core.processes import ProcessSpec, Supervisor
 from plantwarden.core.settings import Settings
+from plantwarden.gateway.settings import GatewaySettings
 from plantwarden.workers.notify.settings import NotifySettings
 
 
@@ -28,7 +29,7 @@ def serve(state: CliState, host: str | None, port: int | None, tls: str | None) 
 
 def process_table(settings: Settings, env: dict[str, str]) -> list[ProcessSpec]:
     """The processes `up` supervises: the server, the sensors' watchdog, the certificates' expiry
-    check (every 6 hours), the relay when asked. The
+    check (every 6 hours), the gateway and the relay when configured. The
     sensor and the gateway join as they are built."""
     processes = [
         ProcessSpec("server", [sys.executable, "-m", "plantwarden", "serve"], env),
@@ -39,6 +40,9 @@ def process_table(settings: Settings, env: dict[str, str]) -> list[ProcessSpec]:
     ]
     if settings[NotifySettings].targets:
         processes.append(ProcessSpec("notify", [sys.executable, "-m", "plantwarden", "notify", "run"], env))
+    gateway = settings[GatewaySettings].argv()
+    if gateway is not None:
+        processes.append(ProcessSpec("gateway", [sys.executable, "-m", "plantwarden", *gateway], env))
     if settings[NatsSettings].relay:
         processes.append(ProcessSpec("relay", [sys.executable, "-m", "plantwarden", "events", "relay"], env))
     return processes

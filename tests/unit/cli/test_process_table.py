@@ -23,3 +23,22 @@ def test_up_runs_the_notifier_when_a_target_is_configured(tmp_path: Path) -> Non
     )
     names = [p.name for p in process_table(settings, {})]
     assert names == ["server", "watchdog", "pki-expiry", "notify"]
+
+
+def test_up_runs_the_gateway_when_its_plant_site_and_a_listener_are_set(tmp_path: Path) -> None:
+    half = make_settings(tmp_path, **{"gateway.plant": "plant.yaml", "gateway.site": "plant-a"})
+    assert "gateway" not in [p.name for p in process_table(half, {})]  # no listener: nothing to run
+    settings = make_settings(
+        tmp_path, **{"gateway.plant": "plant.yaml", "gateway.site": "plant-a", "gateway.mbaps": "0.0.0.0:802"}
+    )
+    (gateway,) = [p for p in process_table(settings, {}) if p.name == "gateway"]
+    assert gateway.argv[-8:] == [
+        "gateway",
+        "run",
+        "--plant",
+        "plant.yaml",
+        "--site",
+        "plant-a",
+        "--mbaps",
+        "0.0.0.0:802",
+    ]

@@ -1,0 +1,38 @@
+"""Settings of the gateway as `plantwarden up` runs it: which plant and site it guards, where it
+listens. Unset (the default), `up` does not start a gateway; `plantwarden gateway run` takes the
+same things as options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from plantwarden.core.settings import SettingsSection, setting
+
+
+@dataclass(frozen=True)
+class GatewaySettings(SettingsSection):
+    """The Modbus/TCP security gateway under `plantwarden up`."""
+
+    section = "gateway"
+    doc = (
+        "The Modbus/TCP security gateway in front of the PLCs (docs/gateway.md). With `plant` and "
+        "`site` set, `plantwarden up` runs `plantwarden gateway run` with them and restarts it when "
+        "it stops; at least one of `listen` and `mbaps` must be set then."
+    )
+
+    plant: Path | None = setting(None, "plant.yaml of the plant (the applied model in the store wins).")
+    site: str | None = setting(None, "The site whose PLCs the gateway guards.")
+    listen: str | None = setting(None, "HOST:PORT of the plain Modbus/TCP listener (legacy clients).")
+    mbaps: str | None = setting(None, "HOST[:PORT] of the Modbus/TCP Security listener (TLS, port 802).")
+
+    def argv(self) -> list[str] | None:
+        """The `plantwarden gateway run` arguments, or None when `up` runs no gateway."""
+        if self.plant is None or not self.site or not (self.listen or self.mbaps):
+            return None
+        args = ["gateway", "run", "--plant", str(self.plant), "--site", self.site]
+        if self.listen:
+            args += ["--listen", self.listen]
+        if self.mbaps:
+            args += ["--mbaps", self.mbaps]
+        return args
