@@ -28,6 +28,7 @@ BENCHMARKS = (
     "pki_issue",
     "telemetry_envelope",
     "device_ingest",
+    "gateway",
 )
 MODULES = {"map": "commmap"}
 """Benchmarks whose module has another name than the benchmark."""
