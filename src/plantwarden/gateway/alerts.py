@@ -26,6 +26,10 @@ DETECTOR = "gateway"
 RULE_ID = "pw-gateway-denied"
 
 
+MAX_PENDING = 10_000
+"""Denial alerts kept while the store cannot take them (the oldest are dropped beyond)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Denial:
     """One refused request, as the alert describes it."""
@@ -77,8 +81,13 @@ class DenialAlerts:
         if not due or self.store is None:
             return 0
         drafts = [_draft(denial, count) for denial, count in due]
-        with self.store.transaction() as session:
-            raise_alerts(session, self.ctx, drafts)
+        try:
+            with self.store.transaction() as session:
+                raise_alerts(session, self.ctx, drafts)
+        except Exception:
+            with self._lock:  # the store is down: keep them for the next flush (bounded)
+                self._due = (due + self._due)[-MAX_PENDING:]
+            raise
         self.raised += len(drafts)
         return len(drafts)
 

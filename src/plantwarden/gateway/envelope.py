@@ -193,7 +193,7 @@ def engineering_value(register: Register, words: Sequence[int]) -> float:
     """The value in engineering units of a register's raw words (bits for coils), by its type,
     word order and scale."""
     if register.type == "bool":
-        return float(1 if words[0] else 0)
+        return float(words[0] & 0xFFFF)  # a holding register written 0xFFFF is not "true": 65535
     if register.width == 1:
         raw = words[0] & 0xFFFF
         number: float = raw - 0x10000 if register.type == "int16" and raw & 0x8000 else raw
@@ -202,6 +202,4 @@ def engineering_value(register: Register, words: Sequence[int]) -> float:
         data = struct.pack(">HH", high & 0xFFFF, low & 0xFFFF)
         code = {"uint32": ">I", "int32": ">i", "float32": ">f"}[register.type]
         number = struct.unpack(code, data)[0]
-        if register.type == "float32":
-            return float(number)
-    return number / register.scale
+    return number / register.scale  # float32 too, as the sensor decodes it (register_decode.py)

@@ -32,6 +32,14 @@ def envelope(rates: dict[str, float] | None = None) -> Envelope:
         ),
         (Register(0, "a", "holding", "float32", word_order="little"), float_words_little(-7.25), -7.25),
         (Register(0, "a", "coil", "bool"), [1], 1),
+        # scale applies to float32 as the sensor decodes it: raw 12.0 at scale 0.1 is 120 units
+        (
+            Register(0, "a", "holding", "float32", scale=0.1),
+            list(struct.unpack(">HH", struct.pack(">f", 12.0))),
+            120,
+        ),
+        # a holding register of type bool written 0xFFFF is not "1": it is outside a [0, 1] range
+        (Register(0, "a", "holding", "bool"), [0xFFFF], 65535),
     ],
 )
 def test_engineering_value_reads_type_word_order_and_scale(
