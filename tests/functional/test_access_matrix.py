@@ -97,6 +97,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/.well-known/est/simplereenroll"): DEVICE,
     ("GET", "/api/v1/devices/telemetry-recipient"): PUBLIC,  # a certificate, like the CA chain
     ("GET", "/api/v1/devices/telemetry"): frozenset({"security_analyst", "auditor"}),
+    ("GET", "/api/v1/quarantine"): frozenset({"security_analyst", "admin"}),
+    ("POST", "/api/v1/quarantine"): frozenset({"security_analyst", "admin"}),
+    ("POST", "/api/v1/quarantine/release"): frozenset({"security_analyst", "admin"}),
     ("GET", "/api/v1/me"): EVERYONE,
     ("GET", "/api/v1/tokens"): EVERYONE,
     ("POST", "/api/v1/tokens"): EVERYONE,
@@ -232,6 +235,8 @@ def _body(method: str, path: str, fresh: Callable[[str], str]) -> dict[str, Any]
         "/api/v1/baselines/protect": {"site": "plant-a"},
         "/api/v1/pki/tokens": {"site": "plant-a", "device": "plc-1", "zone": "cell-1"},
         "/api/v1/pki/certificates/{serial}/revoke": {"reason": "matrix"},
+        "/api/v1/quarantine": {"site": "plant-a", "subject": "address:10.9.9.9", "reason": "matrix"},
+        "/api/v1/quarantine/release": {"site": "plant-a", "asset": "plc-9", "reason": "matrix"},
         "/api/v1/telemetry": {
             "site": "plant-a",
             "samples": [{"ts": "2026-11-26T08:00:00Z", "device": "d", "variable": "v", "value": 1.0}],

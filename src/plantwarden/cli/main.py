@@ -33,6 +33,7 @@ from plantwarden.detection.rules.cli import rules_group
 from plantwarden.detection.rules.live import open_rule_tee
 from plantwarden.devices.cli import agent_group, devices_group
 from plantwarden.gateway.cli import gateway_group
+from plantwarden.incidents.cli import quarantine_group
 from plantwarden.inventory.cli import assets_group
 from plantwarden.inventory.reach_views_cli import compare_command
 from plantwarden.inventory.zoning_cli import suggest_command
@@ -102,6 +103,7 @@ COMMANDS = (
     devices_group,
     agent_group,
     gateway_group,
+    quarantine_group,
     export_group,
     audit_group,
     user_group,

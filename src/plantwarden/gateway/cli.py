@@ -15,6 +15,7 @@ from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.gateway.alerts import DenialAlerts
 from plantwarden.gateway.decide import RateLimit
 from plantwarden.gateway.identity import CertificateChecker, server_context
+from plantwarden.gateway.quarantine_watch import QuarantineWatch
 from plantwarden.gateway.records import RecordBuffer
 from plantwarden.gateway.revocations import RevocationFeed
 from plantwarden.gateway.server import Gateway, GatewayConfig
@@ -166,6 +167,7 @@ def _gateway(
         revocations=RevocationFeed(store),
         records=RecordBuffer(writer),
         alerts=DenialAlerts(store, runtime.context()),
+        quarantine=QuarantineWatch(store, config.site),
     )
 
 

@@ -4,9 +4,11 @@
 - mbaps listener: the TLS handshake is done by the session's own task (`start_tls`) so that a
   failed handshake is recorded too; then the certificate is checked against the inventory; no
   upstream connection is opened for a client that is not verified.
-- The supervisor, every `tick` seconds: closes the sessions of certificates revoked since the last
-  look (the event log's `pki.CertificateRevoked`), of expired certificates and of quarantined
-  subjects (the deny overlay); every `refresh_seconds` it reloads the policy state and swaps it in
+- The supervisor, every `tick` seconds: applies the site's quarantine changes to the deny overlay
+  (the event log's `incidents.*` events, `quarantine_watch.py`; the active list is loaded at
+  start); closes the sessions of certificates revoked since the last look (the event log's
+  `pki.CertificateRevoked`), of expired or quarantined certificates and of quarantined subjects
+  (the deny overlay); every `refresh_seconds` it reloads the policy state and swaps it in
   when its version changed (the sessions stay); a reload that fails keeps the last good state,
   and without any state at all every request is refused (fail closed). It also flushes records
   and denial alerts.
@@ -29,6 +31,7 @@ from plantwarden.gateway.alerts import Denial, DenialAlerts
 from plantwarden.gateway.decide import Decider, RateLimit, Target
 from plantwarden.gateway.envelope import Envelope
 from plantwarden.gateway.identity import CertificateChecker, ClientRefused, address_client
+from plantwarden.gateway.quarantine_watch import QuarantineWatch
 from plantwarden.gateway.records import Endpoints, RecordBuffer, packed
 from plantwarden.gateway.revocations import RevocationFeed
 from plantwarden.gateway.session import Session
@@ -76,9 +79,13 @@ class Gateway:
         records: RecordBuffer | None = None,
         alerts: DenialAlerts | None = None,
         overlay: DenyOverlay | None = None,
+        quarantine: QuarantineWatch | None = None,
     ) -> None:
         if config.mbaps is not None and (tls is None or checker is None):
             raise ValueError("an mbaps listener needs a TLS context and a certificate checker")
+        if quarantine is not None and quarantine.site != config.site:
+            raise ValueError(f"the quarantine watch is of site {quarantine.site}, not {config.site}")
+        self.quarantine = quarantine
         self.config, self.loader, self.tls, self.checker = config, loader, tls, checker
         self.revocations, self.alerts = revocations, alerts
         self.records = records if records is not None else RecordBuffer(None)
@@ -102,6 +109,11 @@ class Gateway:
         await self._reload()
         if self.revocations is not None:
             await asyncio.to_thread(self.revocations.start)
+        if self.quarantine is not None:
+            try:
+                await asyncio.to_thread(self.quarantine.start, self.overlay)
+            except Exception as error:  # retried at every tick (`poll` starts until it succeeds)
+                log.warning("cannot load the quarantine list: %s", error)
         if self.config.listen is not None:
             await self._listen("modbus", self.config.listen, self._plain)
         if self.config.mbaps is not None:
@@ -186,6 +198,12 @@ class Gateway:
             self._refused(ends, refusal.reason, refusal.message)
             writer.close()
             return
+        if self.quarantine is not None and client.serial in self.quarantine.certificates:
+            self._refused(
+                ends, "quarantined", f"the certificate {client.serial} of {client.device} is quarantined"
+            )
+            writer.close()
+            return
         await self._serve(Session(self, client, reader, writer, ends))
 
     async def _serve(self, session: Session) -> None:
@@ -263,6 +281,12 @@ class Gateway:
         )
 
     async def _watch(self) -> None:
+        if self.quarantine is not None:
+            try:
+                await asyncio.to_thread(self.quarantine.poll, self.overlay)
+            except Exception as error:  # the last known list stays in force
+                log.warning("cannot read quarantine changes: %s", error)
+        certificates = self.quarantine.certificates if self.quarantine is not None else frozenset()
         revoked: set[bytes] = set()
         if self.revocations is not None and self.sessions:
             try:
@@ -283,6 +307,11 @@ class Gateway:
                 )
             elif (client.subject.kind, client.subject.id) in quarantined:
                 session.close("deny:quarantine:subject", f"{client.subject} is quarantined")
+            elif client.serial and client.serial in certificates:
+                session.close(
+                    "deny:quarantine:certificate",
+                    f"the certificate {client.serial} of {client.device} is quarantined",
+                )
 
     def _flush(self) -> None:
         try:

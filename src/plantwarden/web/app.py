@@ -16,6 +16,7 @@ from plantwarden.core.db import Store
 from plantwarden.core.settings import Settings
 from plantwarden.detection.baselines import api as baselines_api
 from plantwarden.devices import api as devices_api
+from plantwarden.incidents import api as quarantine_api
 from plantwarden.inventory import api as inventory_api
 from plantwarden.monitoring import telemetry_api
 from plantwarden.pki import api as pki_api
@@ -63,6 +64,7 @@ def create_app(settings: Settings, store: Store, *, tls: bool = False) -> FastAP
     app.include_router(pki_api.router, prefix=API_PREFIX)
     app.include_router(pki_est.router)
     app.include_router(devices_api.router, prefix=API_PREFIX)
+    app.include_router(quarantine_api.router, prefix=API_PREFIX)
     app.include_router(console.router)
     app.include_router(inventory_pages.router)
     app.include_router(zone_pages.router)

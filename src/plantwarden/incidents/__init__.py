@@ -1,0 +1,1 @@
+"""Incidents and response actions; today the quarantine list that the gateway enforces."""

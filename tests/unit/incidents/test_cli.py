@@ -1,0 +1,75 @@
+"""`plantwarden quarantine` on a real data directory: add, list, release, and refusals that say
+what to do."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import select
+
+from plantwarden.core.auditlog import AuditEntry
+from plantwarden.core.clock import FixedClock
+from plantwarden.core.errors import Conflict, NotFound
+from plantwarden.core.runtime import Runtime
+from plantwarden.incidents.cli import quarantine_group
+from tests.conftest import make_settings
+
+
+class Provider:
+    def __init__(self, data_dir: Path, clock: FixedClock) -> None:
+        self.held = Runtime(make_settings(data_dir), clock)
+
+    def runtime(self) -> Runtime:
+        return self.held
+
+
+@pytest.fixture
+def provider(data_dir: Path, clock: FixedClock) -> Provider:
+    return Provider(data_dir, clock)
+
+
+def invoke(provider: Provider, *args: str, code: int = 0) -> Result:
+    result = CliRunner().invoke(quarantine_group, list(args), obj=provider, catch_exceptions=code == 0)
+    assert result.exit_code == code, result.output
+    return result
+
+
+def test_add_list_release(provider: Provider) -> None:
+    added = invoke(provider, "add", "--site", "plant-a", "--subject", "address:10.1.1.20", "--reason",
+                   "beaconing", "--actor", "sam")  # fmt: skip
+    assert added.output == "quarantined address:10.1.1.20 at site plant-a: beaconing\n"
+    invoke(provider, "add", "--site", "plant-a", "--asset", "plc-1", "--reason", "tampered")
+    listed = json.loads(invoke(provider, "list", "--site", "plant-a", "--format", "json").output)
+    assert [(r["kind"], r["target"], r["by"]) for r in listed] == [
+        ("address", "10.1.1.20", "sam"),
+        ("asset", "plc-1", "cli"),
+    ]
+    table = invoke(provider, "list").output
+    assert "address:10.1.1.20" in table and "sam: beaconing" in table
+    released = invoke(provider, "release", "--site", "plant-a", "--asset", "plc-1", "--reason", "reflashed")
+    assert released.output == "released asset:plc-1 at site plant-a\n"
+    assert "asset:plc-1" not in invoke(provider, "list").output
+    assert invoke(provider, "list", "--site", "plant-b").output == "nothing is quarantined at site plant-b\n"
+    with provider.runtime().ready_store().transaction() as session:
+        actions = [e.action for e in session.scalars(select(AuditEntry).order_by(AuditEntry.seq))]
+    assert actions.count("incidents.quarantine.added") == 2
+    assert actions.count("incidents.quarantine.released") == 1
+
+
+def test_refusals_say_what_was_wrong(provider: Provider) -> None:
+    both = invoke(
+        provider, "add", "--site", "s", "--subject", "user:x", "--asset", "a", "--reason", "r", code=2
+    )
+    assert "give --subject KIND:ID or --asset ASSET" in both.output
+    neither = invoke(provider, "add", "--site", "s", "--reason", "r", code=2)
+    assert "one of them" in neither.output
+    invoke(provider, "add", "--site", "plant-a", "--subject", "cert_role:engineer", "--reason", "r")
+    with pytest.raises(Conflict, match="already quarantined"):
+        invoke(
+            provider, "add", "--site", "plant-a", "--subject", "cert_role:engineer", "--reason", "r", code=1
+        )
+    with pytest.raises(NotFound, match="not quarantined at site plant-a"):
+        invoke(provider, "release", "--site", "plant-a", "--asset", "plc-1", "--reason", "r", code=1)
