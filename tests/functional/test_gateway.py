@@ -122,7 +122,7 @@ def test_an_operator_certificate_reads_but_cannot_write(harness: Harness) -> Non
     harness.plc.received.clear()
     client = harness.tls_client(harness.operator)
     try:
-        answer = client.read_holding_registers(0, count=2, device_id=1)
+        answer = client.read_holding_registers(2, count=2, device_id=1)  # flow_limit (float32)
         assert not answer.isError() and answer.registers == [0, 0]
         refused = client.write_register(0, 800, device_id=1)
         assert refused.isError() and refused.exception_code == 1
@@ -251,15 +251,28 @@ def test_plain_clients_act_in_the_role_their_address_is_bound_to(harness: Harnes
         assert bound.write_register(0, 800, device_id=1).exception_code == 1  # operator: no writes
     finally:
         bound.close()
-    unbound: Any = ModbusTcpClient(
-        "127.0.0.1", port=harness.plain, timeout=2, retries=0, source_address=("127.0.0.2", 0)
+    connections = harness.plc.connections
+    unbound = socket.create_connection(
+        ("127.0.0.1", harness.plain), timeout=2, source_address=("127.0.0.2", 0)
     )
-    assert unbound.connect()
-    try:
-        assert unbound.read_holding_registers(0, count=1, device_id=1).exception_code == 1
+    try:  # refused at connect: closed before a byte is read
+        with contextlib.suppress(ConnectionError):
+            unbound.sendall(adu(1, 1, read_holding(0, 1)))
+        with contextlib.suppress(ConnectionError):
+            assert unbound.recv(64) == b""
     finally:
         unbound.close()
     assert [m.function_code for m in harness.plc.messages()] == [3]
+    assert harness.plc.connections == connections
+    assert any(
+        r["rule"] == "gateway:client:unbound" and "127.0.0.2" in r["reason"] for r in _records_soon(harness)
+    )
+
+
+def _records_soon(harness: Harness) -> list[dict[str, Any]]:
+    """The gateway's records after its next flush."""
+    time.sleep(1.3)
+    return [row for batch in read_gateway_records(harness.backend, 0, 2**62) for row in batch.rows()]
 
 
 def _send_raw(port: int, data: bytes, *, pause: float = 0.0) -> bytes:

@@ -15,6 +15,12 @@ range in engineering units. A write is checked value by value:
   (who may write them is the policy's business).
 
 `Envelope.check` is pure; `Envelope.remember` records the values of a write that went through.
+
+The envelope also knows each asset's whole register map per table (`RegisterTable`): a request to
+an asset with a map must stay on addresses the map declares in the table its function code reads
+or writes (coils, discrete inputs, holding or input registers: one address space each), and a
+write only on registers of that table that list the writer's role (the policy's ranges merge the
+tables, so holding 0 and coil 0 look alike to it).
 """
 
 from __future__ import annotations
@@ -29,6 +35,44 @@ from plantwarden.zones.plant.model import Asset, Register
 
 _KIND_OF_FUNCTION = {5: "coil", 15: "coil", 6: "holding", 16: "holding", 22: "holding", 23: "holding"}
 """The register table each writing function code writes."""
+TABLE_OF_FUNCTION = {
+    **_KIND_OF_FUNCTION, 1: "coil", 2: "discrete", 3: "holding", 4: "input"
+}  # fmt: skip
+"""The register table (plant.yaml's `kind`) each addressed function code reads or writes."""
+
+
+class RegisterTable:
+    """The registers of one table of one asset's map, sorted by address: which addresses it has,
+    and who may write them."""
+
+    __slots__ = ("_registers", "_starts")
+
+    def __init__(self, registers: Sequence[Register]) -> None:
+        self._registers = sorted(registers, key=lambda r: r.address)
+        self._starts = [register.address for register in self._registers]
+
+    def _covering(self, first: int, last: int) -> tuple[list[Register], int | None]:
+        """The registers covering first..last in order, and the first address none covers."""
+        registers, found = self._registers, list[Register]()
+        index = max(bisect_right(self._starts, first) - 1, 0)
+        cursor = first
+        while cursor <= last:
+            while index < len(registers) and registers[index].last < cursor:
+                index += 1
+            if index == len(registers) or registers[index].address > cursor:
+                return found, cursor
+            found.append(registers[index])
+            cursor = registers[index].last + 1
+        return found, None
+
+    def uncovered(self, first: int, last: int) -> int | None:
+        """The first address of first..last that no register of the table declares, or None."""
+        return self._covering(first, last)[1]
+
+    def not_writable(self, first: int, last: int, role: str) -> Register | None:
+        """The first register in first..last whose writers do not list `role`, or None."""
+        covering, _ = self._covering(first, last)
+        return next((register for register in covering if role not in register.writers), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +94,17 @@ class Watched:
 class AssetEnvelope:
     """The watched registers of one asset, per kind, sorted by address."""
 
-    __slots__ = ("_by_kind",)
+    __slots__ = ("_by_kind", "tables", "unit_id")
 
     def __init__(self, asset: Asset, rate_limits: Mapping[str, float]) -> None:
+        self.unit_id = asset.unit_id
+        self.tables: dict[str, RegisterTable] | None = None
+        """The register map per table (a table the map omits has no address); None: no map."""
+        if asset.registers:
+            self.tables = {
+                kind: RegisterTable([r for r in asset.registers if r.kind == kind])
+                for kind in ("coil", "discrete", "holding", "input")
+            }
         by_kind: dict[str, tuple[list[int], list[Watched]]] = {}
         for register in sorted(asset.registers, key=lambda r: r.address):
             limit = rate_limits.get(register.name)
@@ -85,6 +137,10 @@ class Envelope:
     def __init__(self, assets: Sequence[Asset], rate_limits: Mapping[str, Mapping[str, float]]) -> None:
         self._assets = {asset.id: AssetEnvelope(asset, rate_limits.get(asset.id, {})) for asset in assets}
         self._last: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def asset(self, asset: str) -> AssetEnvelope | None:
+        """The envelope and register map of `asset` (None: not an asset behind the gateway)."""
+        return self._assets.get(asset)
 
     def carry_from(self, other: Envelope) -> None:
         """Keep the last values `other` let through (a new policy state keeps the history)."""

@@ -1,13 +1,20 @@
 """The gateway process: its listeners, the policy in force, the upstream pools, the supervisor.
 
-- Plain Modbus/TCP listener: the client is its source address (plant.yaml bindings give roles).
+- Admission: at most `max_sessions` connections at once, `max_sessions_per_address` from one
+  source address (counted from the accept, TLS handshakes included); beyond, the connection is
+  refused and recorded before anything is read.
+- Plain Modbus/TCP listener: the client is its source address (plant.yaml bindings give roles);
+  an address no binding gives a role is refused at connect (while the gateway fails closed, for
+  want of a policy, it is served and every request refused).
 - mbaps listener: the TLS handshake is done by the session's own task (`start_tls`) so that a
   failed handshake is recorded too; then the certificate is checked against the inventory; no
   upstream connection is opened for a client that is not verified.
 - The supervisor, every `tick` seconds: applies the site's quarantine changes to the deny overlay
   (the event log's `incidents.*` events, `quarantine_watch.py`; the active list is loaded at
   start); closes the sessions of certificates revoked since the last look (the event log's
-  `pki.CertificateRevoked`), of expired or quarantined certificates and of quarantined subjects
+  `pki.CertificateRevoked`; the fingerprints stay known `REVOKED_MEMORY` seconds, and a session
+  registered meanwhile is checked against them, as its inventory check may predate the
+  revocation), of expired or quarantined certificates and of quarantined subjects
   (the deny overlay); every `refresh_seconds` it reloads the policy state and swaps it in
   when its version changed (the sessions stay); a reload that fails keeps the last good state,
   and without any state at all every request is refused (fail closed). It also flushes records
@@ -21,7 +28,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +47,10 @@ from plantwarden.gateway.upstream import UpstreamPool
 from plantwarden.policy.overlay import DenyOverlay
 
 log = logging.getLogger(__name__)
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Endpoints], Awaitable[None]]
 REFUSED_CLIENT = "gateway:client"
+REVOKED_MEMORY = 10.0
+"""Seconds a revoked fingerprint stays known after the supervisor read it from the event log."""
 
 
 @dataclass(frozen=True)
@@ -56,10 +66,21 @@ class GatewayConfig:
     handshake_timeout: float = 10.0
     tick: float = 0.25
     refresh_seconds: float = 1.0
-    pool_size: int = 2
+    pool_size: int = 4
+    """Connections to each PLC (most PLCs take 2 to 8 in all): with one request in flight each
+    (`pipeline_depth` 1), this is how many requests of different clients a PLC runs at once."""
     request_timeout: float = 2.0
-    pipeline_depth: int | None = None
-    """Requests in flight per upstream connection (1 for PLCs that take one transaction at a time)."""
+    pipeline_depth: int | None = 1
+    """Requests in flight per upstream connection: 1 (the default) for PLCs that take one
+    transaction at a time, as many do; None for no limit."""
+    max_sessions: int = 256
+    """Client connections at once (handshakes included); more are refused at connect."""
+    max_sessions_per_address: int = 16
+    """Client connections at once from one source address."""
+    source_rate_limit: RateLimit | None = field(default_factory=lambda: RateLimit(1000.0, 1000.0))
+    """Requests a second per source address, whatever the role (None: no limit)."""
+    read_fifo: bool = False
+    """Whether read FIFO queue (24) may go through (its one address says nothing of what it reads)."""
     rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
     change_limits: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     """Rate-of-change limits: asset -> register name -> engineering units per second."""
@@ -92,8 +113,12 @@ class Gateway:
         self.overlay = overlay if overlay is not None else DenyOverlay()
         self.state: GatewayState | None = None
         self.decider = Decider(config.site, None, Envelope([], {}), overlay=self.overlay,
-                               rate_limits=config.rate_limits)  # fmt: skip
+                               rate_limits=config.rate_limits, source_rate_limit=config.source_rate_limit,
+                               read_fifo=config.read_fifo)  # fmt: skip
         self.sessions: set[Session] = set()
+        self.connections: dict[str, int] = {}
+        """Open client connections per source address (admission)."""
+        self._revoked: dict[bytes, float] = {}
         self.addresses: dict[str, tuple[str, int]] = {}
         self._pools: dict[tuple[str, int], UpstreamPool] = {}
         self._servers: list[asyncio.Server] = []
@@ -115,9 +140,9 @@ class Gateway:
             except Exception as error:  # retried at every tick (`poll` starts until it succeeds)
                 log.warning("cannot load the quarantine list: %s", error)
         if self.config.listen is not None:
-            await self._listen("modbus", self.config.listen, self._plain)
+            await self._listen("modbus", self.config.listen, self._admitted(self._plain))
         if self.config.mbaps is not None:
-            await self._listen("mbaps", self.config.mbaps, self._secure)
+            await self._listen("mbaps", self.config.mbaps, self._admitted(self._secure))
         self._supervisor = asyncio.create_task(self._supervise())
 
     async def _listen(self, name: str, where: tuple[str, int], handler: Any) -> None:
@@ -174,14 +199,50 @@ class Gateway:
 
     # --- connections ------------------------------------------------------------------------
 
-    async def _plain(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        ends = self._ends(writer)
+    def _admitted(
+        self, handler: Handler
+    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+        """`handler` behind the connection caps (overall and per source address)."""
+
+        async def admit(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            ends = self._ends(writer)
+            address = self.peer_text(ends)
+            open_here = self.connections.get(address, 0)
+            if sum(self.connections.values()) >= self.config.max_sessions:
+                refusal = f"the gateway already serves {self.config.max_sessions} connections (max_sessions)"
+            elif open_here >= self.config.max_sessions_per_address:
+                refusal = (f"{address} already has {open_here} connections open"
+                           f" (max_sessions_per_address {self.config.max_sessions_per_address})")  # fmt: skip
+            else:
+                refusal = ""
+            if refusal:
+                self._refused(ends, "capacity", refusal)
+                writer.transport.abort()
+                return
+            self.connections[address] = open_here + 1
+            try:
+                await handler(reader, writer, ends)
+            finally:
+                left = self.connections.pop(address, 1) - 1
+                if left > 0:
+                    self.connections[address] = left
+
+        return admit
+
+    async def _plain(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ends: Endpoints
+    ) -> None:
         state = self.state
         client = address_client(writer.get_extra_info("peername")[0], None if state is None else state.site)
+        if state is not None and not client.role:  # without a state: refused request by request
+            self._refused(ends, "unbound", f"no plant.yaml binding gives {client.subject.id} a role")
+            writer.transport.abort()
+            return
         await self._serve(Session(self, client, reader, writer, ends))
 
-    async def _secure(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        ends = self._ends(writer)
+    async def _secure(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ends: Endpoints
+    ) -> None:
         assert self.tls is not None
         assert self.checker is not None
         try:
@@ -211,6 +272,12 @@ class Gateway:
         if task is not None:
             self._tasks.add(task)
         self.sessions.add(session)
+        fingerprint = session.client.fingerprint
+        if fingerprint and fingerprint in self._revoked:  # revoked after its inventory check
+            client = session.client
+            session.close(
+                "gateway:revoked", f"the certificate {client.serial} of {client.device} was revoked"
+            )
         try:
             await session.run()
         finally:
@@ -293,6 +360,10 @@ class Gateway:
                 revoked = await asyncio.to_thread(self.revocations.revoked_since_last)
             except Exception as error:
                 log.warning("cannot read revocations: %s", error)
+        moment = time.monotonic()
+        self._revoked = {k: t for k, t in self._revoked.items() if moment - t < REVOKED_MEMORY}
+        self._revoked.update(dict.fromkeys(revoked, moment))
+        revoked = set(self._revoked)
         now = datetime.now(UTC)
         quarantined = self.overlay.snapshot().subject_keys
         for session in list(self.sessions):

@@ -41,7 +41,7 @@ def ask(
 def test_an_operator_reads_and_an_engineer_writes_within_the_register_map() -> None:
     current = state()
     d = decider(current)
-    assert ask(d, current, OPERATOR, "operator", read_holding(0, 10)).allowed
+    assert ask(d, current, OPERATOR, "operator", read_holding(2, 4)).allowed
     refused = ask(d, current, OPERATOR, "operator", write_register(0, 800))
     assert not refused.allowed and refused.exception_code == 1
     assert refused.rule == "default-deny" and "operator" in refused.reason
@@ -66,10 +66,10 @@ def test_a_bound_address_acts_in_its_role_and_an_unbound_one_in_none() -> None:
 def test_function_23_needs_both_the_write_and_the_read() -> None:
     current = state()
     d = decider(current)
-    pdu = bytes([23, 0, 20, 0, 2, 0, 0, 0, 1, 2, 3, 32])  # read 20-21, write 0 := 800
+    pdu = bytes([23, 0, 2, 0, 2, 0, 0, 0, 1, 2, 3, 32])  # read holding 2-3, write 0 := 800
     assert ask(d, current, ENGINEER, "engineer", pdu).allowed
     assert not ask(d, current, OPERATOR, "operator", pdu).allowed
-    too_high = bytes([23, 0, 20, 0, 2, 0, 0, 0, 1, 2, 3, 0xE0])  # 0 := 992
+    too_high = bytes([23, 0, 2, 0, 2, 0, 0, 0, 1, 2, 3, 0xE0])  # 0 := 992
     assert ask(d, current, ENGINEER, "engineer", too_high).rule.startswith(ENVELOPE)
 
 
