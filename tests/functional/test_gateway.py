@@ -319,6 +319,17 @@ def test_refusals_are_recorded_with_the_policy_version_and_alerted_once(harness:
             assert client.write_register(5, 1, device_id=1).exception_code == 1
     finally:
         client.close()
+    engineer = harness.tls_client(harness.engineer)  # an allowed request, recorded as well
+    try:
+        assert not engineer.read_holding_registers(0, count=1, device_id=1).isError()
+    finally:
+        engineer.close()
+    anonymous = harness.tls_client(None)  # a refused handshake (no client certificate), recorded too
+    try:
+        with contextlib.suppress(Exception):
+            anonymous.read_holding_registers(0, count=1, device_id=1)
+    finally:
+        anonymous.close()
     time.sleep(1.5)  # one flush of records and alerts
     rows = [row for batch in read_gateway_records(harness.backend, 0, 2**62) for row in batch.rows()]
     refused = [
