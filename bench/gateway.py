@@ -184,6 +184,8 @@ def _gateway(setup: Setup, plc_port: int, core: int) -> Iterator[Peer]:
         sys.executable, "-c", GATEWAY, str(core), "--data-dir", str(setup.data_dir), "gateway", "run",
         "--plant", str(plant_file), "--site", SITE, "--mbaps", "127.0.0.1:0", "--host-name", "127.0.0.1",
         "--upstream", f"plc-1=127.0.0.1:{plc_port}", "--pipeline-depth", "1",
+        # every client of the bench comes from 127.0.0.1: lift the per-address limits
+        "--max-sessions-per-address", "64", "--source-rate-limit", "1000000",
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()

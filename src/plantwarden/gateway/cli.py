@@ -102,7 +102,19 @@ def gateway_group() -> None:
 @click.option("--max-change", "changes", multiple=True, help="ASSET.REGISTER=N: at most N units a second.")
 @click.option("--host-name", "hosts", multiple=True, help="Names of the gateway in its TLS certificate"
               " (default: the --mbaps host).")  # fmt: skip
-@click.option("--pipeline-depth", type=click.IntRange(min=1), help="Requests in flight per PLC connection.")
+@click.option(
+    "--pipeline-depth",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Requests in flight per PLC connection (more only for PLCs that take pipelined requests).",
+)
+@click.option("--max-sessions", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Client connections at once, in all.")  # fmt: skip
+@click.option("--max-sessions-per-address", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Client connections at once from one source address.")  # fmt: skip
+@click.option("--source-rate-limit", type=click.FloatRange(min=0, min_open=True), default=1000.0,
+              show_default=True, help="Requests a second from one address, whatever its role.")  # fmt: skip
 @click.option("--duration", type=click.FloatRange(min=0.1), help="Stop after this many seconds.")
 @click.pass_obj
 def run_command(
@@ -115,7 +127,10 @@ def run_command(
     rates: tuple[str, ...],
     changes: tuple[str, ...],
     hosts: tuple[str, ...],
-    pipeline_depth: int | None,
+    pipeline_depth: int,
+    max_sessions: int,
+    max_sessions_per_address: int,
+    source_rate_limit: float,
     duration: float | None,
 ) -> None:
     """Serve until stopped (Ctrl-C, SIGTERM, or --duration): decide every request, forward what
@@ -128,6 +143,9 @@ def run_command(
         listen=None if listen is None else host_port(listen, "--listen"),
         mbaps=None if mbaps is None else host_port(mbaps, "--mbaps", MBAPS_PORT),
         pipeline_depth=pipeline_depth,
+        max_sessions=max_sessions,
+        max_sessions_per_address=max_sessions_per_address,
+        source_rate_limit=RateLimit(source_rate_limit, source_rate_limit),
         rate_limits=rate_limits(rates),
         change_limits=change_limits(changes),
     )
