@@ -247,10 +247,6 @@ class Decider:
                            ILLEGAL_FUNCTION, operation)  # fmt: skip
         return None
 
-    def allowed_write(self, target: Target, message: ModbusMessage, now: float) -> None:
-        """Kept for the session's call: a write's values are remembered when it is decided (so
-        that concurrent writes see each other), not when the PLC answers."""
-
 
 def _allowing_role(decision: Decision, role: str) -> str:
     """The role whose rule allowed (`role:<role>/<rule>`), else the client's own."""

@@ -27,9 +27,9 @@ from plantwarden.gateway.frames import (
     GATEWAY_TARGET_FAILED,
     ILLEGAL_FUNCTION,
     Adu,
+    AduReader,
     FrameRefused,
     exception_response,
-    read_adu,
     response_adu,
 )
 from plantwarden.gateway.identity import Client
@@ -87,15 +87,18 @@ class Session:
         self.gateway, self.client, self.reader, self.writer, self.ends = gateway, client, reader, writer, ends
         self.closed = False
         self.requests = 0
+        self.source = gateway.peer_text(ends)
+        """The client's address: requests are rate-limited per address, whatever the role."""
 
     async def run(self) -> None:
         """Serve requests until the client leaves, the stream breaks or the gateway closes it."""
         settings = self.gateway.config
+        adus = AduReader(
+            self.reader, frame_timeout=settings.frame_timeout, idle_timeout=settings.idle_timeout
+        )
         try:
             while not self.closed:
-                item = await read_adu(
-                    self.reader, frame_timeout=settings.frame_timeout, idle_timeout=settings.idle_timeout
-                )
+                item = await adus.read()
                 if item is None or self.closed:
                     return
                 if isinstance(item, FrameRefused):
@@ -105,6 +108,7 @@ class Session:
         except (ConnectionError, OSError) as error:
             log.debug("session of %s ended: %s", self.client, error)
         finally:
+            adus.close()
             self.closed = True
             self.writer.close()
 
@@ -132,7 +136,13 @@ class Session:
         else:
             wall = datetime.now(UTC)
             verdict = gateway.decider.decide(
-                self.client.subject, self.client.role, target, message, wall, time.monotonic()
+                self.client.subject,
+                self.client.role,
+                target,
+                message,
+                wall,
+                time.monotonic(),
+                source=self.source,
             )
         asset = "" if target is None else target.asset
         if not verdict.allowed:
@@ -141,6 +151,7 @@ class Session:
             )
             self._record(asked, verdict.exception_code, -1, verdict, asset)
             gateway.denied(self._denial(verdict, asked, asset, "" if target is None else target.zone))
+            await self._drain_if_full()  # a client that sends refused requests and never reads
             return
         assert target is not None
         try:
@@ -151,15 +162,19 @@ class Session:
             self._send(exception_response(adu.transaction_id, adu.unit_id, adu.pdu[0], GATEWAY_TARGET_FAILED))
             failed = verdict._replace(rule=f"{UPSTREAM}:{error.reason}", reason=error.message)
             self._record(asked, -1, -1, failed, asset, allowed=True)
+            await self._drain_if_full()
             return
         if self.closed:
             return  # closed while the PLC answered: the answer is not delivered
         self._send(response_adu(adu.transaction_id, adu.unit_id, answer))
-        if answer and not answer[0] & 0x80:
-            gateway.decider.allowed_write(target, message, time.monotonic())
         status = answer[1] if len(answer) > 1 and answer[0] & 0x80 else 0
         self._record(asked, status, time.perf_counter_ns() - started, verdict, asset)
-        if self.writer.transport.get_write_buffer_size() > _HIGH_WATER:
+        await self._drain_if_full()
+
+    async def _drain_if_full(self) -> None:
+        """Wait for a client that does not read its answers. Asking a TLS transport its buffer size
+        costs more than deciding, and an answer is at most 260 bytes: look every 16th request."""
+        if not self.requests & 15 and self.writer.transport.get_write_buffer_size() > _HIGH_WATER:
             await self.writer.drain()
 
     def _send(self, data: bytes) -> None:

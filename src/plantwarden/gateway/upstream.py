@@ -18,8 +18,9 @@ counted; the request it might have been meant for keeps waiting and times out, b
 answer forwarded to a client is worse than none. A length field no Modbus/TCP frame has leaves no
 way to find the next frame, so the connection is closed.
 
-This sits on the gateway's latency path, so a request costs one future, one timer and one write:
-no task per request. Each connection has one task, which reads its answers.
+This sits on the gateway's latency path, so a request costs one future, one heap entry and one
+write: no task and no timer per request (one timer per pool, armed at the earliest deadline, expires
+what is due). Each connection has one task, which reads its answers.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import heapq
+import itertools
 import struct
 from typing import Literal
 
@@ -44,6 +47,8 @@ BACKOFF = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
 the first reconnect is immediate (a PLC may close idle connections), then it slows down."""
 WRITE_BUFFER_LIMIT = 64 * 1024
 """Above this many unsent bytes a request waits for the PLC to read (it is not keeping up)."""
+READ_CHUNK = 64 * 1024
+"""The most bytes one read of a connection takes (every whole answer in them is handed over)."""
 
 
 class UpstreamError(PlantwardenError):
@@ -149,6 +154,10 @@ class UpstreamPool:
         self._failures = 0  # connection failures in a row since the last answer: the backoff step
         self._lost = 0  # connections lost or attempts failed, not yet replaced: reconnects to count
         self._closed = False
+        self._deadlines: list[tuple[float, int, asyncio.Future[bytes], int, int]] = []
+        self._order = itertools.count()  # ties in the heap never compare futures
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     @property
     def where(self) -> str:
@@ -178,7 +187,9 @@ class UpstreamPool:
         self._in_flight += 1
         if self._in_flight > stats["in_flight_max"]:
             stats["in_flight_max"] = self._in_flight
-        timer = loop.call_at(deadline, self._expire, future, unit_id, pdu[0])
+        heapq.heappush(self._deadlines, (deadline, next(self._order), future, unit_id, pdu[0]))
+        if self._timer is None or self._timer_at > deadline:
+            self._arm(loop, deadline)
         try:
             writer = connection.writer
             writer.write(MBAP.pack(transaction_id, 0, len(pdu) + 1, unit_id) + pdu)
@@ -189,12 +200,38 @@ class UpstreamPool:
             self._fail(connection, f"writing to {self.where} failed: {error}")
             raise UpstreamError("unavailable", f"writing to {self.where} failed: {error}") from error
         finally:
-            timer.cancel()
+            if not future.done():
+                future.cancel()  # left (cancelled, failed write): the sweep skips it
             self._in_flight -= 1
+            deadlines = self._deadlines
+            while deadlines and deadlines[0][2].done():  # the oldest are answered: forget them now
+                heapq.heappop(deadlines)
             if connection.pending.get(transaction_id) is waiting:
                 del connection.pending[transaction_id]  # forgotten: a late answer is dropped
             if self._waiters:
                 self._wake()
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = loop.call_at(when, self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Expire the requests whose deadline passed (answered ones are only forgotten); arm the
+        timer at the next deadline of a request still waiting."""
+        self._timer = None
+        deadlines, now = self._deadlines, loop.time()
+        while deadlines:
+            deadline, _, future, unit_id, function_code = deadlines[0]
+            if future.done():
+                heapq.heappop(deadlines)
+            elif deadline <= now:
+                heapq.heappop(deadlines)
+                self._expire(future, unit_id, function_code)
+            else:
+                self._arm(loop, deadline)
+                return
 
     def _expire(self, future: asyncio.Future[bytes], unit_id: int, function_code: int) -> None:
         if future.done():
@@ -323,19 +360,32 @@ class UpstreamPool:
         return connection
 
     async def _read_answers(self, connection: _Connection) -> None:
+        # One read takes whatever arrived (often one answer, several when pipelined), and every
+        # whole frame in it is answered at once: one await per read, not two per frame.
         reader = connection.reader
+        buffer = bytearray()
+        problem = ""
         try:
-            while True:
-                header = await reader.readexactly(7)
-                transaction_id, protocol_id, length, unit_id = MBAP.unpack(header)
-                if length not in ANSWER_LENGTHS:
-                    self.stats["malformed"] += 1
-                    problem = f"the PLC at {self.where} sent a frame of length {length}: no Modbus/TCP frame"
+            while not problem:
+                chunk = await reader.read(READ_CHUNK)
+                if not chunk:
+                    problem = f"the PLC at {self.where} closed the connection"
                     break
-                pdu = await reader.readexactly(length - 1)
-                self._answer(connection, transaction_id, protocol_id, unit_id, pdu)
-        except asyncio.IncompleteReadError:
-            problem = f"the PLC at {self.where} closed the connection"
+                buffer += chunk
+                while len(buffer) >= MBAP.size:
+                    transaction_id, protocol_id, length, unit_id = MBAP.unpack_from(buffer)
+                    if length not in ANSWER_LENGTHS:
+                        self.stats["malformed"] += 1
+                        problem = (
+                            f"the PLC at {self.where} sent a frame of length {length}: no Modbus/TCP frame"
+                        )
+                        break
+                    end = MBAP.size - 1 + length
+                    if len(buffer) < end:
+                        break
+                    pdu = bytes(buffer[MBAP.size : end])
+                    del buffer[:end]
+                    self._answer(connection, transaction_id, protocol_id, unit_id, pdu)
         except OSError as error:
             problem = f"the connection to the PLC at {self.where} failed: {error}"
         self._fail(connection, problem)
@@ -381,6 +431,9 @@ class UpstreamPool:
     async def close(self) -> None:
         """Close every connection; requests in flight or waiting for a connection fail as "closed"."""
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._wake(every=True)
         for attempt in list(self._opening):
             attempt.cancel()

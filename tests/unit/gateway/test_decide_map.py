@@ -148,7 +148,6 @@ def test_concurrent_writes_are_each_checked_against_the_other() -> None:
     assert target is not None
     first = decode(adu(1, 1, write_register(5, 100)), False)
     assert d.decide(ENGINEER, "engineer", target, first, WALL, 0.0).allowed
-    d.allowed_write(target, first, 0.0)
     assert ask(d, current, ENGINEER, "engineer", write_register(5, 200), now=10.0).allowed  # in flight
     second = ask(d, current, ENGINEER, "engineer", write_register(5, 0), now=10.0)  # 200 -> 0 at once
     assert not second.allowed and "from 200 to 0" in second.reason
