@@ -54,6 +54,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from plantwarden.core.clock import Clock
 from plantwarden.core.config import CoreSettings
+from plantwarden.core.context import Context
 from plantwarden.core.db import Base, Store, UTCDateTime
 from plantwarden.core.errors import ConfigurationError, InvalidInput
 from plantwarden.core.ids import new_id
@@ -1090,6 +1091,31 @@ class AuditLog:
             details=details,
             clock=clock,
             checkpoints=self.checkpoints,
+        )
+
+    def record(
+        self,
+        session: Session,
+        ctx: Context,
+        action: str,
+        *,
+        site: str | None,
+        target: str,
+        details: Mapping[str, Any],
+        outcome: str = "success",
+    ) -> AuditEntry:
+        """`append` for an action done in `ctx` (its actor, source and clock); the target is cut
+        to the 200 characters an entry keeps."""
+        return self.append(
+            session,
+            actor=ctx.actor,
+            source=ctx.source,
+            action=action,
+            outcome=outcome,
+            site=site,
+            target=target[:200],
+            details=details,
+            clock=ctx.clock,
         )
 
     def checkpoint(self, session: Session, *, clock: Clock) -> Checkpoint:

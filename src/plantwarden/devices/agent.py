@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import ssl
 import time
 import urllib.error
@@ -43,7 +42,7 @@ from plantwarden.core.errors import Conflict, PlantwardenError
 from plantwarden.devices.envelope import Sealer, key_id
 from plantwarden.devices.ingest import payload_of, telemetry_topic
 from plantwarden.pki.certs import DeviceIdentity, fingerprint, identity_of, renewal_starts
-from plantwarden.pki.keys import key_pem, load_key, new_key, replace_file
+from plantwarden.pki.keys import fsync_directory, key_pem, load_key, new_key, replace_file
 
 KEY, CERT, CHAIN, RECIPIENT, STATE = "device.key", "device.pem", "ca-chain.pem", "recipient.pem", "state.json"
 SAVE_EVERY = 1000
@@ -173,12 +172,12 @@ def install(
     chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
     replace_file(directory / CHAIN, chain_pem, 0o644)
     replace_file(directory / RECIPIENT, recipient.public_bytes(serialization.Encoding.PEM), 0o644)
-    state = _read_state(directory)
+    state = read_state(directory)
     _write_state(directory, {"epoch": state.get("epoch", 0), "counter": 0})
     return identity_of(certificate)
 
 
-def _read_state(directory: Path) -> dict[str, int]:
+def read_state(directory: Path) -> dict[str, int]:
     path = directory / STATE
     if not path.exists():
         return {"epoch": 0, "counter": 0}
@@ -192,8 +191,8 @@ def _read_state(directory: Path) -> dict[str, int]:
 
 
 def _write_state(directory: Path, state: dict[str, int]) -> None:
-    replace_file(directory / STATE, json.dumps(state).encode(), 0o600)  # fsynced before the rename
-    fsync_directory(directory)  # and the rename itself durable: an epoch is never handed out twice
+    # file and rename both fsynced (`replace_file`): an epoch is never handed out twice
+    replace_file(directory / STATE, json.dumps(state).encode(), 0o600)
 
 
 @dataclass(frozen=True)
@@ -250,7 +249,7 @@ class Agent:
     def start(cls, directory: Path) -> Agent:
         """Load the device's files and begin a new epoch (on disk before any message uses it)."""
         files = AgentFiles.load(directory)
-        epoch = _read_state(directory)["epoch"] + 1
+        epoch = read_state(directory)["epoch"] + 1
         if epoch >= 1 << 32:
             raise AgentError("the epoch is exhausted (2^32 starts): enrol the device again")
         _write_state(directory, {"epoch": epoch, "counter": 0})
@@ -273,15 +272,6 @@ class Agent:
     def save(self) -> None:
         """Write the sequence to disk (on stop; every SAVE_EVERY messages)."""
         _write_state(self.files.directory, {"epoch": self.epoch, "counter": self.counter})
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename in `directory` durable."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def renewal_due(certificate: x509.Certificate, now: datetime) -> bool:
@@ -327,7 +317,6 @@ def _swap_identity(directory: Path, key: ec.EllipticCurvePrivateKey, certificate
     renamed (key last); `AgentFiles.load` finishes a swap a crash interrupted."""
     replace_file(directory / f"{CERT}.next", certificate.public_bytes(serialization.Encoding.PEM), 0o644)
     replace_file(directory / f"{KEY}.next", key_pem(key, None))
-    fsync_directory(directory)
     (directory / f"{CERT}.next").replace(directory / CERT)
     (directory / f"{KEY}.next").replace(directory / KEY)
     fsync_directory(directory)

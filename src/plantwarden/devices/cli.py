@@ -21,7 +21,7 @@ import click
 
 from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.runtime import Runtime, RuntimeProvider
-from plantwarden.devices.agent import Agent, AgentFiles, enroll, renew, renewal_due
+from plantwarden.devices.agent import Agent, AgentFiles, enroll, read_state, renew, renewal_due
 from plantwarden.devices.broker import (
     INGEST_PREFIX,
     BrokerConfig,
@@ -163,7 +163,7 @@ def renew_command(directory: Path, api: str, api_ca: Path | None, if_due: bool) 
 def agent_status_command(directory: Path) -> None:
     """The device's identity, certificate validity and sequence."""
     files = AgentFiles.load(directory)
-    agent = Agent(files, epoch=json.loads((directory / "state.json").read_text())["epoch"])
+    agent = Agent(files, epoch=read_state(directory)["epoch"])
     identity, certificate = agent.identity, files.certificate
     click.echo(f"device      {identity.device} (site {identity.site}, zone {identity.zone})")
     click.echo(f"role        {identity.role or '-'}")

@@ -237,14 +237,5 @@ def _announce(
         session, envelope(payload, clock=ctx.clock, source=ctx.source, site=site), clock=ctx.clock
     )
     if audit is not None:
-        audit.append(
-            session,
-            actor=ctx.actor,
-            source=ctx.source,
-            action=action,
-            outcome="success",
-            site=site,
-            target=str(target)[:200],
-            details={"kind": target.kind, "id": target.id, "reason": reason},
-            clock=ctx.clock,
-        )
+        details = {"kind": target.kind, "id": target.id, "reason": reason}
+        audit.record(session, ctx, action, site=site, target=str(target), details=details)

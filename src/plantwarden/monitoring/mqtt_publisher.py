@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from collections.abc import Iterable
 
 from plantwarden.monitoring.telemetry_mqtt import (
     CONNACK,
@@ -135,27 +134,6 @@ class MqttPublisher:
         finally:
             if packet_id is not None:
                 self._acks.pop(packet_id, None)
-
-    async def publish_many(self, messages: Iterable[tuple[str, bytes]], *, timeout: float = 30.0) -> int:
-        """Send QoS 1 messages without waiting for each acknowledgement in turn, then wait for all."""
-        waiters: dict[int, asyncio.Future[None]] = {}
-        loop = asyncio.get_running_loop()
-        try:
-            for topic, payload in messages:
-                packet_id = self.packet_id()
-                waiters[packet_id] = self._acks[packet_id] = loop.create_future()
-                self._writer.write(publish_packet(topic, payload, qos=1, packet_id=packet_id))
-                await self._writer.drain()
-            await asyncio.wait_for(asyncio.gather(*waiters.values()), timeout)
-        except TimeoutError:
-            missing = sum(not w.done() for w in waiters.values())
-            raise MqttError(f"the broker did not acknowledge {missing} of {len(waiters)} messages") from None
-        except OSError as error:
-            raise MqttError(f"connection to the broker lost: {error}") from None
-        finally:
-            for packet_id in waiters:
-                self._acks.pop(packet_id, None)
-        return len(waiters)
 
     async def _read_loop(self) -> None:
         try:

@@ -23,17 +23,7 @@ def audit_action(
 ) -> None:
     """A successful action, in the caller's transaction (after any event: see `auditlog.append`)."""
     if audit is not None:
-        audit.append(
-            session,
-            actor=ctx.actor,
-            source=ctx.source,
-            action=action,
-            outcome="success",
-            site=site,
-            target=target[:200],
-            details=details,
-            clock=ctx.clock,
-        )
+        audit.record(session, ctx, action, site=site, target=target, details=details)
 
 
 def audit_refusal(
@@ -51,14 +41,4 @@ def audit_refusal(
     if audit is None:
         return
     with Session(bind=session.get_bind()) as own, own.begin():
-        audit.append(
-            own,
-            actor=ctx.actor,
-            source=ctx.source,
-            action=action,
-            outcome="denied",
-            site=site,
-            target=target[:200],
-            details=details,
-            clock=ctx.clock,
-        )
+        audit.record(own, ctx, action, site=site, target=target, details=details, outcome="denied")

@@ -52,11 +52,22 @@ def write_new_file(path: Path, data: bytes, mode: int = 0o600) -> None:
 
 
 def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace `path` atomically (a temporary file renamed over it)."""
+    """Replace `path` atomically and durably (a temporary file renamed over it, then the
+    directory synced so that the rename survives a power cut)."""
     temporary = path.with_name(f".{path.name}.new")
     temporary.unlink(missing_ok=True)
     write_new_file(temporary, data, mode)
     temporary.replace(path)
+    fsync_directory(path.parent)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make the renames in `directory` durable."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def load_key(data: bytes, passphrase: bytes | None, *, where: str) -> ec.EllipticCurvePrivateKey:

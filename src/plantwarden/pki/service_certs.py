@@ -155,7 +155,9 @@ def ensure_service_identity(
             ca, key.public_key(), name=name, purpose=purpose, hosts=hosts, now=now
         )
         replace_file(identity.certificate, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
-    replace_file(identity.chain, ca.chain_pem(), 0o644)
+    chain = ca.chain_pem()
+    if not identity.chain.exists() or identity.chain.read_bytes() != chain:
+        replace_file(identity.chain, chain, 0o644)  # not on every call: a public route calls this
     return identity
 
 

@@ -337,14 +337,4 @@ def _audit(
     details: dict[str, Any],
 ) -> None:
     if audit is not None:
-        audit.append(
-            session,
-            actor=ctx.actor,
-            source=ctx.source,
-            action=action,
-            outcome="success",
-            site=site,
-            target=target[:200],
-            details=details,
-            clock=ctx.clock,
-        )
+        audit.record(session, ctx, action, site=site, target=target, details=details)
