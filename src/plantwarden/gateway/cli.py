@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
+import sys
 from pathlib import Path
 
 import click
@@ -26,6 +28,8 @@ from plantwarden.pki.service_certs import Purpose, ensure_service_identity
 from plantwarden.zones.plant.load import load_plant
 
 MBAPS_PORT = 802
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread keeps the interpreter lock while the event loop waits for it."""
 
 
 def host_port(text: str, option: str, default_port: int | None = None) -> tuple[str, int]:
@@ -192,6 +196,14 @@ def _gateway(
 async def _serve(gateway: Gateway, duration: float | None) -> None:
     async def run(stop: asyncio.Event) -> None:
         await gateway.start()
+        # What start-up made (modules, the store's mappers, the policy) lives as long as the
+        # process: out of the collector's sight, a full collection no longer stops the requests
+        # for ~100 ms (measured with the benchmark's gateway).
+        gc.freeze()
+        # The store queries of the supervisor and the records' encoding run in threads: when one
+        # of them holds the interpreter lock, a request waits until it is handed over (5 ms by
+        # default, 0.5 ms here).
+        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             where = ", ".join(f"{name} {host}:{port}" for name, (host, port) in gateway.addresses.items())
             click.echo(f"gateway of site {gateway.config.site} listening: {where}", err=True)

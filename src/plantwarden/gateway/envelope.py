@@ -41,29 +41,43 @@ TABLE_OF_FUNCTION = {
 """The register table (plant.yaml's `kind`) each addressed function code reads or writes."""
 
 
+_SEEN_SPANS = 4096
+"""Spans a register table remembers its answer for (then it starts again)."""
+
+
 class RegisterTable:
     """The registers of one table of one asset's map, sorted by address: which addresses it has,
     and who may write them."""
 
-    __slots__ = ("_registers", "_starts")
+    __slots__ = ("_lasts", "_registers", "_seen", "_starts")
 
     def __init__(self, registers: Sequence[Register]) -> None:
         self._registers = sorted(registers, key=lambda r: r.address)
         self._starts = [register.address for register in self._registers]
+        self._lasts = [register.last for register in self._registers]
+        self._seen: dict[tuple[int, int], tuple[list[Register], int | None]] = {}
+        """The spans asked before (a plant's clients ask the same few again and again)."""
 
     def _covering(self, first: int, last: int) -> tuple[list[Register], int | None]:
         """The registers covering first..last in order, and the first address none covers."""
-        registers, found = self._registers, list[Register]()
+        seen = self._seen.get((first, last))
+        if seen is not None:
+            return seen
+        registers, lasts, found = self._registers, self._lasts, list[Register]()
         index = max(bisect_right(self._starts, first) - 1, 0)
-        cursor = first
+        cursor, hole = first, None
         while cursor <= last:
-            while index < len(registers) and registers[index].last < cursor:
+            while index < len(registers) and lasts[index] < cursor:
                 index += 1
             if index == len(registers) or registers[index].address > cursor:
-                return found, cursor
+                hole = cursor
+                break
             found.append(registers[index])
-            cursor = registers[index].last + 1
-        return found, None
+            cursor = lasts[index] + 1
+        if len(self._seen) >= _SEEN_SPANS:
+            self._seen.clear()
+        self._seen[first, last] = found, hole
+        return found, hole
 
     def uncovered(self, first: int, last: int) -> int | None:
         """The first address of first..last that no register of the table declares, or None."""

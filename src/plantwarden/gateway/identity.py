@@ -61,6 +61,7 @@ def server_context(identity: ServiceIdentity) -> ssl.SSLContext:
     context.load_verify_locations(cafile=str(identity.chain))
     context.verify_mode = ssl.CERT_REQUIRED
     context.verify_flags |= ssl.VERIFY_X509_STRICT
+    context.options |= ssl.OP_NO_RENEGOTIATION  # TLS 1.2: no client-initiated renegotiation
     return context
 
 

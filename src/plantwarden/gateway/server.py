@@ -6,8 +6,10 @@
 - Plain Modbus/TCP listener: the client is its source address (plant.yaml bindings give roles);
   an address no binding gives a role is refused at connect (while the gateway fails closed, for
   want of a policy, it is served and every request refused).
-- mbaps listener: the TLS handshake is done by the session's own task (`start_tls`) so that a
-  failed handshake is recorded too; then the certificate is checked against the inventory; no
+- Connections are `Link`s (`link.py`): the event loop drives each socket directly, and TLS is
+  OpenSSL on the socket itself rather than asyncio's TLS transport (cheaper on the latency path).
+- mbaps listener: the TLS handshake is done by the session's own task (`Link.start_tls`) so that
+  a failed handshake is recorded too; then the certificate is checked against the inventory; no
   upstream connection is opened for a client that is not verified.
 - The supervisor, every `tick` seconds: applies the site's quarantine changes to the deny overlay
   (the event log's `incidents.*` events, `quarantine_watch.py`; the active list is loaded at
@@ -26,9 +28,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +41,7 @@ from plantwarden.gateway.alerts import Denial, DenialAlerts
 from plantwarden.gateway.decide import Decider, RateLimit, Target
 from plantwarden.gateway.envelope import Envelope
 from plantwarden.gateway.identity import CertificateChecker, ClientRefused, address_client
+from plantwarden.gateway.link import Link
 from plantwarden.gateway.quarantine_watch import QuarantineWatch
 from plantwarden.gateway.records import Endpoints, RecordBuffer, packed
 from plantwarden.gateway.revocations import RevocationFeed
@@ -47,7 +51,9 @@ from plantwarden.gateway.upstream import UpstreamPool
 from plantwarden.policy.overlay import DenyOverlay
 
 log = logging.getLogger(__name__)
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Endpoints], Awaitable[None]]
+Handler = Callable[[Link, Endpoints], Awaitable[None]]
+Accepted = Callable[[Link], Coroutine[Any, Any, None]]
+BACKLOG = 128
 REFUSED_CLIENT = "gateway:client"
 REVOKED_MEMORY = 10.0
 """Seconds a revoked fingerprint stays known after the supervisor read it from the event log."""
@@ -121,7 +127,7 @@ class Gateway:
         self._revoked: dict[bytes, float] = {}
         self.addresses: dict[str, tuple[str, int]] = {}
         self._pools: dict[tuple[str, int], UpstreamPool] = {}
-        self._servers: list[asyncio.Server] = []
+        self._listeners: list[socket.socket] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._supervisor: asyncio.Task[None] | None = None
         self._flush_due = False
@@ -145,15 +151,40 @@ class Gateway:
             await self._listen("mbaps", self.config.mbaps, self._admitted(self._secure))
         self._supervisor = asyncio.create_task(self._supervise())
 
-    async def _listen(self, name: str, where: tuple[str, int], handler: Any) -> None:
-        server = await asyncio.start_server(handler, where[0], where[1])
-        self._servers.append(server)
-        self.addresses[name] = server.sockets[0].getsockname()[:2]
+    async def _listen(self, name: str, where: tuple[str, int], handler: Accepted) -> None:
+        loop = asyncio.get_running_loop()
+        found = await loop.getaddrinfo(where[0], where[1], type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, _, _, _, address = found[0]
+        listener = socket.create_server(address, family=family, backlog=BACKLOG)
+        listener.setblocking(False)
+        self._listeners.append(listener)
+        self.addresses[name] = listener.getsockname()[:2]
+        loop.add_reader(listener.fileno(), self._accept, listener, handler)
+
+    def _accept(self, listener: socket.socket, handler: Accepted) -> None:
+        for _ in range(BACKLOG):  # what is waiting, within reason: the loop has other work
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:  # out of descriptors, or the like: the client waits or leaves
+                log.warning("cannot accept a connection: %s", error)
+                return
+            try:
+                link = Link(sock)
+            except OSError:  # gone before it was looked at
+                sock.close()
+                continue
+            task = asyncio.get_running_loop().create_task(handler(link))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
         """Close the listeners and every session, flush the records and alerts, close the pools."""
-        for server in self._servers:
-            server.close()
+        loop = asyncio.get_running_loop()
+        for listener in self._listeners:
+            loop.remove_reader(listener.fileno())
+            listener.close()
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -199,13 +230,11 @@ class Gateway:
 
     # --- connections ------------------------------------------------------------------------
 
-    def _admitted(
-        self, handler: Handler
-    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    def _admitted(self, handler: Handler) -> Accepted:
         """`handler` behind the connection caps (overall and per source address)."""
 
-        async def admit(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            ends = self._ends(writer)
+        async def admit(link: Link) -> None:
+            ends = self._ends(link)
             address = self.peer_text(ends)
             open_here = self.connections.get(address, 0)
             if sum(self.connections.values()) >= self.config.max_sessions:
@@ -217,60 +246,58 @@ class Gateway:
                 refusal = ""
             if refusal:
                 self._refused(ends, "capacity", refusal)
-                writer.transport.abort()
+                link.abort()
                 return
             self.connections[address] = open_here + 1
             try:
-                await handler(reader, writer, ends)
+                await handler(link, ends)
+            except Exception:  # one connection's failure must not reach the loop's handler
+                log.exception("the session of %s failed", address)
+                link.abort()
             finally:
+                link.close()  # when the handler did not (cancelled at stop, in its handshake)
                 left = self.connections.pop(address, 1) - 1
                 if left > 0:
                     self.connections[address] = left
 
         return admit
 
-    async def _plain(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ends: Endpoints
-    ) -> None:
+    async def _plain(self, link: Link, ends: Endpoints) -> None:
         state = self.state
-        client = address_client(writer.get_extra_info("peername")[0], None if state is None else state.site)
+        client = address_client(link.get_extra_info("peername")[0], None if state is None else state.site)
         if state is not None and not client.role:  # without a state: refused request by request
             self._refused(ends, "unbound", f"no plant.yaml binding gives {client.subject.id} a role")
-            writer.transport.abort()
+            link.abort()
             return
-        await self._serve(Session(self, client, reader, writer, ends))
+        await self._serve(Session(self, client, link, ends))
 
-    async def _secure(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ends: Endpoints
-    ) -> None:
+    async def _secure(self, link: Link, ends: Endpoints) -> None:
         assert self.tls is not None
         assert self.checker is not None
         try:
-            await writer.start_tls(self.tls, ssl_handshake_timeout=self.config.handshake_timeout)
+            await link.start_tls(self.tls, self.config.handshake_timeout)
         except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as error:
-            self._refused(ends, "handshake", f"the TLS handshake failed: {error}")
-            writer.transport.abort()
+            why = "timed out" if isinstance(error, TimeoutError) else str(error)
+            self._refused(ends, "handshake", f"the TLS handshake failed: {why}")
+            link.abort()
             return
-        ssl_object = writer.get_extra_info("ssl_object")
+        ssl_object = link.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         try:
             client = await asyncio.to_thread(self.checker.check, der)
         except ClientRefused as refusal:
             self._refused(ends, refusal.reason, refusal.message)
-            writer.close()
+            link.close()
             return
         if self.quarantine is not None and client.serial in self.quarantine.certificates:
             self._refused(
                 ends, "quarantined", f"the certificate {client.serial} of {client.device} is quarantined"
             )
-            writer.close()
+            link.close()
             return
-        await self._serve(Session(self, client, reader, writer, ends))
+        await self._serve(Session(self, client, link, ends))
 
     async def _serve(self, session: Session) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
         self.sessions.add(session)
         fingerprint = session.client.fingerprint
         if fingerprint and fingerprint in self._revoked:  # revoked after its inventory check
@@ -282,12 +309,10 @@ class Gateway:
             await session.run()
         finally:
             self.sessions.discard(session)
-            if task is not None:
-                self._tasks.discard(task)
 
-    def _ends(self, writer: asyncio.StreamWriter) -> Endpoints:
-        peer = writer.get_extra_info("peername") or ("", 0)
-        local = writer.get_extra_info("sockname") or ("", 0)
+    def _ends(self, link: Link) -> Endpoints:
+        peer = link.get_extra_info("peername") or ("", 0)
+        local = link.get_extra_info("sockname") or ("", 0)
         return Endpoints(
             self.config.site, self.config.segment, packed(peer[0]), peer[1], packed(local[0]), local[1]
         )

@@ -27,12 +27,13 @@ from plantwarden.gateway.frames import (
     GATEWAY_TARGET_FAILED,
     ILLEGAL_FUNCTION,
     Adu,
-    AduReader,
+    Framer,
     FrameRefused,
     exception_response,
     response_adu,
 )
 from plantwarden.gateway.identity import Client
+from plantwarden.gateway.link import HIGH_WATER, Link
 from plantwarden.gateway.records import Endpoints
 from plantwarden.gateway.upstream import UpstreamError
 from plantwarden.protocols.modbus.exact import decode
@@ -47,7 +48,6 @@ NO_ROUTE = "gateway:no-route"
 FRAME = "gateway:frame"
 CLOSED = "gateway:session-closed"
 UPSTREAM = "gateway:upstream"
-_HIGH_WATER = 256 * 1024
 
 RECORD_OPERATION = {
     Operation.NONE: RecordOperation.MALFORMED,
@@ -59,6 +59,17 @@ RECORD_OPERATION = {
     Operation.IDENTIFY: RecordOperation.IDENTIFY,
     Operation.OTHER: RecordOperation.OTHER,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class _AtPlc:
+    """A request sent to the PLC: what its answer and its record need."""
+
+    adu: Adu
+    asked: _Asked
+    verdict: Verdict
+    asset: str
+    started: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,47 +91,121 @@ class Session:
         self,
         gateway: Gateway,
         client: Client,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        link: Link,
         ends: Endpoints,
     ) -> None:
-        self.gateway, self.client, self.reader, self.writer, self.ends = gateway, client, reader, writer, ends
+        self.gateway, self.client, self.link, self.ends = gateway, client, link, ends
         self.closed = False
         self.requests = 0
         self.source = gateway.peer_text(ends)
         """The client's address: requests are rate-limited per address, whatever the role."""
+        settings = gateway.config
+        self._framer = Framer(frame_timeout=settings.frame_timeout, idle_timeout=settings.idle_timeout)
+        self._loop = asyncio.get_running_loop()
+        self._ended: asyncio.Future[None] = self._loop.create_future()
+        self._at_plc: _AtPlc | None = None
+        """The request the PLC is answering (the next ADU waits for its answer)."""
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     async def run(self) -> None:
         """Serve requests until the client leaves, the stream breaks or the gateway closes it."""
-        settings = self.gateway.config
-        adus = AduReader(
-            self.reader, frame_timeout=settings.frame_timeout, idle_timeout=settings.idle_timeout
-        )
+        link = self.link
+        link.on_data = link.on_drained = self._feed
         try:
-            while not self.closed:
-                item = await adus.read()
-                if item is None or self.closed:
-                    return
-                if isinstance(item, FrameRefused):
-                    self._record_broken(item)
-                    return
-                await self._handle(item)
-        except (ConnectionError, OSError) as error:
-            log.debug("session of %s ended: %s", self.client, error)
+            self._feed()
+            await self._ended
         finally:
-            adus.close()
-            self.closed = True
-            self.writer.close()
+            self._end()
 
     def close(self, rule: str, reason: str) -> None:
         """End the session now (from the gateway's supervisor), recording why."""
         if self.closed:
             return
-        self.closed = True
         self._record_event(rule, reason, RecordOperation.OTHER)
-        self.writer.close()
+        self._end()
 
-    async def _handle(self, adu: Adu) -> None:
+    def _end(self) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        link = self.link
+        link.on_data = link.on_drained = _nothing
+        link.close()
+        if not self._ended.done():
+            self._ended.set_result(None)
+
+    # --- the stream ---------------------------------------------------------------------------
+
+    def _feed(self) -> None:
+        """Handle the whole ADUs that arrived, one at a time (none while the PLC answers one), then
+        wait: for more bytes (within the frame or idle timeout), the PLC or a slow client."""
+        link, framer = self.link, self._framer
+        buffer = link.incoming
+        now = self._loop.time()
+        while self._at_plc is None and not self.closed:
+            item = framer.take(buffer, now)
+            if item is None:
+                break
+            if isinstance(item, FrameRefused):
+                self._record_broken(item)
+                self._end()
+                return
+            try:
+                self._handle(item)
+            except Exception:  # a bug must not leave the client hanging: it loses the session
+                log.exception("the session of %s failed on a request", self.client)
+                self._end()
+                return
+        if self.closed:
+            return
+        if self._at_plc is not None:
+            self._deadline = None  # the PLC's answer comes within the request timeout
+        elif link.eof or link.error is not None:
+            refused = framer.ended(buffer)
+            if refused is not None:
+                self._record_broken(refused)
+            elif link.error is not None:
+                log.debug("session of %s ended: %s", self.client, link.error)
+            self._end()
+            return
+        else:
+            self._deadline = framer.deadline(buffer, now)
+            if self._deadline is not None:
+                self._arm(self._deadline)
+        if len(buffer) >= HIGH_WATER or link.get_write_buffer_size() > HIGH_WATER:
+            link.pause_reading()  # a client that sends faster than it is served, or does not read
+        else:
+            link.resume_reading()
+
+    def _arm(self, deadline: float) -> None:
+        # One timer per session, armed lazily: when it fires before the deadline (which moved
+        # on), it is armed again at the deadline.
+        if self._timer is not None and self._timer_at <= deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None or self.closed:
+            return
+        if self._loop.time() < deadline:
+            self._arm(deadline)
+            return
+        refused = self._framer.expired(self.link.incoming)
+        if refused is not None:
+            self._record_broken(refused)
+        self._end()  # a slow sender; or an idle client, which ends cleanly
+
+    # --- one request --------------------------------------------------------------------------
+
+    def _handle(self, adu: Adu) -> None:
         started = time.perf_counter_ns()
         gateway = self.gateway
         message = decode(adu.raw, False)
@@ -151,35 +236,29 @@ class Session:
             )
             self._record(asked, verdict.exception_code, -1, verdict, asset)
             gateway.denied(self._denial(verdict, asked, asset, "" if target is None else target.zone))
-            await self._drain_if_full()  # a client that sends refused requests and never reads
             return
         assert target is not None
-        try:
-            answer = await gateway.pool(target).request(adu.unit_id, adu.pdu)
-        except UpstreamError as error:
-            if self.closed:
-                return
-            self._send(exception_response(adu.transaction_id, adu.unit_id, adu.pdu[0], GATEWAY_TARGET_FAILED))
-            failed = verdict._replace(rule=f"{UPSTREAM}:{error.reason}", reason=error.message)
-            self._record(asked, -1, -1, failed, asset, allowed=True)
-            await self._drain_if_full()
-            return
-        if self.closed:
-            return  # closed while the PLC answered: the answer is not delivered
-        self._send(response_adu(adu.transaction_id, adu.unit_id, answer))
-        status = answer[1] if len(answer) > 1 and answer[0] & 0x80 else 0
-        self._record(asked, status, time.perf_counter_ns() - started, verdict, asset)
-        await self._drain_if_full()
+        self._at_plc = _AtPlc(adu, asked, verdict, asset, started)
+        gateway.pool(target).submit(adu.unit_id, adu.pdu, self._answered)
 
-    async def _drain_if_full(self) -> None:
-        """Wait for a client that does not read its answers. Asking a TLS transport its buffer size
-        costs more than deciding, and an answer is at most 260 bytes: look every 16th request."""
-        if not self.requests & 15 and self.writer.transport.get_write_buffer_size() > _HIGH_WATER:
-            await self.writer.drain()
+    def _answered(self, answer: bytes | UpstreamError) -> None:
+        """The PLC's answer (or why there is none) to the request at the PLC: to the client."""
+        at_plc, self._at_plc = self._at_plc, None
+        if at_plc is None or self.closed:
+            return  # closed while the PLC answered: the answer is not delivered
+        adu, asked, verdict = at_plc.adu, at_plc.asked, at_plc.verdict
+        if isinstance(answer, UpstreamError):
+            self._send(exception_response(adu.transaction_id, adu.unit_id, adu.pdu[0], GATEWAY_TARGET_FAILED))
+            failed = verdict._replace(rule=f"{UPSTREAM}:{answer.reason}", reason=answer.message)
+            self._record(asked, -1, -1, failed, at_plc.asset, allowed=True)
+        else:
+            self._send(response_adu(adu.transaction_id, adu.unit_id, answer))
+            status = answer[1] if len(answer) > 1 and answer[0] & 0x80 else 0
+            self._record(asked, status, time.perf_counter_ns() - at_plc.started, verdict, at_plc.asset)
+        self._feed()
 
     def _send(self, data: bytes) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(data)
+        self.link.write(data)
 
     def _record(
         self,
@@ -246,3 +325,7 @@ def _asked(message: ModbusMessage) -> _Asked:
     address = message.write_address if message.function_code == 23 else message.address
     value = float(message.values[0]) if message.values else math.nan
     return _Asked(int(operation), message.function_code, message.unit_id, address, message.quantity, value)
+
+
+def _nothing() -> None:
+    pass

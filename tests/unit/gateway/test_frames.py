@@ -1,8 +1,7 @@
-"""Reading ADUs from a hostile stream: whole, partial, lying, slow, garbage; exception answers."""
+"""Taking ADUs from a hostile stream: whole, partial, lying, slow, garbage; exception answers."""
 
 from __future__ import annotations
 
-import asyncio
 import struct
 
 from hypothesis import given, settings
@@ -11,32 +10,31 @@ from hypothesis import strategies as st
 from plantwarden.gateway.frames import (
     Adu,
     FrameProblem,
+    Framer,
     FrameRefused,
     exception_response,
-    read_adu,
     response_adu,
 )
 from plantwarden.protocols.modbus.exact import decode
 from tests.unit.gateway.support import adu, read_holding
 
 
-async def _read_all(
-    data: bytes, *, eof: bool = True, frame_timeout: float = 0.2
+def read_all(
+    data: bytes, *, eof: bool = True, frame_timeout: float = 0.2, idle_timeout: float | None = 0.2
 ) -> list[Adu | FrameRefused | None]:
-    reader = asyncio.StreamReader()
-    reader.feed_data(data)
-    if eof:
-        reader.feed_eof()
+    """What a session makes of `data` arriving at once at time 0: its ADUs, then the end of the
+    stream (`eof`) or what its next deadline brings."""
+    framer, buffer = Framer(frame_timeout=frame_timeout, idle_timeout=idle_timeout), bytearray(data)
     found: list[Adu | FrameRefused | None] = []
-    while True:
-        item = await read_adu(reader, frame_timeout=frame_timeout, idle_timeout=0.2)
+    while isinstance(item := framer.take(buffer, 0.0), Adu):
         found.append(item)
-        if not isinstance(item, Adu):
-            return found
-
-
-def read_all(data: bytes, **options: object) -> list[Adu | FrameRefused | None]:
-    return asyncio.run(_read_all(data, **options))  # type: ignore[arg-type]
+    if item is not None:
+        return [*found, item]
+    if eof:
+        return [*found, framer.ended(buffer)]
+    deadline = framer.deadline(buffer, 0.0)
+    assert deadline is not None, "a stream that never ends and never times out"
+    return [*found, framer.expired(buffer)]
 
 
 def test_back_to_back_adus_are_read_one_by_one_and_the_end_is_clean() -> None:
@@ -77,6 +75,34 @@ def test_a_lying_length_or_a_slow_sender_times_out() -> None:
 
 def test_an_idle_client_ends_cleanly_after_the_idle_timeout() -> None:
     assert read_all(b"", eof=False) == [None]
+
+
+def test_the_idle_timeout_runs_from_the_last_adu_and_the_frame_timeout_from_a_frames_first_byte() -> None:
+    framer, buffer = Framer(frame_timeout=0.1, idle_timeout=0.3), bytearray()
+    assert framer.deadline(buffer, 0.0) == 0.3  # waiting for an ADU to begin
+    whole = adu(1, 1, read_holding(0, 1))
+    buffer += whole[:3]
+    assert framer.take(buffer, 0.2) is None
+    assert framer.deadline(buffer, 0.25) == 0.2 + 0.1  # from the first byte, not the last
+    buffer += whole[3:9]
+    assert framer.take(buffer, 0.28) is None
+    assert framer.deadline(buffer, 0.28) == 0.2 + 0.1
+    buffer += whole[9:] + whole[:2]  # the rest, and the beginning of the next ADU
+    assert framer.take(buffer, 0.29) == Adu(1, 1, read_holding(0, 1), whole)
+    assert framer.take(buffer, 0.29) is None
+    assert framer.deadline(buffer, 0.29) == 0.29 + 0.1  # the next ADU's own frame timeout
+    buffer += whole[2:]
+    assert isinstance(framer.take(buffer, 0.3), Adu)
+    assert framer.deadline(buffer, 0.4) == 0.4 + 0.3  # idle again, counted from now
+
+
+def test_without_an_idle_timeout_only_a_partial_frame_has_a_deadline() -> None:
+    framer = Framer(frame_timeout=0.5, idle_timeout=None)
+    assert framer.deadline(bytearray(), 10.0) is None
+    partial = bytearray(adu(1, 1, read_holding(0, 1))[:3])
+    assert framer.take(partial, 10.0) is None
+    assert framer.deadline(partial, 10.2) == 10.5
+    assert framer.expired(partial) == FrameRefused(FrameProblem.TOO_SLOW, bytes(partial))
 
 
 def test_exception_and_response_adus_decode_as_the_sensor_reads_them() -> None:

@@ -1,25 +1,28 @@
 """The upstream pool against a fake PLC of our own, on a loopback socket.
 
 The fake PLC answers each request as the test says: at once, late, never, out of order, with
-another unit id, another protocol id or a broken length field, or by closing the connection. It
-records every frame it receives and which requests are outstanding on each connection, and counts
-its connections, so the tests can prove the pool's bound, its pipelining and its transaction ids.
+another unit id, another protocol id or a broken length field, cut over several TCP segments, or by
+closing the connection. It records every frame it receives and which requests are outstanding on
+each connection, and counts its connections, so the tests can prove the pool's bound, its
+pipelining and its transaction ids. A second one, `StalledPlc`, stops reading, to prove that
+requests then wait for it (and for nothing else once it is gone).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 
 from plantwarden.core.errors import InvalidInput
-from plantwarden.gateway.upstream import UpstreamError, UpstreamPool
+from plantwarden.gateway.upstream import WRITE_BUFFER_LIMIT, UpstreamError, UpstreamPool
 
 T = TypeVar("T")
 MBAP = struct.Struct(">HHHB")
@@ -119,6 +122,47 @@ class FakePlc:
 
         for index, (delay, data) in enumerate(steps):
             loop.call_later(delay, send, data, index == len(steps) - 1)
+
+
+class StalledPlc(asyncio.Protocol):
+    """A PLC that reads nothing until told to (`read_again`), then echoes every request it reads
+    (a request frame is a valid answer to itself); or that drops its connections meanwhile."""
+
+    def __init__(self, connections: list[StalledPlc]) -> None:
+        self.connections = connections
+        self.buffer = bytearray()
+
+    @classmethod
+    async def serve(cls) -> tuple[asyncio.Server, list[StalledPlc]]:
+        listening = socket.socket()
+        # A small receive buffer (the accepted sockets inherit it): the kernel takes little before
+        # the gateway's own buffer fills.
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        connections: list[StalledPlc] = []
+        server = await asyncio.get_running_loop().create_server(lambda: cls(connections), sock=listening)
+        return server, connections
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.pause_reading()
+        self.connections.append(self)
+
+    def read_again(self) -> None:
+        self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= 7 and len(self.buffer) >= 6 + MBAP.unpack_from(self.buffer)[2]:
+            end = 6 + MBAP.unpack_from(self.buffer)[2]
+            self.transport.write(bytes(self.buffer[:end]))
+            del self.buffer[:end]
+
+
+def upstream_socket(pool: UpstreamPool) -> socket.socket:
+    """The socket of the pool's one open connection (the pool does not show it: tests only)."""
+    return cast(socket.socket, pool._open[0].transport.get_extra_info("socket"))
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -261,6 +305,141 @@ def test_answers_in_reverse_order_reach_the_right_requests() -> None:
             answers = await asyncio.gather(*(pool.request(n, numbered(n)) for n in range(8)))
             await pool.close()
         assert answers == [numbered(n) for n in range(8)] and plc.outstanding_max == 8
+
+    run(scenario)
+
+
+def test_answers_cut_anywhere_across_tcp_segments_reach_their_requests() -> None:
+    """Three answers written in four segments, 10 ms apart: the first cut inside a header, the next
+    inside a PDU, then one segment with the end of an answer, a whole one and the start of the last."""
+    held: list[Received] = []
+
+    def hold_then_cut(request: Received) -> Reply:
+        if len(held) == 3:
+            return echo(request)
+        held.append(request)
+        if len(held) < 3:
+            return []
+        answers = b"".join(frame(r.transaction_id, r.unit_id, r.pdu) for r in held)
+        assert len(answers) == 36  # 3 x (7 + 5)
+        cuts = [0, 3, 10, 26, 36]
+        return [(0.01 * n, answers[cuts[n] : cuts[n + 1]]) for n in range(4)]
+
+    async def scenario() -> None:
+        async with FakePlc(hold_then_cut) as plc:
+            pool = UpstreamPool("127.0.0.1", plc.port, size=1)
+            answers = await asyncio.gather(*(pool.request(n, numbered(n)) for n in range(3)))
+            assert await pool.request(7, numbered(7)) == numbered(7)  # nothing left in the buffer
+            await pool.close()
+        assert answers == [numbered(n) for n in range(3)]
+        assert pool.stats["answers"] == 4 and pool.stats["dropped"] == pool.stats["malformed"] == 0
+
+    run(scenario)
+
+
+def test_the_connections_send_each_request_at_once_tcp_nodelay() -> None:
+    async def scenario() -> None:
+        async with FakePlc() as plc:
+            pool = UpstreamPool("127.0.0.1", plc.port, size=1)
+            await pool.request(1, numbered(1))
+            assert upstream_socket(pool).getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            await pool.close()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("then", ["reads-again", "drops-the-connection", "deadline-passes", "pool-closes"])
+def test_requests_to_a_plc_that_stops_reading_wait_until_it_reads_again(then: str) -> None:
+    """More than WRITE_BUFFER_LIMIT bytes of requests the PLC does not read: nothing more is sent on
+    the connection, the other requests wait in line; an answer that comes meanwhile is handed over
+    at once. When the PLC reads again every request is answered; when it drops the connection, those
+    sent on it fail as "unavailable" and the others go on a new one; at their deadline all fail as
+    "timeout", in flight or in line; when the pool closes, all fail as "closed" at once, though the
+    PLC reads none of what is still buffered."""
+    count = 600  # 600 x 260 bytes: well past the limit and what the kernel buffers
+
+    def big(n: int) -> bytes:
+        return b"\x10" + n.to_bytes(4, "big") + bytes(248)  # a 253-byte PDU (the most there is)
+
+    async def scenario() -> None:
+        server, plc = await StalledPlc.serve()
+        port = server.sockets[0].getsockname()[1]
+        timeout = 0.3 if then == "deadline-passes" else 10.0
+        pool = UpstreamPool("127.0.0.1", port, size=1, request_timeout=timeout)
+        requests = [asyncio.ensure_future(pool.request(1, big(0)))]
+        while not pool._open:
+            assert not requests[0].done(), requests[0]
+            await asyncio.sleep(0.001)
+        upstream_socket(pool).setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # same for ours
+        requests += [asyncio.ensure_future(pool.request(1, big(n))) for n in range(1, count)]
+        await asyncio.sleep(0.02)
+        connection = pool._open[0]
+        assert connection.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT
+        assert connection.paused
+        sent = pool.stats["requests"]  # the others wait in line
+        assert WRITE_BUFFER_LIMIT // 260 < sent < count
+        plc[0].transport.write(frame(1, 1, big(0)))  # the first one's answer (id 1)
+        await asyncio.sleep(0.05)
+        assert requests[0].done() and not any(request.done() for request in requests[1:])
+        assert pool.stats["requests"] == sent
+        started = time.monotonic()
+        async with asyncio.timeout(5):  # a hang fails the test
+            if then == "reads-again":
+                plc[0].read_again()
+            elif then == "drops-the-connection":
+                plc[0].transport.abort()
+                while len(plc) < 2:  # the pool opens a new connection for the requests in line
+                    await asyncio.sleep(0.001)
+                plc[1].read_again()
+            elif then == "pool-closes":
+                await pool.close()
+            results = await asyncio.gather(*requests, return_exceptions=True)
+        took = time.monotonic() - started
+        await pool.close()
+        assert connection.closed.done()  # the pool's end is closed, though the PLC did not read
+        for stalled in plc:
+            stalled.transport.abort()
+        server.close()
+        await server.wait_closed()
+        assert results[0] == big(0)
+        if then == "reads-again":
+            assert results == [big(n) for n in range(count)]
+            assert pool.stats["answers"] == count and pool.stats["dropped"] == 1  # the first, echoed
+            assert pool.stats["requests"] == count
+        elif then == "drops-the-connection":
+            assert [getattr(result, "reason", None) for result in results[1:sent]] == ["unavailable"] * (
+                sent - 1
+            )
+            assert results[sent:] == [big(n) for n in range(sent, count)]
+            assert took < 0.2 and len(plc) == 2
+            assert pool.stats["unavailable"] == sent - 1 and pool.stats["requests"] == count
+        else:
+            reason = "timeout" if then == "deadline-passes" else "closed"
+            assert [getattr(result, "reason", result) for result in results[1:]] == [reason] * (count - 1)
+            assert took < (0.5 if then == "deadline-passes" else 0.2)
+            assert pool.stats["answers"] == 1 and pool.stats["unavailable"] == 0
+            assert pool.stats["requests"] == sent
+            if then == "deadline-passes":
+                assert pool.stats["timeouts"] == count - 1
+                assert "did not answer" in str(results[1]) and "had room" in str(results[-1])
+
+
+def test_a_plc_that_closes_every_new_connection_at_once_is_unavailable() -> None:
+    """What a PLC with no connection left for the gateway does."""
+
+    async def close_at_once(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(close_at_once, "127.0.0.1", 0)
+        pool = UpstreamPool("127.0.0.1", server.sockets[0].getsockname()[1], size=1)
+        for _ in range(3):
+            await expect_error("unavailable", pool.request(1, numbered(1)))
+        await pool.close()
+        server.close()
+        await server.wait_closed()
+        assert pool.stats["unavailable"] == 3 and pool.stats["connects"] == 3
+        assert pool.stats["answers"] == 0
 
     run(scenario)
 
@@ -503,6 +682,254 @@ def test_transaction_ids_wrap_around_and_skip_the_ones_still_in_flight() -> None
     run(scenario)
 
 
+class Calls:
+    """A callback for `submit`: records what it is called with, and whether `submit` was running."""
+
+    def __init__(self, expected: int = 1) -> None:
+        self.got: list[bytes | UpstreamError] = []
+        self.inside_submit: list[bool] = []
+        self.expected = expected
+        self.all_in = asyncio.Event()
+        self.submitting = False
+
+    def __call__(self, answer: bytes | UpstreamError) -> None:
+        self.got.append(answer)
+        self.inside_submit.append(self.submitting)
+        if len(self.got) == self.expected:
+            self.all_in.set()
+
+    def submit(self, pool: UpstreamPool, unit_id: int, pdu: bytes) -> None:
+        self.submitting = True
+        try:
+            pool.submit(unit_id, pdu, self)
+        finally:
+            self.submitting = False
+
+    async def wait(self) -> list[bytes | UpstreamError]:
+        async with asyncio.timeout(5):
+            await self.all_in.wait()
+        return self.got
+
+
+def never_called(answer: bytes | UpstreamError) -> None:
+    raise AssertionError(f"called back with {answer!r}")
+
+
+def reasons(got: list[bytes | UpstreamError]) -> list[str | bytes]:
+    return [answer.reason if isinstance(answer, UpstreamError) else answer for answer in got]
+
+
+def test_submit_calls_back_once_with_each_answer_and_never_from_within_submit() -> None:
+    """A chain of 50 requests, each submitted by the callback of the one before."""
+    calls: list[tuple[int, bytes | UpstreamError]] = []
+    reentered: list[int] = []
+
+    async def scenario() -> None:
+        async with FakePlc() as plc:
+            pool = UpstreamPool("127.0.0.1", plc.port, size=1)
+            finished = asyncio.Event()
+            submitting = False
+
+            def chain(n: int) -> Callable[[bytes | UpstreamError], None]:
+                def done(answer: bytes | UpstreamError) -> None:
+                    nonlocal submitting
+                    if submitting:
+                        reentered.append(n)
+                    calls.append((n, answer))
+                    if n == 49:
+                        finished.set()
+                        return
+                    submitting = True
+                    pool.submit(1, numbered(n + 1), chain(n + 1))
+                    submitting = False
+
+                return done
+
+            pool.submit(1, numbered(0), chain(0))
+            assert calls == []
+            async with asyncio.timeout(5):
+                await finished.wait()
+            await asyncio.sleep(0.05)  # no second call comes
+            await pool.close()
+        assert calls == [(n, numbered(n)) for n in range(50)] and reentered == []
+        assert pool.stats["requests"] == pool.stats["answers"] == 50 and plc.connections == 1
+
+    run(scenario)
+
+
+def test_submit_to_a_closed_pool_calls_back_in_the_next_loop_turn() -> None:
+    async def scenario() -> None:
+        pool = UpstreamPool("127.0.0.1", 9)
+        await pool.close()
+        calls = Calls()
+        calls.submit(pool, 1, numbered(1))
+        assert calls.got == []
+        await asyncio.sleep(0)
+        assert reasons(calls.got) == ["closed"] and calls.inside_submit == [False]
+        assert "is closed" in str(calls.got[0])
+
+    run(scenario)
+
+
+def test_a_failed_connection_attempt_fails_every_request_in_line_as_unavailable() -> None:
+    async def scenario() -> None:
+        async with FakePlc() as probe:
+            port = probe.port  # nothing listens there any more
+        pool = UpstreamPool("127.0.0.1", port, size=1)
+        calls = Calls(expected=3)
+        for n in range(3):
+            calls.submit(pool, 1, numbered(n))
+        assert calls.got == []
+        assert reasons(await calls.wait()) == ["unavailable"] * 3
+        assert all(f"cannot connect to the PLC at 127.0.0.1:{port}" in str(error) for error in calls.got)
+        assert calls.inside_submit == [False] * 3
+        await pool.close()
+        assert pool.stats["unavailable"] == 3 and pool.stats["connects"] == 1
+        assert pool.stats["requests"] == 0
+
+    run(scenario)
+
+
+def test_a_callback_that_raises_is_logged_and_the_pool_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    """Two answers in one segment: the first one's callback raises; the second still gets its
+    answer. Two requests time out in one sweep: the first one's callback raises; the second still
+    times out. And the connection serves the next request."""
+    held: list[Received] = []
+
+    def reply(request: Received) -> Reply:
+        if request.pdu in (numbered(9), numbered(10)):
+            return []
+        if request.pdu in (numbered(1), numbered(2)):
+            held.append(request)
+            return (
+                [(0.0, b"".join(frame(r.transaction_id, r.unit_id, r.pdu) for r in held))]
+                if len(held) == 2
+                else []
+            )
+        return echo(request)
+
+    def broken(answer: bytes | UpstreamError) -> None:
+        raise RuntimeError(f"a client's bug, called with {answer!r}")
+
+    async def scenario() -> None:
+        async with FakePlc(reply) as plc:
+            pool = UpstreamPool("127.0.0.1", plc.port, size=1, request_timeout=0.2)
+            pool.submit(1, numbered(1), broken)
+            answered = Calls()
+            answered.submit(pool, 1, numbered(2))
+            assert await answered.wait() == [numbered(2)]
+            pool.submit(1, numbered(9), broken)
+            timed_out = Calls()
+            timed_out.submit(pool, 1, numbered(10))
+            assert reasons(await timed_out.wait()) == ["timeout"]
+            assert await pool.request(1, numbered(3)) == numbered(3)
+            await pool.close()
+        assert pool.stats["answers"] == 3 and pool.stats["timeouts"] == 2 and plc.connections == 1
+
+    with caplog.at_level("ERROR", logger="plantwarden.gateway.upstream"):
+        run(scenario)
+    assert len(caplog.records) == 2
+    for record in caplog.records:
+        assert "callback" in record.getMessage() and record.exc_info is not None
+        assert isinstance(record.exc_info[1], RuntimeError)
+
+
+def test_requests_in_line_are_sent_and_answered_in_the_order_they_came() -> None:
+    """pipeline_depth=1 on one connection: 20 requests wait in line; the one the first answer's
+    callback submits goes behind them all."""
+    shuffle = random.Random(3)  # noqa: S311 - answer delays, not secrets
+
+    def late(request: Received) -> Reply:
+        return [(shuffle.uniform(0, 0.003), frame(request.transaction_id, request.unit_id, request.pdu))]
+
+    async def scenario() -> None:
+        async with FakePlc(late) as plc:
+            pool = UpstreamPool("127.0.0.1", plc.port, size=1, pipeline_depth=1)
+            order: list[bytes | UpstreamError] = []
+            all_in = asyncio.Event()
+
+            def done(answer: bytes | UpstreamError) -> None:
+                if not order:
+                    pool.submit(1, numbered(100), done)
+                order.append(answer)
+                if len(order) == 21:
+                    all_in.set()
+
+            for n in range(20):
+                pool.submit(1, numbered(n), done)
+            async with asyncio.timeout(5):
+                await all_in.wait()
+            await pool.close()
+        expected = [numbered(n) for n in range(20)] + [numbered(100)]
+        assert order == expected and [r.pdu for r in plc.received] == expected
+        assert plc.outstanding_max == 1 and pool.stats["in_flight_max"] == 1
+
+    run(scenario)
+
+
+def test_a_request_in_line_times_out_while_the_one_ahead_holds_the_connection() -> None:
+    """Both submitted before the connection opens: the first is sent on it, its deadline counted
+    from then (connecting has its own timeout); the second waits in line from its submit, and its
+    deadline passes first, while the first is still in flight."""
+
+    async def scenario() -> None:
+        async with FakePlc(lambda request: []) as plc:
+            pool = UpstreamPool("127.0.0.1", plc.port, size=1, request_timeout=0.2, pipeline_depth=1)
+            order: list[tuple[str, bytes | UpstreamError]] = []
+            both = asyncio.Event()
+
+            def callback(name: str) -> Callable[[bytes | UpstreamError], None]:
+                def done(answer: bytes | UpstreamError) -> None:
+                    order.append((name, answer))
+                    if len(order) == 2:
+                        both.set()
+
+                return done
+
+            started = time.monotonic()
+            pool.submit(1, numbered(1), callback("first"))
+            pool.submit(1, numbered(2), callback("second"))
+            async with asyncio.timeout(5):
+                await both.wait()
+            assert 0.15 < time.monotonic() - started < 0.35
+            await pool.close()
+        assert [name for name, _ in order] == ["second", "first"]
+        [(_, error), (_, late)] = order
+        assert isinstance(error, UpstreamError) and error.reason == "timeout"
+        assert "had room for another request" in error.message
+        assert isinstance(late, UpstreamError) and "did not answer" in late.message
+        assert [r.pdu for r in plc.received] == [numbered(1)]
+        assert pool.stats["timeouts"] == 2 and pool.stats["requests"] == 1
+
+    run(scenario)
+
+
+def test_a_request_waiting_for_a_connection_to_open_is_not_timed_out_by_the_backoff() -> None:
+    """After three failed attempts the next one waits 0.2 s (the backoff), longer than the request
+    timeout: the request waits for it, and its timeout starts when it is sent."""
+
+    async def scenario() -> None:
+        async with FakePlc() as probe:
+            port = probe.port
+        pool = UpstreamPool("127.0.0.1", port, size=1, request_timeout=0.1)
+        for _ in range(3):
+            await expect_error("unavailable", pool.request(1, numbered(1)))
+        server = await asyncio.start_server(
+            lambda r, w: FakePlc()._serve(r, w), "127.0.0.1", port, reuse_address=True
+        )
+        started = time.monotonic()
+        calls = Calls()
+        calls.submit(pool, 1, numbered(2))
+        assert await calls.wait() == [numbered(2)]
+        assert time.monotonic() - started >= 0.2
+        await pool.close()
+        server.close()
+        await server.wait_closed()
+        assert pool.stats["timeouts"] == 0 and pool.stats["connects"] == 4
+
+    run(scenario)
+
+
 def test_bad_arguments_are_refused_with_what_to_fix() -> None:
     with pytest.raises(InvalidInput, match="at least one connection"):
         UpstreamPool("127.0.0.1", 502, size=0)
@@ -517,6 +944,10 @@ def test_bad_arguments_are_refused_with_what_to_fix() -> None:
             await pool.request(256, b"\x03")
         with pytest.raises(InvalidInput, match="1-253 byte PDU"):
             await pool.request(1, b"")
+        with pytest.raises(InvalidInput, match="unit id 0-255"):
+            pool.submit(-1, b"\x03", never_called)
+        with pytest.raises(InvalidInput, match="1-253 byte PDU"):
+            pool.submit(1, bytes(254), never_called)
         await pool.close()
 
     run(scenario)
