@@ -5,12 +5,16 @@ client), written in batches by one `RecordWriter` (writer name `gateway-<site>`)
 `gateway_requests`: the protocol record's columns, plus whether it was allowed, the rule and the
 snapshot version that decided, the subject and its certificate's device, and the asset.
 `RecordBuffer.add` is cheap (appends to lists); `flush` builds the batch and writes it, from a
-worker thread of the server every second or every `max_rows` rows.
+worker thread of the server every second or every `max_rows` rows. A batch that cannot be written
+(the records' disk full or gone) stays in memory and is written with the next flush, up to
+`max_pending` rows; beyond, the oldest are dropped and counted in `dropped` (and logged). A write
+that failed part-way may store the part that succeeded twice.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +26,10 @@ from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.partitions import PartitionBackend
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.schema import ADDRESS_DTYPE, GATEWAY_REQUESTS, TEXT
+
+log = logging.getLogger(__name__)
+MAX_PENDING = 500_000
+"""Rows kept while the records cannot be written (about 200 MB; minutes of a busy gateway)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +65,15 @@ _TEXT_COLUMNS = ("site", "segment", "rule", "reason", "policy_version", "subject
 class RecordBuffer:
     """Rows gathered in memory (thread-safe swap), written as one batch per flush."""
 
-    def __init__(self, writer: RecordWriter | None, *, max_rows: int = 4096) -> None:
+    def __init__(
+        self, writer: RecordWriter | None, *, max_rows: int = 4096, max_pending: int = MAX_PENDING
+    ) -> None:
         self.writer = writer
         self.max_rows = max_rows
+        self.max_pending = max_pending
         self.written = 0
+        self.dropped = 0
+        """Rows dropped, oldest first, while writing failed and more than `max_pending` waited."""
         self._lock = threading.Lock()
         self._rows: list[tuple[object, ...]] = []
         if writer is not None:
@@ -98,27 +111,38 @@ class RecordBuffer:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def take_batch(self) -> RecordBatch | None:
-        """The rows gathered so far as one batch (and an empty buffer), or None."""
+    def flush(self) -> int:
+        """Write what was gathered (blocking: call it from a thread); how many rows. When the write
+        fails, the rows are kept for the next flush (see the module) and the error is raised."""
         with self._lock:
             rows, self._rows = self._rows, []
         if not rows:
-            return None
-        return _batch(rows)
-
-    def flush(self) -> int:
-        """Write what was gathered (blocking: call it from a thread); how many rows."""
-        batch = self.take_batch()
-        if batch is None:
             return 0
-        if self.writer is not None:
-            self.writer.write(batch)
-        self.written += len(batch)
-        return len(batch)
+        try:
+            batch = _batch(rows)
+            if self.writer is not None:
+                self.writer.write(batch)
+        except Exception:
+            with self._lock:
+                kept = rows + self._rows
+                excess = len(kept) - self.max_pending
+                if excess > 0:
+                    del kept[:excess]
+                    self.dropped += excess
+                    log.error("%d gateway records dropped: they could not be written and more than"
+                              " %d wait", excess, self.max_pending)  # fmt: skip
+                self._rows = kept
+            raise
+        self.written += len(rows)
+        return len(rows)
 
     def close(self) -> None:
-        """Flush and make the partitions durable."""
-        self.flush()
+        """Flush and make the partitions durable. Rows that still cannot be written are lost
+        with the process: logged with their number."""
+        try:
+            self.flush()
+        except Exception:
+            log.exception("%d gateway records could not be written and are lost", len(self._rows))
         if self.writer is not None:
             self.writer.close()
 

@@ -131,6 +131,7 @@ class Gateway:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._supervisor: asyncio.Task[None] | None = None
         self._flush_due = False
+        self._records_said = 0.0  # when a failure to write records was last logged (0: writing)
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -412,8 +413,15 @@ class Gateway:
     def _flush(self) -> None:
         try:
             self.records.flush()
-        except Exception:
-            log.exception("cannot write gateway records")
+        except Exception as error:  # kept for the next flush; said once a minute, not every tick
+            now = time.monotonic()
+            if now >= self._records_said + 60.0:
+                self._records_said = now
+                log.exception("cannot write gateway records (%d wait): %s", len(self.records), error)
+        else:
+            if self._records_said:
+                self._records_said = 0.0
+                log.warning("gateway records are written again")
         if self.alerts is not None:
             try:
                 self.alerts.flush()
