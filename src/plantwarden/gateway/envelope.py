@@ -121,7 +121,7 @@ class AssetEnvelope:
             }
         by_kind: dict[str, tuple[list[int], list[Watched]]] = {}
         for register in sorted(asset.registers, key=lambda r: r.address):
-            limit = rate_limits.get(register.name)
+            limit = rate_limits.get(register.name, register.max_change)  # the command line wins
             if register.safe_range is None and limit is None:
                 continue
             starts, watched = by_kind.setdefault(register.kind, ([], []))

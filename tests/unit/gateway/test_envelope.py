@@ -8,7 +8,7 @@ import pytest
 
 from plantwarden.gateway.envelope import Envelope, engineering_value
 from plantwarden.zones.plant.model import Register
-from tests.unit.gateway.support import float_words_little, plant
+from tests.unit.gateway.support import PLANT, float_words_little, plant
 
 FLOAT_2_5 = struct.pack(">f", 2.5)
 
@@ -86,3 +86,20 @@ def test_rate_of_change_is_measured_from_the_last_value_let_through() -> None:
     fresh = envelope({"level_setpoint": 2.0})
     fresh.carry_from(limits)
     assert fresh.check("plc-1", 6, 0, [700], 11.0) is not None  # a new policy keeps the memory
+
+
+def test_the_register_maps_max_change_limits_the_rate_and_the_command_line_overrides_it() -> None:
+    text = PLANT.replace(
+        "safe_range: [50, 95], writers: [engineer]}",
+        "safe_range: [50, 95], writers: [engineer],\n             max_change: 2}",
+    )
+    [site] = plant(text).sites
+    assert next(r for r in site.assets[0].registers if r.name == "level_setpoint").max_change == 2.0
+    from_map = Envelope(site.assets, {})
+    from_map.remember("plc-1", 6, 0, [600], 10.0)
+    too_fast = from_map.check("plc-1", 6, 0, [700], 11.0)  # +10 % in 1 s
+    assert too_fast is not None and "at most 2 per second" in too_fast.reason
+    assert from_map.check("plc-1", 6, 0, [620], 11.0) is None
+    overridden = Envelope(site.assets, {"plc-1": {"level_setpoint": 20.0}})
+    overridden.remember("plc-1", 6, 0, [600], 10.0)
+    assert overridden.check("plc-1", 6, 0, [700], 11.0) is None

@@ -149,6 +149,23 @@ def test_an_invalid_file_names_line_column_and_reason(
     assert (line, column) in [(ln, col) for ln, col, message in found if reason in message], found
 
 
+def test_max_change_is_for_holding_registers_only() -> None:
+    def with_register(kind: str, kind_type: str) -> str:
+        return MINIMAL + (
+            "    assets:\n"
+            f"      - {{id: plc-1, address: 10.1.1.10, registers: [{{address: 0, name: sp, kind: {kind},"
+            f" type: {kind_type}, max_change: 0.5}}]}}\n"
+        )
+
+    [register] = (
+        load_plant_bytes(with_register("holding", "uint16").encode()).site("plant-a").assets[0].registers
+    )
+    assert register.max_change == 0.5
+    for kind, kind_type in (("input", "uint16"), ("coil", "bool")):
+        messages = [message for _, _, message in problems(with_register(kind, kind_type))]
+        assert messages == [f"a {kind} has no rate of change: max_change is for holding registers"]
+
+
 def test_the_error_text_starts_with_file_line_and_column() -> None:
     with pytest.raises(PlantFileError) as caught:
         load_plant_bytes(MINIMAL.replace("purdue_level: 1", "purdue_level: 9").encode(), "site/plant.yaml")

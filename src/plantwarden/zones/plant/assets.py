@@ -113,6 +113,7 @@ def _registers(ctx: SiteContext, items: list[dict[str, Any]], path: Path) -> tup
             scale=float(item.get("scale", 1.0)),
             safe_range=_safe_range(ctx, item, where),
             writers=tuple(item.get("writers") or ()),
+            max_change=float(item["max_change"]) if "max_change" in item else None,
         )
         _check_register(ctx, register, where, names, taken)
         registers.append(register)
@@ -148,5 +149,8 @@ def _check_register(
         taken[(register.kind, number)] = register.name
     if register.writers and register.kind in _READ_ONLY_KINDS:
         ctx.problem((*where, "writers"), f"{register.kind} registers cannot be written; remove writers")
+    if register.max_change is not None and register.kind != "holding":
+        ctx.problem((*where, "max_change"), f"a {register.kind} has no rate of change: max_change is for"
+                    " holding registers")  # fmt: skip
     for number, role in enumerate(register.writers):
         ctx.known(role, ctx.roles, (*where, "writers", number), "role")

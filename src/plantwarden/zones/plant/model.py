@@ -156,6 +156,8 @@ class Register:
     scale: float = 1.0
     safe_range: tuple[float, float] | None = None
     writers: tuple[str, ...] = ()
+    max_change: float | None = None
+    """The most the value may change in a second through the gateway (engineering units)."""
 
     @property
     def width(self) -> int:

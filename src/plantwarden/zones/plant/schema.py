@@ -133,6 +133,12 @@ REGISTER = _object(
         "scale": {"type": "number", "exclusiveMinimum": 0, "description": "raw = value x scale"},
         "safe_range": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
         "writers": _doc(_IDS, "Roles that may write the register (none: read-only)."),
+        "max_change": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "The most a write through the gateway may change the value in a second"
+            " (engineering units; holding registers).",
+        },
     },
     ("address", "name", "kind", "type"),
     "One entry of a register map.",
