@@ -86,6 +86,11 @@ class Framer:
             self._begun = None
         return item
 
+    def forgive(self) -> None:
+        """The gateway stopped reading (the client's answers back up): the partial ADU's time
+        runs again from when the rest can arrive."""
+        self._begun = None
+
     def deadline(self, buffer: bytearray, now: float) -> float | None:
         """When a wait that starts `now` ends: the partial ADU's frame timeout, else the idle one."""
         if buffer:

@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Link, Endpoints], Awaitable[None]]
 Accepted = Callable[[Link], Coroutine[Any, Any, None]]
 BACKLOG = 128
+ACCEPT_BACKOFF = 0.1
+"""Seconds a listener rests after an accept failed (out of file descriptors, or the like)."""
 REFUSED_CLIENT = "gateway:client"
 REVOKED_MEMORY = 10.0
 """Seconds a revoked fingerprint stays known after the supervisor read it from the event log."""
@@ -128,6 +130,8 @@ class Gateway:
         self.addresses: dict[str, tuple[str, int]] = {}
         self._pools: dict[tuple[str, int], UpstreamPool] = {}
         self._listeners: list[socket.socket] = []
+        self._handshaking: set[Link] = set()
+        self._accept_said = 0.0  # when a failure to accept was last logged
         self._tasks: set[asyncio.Task[Any]] = set()
         self._supervisor: asyncio.Task[None] | None = None
         self._flush_due = False
@@ -169,7 +173,16 @@ class Gateway:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as error:  # out of descriptors, or the like: the client waits or leaves
-                log.warning("cannot accept a connection: %s", error)
+                # the connection stays in the backlog and the listener readable: look again later
+                loop = asyncio.get_running_loop()
+                loop.remove_reader(listener.fileno())
+                loop.call_later(ACCEPT_BACKOFF, self._listen_again, listener, handler)
+                now = time.monotonic()
+                if now >= self._accept_said + 60.0:
+                    self._accept_said = now
+                    log.warning(
+                        "cannot accept connections (%s); trying again every %s s", error, ACCEPT_BACKOFF
+                    )
                 return
             try:
                 link = Link(sock)
@@ -180,12 +193,19 @@ class Gateway:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def _listen_again(self, listener: socket.socket, handler: Accepted) -> None:
+        if listener in self._listeners:  # not closed by stop() meanwhile
+            asyncio.get_running_loop().add_reader(listener.fileno(), self._accept, listener, handler)
+
     async def stop(self) -> None:
         """Close the listeners and every session, flush the records and alerts, close the pools."""
         loop = asyncio.get_running_loop()
         for listener in self._listeners:
             loop.remove_reader(listener.fileno())
             listener.close()
+        self._listeners.clear()
+        for link in list(self._handshaking):  # no session yet: nothing to say, nothing to wait for
+            link.abort()
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -275,6 +295,7 @@ class Gateway:
     async def _secure(self, link: Link, ends: Endpoints) -> None:
         assert self.tls is not None
         assert self.checker is not None
+        self._handshaking.add(link)
         try:
             await link.start_tls(self.tls, self.config.handshake_timeout)
         except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as error:
@@ -282,6 +303,8 @@ class Gateway:
             self._refused(ends, "handshake", f"the TLS handshake failed: {why}")
             link.abort()
             return
+        finally:
+            self._handshaking.discard(link)
         ssl_object = link.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         try:

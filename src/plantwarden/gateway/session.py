@@ -35,7 +35,7 @@ from plantwarden.gateway.frames import (
 from plantwarden.gateway.identity import Client
 from plantwarden.gateway.link import HIGH_WATER, Link
 from plantwarden.gateway.records import Endpoints
-from plantwarden.gateway.upstream import UpstreamError
+from plantwarden.gateway.upstream import Submitted, UpstreamError, UpstreamPool
 from plantwarden.protocols.modbus.exact import decode
 from plantwarden.protocols.modbus.findings import ModbusFinding, Operation
 from plantwarden.protocols.modbus.messages import ModbusMessage
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from plantwarden.gateway.server import Gateway
 
 log = logging.getLogger(__name__)
+SLICE = 32
+"""ADUs of one client handled in one go before the event loop serves the others."""
 NO_ROUTE = "gateway:no-route"
 FRAME = "gateway:frame"
 CLOSED = "gateway:session-closed"
@@ -70,6 +72,7 @@ class _AtPlc:
     verdict: Verdict
     asset: str
     started: int
+    pool: UpstreamPool
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,10 @@ class Session:
         self._ended: asyncio.Future[None] = self._loop.create_future()
         self._at_plc: _AtPlc | None = None
         """The request the PLC is answering (the next ADU waits for its answer)."""
+        self._continuing = False
+        """A slice of ADUs was handled and the next one is due (`_go_on`)."""
+        self._pool_request: Submitted | None = None
+        """The request at the PLC as its pool knows it (withdrawn when the session ends)."""
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -128,6 +135,8 @@ class Session:
 
     def _end(self) -> None:
         self.closed = True
+        if self._at_plc is not None:  # still in line (all the PLC's connections busy): never sent
+            self._at_plc.pool.withdraw(self._pool_request)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -140,12 +149,20 @@ class Session:
     # --- the stream ---------------------------------------------------------------------------
 
     def _feed(self) -> None:
-        """Handle the whole ADUs that arrived, one at a time (none while the PLC answers one), then
-        wait: for more bytes (within the frame or idle timeout), the PLC or a slow client."""
+        """Handle the whole ADUs that arrived, one at a time (none while the PLC answers one, none
+        while the client leaves its answers unread), at most `SLICE` in one go (the loop serves the
+        other clients in between), then wait: for more bytes (within the frame or idle timeout),
+        the PLC, or a client that reads."""
+        self._continuing = False
         link, framer = self.link, self._framer
         buffer = link.incoming
         now = self._loop.time()
-        while self._at_plc is None and not self.closed:
+        handled = 0
+        while self._at_plc is None and not self.closed and link.get_write_buffer_size() <= HIGH_WATER:
+            if handled == SLICE:
+                self._continuing = True
+                self._loop.call_soon(self._go_on)
+                return
             item = framer.take(buffer, now)
             if item is None:
                 break
@@ -153,6 +170,7 @@ class Session:
                 self._record_broken(item)
                 self._end()
                 return
+            handled += 1
             try:
                 self._handle(item)
             except Exception:  # a bug must not leave the client hanging: it loses the session
@@ -161,9 +179,12 @@ class Session:
                 return
         if self.closed:
             return
+        backed_up = len(buffer) >= HIGH_WATER or link.get_write_buffer_size() > HIGH_WATER
         if self._at_plc is not None:
             self._deadline = None  # the PLC's answer comes within the request timeout
         elif link.eof or link.error is not None:
+            if link.error is None and link.get_write_buffer_size() > HIGH_WATER:
+                return  # it stopped sending, not reading: the rest when it has read (on_drained)
             refused = framer.ended(buffer)
             if refused is not None:
                 self._record_broken(refused)
@@ -172,13 +193,19 @@ class Session:
             self._end()
             return
         else:
-            self._deadline = framer.deadline(buffer, now)
+            if backed_up:  # the rest of a partial ADU waits in the kernel because we stopped reading
+                framer.forgive()
+            self._deadline = framer.deadline(bytearray() if backed_up else buffer, now)
             if self._deadline is not None:
                 self._arm(self._deadline)
-        if len(buffer) >= HIGH_WATER or link.get_write_buffer_size() > HIGH_WATER:
+        if backed_up:
             link.pause_reading()  # a client that sends faster than it is served, or does not read
         else:
             link.resume_reading()
+
+    def _go_on(self) -> None:
+        if self._continuing and not self.closed:
+            self._feed()
 
     def _arm(self, deadline: float) -> None:
         # One timer per session, armed lazily: when it fires before the deadline (which moved
@@ -238,12 +265,13 @@ class Session:
             gateway.denied(self._denial(verdict, asked, asset, "" if target is None else target.zone))
             return
         assert target is not None
-        self._at_plc = _AtPlc(adu, asked, verdict, asset, started)
-        gateway.pool(target).submit(adu.unit_id, adu.pdu, self._answered)
+        pool = gateway.pool(target)
+        self._at_plc = _AtPlc(adu, asked, verdict, asset, started, pool)
+        self._pool_request = pool.submit(adu.unit_id, adu.pdu, self._answered)
 
     def _answered(self, answer: bytes | UpstreamError) -> None:
         """The PLC's answer (or why there is none) to the request at the PLC: to the client."""
-        at_plc, self._at_plc = self._at_plc, None
+        at_plc, self._at_plc, self._pool_request = self._at_plc, None, None
         if at_plc is None or self.closed:
             return  # closed while the PLC answered: the answer is not delivered
         adu, asked, verdict = at_plc.adu, at_plc.asked, at_plc.verdict
@@ -306,14 +334,14 @@ class Session:
         )
         self._record_event(f"{FRAME}:{refused.problem.value}", reason, RecordOperation.MALFORMED)
         denial = Denial(self.ends.site, "", "", str(self.client.subject), self.client.device,
-                        self.gateway.peer_text(self.ends), f"{FRAME}:{refused.problem.value}", reason, -1, -1,
+                        self.source, f"{FRAME}:{refused.problem.value}", reason, -1, -1,
                         time.time_ns())  # fmt: skip
         self.gateway.denied(denial)
 
     def _denial(self, verdict: Verdict, asked: _Asked, asset: str, zone: str) -> Denial:
         return Denial(
             self.ends.site, zone, asset, str(self.client.subject), self.client.device,
-            self.gateway.peer_text(self.ends), verdict.rule, verdict.reason, asked.function, asked.address,
+            self.source, verdict.rule, verdict.reason, asked.function, asked.address,
             time.time_ns(),
         )  # fmt: skip
 

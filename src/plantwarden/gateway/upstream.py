@@ -78,7 +78,7 @@ Done = Callable[[bytes | UpstreamError], None]
 """What `submit` calls, once, with the answer PDU or the UpstreamError."""
 
 
-class _Request:
+class Submitted:
     """One request from `submit` until its callback is called (`finished`): in line while
     `connection` is None, then in flight on it under `transaction_id`. `deadline` is inf while it
     waits for a connection to open (connecting has its own timeout)."""
@@ -127,7 +127,7 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, pool: UpstreamPool, loop: asyncio.AbstractEventLoop) -> None:
         self.pool = pool
-        self.pending: dict[int, _Request] = {}
+        self.pending: dict[int, Submitted] = {}
         self.last_id = 0
         self.alive = False  # handed out: from when the pool takes it until it fails or is closed
         self.answered = False
@@ -250,12 +250,12 @@ class UpstreamPool:
         self._open: list[_Connection] = []
         self._connections: set[_Connection] = set()  # handed out, their transport not closed yet
         self._opening: set[asyncio.Task[None]] = set()
-        self._queue: collections.deque[_Request] = collections.deque()  # in line, finished ones too
+        self._queue: collections.deque[Submitted] = collections.deque()  # in line, finished ones too
         self._in_flight = 0
         self._failures = 0  # connection failures in a row since the last answer: the backoff step
         self._lost = 0  # connections lost or attempts failed, not yet replaced: reconnects to count
         self._closed = False
-        self._deadlines: list[tuple[float, int, _Request]] = []  # finished or restarted: skipped
+        self._deadlines: list[tuple[float, int, Submitted]] = []  # finished or restarted: skipped
         self._order = itertools.count()  # ties in the heap never compare requests
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -264,12 +264,20 @@ class UpstreamPool:
     def where(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def submit(self, unit_id: int, pdu: bytes, done: Done) -> None:
+    def submit(self, unit_id: int, pdu: bytes, done: Done) -> Submitted | None:
         """Send one request PDU (function code + data) to `unit_id`. `done` is called once, later
         (never from within `submit`), with the answer PDU, which may be an exception answer
         (function code | 0x80), or with the UpstreamError that says why there is none. A unit id or
-        a PDU no Modbus request has is refused at once (InvalidInput)."""
-        self._submit(unit_id, pdu, done)
+        a PDU no Modbus request has is refused at once (InvalidInput). The request, for `withdraw`
+        (None: the pool is closed, and `done` hears of it)."""
+        return self._submit(unit_id, pdu, done)
+
+    def withdraw(self, request: Submitted | None) -> None:
+        """The caller of `submit` left (its client's session ended): a request still in line is
+        never sent and its `done` never called. One already sent runs its course (the PLC may be
+        executing it; its connection stays busy until it answers), and `done` hears of it."""
+        if request is not None and not request.finished and request.connection is None:
+            self._forget(request)
 
     async def request(self, unit_id: int, pdu: bytes) -> bytes:
         """`submit`, awaited: the answer PDU, or the UpstreamError raised. A caller that leaves
@@ -291,7 +299,7 @@ class UpstreamPool:
             if request is not None and not request.finished:
                 self._forget(request)
 
-    def _submit(self, unit_id: int, pdu: bytes, done: Done) -> _Request | None:
+    def _submit(self, unit_id: int, pdu: bytes, done: Done) -> Submitted | None:
         if not 0 <= unit_id <= 255 or not 1 <= len(pdu) <= MAX_PDU:
             raise InvalidInput(
                 f"a Modbus request needs a unit id 0-255 and a 1-{MAX_PDU} byte PDU, "
@@ -303,7 +311,7 @@ class UpstreamPool:
             loop.call_soon(self._call, done, closed)
             return None
         deadline = loop.time() + self.request_timeout
-        request = _Request(done, unit_id, pdu, deadline)
+        request = Submitted(done, unit_id, pdu, deadline)
         heapq.heappush(self._deadlines, (deadline, next(self._order), request))
         if self._timer is None or self._timer_at > deadline:
             self._arm(loop, deadline)
@@ -322,14 +330,14 @@ class UpstreamPool:
         except Exception:
             log.exception("a callback of the upstream pool to %s failed", self.where)
 
-    def _settle(self, request: _Request, outcome: bytes | UpstreamError) -> None:
+    def _settle(self, request: Submitted, outcome: bytes | UpstreamError) -> None:
         """Finish a request that is out of its connection's pending requests, and call it back."""
         request.finished = True
         if request.connection is not None:
             self._in_flight -= 1
         self._call(request.done, outcome)
 
-    def _forget(self, request: _Request) -> None:
+    def _forget(self, request: Submitted) -> None:
         """A request whose caller left: it leaves the line (skipped there) or its connection (a late
         answer is dropped), and is never called back."""
         request.finished = True
@@ -358,7 +366,7 @@ class UpstreamPool:
             return None
         return best if len(best.pending) < self._depth else None
 
-    def _send(self, connection: _Connection, request: _Request) -> None:
+    def _send(self, connection: _Connection, request: Submitted) -> None:
         transaction_id = connection.next_id()
         connection.pending[transaction_id] = request
         request.connection = connection
@@ -395,7 +403,7 @@ class UpstreamPool:
                 self._restart(request, deadline)
             self._send(connection, request)
 
-    def _restart(self, request: _Request, deadline: float) -> None:
+    def _restart(self, request: Submitted, deadline: float) -> None:
         request.deadline = deadline  # the entry with the old one is skipped
         heapq.heappush(self._deadlines, (deadline, next(self._order), request))
         if self._timer is None or self._timer_at > deadline:
@@ -429,7 +437,7 @@ class UpstreamPool:
         if self._queue:
             self._dispatch()  # what timed out in flight left room
 
-    def _expire(self, request: _Request) -> None:
+    def _expire(self, request: Submitted) -> None:
         self.stats["timeouts"] += 1
         connection = request.connection
         if connection is None:

@@ -951,3 +951,31 @@ def test_bad_arguments_are_refused_with_what_to_fix() -> None:
         await pool.close()
 
     run(scenario)
+
+
+def test_a_withdrawn_request_in_line_is_never_sent_and_one_in_flight_runs_its_course() -> None:
+    """A client whose session ended (revoked, quarantined, gone) withdraws its request: still in
+    line, it never reaches the PLC; already sent, it is answered as usual (the PLC may be running
+    it, and its connection stays busy until it answers)."""
+
+    async def scenario() -> None:
+        async with FakePlc(
+            reply=lambda request: [(0.2, frame(request.transaction_id, 1, request.pdu))]
+        ) as plc:
+            pool = UpstreamPool("127.0.0.1", plc.port, size=1, pipeline_depth=1)
+            first, second, third = Calls(), Calls(), Calls()
+            sent = pool.submit(1, numbered(1), first)
+            in_line = pool.submit(1, numbered(2), never_called)
+            pool.submit(1, numbered(3), third)
+            await asyncio.sleep(0.05)
+            pool.withdraw(in_line)
+            pool.withdraw(sent)  # in flight: not withdrawn
+            pool.submit(1, numbered(4), second)
+            assert reasons(await first.wait()) == [numbered(1)]
+            assert reasons(await third.wait()) == [numbered(3)]
+            assert reasons(await second.wait()) == [numbered(4)]
+            await pool.close()
+        assert [request.pdu for request in plc.received] == [numbered(1), numbered(3), numbered(4)]
+        assert plc.outstanding_max == 1
+
+    run(scenario)
