@@ -111,14 +111,16 @@ class RateLimiter:
         """Spend one token of `subject` (a policy subject, a source address); False when none is
         left."""
         limit = self.limits.get(role)
-        if limit is None:
-            return True
-        bucket = self._buckets.get(subject)
+        return True if limit is None else self.take_at(subject, limit, now)
+
+    def take_at(self, key: Hashable, limit: RateLimit, now: float) -> bool:
+        """Spend one token of `key`'s bucket, sized by `limit`; False when none is left."""
+        bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= _MAX_BUCKETS:  # refilled buckets carry no memory: drop them
                 full = limit.burst / limit.per_second
                 self._buckets = {k: b for k, b in self._buckets.items() if now - b.stamp < full}
-            bucket = self._buckets[subject] = _Bucket(limit.burst, now)
+            bucket = self._buckets[key] = _Bucket(limit.burst, now)
         bucket.tokens = min(limit.burst, bucket.tokens + (now - bucket.stamp) * limit.per_second)
         bucket.stamp = now
         if bucket.tokens < 1.0:
@@ -146,6 +148,8 @@ class Decider:
         self.envelope = envelope
         self.overlay = overlay
         self.limiter = RateLimiter(dict(rate_limits or {}))
+        self.per_asset = RateLimiter({})
+        """Buckets per subject, role and PLC, for the assets' `rate_limits` in plant.yaml."""
         self.sources = RateLimiter({} if source_rate_limit is None else {_SOURCE: source_rate_limit})
         self.read_fifo = read_fifo
 
@@ -240,6 +244,14 @@ class Decider:
             return Verdict(
                 False, RATE_LIMITED, f"{subject} exceeds the request rate allowed to role {role}",
                 SERVER_DEVICE_BUSY, operation,
+            )  # fmt: skip
+        per_second = None if mapped is None else mapped.rates.get(role)
+        if per_second is not None and not self.per_asset.take_at(
+            (subject, role, target.asset), RateLimit(per_second, 2 * per_second), now
+        ):
+            return Verdict(
+                False, RATE_LIMITED, f"{subject} exceeds the {per_second:g} requests a second that"
+                f" {target.asset} takes from role {role}", SERVER_DEVICE_BUSY, operation,
             )  # fmt: skip
         if message.function_code == 24 and not self.read_fifo:
             return Verdict(False, FIFO, "read FIFO queue (24) is not allowed through this gateway: its"

@@ -108,10 +108,12 @@ class Watched:
 class AssetEnvelope:
     """The watched registers of one asset, per kind, sorted by address."""
 
-    __slots__ = ("_by_kind", "tables", "unit_id")
+    __slots__ = ("_by_kind", "rates", "tables", "unit_id")
 
     def __init__(self, asset: Asset, rate_limits: Mapping[str, float]) -> None:
         self.unit_id = asset.unit_id
+        self.rates = dict(asset.rate_limits)
+        """Requests a second each client of a role may send this asset (plant.yaml)."""
         self.tables: dict[str, RegisterTable] | None = None
         """The register map per table (a table the map omits has no address); None: no map."""
         if asset.registers:

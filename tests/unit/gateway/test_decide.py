@@ -18,7 +18,7 @@ from plantwarden.gateway.state import GatewayState
 from plantwarden.policy.model import Subject
 from plantwarden.policy.overlay import DenyOverlay
 from plantwarden.protocols.modbus.exact import decode
-from tests.unit.gateway.support import adu, read_holding, state, write_register, write_registers
+from tests.unit.gateway.support import PLANT, adu, read_holding, state, write_register, write_registers
 
 OPERATOR = Subject("cert_role", "operator")
 ENGINEER = Subject("cert_role", "engineer")
@@ -97,6 +97,21 @@ def test_rate_limits_per_subject_and_the_quarantine_overlay() -> None:
     overlay.quarantine_subject(ENGINEER, "stolen laptop")
     quarantined = ask(d, current, ENGINEER, "engineer", read_holding(0, 1))
     assert quarantined.rule == "deny:quarantine:subject" and "stolen laptop" in quarantined.reason
+
+
+def test_a_plcs_rate_limits_in_plant_yaml_hold_per_role_and_client() -> None:
+    text = PLANT.replace(
+        "        gateway_only: true\n", "        gateway_only: true\n        rate_limits: {operator: 2}\n"
+    )
+    current = state(text=text)
+    d = decider(current)
+    verdicts = [ask(d, current, OPERATOR, "operator", read_holding(0, 1), now=50.0) for _ in range(5)]
+    assert [v.allowed for v in verdicts] == [True, True, True, True, False]  # a burst of twice the rate
+    assert verdicts[-1].exception_code == SERVER_DEVICE_BUSY
+    assert "2 requests a second that plc-1 takes from role operator" in verdicts[-1].reason
+    assert ask(d, current, OPERATOR, "operator", read_holding(0, 1), now=50.5).allowed  # one more token
+    assert ask(d, current, HMI, "operator", read_holding(0, 1), now=50.0).allowed  # another client
+    assert all(ask(d, current, ENGINEER, "engineer", read_holding(0, 1), now=50.0).allowed for _ in range(9))
 
 
 def test_a_decision_takes_microseconds() -> None:

@@ -166,6 +166,16 @@ def test_max_change_is_for_holding_registers_only() -> None:
         assert messages == [f"a {kind} has no rate of change: max_change is for holding registers"]
 
 
+def test_an_assets_rate_limits_name_known_roles_with_positive_rates() -> None:
+    def with_limits(limits: str) -> str:
+        return MINIMAL + f"    assets:\n      - {{id: plc-1, address: 10.1.1.10, rate_limits: {limits}}}\n"
+
+    [plc] = load_plant_bytes(with_limits("{operator: 20, engineer: 2.5}").encode()).site("plant-a").assets
+    assert plc.rate_limits == (("operator", 20.0), ("engineer", 2.5))
+    assert any("unknown role 'janitor'" in message for _, _, message in problems(with_limits("{janitor: 5}")))
+    assert problems(with_limits("{operator: 0}")) != []
+
+
 def test_the_error_text_starts_with_file_line_and_column() -> None:
     with pytest.raises(PlantFileError) as caught:
         load_plant_bytes(MINIMAL.replace("purdue_level: 1", "purdue_level: 9").encode(), "site/plant.yaml")

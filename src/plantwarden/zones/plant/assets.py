@@ -37,9 +37,16 @@ def build_assets(ctx: SiteContext, zones: tuple[Zone, ...]) -> tuple[Asset, ...]
                 registers=_registers(ctx, item.get("registers") or [], (*path, "registers")),
                 unit_id=item.get("unit_id"),
                 description=item.get("description") or "",
+                rate_limits=_rate_limits(ctx, item.get("rate_limits") or {}, (*path, "rate_limits")),
             )
         )
     return tuple(assets)
+
+
+def _rate_limits(ctx: SiteContext, items: dict[str, Any], path: Path) -> tuple[tuple[str, float], ...]:
+    for role in items:
+        ctx.known(role, ctx.roles, (*path, role), "role")
+    return tuple((role, float(rate)) for role, rate in items.items())
 
 
 def _listed_by_zones(ctx: SiteContext, zones: tuple[Zone, ...]) -> dict[str, str]:

@@ -183,6 +183,8 @@ class Asset:
     registers: tuple[Register, ...] = ()
     unit_id: int | None = None
     description: str = ""
+    rate_limits: tuple[tuple[str, float], ...] = ()
+    """(role, requests a second): what each client of the role may send it through the gateway."""
 
     @property
     def crown_jewel(self) -> bool:

@@ -156,6 +156,13 @@ ASSET = _object(
         "gateway_only": {"type": "boolean", "description": "Only the site's gateways may reach it."},
         "unit_id": {"type": "integer", "minimum": 0, "maximum": 255},
         "registers": {"type": "array", "items": REGISTER},
+        "rate_limits": {
+            "type": "object",
+            "propertyNames": _ID,
+            "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+            "description": "Role: requests a second each client of the role may send it through the"
+            " gateway (bursts of twice that).",
+        },
     },
     ("id",),
     "An asset known in advance.",
