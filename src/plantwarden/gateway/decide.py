@@ -175,6 +175,10 @@ class Decider:
         `wall` is the time for valid-until limits (timezone-aware); `now` a monotonic time.
         """
         operation = message.operation
+        refusal = self.source_refusal(source or (subject.id if subject.kind == "address" else ""), now,
+                                      operation)  # fmt: skip
+        if refusal is not None:  # every request counts, malformed ones too
+            return refusal
         if message.finding != ModbusFinding.OK:
             code = (
                 ILLEGAL_FUNCTION if message.finding == ModbusFinding.UNKNOWN_FUNCTION else ILLEGAL_DATA_VALUE
@@ -216,6 +220,14 @@ class Decider:
             self.envelope.remember(target.asset, code, address, message.values, now)
         return Verdict(True, decision.rule, decision.reason, 0, operation)
 
+    def source_refusal(self, source: str, now: float, operation: Operation) -> Verdict | None:
+        """The refusal of a request from `source` (a client's address) beyond its rate, or None; the
+        session asks it for requests no PLC would take, which `decide` never sees."""
+        if source and not self.sources.take(source, _SOURCE, now):
+            return Verdict(False, RATE_LIMITED, f"source address {source} exceeds its request rate",
+                           SERVER_DEVICE_BUSY, operation)  # fmt: skip
+        return None
+
     def _before_policy(
         self,
         subject: Subject,
@@ -226,7 +238,8 @@ class Decider:
         source: str,
         now: float,
     ) -> Verdict | None:
-        """The refusals that do not need the policy: unit id, rate limits, FIFO reads."""
+        """The refusals that do not need the policy: unit id, the subject's and the PLC's rates,
+        FIFO reads."""
         operation, unit_id = message.operation, message.unit_id
         if (
             mapped is not None
@@ -236,10 +249,6 @@ class Decider:
             expected = "1 or 255" if mapped.unit_id is None else str(mapped.unit_id)
             return Verdict(False, UNIT_ID, f"{target.asset} answers to unit id {expected}, not {unit_id}",
                            GATEWAY_PATH_UNAVAILABLE, operation)  # fmt: skip
-        source = source or (subject.id if subject.kind == "address" else "")
-        if source and not self.sources.take(source, _SOURCE, now):
-            return Verdict(False, RATE_LIMITED, f"source address {source} exceeds its request rate",
-                           SERVER_DEVICE_BUSY, operation)  # fmt: skip
         if not self.limiter.take(subject, role, now):
             return Verdict(
                 False, RATE_LIMITED, f"{subject} exceeds the request rate allowed to role {role}",

@@ -244,7 +244,8 @@ class Session:
             rule = FAIL_CLOSED if state is None else NO_ROUTE
             reason = "the gateway holds no policy snapshot yet" if state is None else (
                 f"no PLC behind the gateway answers to unit id {adu.unit_id}")  # fmt: skip
-            verdict = Verdict(False, rule, reason, code, message.operation)
+            busy = gateway.decider.source_refusal(self.source, time.monotonic(), message.operation)
+            verdict = busy or Verdict(False, rule, reason, code, message.operation)
         else:
             wall = datetime.now(UTC)
             verdict = gateway.decider.decide(

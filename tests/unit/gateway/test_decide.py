@@ -114,6 +114,15 @@ def test_a_plcs_rate_limits_in_plant_yaml_hold_per_role_and_client() -> None:
     assert all(ask(d, current, ENGINEER, "engineer", read_holding(0, 1), now=50.0).allowed for _ in range(9))
 
 
+def test_every_request_counts_against_its_source_address_malformed_ones_first() -> None:
+    current = state()
+    d = decider(current, source_rate_limit=RateLimit(per_second=1, burst=2))
+    malformed = read_holding(0, 0)  # a read of no register
+    verdicts = [ask(d, current, HMI, "operator", malformed, now=7.0) for _ in range(3)]
+    assert [v.rule for v in verdicts] == [MALFORMED, MALFORMED, "gateway:rate-limit"]
+    assert verdicts[-1].exception_code == SERVER_DEVICE_BUSY
+
+
 def test_a_decision_takes_microseconds() -> None:
     current = state()
     d = decider(current)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from plantwarden.gateway import session as session_module
+from plantwarden.gateway.decide import SERVER_DEVICE_BUSY, RateLimit
 from plantwarden.gateway.frames import GATEWAY_PATH_UNAVAILABLE
 from plantwarden.gateway.identity import Client
 from plantwarden.gateway.link import Link
@@ -46,8 +47,11 @@ def _small_high_water(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @contextlib.asynccontextmanager
-async def session_pair(frame_timeout: float = 5.0) -> AsyncIterator[Pair]:
-    gateway = Gateway(GatewayConfig("plant-a", frame_timeout=frame_timeout), lambda: state())
+async def session_pair(frame_timeout: float = 5.0, source_rate: float | None = None) -> AsyncIterator[Pair]:
+    """A session of a plain operator client (no rate limit on its address unless `source_rate`)."""
+    limit = None if source_rate is None else RateLimit(source_rate, source_rate)
+    config = GatewayConfig("plant-a", frame_timeout=frame_timeout, source_rate_limit=limit)
+    gateway = Gateway(config, lambda: state())
     await gateway.start()
     ours, theirs = socket.socketpair()
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -137,5 +141,22 @@ def test_a_client_slow_to_read_its_answers_is_not_taken_for_a_slow_sender() -> N
                     reader.recv(4096)
                 await asyncio.sleep(0.05)
             assert not pair.session.closed
+
+    asyncio.run(scenario())
+
+
+def test_requests_no_plc_would_take_count_against_the_source_address_rate() -> None:
+    async def scenario() -> None:
+        async with session_pair(source_rate=10.0) as pair:
+            pair.client.sendall(NO_ROUTE * 15)
+            pair.client.setblocking(False)
+            received = bytearray()
+            while len(received) < 15 * len(ANSWER):
+                try:
+                    received += pair.client.recv(4096)
+                except BlockingIOError:
+                    await asyncio.sleep(0.01)
+            codes = [received[index + 8] for index in range(0, len(received), len(ANSWER))]
+            assert codes == [GATEWAY_PATH_UNAVAILABLE] * 10 + [SERVER_DEVICE_BUSY] * 5
 
     asyncio.run(scenario())
