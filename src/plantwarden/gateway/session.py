@@ -184,7 +184,12 @@ class Session:
             self._deadline = None  # the PLC's answer comes within the request timeout
         elif link.eof or link.error is not None:
             if link.error is None and link.get_write_buffer_size() > HIGH_WATER:
-                return  # it stopped sending, not reading: the rest when it has read (on_drained)
+                # it stopped sending, not reading: the rest when it has read (on_drained), or it
+                # ends after the idle timeout
+                self._deadline = framer.deadline(bytearray(), now)
+                if self._deadline is not None:
+                    self._arm(self._deadline)
+                return
             refused = framer.ended(buffer)
             if refused is not None:
                 self._record_broken(refused)
@@ -225,7 +230,10 @@ class Session:
         if self._loop.time() < deadline:
             self._arm(deadline)
             return
-        refused = self._framer.expired(self.link.incoming)
+        link = self.link
+        # a client that left its answers unread that long is idle, not a slow sender
+        unread = link.get_write_buffer_size() > HIGH_WATER
+        refused = None if unread else self._framer.expired(link.incoming)
         if refused is not None:
             self._record_broken(refused)
         self._end()  # a slow sender; or an idle client, which ends cleanly

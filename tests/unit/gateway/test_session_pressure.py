@@ -12,15 +12,18 @@ import struct
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from plantwarden.core.records.partitions import SQLitePartitions
+from plantwarden.core.records.plane import RecordWriter
 from plantwarden.gateway import session as session_module
 from plantwarden.gateway.decide import SERVER_DEVICE_BUSY, RateLimit
 from plantwarden.gateway.frames import GATEWAY_PATH_UNAVAILABLE
 from plantwarden.gateway.identity import Client
 from plantwarden.gateway.link import Link
-from plantwarden.gateway.records import Endpoints, packed
+from plantwarden.gateway.records import Endpoints, RecordBuffer, packed, read_gateway_records
 from plantwarden.gateway.server import Gateway, GatewayConfig
 from plantwarden.gateway.session import SLICE, Session
 from plantwarden.policy.model import Subject
@@ -47,11 +50,18 @@ def _small_high_water(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @contextlib.asynccontextmanager
-async def session_pair(frame_timeout: float = 5.0, source_rate: float | None = None) -> AsyncIterator[Pair]:
+async def session_pair(
+    frame_timeout: float = 5.0,
+    source_rate: float | None = None,
+    idle_timeout: float = 600.0,
+    records: RecordBuffer | None = None,
+) -> AsyncIterator[Pair]:
     """A session of a plain operator client (no rate limit on its address unless `source_rate`)."""
     limit = None if source_rate is None else RateLimit(source_rate, source_rate)
-    config = GatewayConfig("plant-a", frame_timeout=frame_timeout, source_rate_limit=limit)
-    gateway = Gateway(config, lambda: state())
+    config = GatewayConfig(
+        "plant-a", frame_timeout=frame_timeout, idle_timeout=idle_timeout, source_rate_limit=limit
+    )
+    gateway = Gateway(config, lambda: state(), records=records)
     await gateway.start()
     ours, theirs = socket.socketpair()
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -160,3 +170,24 @@ def test_requests_no_plc_would_take_count_against_the_source_address_rate() -> N
             assert codes == [GATEWAY_PATH_UNAVAILABLE] * 10 + [SERVER_DEVICE_BUSY] * 5
 
     asyncio.run(scenario())
+
+
+def test_a_client_that_stops_sending_and_never_reads_ends_idle_not_as_a_slow_sender(
+    tmp_path: Path,
+) -> None:
+    backend = SQLitePartitions(tmp_path / "records")
+
+    async def scenario() -> None:
+        records = RecordBuffer(RecordWriter(backend, "gateway-plant-a"))
+        async with session_pair(frame_timeout=0.2, idle_timeout=0.5, records=records) as pair:
+            sent: list[int] = []
+            data = NO_ROUTE * 8_000 + NO_ROUTE[:5]  # and a partial ADU it never finishes
+            sender = threading.Thread(target=_send_all, args=(pair.client, data, sent), daemon=True)
+            sender.start()
+            await _until(lambda: pair.link.get_write_buffer_size() > HIGH_WATER)
+            await _until(lambda: pair.session.closed, timeout=3.0)  # the idle timeout, not never
+
+    asyncio.run(scenario())
+    rules = {rule for batch in read_gateway_records(backend, 0, 2**62) for rule in batch["rule"]}
+    assert "gateway:no-route" in rules
+    assert not any(str(rule).startswith("gateway:frame") for rule in rules), rules
