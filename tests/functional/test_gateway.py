@@ -90,15 +90,15 @@ class Harness:
         return client
 
 
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    directory: Path = tmp_path_factory.mktemp("gateway")
+@contextlib.contextmanager
+def running_gateway(directory: Path, config: GatewayConfig, *, alerts: bool = True) -> Iterator[Harness]:
+    """A gateway of `config` in a loop thread, with a platform PKI, a recording PLC and records
+    under `directory`; stopped and cleaned up on the way out."""
     pki = Pki.create(directory)
     host = LoopThread()
     plc = RecordingPlc()
     host.run(plc.start())
     backend = SQLitePartitions(directory / "records")
-    config = GatewayConfig(site=SITE, listen=("127.0.0.1", 0), mbaps=("127.0.0.1", 0), frame_timeout=0.5)
     gateway = Gateway(
         config,
         store_loader(pki.store, plant(), SITE, {"plc-1": ("127.0.0.1", plc.port)}),
@@ -106,16 +106,25 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         checker=CertificateChecker(pki.store, SystemClock(), SITE),
         revocations=RevocationFeed(pki.store),
         records=RecordBuffer(RecordWriter(backend, "gateway-plant-a")),
-        alerts=DenialAlerts(pki.store, Context(source="gateway")),
+        alerts=DenialAlerts(pki.store, Context(source="gateway")) if alerts else None,
     )
     host.run(gateway.start())
-    yield Harness(
-        pki, plc, gateway, host, backend, pki.client("hmi-1", "operator"), pki.client("eng-1", "engineer")
-    )
-    host.run(gateway.stop())
-    host.run(plc.stop())
-    host.close()
-    pki.store.close()
+    try:
+        yield Harness(
+            pki, plc, gateway, host, backend, pki.client("hmi-1", "operator"), pki.client("eng-1", "engineer")
+        )
+    finally:
+        host.run(gateway.stop())
+        host.run(plc.stop())
+        host.close()
+        pki.store.close()
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    config = GatewayConfig(site=SITE, listen=("127.0.0.1", 0), mbaps=("127.0.0.1", 0), frame_timeout=0.5)
+    with running_gateway(tmp_path_factory.mktemp("gateway"), config) as running:
+        yield running
 
 
 def test_an_operator_certificate_reads_but_cannot_write(harness: Harness) -> None:

@@ -9,7 +9,6 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,47 +16,22 @@ from pymodbus.client import ModbusTcpClient
 
 from plantwarden.core.clock import SystemClock
 from plantwarden.core.context import Context
-from plantwarden.core.records.partitions import SQLitePartitions
-from plantwarden.core.records.plane import RecordWriter
-from plantwarden.gateway.identity import CertificateChecker, Client, server_context
-from plantwarden.gateway.records import RecordBuffer, read_gateway_records
-from plantwarden.gateway.revocations import RevocationFeed
-from plantwarden.gateway.server import Gateway, GatewayConfig
-from plantwarden.gateway.state import store_loader
+from plantwarden.gateway.identity import CertificateChecker, Client
+from plantwarden.gateway.records import read_gateway_records
+from plantwarden.gateway.server import GatewayConfig
 from plantwarden.pki.revocation import revoke
-from tests.functional.test_gateway import Harness, LoopThread
-from tests.unit.gateway.peers import Pki, RecordingPlc
-from tests.unit.gateway.support import SITE, adu, plant, read_holding
+from tests.functional.test_gateway import Harness, running_gateway
+from tests.unit.gateway.support import SITE, adu, read_holding
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     """A gateway that takes 3 connections at once, 2 from one address."""
-    directory: Path = tmp_path_factory.mktemp("admission")
-    pki = Pki.create(directory)
-    host = LoopThread()
-    plc = RecordingPlc()
-    host.run(plc.start())
-    backend = SQLitePartitions(directory / "records")
     config = GatewayConfig(
         site=SITE, listen=("127.0.0.1", 0), mbaps=("127.0.0.1", 0), max_sessions=3, max_sessions_per_address=2
     )
-    gateway = Gateway(
-        config,
-        store_loader(pki.store, plant(), SITE, {"plc-1": ("127.0.0.1", plc.port)}),
-        tls=server_context(pki.server),
-        checker=CertificateChecker(pki.store, SystemClock(), SITE),
-        revocations=RevocationFeed(pki.store),
-        records=RecordBuffer(RecordWriter(backend, "gateway-plant-a")),
-    )
-    host.run(gateway.start())
-    yield Harness(
-        pki, plc, gateway, host, backend, pki.client("hmi-1", "operator"), pki.client("eng-1", "engineer")
-    )
-    host.run(gateway.stop())
-    host.run(plc.stop())
-    host.close()
-    pki.store.close()
+    with running_gateway(tmp_path_factory.mktemp("admission"), config, alerts=False) as running:
+        yield running
 
 
 def _plain(port: int, source: str = "127.0.0.1") -> Any:

@@ -95,6 +95,10 @@ class Framer:
         """When a wait that starts `now` ends: the partial ADU's frame timeout, else the idle one."""
         if buffer:
             return (now if self._begun is None else self._begun) + self.frame_timeout
+        return self.idle_deadline(now)
+
+    def idle_deadline(self, now: float) -> float | None:
+        """When a wait for an ADU to begin, starting `now`, ends (None: never)."""
         return None if self.idle_timeout is None else now + self.idle_timeout
 
     @staticmethod

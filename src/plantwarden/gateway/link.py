@@ -182,6 +182,10 @@ class Link:
 
     # --- closing ----------------------------------------------------------------------------
 
+    def detach(self) -> None:
+        """Call back no one any more (the session ended)."""
+        self.on_data = self.on_drained = _nothing
+
     def is_closing(self) -> bool:
         return self._closing
 

@@ -140,9 +140,8 @@ class Session:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        link = self.link
-        link.on_data = link.on_drained = _nothing
-        link.close()
+        self.link.detach()
+        self.link.close()
         if not self._ended.done():
             self._ended.set_result(None)
 
@@ -186,7 +185,7 @@ class Session:
             if link.error is None and link.get_write_buffer_size() > HIGH_WATER:
                 # it stopped sending, not reading: the rest when it has read (on_drained), or it
                 # ends after the idle timeout
-                self._deadline = framer.deadline(bytearray(), now)
+                self._deadline = framer.idle_deadline(now)
                 if self._deadline is not None:
                     self._arm(self._deadline)
                 return
@@ -200,7 +199,7 @@ class Session:
         else:
             if backed_up:  # the rest of a partial ADU waits in the kernel because we stopped reading
                 framer.forgive()
-            self._deadline = framer.deadline(bytearray() if backed_up else buffer, now)
+            self._deadline = framer.idle_deadline(now) if backed_up else framer.deadline(buffer, now)
             if self._deadline is not None:
                 self._arm(self._deadline)
         if backed_up:
@@ -362,7 +361,3 @@ def _asked(message: ModbusMessage) -> _Asked:
     address = message.write_address if message.function_code == 23 else message.address
     value = float(message.values[0]) if message.values else math.nan
     return _Asked(int(operation), message.function_code, message.unit_id, address, message.quantity, value)
-
-
-def _nothing() -> None:
-    pass

@@ -34,6 +34,25 @@ def _target(subject: str | None, asset: str | None) -> QuarantineTarget:
     return QuarantineTarget.parse(subject) if subject is not None else QuarantineTarget.asset(str(asset))
 
 
+def _change(
+    provider: RuntimeProvider,
+    change: Callable[..., QuarantineEntry],
+    site: str,
+    subject: str | None,
+    asset: str | None,
+    reason: str,
+    actor: str | None,
+    said: Callable[[QuarantineEntry], str],
+) -> None:
+    """Quarantine or release (`change`) the target the options name, and say what was done."""
+    target = _target(subject, asset)
+    runtime = provider.runtime()
+    ctx, audit = runtime.context(actor), _audit(runtime)
+    with runtime.ready_store().transaction() as session:
+        row = change(session, ctx, audit, site=site, target=target, reason=reason)
+        click.echo(said(row))
+
+
 def _targets(command: F) -> F:
     for option in reversed(
         [
@@ -60,12 +79,8 @@ def add_command(
     actor: str | None,
 ) -> None:
     """Quarantine a subject or an asset of a site."""
-    target = _target(subject, asset)
-    runtime = provider.runtime()
-    ctx, audit = runtime.context(actor), _audit(runtime)
-    with runtime.ready_store().transaction() as session:
-        row = services.quarantine(session, ctx, audit, site=site, target=target, reason=reason)
-        click.echo(f"quarantined {row.label} at site {row.site}: {row.reason}")
+    _change(provider, services.quarantine, site, subject, asset, reason, actor,
+            lambda row: f"quarantined {row.label} at site {row.site}: {row.reason}")  # fmt: skip
 
 
 @quarantine_group.command("release")
@@ -80,12 +95,8 @@ def release_command(
     actor: str | None,
 ) -> None:
     """End the quarantine of a subject or an asset of a site."""
-    target = _target(subject, asset)
-    runtime = provider.runtime()
-    ctx, audit = runtime.context(actor), _audit(runtime)
-    with runtime.ready_store().transaction() as session:
-        row = services.release(session, ctx, audit, site=site, target=target, reason=reason)
-        click.echo(f"released {row.label} at site {row.site}")
+    _change(provider, services.release, site, subject, asset, reason, actor,
+            lambda row: f"released {row.label} at site {row.site}")  # fmt: skip
 
 
 @quarantine_group.command("list")
