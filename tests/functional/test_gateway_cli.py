@@ -55,6 +55,11 @@ def test_gateway_run_serves_both_listeners_and_records(data_dir: Path, tmp_path:
         f"127.0.0.1:{secure}",
         "--upstream",
         f"plc-1=127.0.0.1:{plc.port}",
+        # the event loop of a gateway with a core of its own: it polls before it sleeps
+        "--busy-poll",
+        "200",
+        "--plc-connections",
+        "2",
         "--duration",
         "4",
     ]
@@ -104,3 +109,15 @@ def test_gateway_run_serves_both_listeners_and_records(data_dir: Path, tmp_path:
 
 def _gateway_identity(ca: CertificateAuthority) -> ServiceIdentity:
     return ensure_service_identity(ca, "gateway-plant-a", Purpose.SERVER, hosts=("127.0.0.1",))
+
+
+def test_gateway_run_refuses_a_busy_poll_beyond_ten_milliseconds(data_dir: Path, tmp_path: Path) -> None:
+    runtime = Runtime(make_settings(data_dir), source="gateway")
+    plant_file = tmp_path / "plant.yaml"
+    plant_file.write_text(PLANT)
+    args = ["run", "--plant", str(plant_file), "--site", "plant-a", "--listen", "127.0.0.1:0"]
+    for option, value in (("--busy-poll", "10001"), ("--plc-connections", "0")):
+        result = CliRunner().invoke(gateway_group, [*args, option, value], obj=Provider(runtime))
+        assert result.exit_code == 2, result.output
+        assert f"Invalid value for '{option}'" in result.output
+    runtime.close()

@@ -25,6 +25,10 @@ class GatewaySettings(SettingsSection):
     site: str | None = setting(None, "The site whose PLCs the gateway guards.")
     listen: str | None = setting(None, "HOST:PORT of the plain Modbus/TCP listener (legacy clients).")
     mbaps: str | None = setting(None, "HOST[:PORT] of the Modbus/TCP Security listener (TLS, port 802).")
+    plc_connections: int = setting(4, "Connections the gateway keeps to each PLC at most (1-256).")
+    busy_poll: int = setting(
+        0, "Microseconds the gateway polls for work before sleeping (0-10000; for a core of its own)."
+    )
 
     def argv(self) -> list[str] | None:
         """The `plantwarden gateway run` arguments, or None when `up` runs no gateway."""
@@ -35,4 +39,8 @@ class GatewaySettings(SettingsSection):
             args += ["--listen", self.listen]
         if self.mbaps:
             args += ["--mbaps", self.mbaps]
+        if self.plc_connections != 4:
+            args += ["--plc-connections", str(self.plc_connections)]
+        if self.busy_poll:
+            args += ["--busy-poll", str(self.busy_poll)]
         return args

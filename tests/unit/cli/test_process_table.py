@@ -42,3 +42,18 @@ def test_up_runs_the_gateway_when_its_plant_site_and_a_listener_are_set(tmp_path
         "--mbaps",
         "0.0.0.0:802",
     ]
+
+
+def test_up_gives_the_gateway_its_connections_and_busy_polling(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path,
+        **{
+            "gateway.plant": "plant.yaml",
+            "gateway.site": "plant-a",
+            "gateway.listen": "0.0.0.0:502",
+            "gateway.plc_connections": "8",
+            "gateway.busy_poll": "200",
+        },
+    )
+    (gateway,) = [p for p in process_table(settings, {}) if p.name == "gateway"]
+    assert gateway.argv[-4:] == ["--plc-connections", "8", "--busy-poll", "200"]
