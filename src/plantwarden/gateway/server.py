@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from plantwarden.core.eventlog import head_position
 from plantwarden.core.records.schema import address_text
 from plantwarden.gateway.alerts import Denial, DenialAlerts
 from plantwarden.gateway.decide import Decider, RateLimit, Target
@@ -397,18 +398,8 @@ class Gateway:
         )
 
     async def _watch(self) -> None:
-        if self.quarantine is not None:
-            try:
-                await asyncio.to_thread(self.quarantine.poll, self.overlay)
-            except Exception as error:  # the last known list stays in force
-                log.warning("cannot read quarantine changes: %s", error)
+        revoked = await asyncio.to_thread(self._read_log)
         certificates = self.quarantine.certificates if self.quarantine is not None else frozenset()
-        revoked: set[bytes] = set()
-        if self.revocations is not None and self.sessions:
-            try:
-                revoked = await asyncio.to_thread(self.revocations.revoked_since_last)
-            except Exception as error:
-                log.warning("cannot read revocations: %s", error)
         moment = time.monotonic()
         self._revoked = {k: t for k, t in self._revoked.items() if moment - t < REVOKED_MEMORY}
         self._revoked.update(dict.fromkeys(revoked, moment))
@@ -432,6 +423,40 @@ class Gateway:
                     "deny:quarantine:certificate",
                     f"the certificate {client.serial} of {client.device} is quarantined",
                 )
+
+    def _read_log(self) -> set[bytes]:
+        """(In a thread, every tick.) Apply the quarantine changes and find the certificates revoked
+        since the last tick. While the event log has nothing new, that is one small query outside the
+        ORM (the two readers' transactions took ~1.6 ms of the gateway's core a tick, measured in
+        the running gateway, and that core is the requests')."""
+        readers = [reader for reader in (self.quarantine, self.revocations) if reader is not None]
+        if not readers or not self._log_moved(readers):
+            return set()
+        if self.quarantine is not None:
+            try:
+                self.quarantine.poll(self.overlay)
+            except Exception as error:  # the last known list stays in force
+                log.warning("cannot read quarantine changes: %s", error)
+        revoked: set[bytes] = set()
+        if self.revocations is not None:
+            try:
+                revoked = self.revocations.revoked_since_last()
+            except Exception as error:
+                log.warning("cannot read revocations: %s", error)
+        return revoked
+
+    @staticmethod
+    def _log_moved(readers: list[QuarantineWatch | RevocationFeed]) -> bool:
+        """Whether the event log holds events after a reader's position (or a reader has not
+        started); True when the store cannot say, so that the readers report why."""
+        if any(reader.position is None for reader in readers):
+            return True
+        try:
+            with readers[0].store.engine.connect() as connection:
+                head = head_position(connection)
+        except Exception:
+            return True
+        return any(head > (reader.position or 0) for reader in readers)
 
     def _flush(self) -> None:
         try:

@@ -9,6 +9,8 @@ from plantwarden.core import migrate
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.gateway.quarantine_watch import QuarantineWatch
+from plantwarden.gateway.revocations import RevocationFeed
+from plantwarden.gateway.server import Gateway
 from plantwarden.incidents import quarantine as services
 from plantwarden.incidents.events import QuarantineChange
 from plantwarden.incidents.quarantine import QuarantineTarget
@@ -53,3 +55,19 @@ def test_certificates_are_kept_by_serial(ready: Store) -> None:
     watch.apply(overlay, QuarantineChange("plant-a", "certificate", "ab12", "", False))
     watch.apply(overlay, QuarantineChange("plant-a", "martian", "x", "r", True))  # skipped, not fatal
     assert watch.certificates == frozenset() and overlay.snapshot().empty
+
+
+def test_the_gateway_reads_the_log_only_when_it_moved(ready: Store, ctx: Context) -> None:
+    overlay, watch, feed = DenyOverlay(), QuarantineWatch(ready, "plant-a"), RevocationFeed(ready)
+    readers: list[QuarantineWatch | RevocationFeed] = [watch, feed]
+    assert Gateway._log_moved(readers)  # not started: they start
+    watch.start(overlay)
+    assert Gateway._log_moved(readers)
+    feed.start()
+    assert not Gateway._log_moved(readers)  # both at the head: one small query, nothing read
+    change(ready, ctx, "plant-b", "asset:plc-9")  # another site's: read all the same
+    assert Gateway._log_moved(readers)
+    assert watch.poll(overlay) == 0
+    assert Gateway._log_moved(readers)  # the revocation feed has not read it yet
+    assert feed.revoked_since_last() == set()
+    assert not Gateway._log_moved(readers)
