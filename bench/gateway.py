@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import queue
 import re
+import shutil
 import ssl
 import struct
 import subprocess
@@ -51,7 +52,6 @@ from plantwarden.cli.catalog import SECTIONS
 from plantwarden.core.runtime import Runtime
 from plantwarden.core.settings import Settings, load_settings
 from plantwarden.gateway.identity import server_context
-from plantwarden.gateway.server import GatewayConfig
 from plantwarden.pki import services
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
 from plantwarden.pki.keys import key_pem, new_key
@@ -175,17 +175,20 @@ runpy.run_module("plantwarden", run_name="__main__")
 
 
 @contextmanager
-def _gateway(setup: Setup, plc_port: int, core: int) -> Iterator[Peer]:
-    """`plantwarden gateway run` in a process of its own; ready with its mbaps port, final with
-    the number of requests it recorded."""
-    plant_file = setup.data_dir / "bench-plant.yaml"
+def _gateway(setup: Setup, plc_port: int, core: int, options: tuple[str, ...]) -> Iterator[Peer]:
+    """`plantwarden gateway run` (with `options`) in a process of its own, on a copy of the data
+    directory (two gateways of one site must not share a records plane); ready with its mbaps
+    port, final with the number of requests it recorded."""
+    data_dir = Path(tempfile.mkdtemp(prefix="gateway-", dir=setup.data_dir))
+    shutil.copytree(setup.data_dir, data_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("gateway-*"))
+    plant_file = data_dir / "bench-plant.yaml"
     plant_file.write_text(PLANT)
     command = [
-        sys.executable, "-c", GATEWAY, str(core), "--data-dir", str(setup.data_dir), "gateway", "run",
+        sys.executable, "-c", GATEWAY, str(core), "--data-dir", str(data_dir), "gateway", "run",
         "--plant", str(plant_file), "--site", SITE, "--mbaps", "127.0.0.1:0", "--host-name", "127.0.0.1",
         "--upstream", f"plc-1=127.0.0.1:{plc_port}", "--pipeline-depth", "1",
         # every client of the bench comes from 127.0.0.1: lift the per-address limits
-        "--max-sessions-per-address", "64", "--source-rate-limit", "1000000",
+        "--max-sessions-per-address", "64", "--source-rate-limit", "1000000", *options,
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
@@ -367,20 +370,32 @@ async def _plant(clients: list[Mbaps], seconds: float) -> tuple[list[int], int]:
     return latencies, timeouts
 
 
+PATHS = ("direct", "gateway")
+TUNED = ("--busy-poll", "200", "--plc-connections", "16")
+"""The gateway's options on a core of its own: it polls 200 µs before sleeping, and keeps up to 16
+connections to the PLC (the direct path's 16 clients hold as many; the default is 4). The same
+measures are taken again with the gateway's defaults, without targets."""
+
+
 @dataclass
 class Results:
-    """By path ("direct", "gateway"): latencies (ns), rates (per client count), CPU seconds a
-    request at 16 clients (the TLS server's process, the gateway's), plant latencies and timeouts."""
+    """By path (`PATHS`): latencies (ns), rates (per client count), CPU seconds a request at 16
+    clients (the TLS server's process, the gateway's), plant latencies and timeouts; the options
+    the gateway ran with and the requests it recorded."""
 
-    latency: dict[str, list[int]] = field(default_factory=lambda: {"direct": [], "gateway": []})
+    options: tuple[str, ...]
+    latency: dict[str, list[int]] = field(default_factory=lambda: {path: [] for path in PATHS})
     rate: dict[tuple[str, int], float] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
     plant: dict[str, tuple[list[int], int]] = field(default_factory=dict)
-    clients: dict[str, list[Mbaps]] = field(default_factory=lambda: {"direct": [], "gateway": []})
+    clients: dict[str, list[Mbaps]] = field(default_factory=lambda: {path: [] for path in PATHS})
     tls_version: str = ""
+    recorded: int | None = None
 
 
-async def measure(setup: Setup, ports: dict[str, int], pids: dict[str, int], quick: bool) -> Results:
+async def measure(
+    setup: Setup, ports: dict[str, int], pids: dict[str, int], results: Results, quick: bool
+) -> None:
     """Every measure on both paths, alternating them where they are repeated."""
 
     async def connect(path: str, count: int) -> list[Mbaps]:
@@ -391,19 +406,18 @@ async def measure(setup: Setup, ports: dict[str, int], pids: dict[str, int], qui
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     tls.load_verify_locations(cafile=str(setup.server.chain))
     tls.load_cert_chain(setup.client_certificate, setup.client_key)
-    results, paths = Results(), ("direct", "gateway")
-    single = {path: await connect(path, 1) for path in paths}
+    single = {path: await connect(path, 1) for path in PATHS}
     results.tls_version = str(single["gateway"][0].transport.get_extra_info("ssl_object").version())  # type: ignore[union-attr]
     for _ in range(LATENCY_BLOCKS):
-        for path in paths:
+        for path in PATHS:
             client = single[path][0]
             results.latency[path] += [
                 await client.request(5.0) for _ in range(LATENCY_REQUESTS // LATENCY_BLOCKS)
             ]
     for count in (1, 16):
-        clients = {path: single[path] if count == 1 else await connect(path, count) for path in paths}
+        clients = {path: single[path] if count == 1 else await connect(path, count) for path in PATHS}
         for _ in range(2):
-            for path in paths:
+            for path in PATHS:
                 cpu = _cpu_seconds(pids[path])
                 answered, seconds = await _closed_loop(clients[path], 1.0 if quick else 2.0)
                 if answered / seconds > results.rate.get((path, count), 0.0):
@@ -411,11 +425,10 @@ async def measure(setup: Setup, ports: dict[str, int], pids: dict[str, int], qui
                     results.cpu[path] = (_cpu_seconds(pids[path]) - cpu) / answered
         if count > 1:
             _close(clients["direct"] + clients["gateway"])
-    for path in paths:
+    for path in PATHS:
         clients[path] = await connect(path, PLANT_CLIENTS)
         results.plant[path] = await _plant(clients[path], 5.0 if quick else 20.0)
         _close(clients[path] + single[path])
-    return results
 
 
 def _us(nanoseconds: float) -> str:
@@ -427,50 +440,55 @@ def _row(title: str, direct: str, gateway: str, added: str = "", target: str = "
     print(f"{title:34} {direct:>11} {gateway:>11} {added:>10}  {target}{verdict}".rstrip())
 
 
-def report(results: Results, recorded: int | None, core: int, quick: bool) -> None:
-    """Print the numbers beside the targets of issue 13."""
-    print(f"## gateway: mbaps ({results.tls_version}), read 10 holding registers: pymodbus 3.16.1's TLS")
-    print(f"   server direct, and through the gateway (its own process, pinned to core {core}) to")
-    print(f"   pymodbus's Modbus/TCP server (`plantwarden gateway run --pipeline-depth 1`, upstream pool of"
-          f" {GatewayConfig(SITE).pool_size});")  # fmt: skip
-    print(f"   load average {os.getloadavg()[0]:.1f}")
-    print(f"{'':34} {'direct':>11} {'gateway':>11} {'added':>10}  target")
+def report(results: Results, quick: bool, *, targets: bool = True) -> None:
+    """Print the numbers (beside the targets of issue 13 when `targets`)."""
+    print(f"{'':34} {'direct':>11} {'gateway':>11} {'added':>10}  {'target' if targets else ''}")
     latency = {path: np.percentile(values, [50, 99]) for path, values in results.latency.items()}
     for index, (name, limit) in enumerate((("p50", 100_000), ("p99", 300_000))):
         direct, through = latency["direct"][index], latency["gateway"][index]
         _row(f"1 client, {name} ({LATENCY_REQUESTS:,} requests)", _us(direct), _us(through),
-             _us(through - direct), f"<= {_us(limit)}", through - direct <= limit)  # fmt: skip
+             _us(through - direct), f"<= {_us(limit)}" * targets, through - direct <= limit)  # fmt: skip
     for count in (1, 16):
         direct, through = results.rate["direct", count], results.rate["gateway", count]
         _row(f"requests/s, {count} client{'s' * (count > 1)}", f"{direct:,.0f}", f"{through:,.0f}",
-             f"{through / direct:.0%}", ">= 60 %", through / direct >= 0.6)  # fmt: skip
+             f"{through / direct:.0%}", ">= 60 %" * targets, through / direct >= 0.6)  # fmt: skip
     _row("CPU a request, 16 clients", _us(results.cpu["direct"] * 1e9), _us(results.cpu["gateway"] * 1e9))
     plant = {path: np.percentile(values, [50, 99]) for path, (values, _) in results.plant.items()}
     for index, name in enumerate(("p50", "p99")):
         direct, through = plant["direct"][index], plant["gateway"][index]
         title = f"{PLANT_CLIENTS} x {PLANT_RATE:.0f}/s, {5 if quick else 20} s, {name}"
-        _row(title, _us(direct), _us(through),
-             _us(through - direct), "<= 1,000 µs" if index else "", through - direct <= 1e6)  # fmt: skip
+        _row(title, _us(direct), _us(through), _us(through - direct),
+             "<= 1,000 µs" * (targets and index == 1), through - direct <= 1e6)  # fmt: skip
     late = {path: f"{timeouts} / {len(values):,}" for path, (values, timeouts) in results.plant.items()}
-    _row("  timeouts (1 s) / answered", late["direct"], late["gateway"], "", "none",
+    _row("  timeouts (1 s) / answered", late["direct"], late["gateway"], "", "none" * targets,
          results.plant["gateway"][1] == 0)  # fmt: skip
     sent = sum(client.answered for client in results.clients["gateway"])
-    print("   CPU a request: of the TLS server's process, of the gateway's process")
-    told = "?" if recorded is None else f"{recorded:,}"
+    told = "?" if results.recorded is None else f"{results.recorded:,}"
     print(f"   {sent:,} requests answered through the gateway; it recorded {told}")
 
 
 def run(*, quick: bool = False) -> None:
     core = max(os.sched_getaffinity(0))
+    runs = (Results(TUNED), Results(()))
     with tempfile.TemporaryDirectory(prefix="pw-bench-gateway-") as directory:
         setup = prepare(Path(directory))
         with _child(_servers_main, setup) as servers:
             tls_port, plc_port = servers.ready
-            with _gateway(setup, plc_port, core) as gateway:
-                ports = {"direct": tls_port, "gateway": gateway.ready}
-                pids = {"direct": servers.pid, "gateway": gateway.pid}
-                results = asyncio.run(measure(setup, ports, pids, quick))
-    report(results, gateway.final, core, quick)
+            for results in runs:  # one gateway at a time: an idle one would take from the other's core
+                with _gateway(setup, plc_port, core, results.options) as gateway:
+                    ports = {"direct": tls_port, "gateway": gateway.ready}
+                    pids = {"direct": servers.pid, "gateway": gateway.pid}
+                    asyncio.run(measure(setup, ports, pids, results, quick))
+                results.recorded = gateway.final
+    tuned, defaults = runs
+    print(f"## gateway: mbaps ({tuned.tls_version}), read 10 holding registers: pymodbus 3.16.1's TLS")
+    print(f"   server direct, and through `plantwarden gateway run --pipeline-depth 1 {' '.join(TUNED)}`")
+    print(f"   (its own process, pinned to core {core}) to pymodbus's Modbus/TCP server;"
+          f" load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    report(tuned, quick)
+    print("   CPU a request: of the TLS server's process, of the gateway's process")
+    print("## the same, the gateway with its defaults (--plc-connections 4, no --busy-poll), no targets")
+    report(defaults, quick, targets=False)
 
 
 if __name__ == "__main__":
