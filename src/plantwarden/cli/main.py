@@ -12,6 +12,7 @@ from plantwarden.accounts.cli import token_group, user_group
 from plantwarden.alerts.cli import alerts_group
 from plantwarden.cli.audit import audit_group
 from plantwarden.cli.config import config_group
+from plantwarden.cli.demo import demo
 from plantwarden.cli.events import events_group
 from plantwarden.cli.evidence import evidence_command
 from plantwarden.cli.export import export_group
@@ -79,6 +80,7 @@ def cli(
 
 
 COMMANDS = (
+    demo,
     serve,
     routes,
     up,

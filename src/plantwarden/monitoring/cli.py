@@ -125,8 +125,15 @@ def sensor_group() -> None:
     "--plant",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Check the traffic against this plant.yaml (the --site's zones) as it passes; "
-    "zone violations become alerts every minute and at the end; the register values seen (its "
-    "register maps) become telemetry samples, which the process models learn and watch.",
+    "zone violations become alerts every --zone-report-every seconds and at the end; the register "
+    "values seen (its register maps) become telemetry samples, which the process models learn and watch.",
+)
+@click.option(
+    "--zone-report-every",
+    type=click.FloatRange(min=1.0),
+    default=60.0,
+    show_default=True,
+    help="Seconds between two reports of the zone check's violations as alerts (with --plant).",
 )
 @click.option(
     "--baselines/--no-baselines",
@@ -177,6 +184,7 @@ def run_command(
     no_rules: bool,
     sensor_name: str,
     plant: Path | None,
+    zone_report_every: float,
     baselines: bool,
     baseline_learning: int,
     process_models: bool,
@@ -201,6 +209,7 @@ def run_command(
     writer: RecordWriter | None = None
     choice = DetectorChoice(
         plant=plant,
+        zone_report_seconds=zone_report_every,
         rules=not no_rules,
         rules_dir=rules_dir,
         baselines=baselines,

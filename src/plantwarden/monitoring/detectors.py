@@ -44,6 +44,7 @@ class DetectorChoice:
     """Which detectors a run wants (from `sensor run`'s options)."""
 
     plant: Path | None = None
+    zone_report_seconds: float = 60.0
     rules: bool = True
     rules_dir: Path | None = None
     baselines: bool = True
@@ -93,7 +94,9 @@ def open_detectors(
         steps.append(
             (
                 ZONE_CHECK_FACTORY,
-                lambda inner: _factory(meta, ZONE_CHECK_FACTORY)(runtime, plant, site, inner),
+                lambda inner: _factory(meta, ZONE_CHECK_FACTORY)(
+                    runtime, plant, site, inner, flush_seconds=choice.zone_report_seconds
+                ),
             )
         )
     if choice.rules:

@@ -1,0 +1,202 @@
+"""`plantwarden demo`: the platform protecting a simulated plant, in one command.
+
+The demo has a data directory of its own (`<data_dir>/demo` by default), so that it never mixes
+with a real plant's store. On start it makes the store ready, applies the Riverside plant model
+(`sim/riverside.yaml`, the plant `plantwarden sim run` simulates), adds the console's admin with
+a one-time password on the first run, then supervises (as `plantwarden up` does: restarted when
+they crash, all stopped on Ctrl-C):
+
+- `server`: the API and console;
+- `plant`: the simulated plant (`sim run`), its PLCs on port 5020 of their own loopback addresses,
+  writing what its clients send and receive to the software tap, a FIFO in the demo directory;
+- `sensor`: the sensor on that tap, with the plant model (zone check), the detection rules, the
+  asset inventory and the evidence ring; its detections become alerts;
+- `watchdog`: the sensors' watchdog.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from plantwarden.accounts import services as accounts
+from plantwarden.accounts.settings import AccountsSettings
+from plantwarden.cli.catalog import SECTIONS
+from plantwarden.cli.state import CliState
+from plantwarden.core.config import SupervisorSettings
+from plantwarden.core.processes import ProcessSpec, Supervisor
+from plantwarden.core.runtime import Runtime
+from plantwarden.core.settings import load_settings
+from plantwarden.zones import applied
+
+SITE = "riverside"
+PLC_PORT = 5020
+ADMIN = "admin"
+MARKER = ".plantwarden-demo"
+"""The file that marks a directory as a demo's: only such a directory is ever emptied (--fresh)."""
+PLANT_SOURCE = "plantwarden.sim:riverside.yaml"
+MODBUS_CHANNEL = re.compile(r"^( +)protocol: modbus\n", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the demo set up: where, the plant file and the admin's one-time password (None when
+    the admin existed already)."""
+
+    directory: Path
+    plant_file: Path
+    one_time_password: str | None
+
+
+def demo_directory(state: CliState, directory: Path | None) -> Path:
+    """The demo's data directory: `directory`, or `<data_dir>/demo` of the settings."""
+    if directory is not None:
+        return directory.expanduser().resolve()
+    settings = load_settings(SECTIONS, config_file=state.config_file, overrides=state.overrides)
+    return Path(str(settings.value("data_dir"))).expanduser().resolve() / "demo"
+
+
+def empty_demo_directory(directory: Path) -> None:
+    """Remove a previous demo's data; a directory without the demo's marker is refused."""
+    if not directory.exists():
+        return
+    if not (directory / MARKER).is_file():
+        raise click.ClickException(
+            f"{directory} is not a demo directory (no {MARKER} in it): --fresh empties only a demo's"
+        )
+    shutil.rmtree(directory)
+
+
+def prepare(runtime: Runtime, directory: Path) -> Prepared:
+    """The store ready, the Riverside plant applied, the admin added (first run only), the tap's
+    FIFO made."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MARKER).write_text("The data directory of `plantwarden demo`.\n")
+    plant_file = directory / "riverside.yaml"
+    raw = demo_plant(resources.files("plantwarden.sim").joinpath("riverside.yaml").read_bytes())
+    plant_file.write_bytes(raw)
+    one_time = None
+    ctx = runtime.context("demo")
+    with runtime.ready_store().transaction() as session:
+        applied.apply_plant(session, ctx, raw, PLANT_SOURCE)
+        if not any(user.username == ADMIN for user in accounts.list_users(session)):
+            settings = runtime.settings[AccountsSettings]
+            _, one_time = accounts.create_user(session, ctx, ADMIN, "Demo administrator", settings=settings)
+            accounts.grant_role(session, ctx, ADMIN, "admin", SITE, None)
+    fifo = tap_path(directory)
+    fifo.parent.mkdir(parents=True, exist_ok=True)
+    if fifo.exists() and not stat.S_ISFIFO(fifo.stat().st_mode):
+        fifo.unlink()
+    if not fifo.exists():
+        os.mkfifo(fifo, 0o600)
+    return Prepared(directory, plant_file, one_time)
+
+
+def demo_plant(raw: bytes, port: int = PLC_PORT) -> bytes:
+    """The Riverside model with its Modbus channels on `port`: the demo's PLCs serve there (502
+    needs root), and the zone check must see the plant's own polls as the channels allow them."""
+    text = raw.decode("utf-8")
+    found = MODBUS_CHANNEL.findall(text)
+    if not found:
+        raise RuntimeError("the Riverside model names no Modbus channel: the demo cannot move its port")
+    text = MODBUS_CHANNEL.sub(lambda match: f"{match[0]}{match[1]}ports: [{port}]\n", text)
+    header = f"# plantwarden demo: sim/riverside.yaml with its Modbus channels on port {port}\n"
+    return (header + text).encode("utf-8")
+
+
+def tap_path(directory: Path) -> Path:
+    return directory / "run" / "tap.fifo"
+
+
+def process_table(prepared: Prepared, env: dict[str, str], *, speed: float) -> list[ProcessSpec]:
+    """The demo's processes (each a `plantwarden` command with the demo's settings in `env`)."""
+    command = [sys.executable, "-m", "plantwarden"]
+    tap = str(tap_path(prepared.directory))
+    plant = str(prepared.plant_file)
+    plant_argv = ["sim", "run", "--port", str(PLC_PORT), "--speed", str(speed), "--broker", "off",
+                  "--tap", tap]  # fmt: skip
+    sensor_argv = ["sensor", "run", "--tap", tap, "--site", SITE,
+                   "--modbus-port", str(PLC_PORT), "--plant", plant, "--zone-report-every", "2",
+                   "--save-every", "10"]  # fmt: skip
+    return [
+        ProcessSpec("server", [*command, "serve"], env),
+        ProcessSpec("plant", [*command, *plant_argv], env),
+        ProcessSpec("sensor", [*command, *sensor_argv], env),
+        ProcessSpec("watchdog", [*command, "sensor", "watch"], env),
+    ]
+
+
+@click.command("demo")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The demo's data directory (default: <data_dir>/demo).",
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="The console's port."
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.1, max=100.0),
+    default=1.0,
+    show_default=True,
+    help="Simulated seconds per real second.",
+)
+@click.option(
+    "--fresh", is_flag=True, help="Start from an empty demo directory (the previous demo's data goes)."
+)
+@click.pass_obj
+def demo(state: CliState, directory: Path | None, port: int, speed: float, fresh: bool) -> None:
+    """Run the whole platform against a simulated plant: the console, the plant, the sensor on its
+    tap, detection; Ctrl-C stops everything."""
+    where = demo_directory(state, directory)
+    if fresh:
+        empty_demo_directory(where)
+    state.add_overrides({"data_dir": str(where), "server.port": str(port), "server.host": "127.0.0.1"})
+    runtime = state.runtime()
+    prepared = prepare(runtime, where)
+    runtime.close()
+    supervisor_settings = runtime.settings[SupervisorSettings]
+    supervisor = Supervisor(
+        process_table(prepared, state.child_environment(), speed=speed),
+        state_file=where / "run" / "supervisor.json",
+        max_backoff=supervisor_settings.max_backoff,
+        stop_timeout=supervisor_settings.stop_timeout,
+    )
+    _banner(prepared, port)
+    sys.exit(supervisor.run())
+
+
+def _banner(prepared: Prepared, port: int) -> None:
+    data = f"--data-dir {prepared.directory}"
+    lines = [
+        "",
+        f"Plantwarden demo: the Riverside plant (site {SITE}), data in {prepared.directory}",
+        f"  console:  http://127.0.0.1:{port}/",
+    ]
+    if prepared.one_time_password is not None:
+        lines += [
+            f"  login:    {ADMIN} / {prepared.one_time_password}  (one-time password, shown once: the",
+            "            first login sets your own password and enrols the second factor)",
+        ]
+    else:
+        lines += [
+            f"  login:    {ADMIN}, with the password you set on the first run (`plantwarden demo --fresh`",
+            "            starts over with a new one-time password)",
+        ]
+    lines += [
+        f"  attack:   plantwarden {data} sim attack unauthorized-write   (`sim scenarios` lists them)",
+        f"  alerts:   plantwarden {data} alerts list",
+        "  Ctrl-C stops everything.",
+        "",
+    ]
+    click.echo("\n".join(lines), err=True)

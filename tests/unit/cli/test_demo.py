@@ -1,0 +1,73 @@
+"""The demo's preparation: the store ready, the Riverside plant applied, the admin added on the
+first run only, the tap's FIFO made; `--fresh` empties only a demo's directory; the processes."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import click
+import pytest
+
+from plantwarden.accounts import services as accounts
+from plantwarden.cli.demo import MARKER, SITE, empty_demo_directory, prepare, process_table, tap_path
+from plantwarden.core.clock import SystemClock
+from plantwarden.core.runtime import Runtime
+from plantwarden.zones.applied import latest
+from plantwarden.zones.plant.load import load_plant
+from tests.conftest import make_settings
+
+
+def test_prepare_applies_the_plant_adds_the_admin_once_and_makes_the_fifo(tmp_path: Path) -> None:
+    runtime = Runtime(make_settings(tmp_path), SystemClock())
+    try:
+        first = prepare(runtime, tmp_path)
+        again = prepare(runtime, tmp_path)
+        with runtime.ready_store().transaction() as session:
+            plant = latest(session)
+            assert plant is not None and plant.sites == [SITE]
+            [admin] = accounts.list_users(session)
+            grants = [(g.role, g.site) for g in accounts.list_grants(session, "admin")]
+    finally:
+        runtime.close()
+    assert first.one_time_password and again.one_time_password is None
+    assert admin.username == "admin" and grants == [("admin", SITE)]
+    assert stat.S_ISFIFO(tap_path(tmp_path).stat().st_mode)
+    assert (tmp_path / MARKER).is_file()
+    model = load_plant(first.plant_file)
+    channels = [channel for conduit in model.sites[0].conduits for channel in conduit.channels]
+    ports = {(channel.id, channel.ports) for channel in channels}
+    assert {port for name, port in ports if name.endswith("polling") or name == "engineering"} == {(5020,)}
+    assert ("telemetry", (1883,)) in ports  # only Modbus moves
+
+
+def test_fresh_empties_a_demo_directory_and_refuses_any_other(tmp_path: Path) -> None:
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "keep.txt").write_text("precious")
+    with pytest.raises(click.ClickException, match="not a demo directory"):
+        empty_demo_directory(other)
+    assert (other / "keep.txt").read_text() == "precious"
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / MARKER).write_text("")
+    (demo / "old.db").write_text("")
+    empty_demo_directory(demo)
+    assert not demo.exists()
+    empty_demo_directory(demo)  # nothing there: nothing to do
+
+
+def test_the_processes_share_the_tap_and_the_plant_port(tmp_path: Path) -> None:
+    runtime = Runtime(make_settings(tmp_path), SystemClock())
+    try:
+        prepared = prepare(runtime, tmp_path)
+    finally:
+        runtime.close()
+    table = {spec.name: list(spec.argv) for spec in process_table(prepared, {"X": "1"}, speed=2.0)}
+    assert list(table) == ["server", "plant", "sensor", "watchdog"]
+    tap = str(tap_path(tmp_path))
+    plant, sensor = table["plant"], table["sensor"]
+    assert plant[plant.index("--tap") + 1] == tap == sensor[sensor.index("--tap") + 1]
+    assert plant[plant.index("--port") + 1] == sensor[sensor.index("--modbus-port") + 1] == "5020"
+    assert plant[plant.index("--speed") + 1] == "2.0"
+    assert sensor[sensor.index("--plant") + 1] == str(prepared.plant_file)
