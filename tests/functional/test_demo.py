@@ -1,6 +1,7 @@
 """`plantwarden demo` as a new user runs it: up within 30 seconds (the console answers, the plant
 and the sensor run), an attack launched against the plant becomes an alert within 10 seconds and
-the plant's own polls raise none, Ctrl-C stops every process."""
+the plant's own polls raise none, the PLCs' telemetry reaches the store through the demo's broker,
+Ctrl-C stops every process."""
 
 from __future__ import annotations
 
@@ -41,6 +42,16 @@ def _alerts(directory: Path) -> list[tuple[str, str]]:
             return [(rule, title) for rule, title in session.execute(select(Alert.rule_id, Alert.title))]
     finally:
         runtime.close()
+
+
+def _telemetry(directory: Path) -> set[str]:
+    """The devices with telemetry samples in the demo's store."""
+    query = subprocess.run(
+        [sys.executable, "-m", "plantwarden", "--data-dir", str(directory), "telemetry", "query",
+         "--site", "riverside"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    return {line.split()[1] for line in query.stdout.splitlines() if len(line.split()) > 2}
 
 
 def test_the_demo_comes_up_raises_an_attacks_alert_and_stops_on_ctrl_c(tmp_path: Path) -> None:
@@ -87,6 +98,8 @@ def test_the_demo_comes_up_raises_an_attacks_alert_and_stops_on_ctrl_c(tmp_path:
         # the port its PLCs serve): none of them is an alert
         hmi, historian = "127.10.1.10", "127.10.1.30"
         assert not [title for _, title in _alerts(directory) if hmi in title or historian in title]
+        # the PLCs' telemetry goes through the demo's broker to the store (every 10 s)
+        wait_for(lambda: _telemetry(directory) or None, timeout=30, what="the PLCs' telemetry in the store")
     finally:
         demo.send_signal(signal.SIGINT)
         try:

@@ -7,8 +7,13 @@ a one-time password on the first run, then supervises (as `plantwarden up` does:
 they crash, all stopped on Ctrl-C):
 
 - `server`: the API and console;
+- `broker`: an MQTT broker in a Plantwarden process (`devices broker`, amqtt) on broker-1's
+  address, port 18830;
 - `plant`: the simulated plant (`sim run`), its PLCs on port 5020 of their own loopback addresses,
-  writing what its clients send and receive to the software tap, a FIFO in the demo directory;
+  publishing their telemetry to the broker, writing what its clients send and receive to the
+  software tap, a FIFO in the demo directory;
+- `telemetry`: the subscriber that stores the PLCs' telemetry (their tags checked with the
+  plant's device keys) as time series;
 - `sensor`: the sensor on that tap, with the plant model (zone check), the detection rules, the
   asset inventory and the evidence ring; its detections become alerts;
 - `watchdog`: the sensors' watchdog.
@@ -16,6 +21,7 @@ they crash, all stopped on Ctrl-C):
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -35,15 +41,21 @@ from plantwarden.core.config import SupervisorSettings
 from plantwarden.core.processes import ProcessSpec, Supervisor
 from plantwarden.core.runtime import Runtime
 from plantwarden.core.settings import load_settings
+from plantwarden.sim.behaviour import device_key
+from plantwarden.sim.plant import default_plant
 from plantwarden.zones import applied
 
 SITE = "riverside"
 PLC_PORT = 5020
+BROKER = ("127.10.1.40", 18830)
+"""The demo's MQTT broker: broker-1's address in the plant, a port no system broker takes."""
+SEED = 1
+"""The plant's seed (its physics, its clients, its devices' telemetry keys)."""
 ADMIN = "admin"
 MARKER = ".plantwarden-demo"
 """The file that marks a directory as a demo's: only such a directory is ever emptied (--fresh)."""
 PLANT_SOURCE = "plantwarden.sim:riverside.yaml"
-MODBUS_CHANNEL = re.compile(r"^( +)protocol: modbus\n", re.MULTILINE)
+CHANNEL = re.compile(r"^( +)protocol: (modbus|mqtt)\n", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,7 @@ def prepare(runtime: Runtime, directory: Path) -> Prepared:
             settings = runtime.settings[AccountsSettings]
             _, one_time = accounts.create_user(session, ctx, ADMIN, "Demo administrator", settings=settings)
             accounts.grant_role(session, ctx, ADMIN, "admin", SITE, None)
+    device_keys(directory)
     fifo = tap_path(directory)
     fifo.parent.mkdir(parents=True, exist_ok=True)
     if fifo.exists() and not stat.S_ISFIFO(fifo.stat().st_mode):
@@ -100,16 +113,31 @@ def prepare(runtime: Runtime, directory: Path) -> Prepared:
     return Prepared(directory, plant_file, one_time)
 
 
-def demo_plant(raw: bytes, port: int = PLC_PORT) -> bytes:
-    """The Riverside model with its Modbus channels on `port`: the demo's PLCs serve there (502
-    needs root), and the zone check must see the plant's own polls as the channels allow them."""
+def demo_plant(raw: bytes) -> bytes:
+    """The Riverside model with its Modbus and MQTT channels on the demo's ports: its PLCs serve
+    on 5020 (502 needs root) and its broker on 18830 (a system broker may hold 1883), and the zone
+    check must see the plant's own traffic as the channels allow it."""
     text = raw.decode("utf-8")
-    found = MODBUS_CHANNEL.findall(text)
-    if not found:
-        raise RuntimeError("the Riverside model names no Modbus channel: the demo cannot move its port")
-    text = MODBUS_CHANNEL.sub(lambda match: f"{match[0]}{match[1]}ports: [{port}]\n", text)
-    header = f"# plantwarden demo: sim/riverside.yaml with its Modbus channels on port {port}\n"
+    ports = {"modbus": PLC_PORT, "mqtt": BROKER[1]}
+    if {match[2] for match in CHANNEL.finditer(text)} != set(ports):
+        raise RuntimeError(
+            "the Riverside model lacks a Modbus or MQTT channel: the demo cannot move its ports"
+        )
+    text = CHANNEL.sub(lambda match: f"{match[0]}{match[1]}ports: [{ports[match[2]]}]\n", text)
+    header = (
+        f"# plantwarden demo: sim/riverside.yaml with its Modbus channels on port {PLC_PORT} and its"
+        f" MQTT channel on {BROKER[1]}\n"
+    )
     return (header + text).encode("utf-8")
+
+
+def device_keys(directory: Path) -> Path:
+    """The plant's telemetry keys (device -> hex), for the subscriber that checks their tags."""
+    keys = {plc.name: device_key(SEED, plc.name).hex() for plc in default_plant().plcs}
+    path = directory / "device-keys.json"
+    path.write_text(json.dumps(keys, indent=2) + "\n")
+    path.chmod(0o600)
+    return path
 
 
 def tap_path(directory: Path) -> Path:
@@ -121,14 +149,19 @@ def process_table(prepared: Prepared, env: dict[str, str], *, speed: float) -> l
     command = [sys.executable, "-m", "plantwarden"]
     tap = str(tap_path(prepared.directory))
     plant = str(prepared.plant_file)
-    plant_argv = ["sim", "run", "--port", str(PLC_PORT), "--speed", str(speed), "--broker", "off",
-                  "--tap", tap]  # fmt: skip
+    broker = f"{BROKER[0]}:{BROKER[1]}"
+    plant_argv = ["sim", "run", "--seed", str(SEED), "--port", str(PLC_PORT), "--speed", str(speed),
+                  "--broker", broker, "--tap", tap]  # fmt: skip
+    telemetry_argv = ["telemetry", "subscribe", "--broker", broker, "--site", SITE,
+                      "--keys", str(prepared.directory / "device-keys.json")]  # fmt: skip
     sensor_argv = ["sensor", "run", "--tap", tap, "--site", SITE,
                    "--modbus-port", str(PLC_PORT), "--plant", plant, "--zone-report-every", "2",
                    "--save-every", "10"]  # fmt: skip
     return [
         ProcessSpec("server", [*command, "serve"], env),
+        ProcessSpec("broker", [*command, "devices", "broker", "--listen", broker], env),
         ProcessSpec("plant", [*command, *plant_argv], env),
+        ProcessSpec("telemetry", [*command, *telemetry_argv], env),
         ProcessSpec("sensor", [*command, *sensor_argv], env),
         ProcessSpec("watchdog", [*command, "sensor", "watch"], env),
     ]

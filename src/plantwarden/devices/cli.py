@@ -11,6 +11,7 @@ was accepted, redelivered, replayed and refused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import threading
@@ -23,6 +24,7 @@ from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.devices.agent import Agent, AgentFiles, enroll, read_state, renew, renewal_due
 from plantwarden.devices.broker import (
+    BROKER,
     INGEST_PREFIX,
     BrokerConfig,
     ingest_identity,
@@ -32,6 +34,7 @@ from plantwarden.devices.broker import (
 from plantwarden.devices.envelope import Opener, key_id
 from plantwarden.devices.ingest import SecureIngest
 from plantwarden.devices.ingest_loop import run_ingest
+from plantwarden.devices.mqtt_broker import MqttBroker, broker_tls_context
 from plantwarden.devices.status import telemetry_status
 from plantwarden.devices.trust import DeviceKeys
 from plantwarden.monitoring.mqtt_publisher import MqttPublisher
@@ -41,9 +44,12 @@ from plantwarden.monitoring.telemetry_mqtt import Broker, parse_broker, tls_cont
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
 from plantwarden.pki.certs import renewal_starts
 from plantwarden.pki.cli_support import duration as duration_option
+from plantwarden.pki.revocation import crl_pem
 from plantwarden.pki.service_certs import Purpose, ensure_service_identity
 
 RECIPIENT = "telemetry-recipient"
+CRL_EVERY = 3600.0
+"""Seconds between two refreshes of the embedded broker's CRL (a CRL is valid for a day)."""
 _DIR = click.option(
     "--dir",
     "directory",
@@ -232,6 +238,77 @@ def broker_config_command(
         pid = reload_broker(config.pidfile)
         told = f"Mosquitto (pid {pid}) reloaded" if pid else f"no Mosquitto running ({config.pidfile})"
         click.echo(f"refreshed the CRL and certificates; {told}", err=True)
+
+
+def _listener(text: str, option: str) -> tuple[str, int]:
+    """HOST:PORT to listen on (port 0: a free one)."""
+    host, separator, port = text.rpartition(":")
+    if not separator or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise click.BadParameter(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:1883)", param_hint=option)
+    return host.strip("[]"), int(port)
+
+
+@devices_group.command("broker")
+@click.option("--listen", help="HOST:PORT of a plain MQTT listener (devices that sign their messages).")
+@click.option(
+    "--tls", "tls_listen", help="HOST:PORT of a TLS listener: client certificates of the platform CA."
+)
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    help="Names of the broker in its TLS certificate (default: the --tls host).",
+)
+@click.option("--duration", type=click.FloatRange(min=0.1), help="Stop after this many seconds.")
+@click.pass_obj
+def broker_command(
+    provider: RuntimeProvider,
+    listen: str | None,
+    tls_listen: str | None,
+    hosts: tuple[str, ...],
+    duration: float | None,
+) -> None:
+    """Run an MQTT 3.1.1 broker in this process (amqtt; for the demo and small sites): a plain
+    listener, a TLS listener that requires a client certificate of the platform CA (CRL checked,
+    refreshed every hour), or both; until Ctrl-C, SIGTERM or --duration."""
+    if listen is None and tls_listen is None:
+        raise click.UsageError("give --listen, --tls or both")
+    runtime = provider.runtime()
+    plain = None if listen is None else _listener(listen, "--listen")
+    secure, context, refresh = None, None, None
+    if tls_listen is not None:
+        secure = _listener(tls_listen, "--tls")
+        ca = _authority(runtime)
+        identity = ensure_service_identity(ca, BROKER, Purpose.SERVER, hosts=hosts or (secure[0],))
+        store = runtime.ready_store()
+
+        def refresh() -> bytes:
+            with store.transaction() as session:
+                return crl_pem(session, ca)
+
+        context = broker_tls_context(
+            str(identity.certificate), str(identity.key), str(identity.chain), refresh()
+        )
+    broker = MqttBroker(plain, secure, context)
+
+    async def run(stop: asyncio.Event) -> None:
+        await broker.start()
+        where = ", ".join(f"{name} {host}:{port}" for name, (host, port) in broker.addresses.items())
+        click.echo(f"MQTT broker listening: {where}", err=True)
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), CRL_EVERY)
+                if refresh is not None and not stop.is_set():
+                    try:
+                        broker.add_crl(await asyncio.to_thread(refresh))
+                    except Exception as error:  # the CRL in force stays; said, tried again
+                        click.echo(f"cannot refresh the broker's CRL: {error}", err=True)
+        finally:
+            await broker.stop()
+
+    asyncio.run(until_stopped(run, duration))
+    click.echo("MQTT broker stopped")
 
 
 @devices_group.command("ingest")

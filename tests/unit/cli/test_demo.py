@@ -3,6 +3,7 @@ first run only, the tap's FIFO made; `--fresh` empties only a demo's directory; 
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from plantwarden.accounts import services as accounts
 from plantwarden.cli.demo import MARKER, SITE, empty_demo_directory, prepare, process_table, tap_path
 from plantwarden.core.clock import SystemClock
 from plantwarden.core.runtime import Runtime
+from plantwarden.sim.behaviour import device_key
 from plantwarden.zones.applied import latest
 from plantwarden.zones.plant.load import load_plant
 from tests.conftest import make_settings
@@ -38,7 +40,9 @@ def test_prepare_applies_the_plant_adds_the_admin_once_and_makes_the_fifo(tmp_pa
     channels = [channel for conduit in model.sites[0].conduits for channel in conduit.channels]
     ports = {(channel.id, channel.ports) for channel in channels}
     assert {port for name, port in ports if name.endswith("polling") or name == "engineering"} == {(5020,)}
-    assert ("telemetry", (1883,)) in ports  # only Modbus moves
+    assert ("telemetry", (18830,)) in ports and ("dns", (53,)) in ports  # only Modbus and MQTT move
+    keys = json.loads((tmp_path / "device-keys.json").read_text())
+    assert keys["tank-1"] == device_key(1, "tank-1").hex() and len(keys) == 6
 
 
 def test_fresh_empties_a_demo_directory_and_refuses_any_other(tmp_path: Path) -> None:
@@ -64,7 +68,10 @@ def test_the_processes_share_the_tap_and_the_plant_port(tmp_path: Path) -> None:
     finally:
         runtime.close()
     table = {spec.name: list(spec.argv) for spec in process_table(prepared, {"X": "1"}, speed=2.0)}
-    assert list(table) == ["server", "plant", "sensor", "watchdog"]
+    assert list(table) == ["server", "broker", "plant", "telemetry", "sensor", "watchdog"]
+    broker = table["broker"][table["broker"].index("--listen") + 1]
+    assert broker == "127.10.1.40:18830" == table["plant"][table["plant"].index("--broker") + 1]
+    assert table["telemetry"][table["telemetry"].index("--broker") + 1] == broker
     tap = str(tap_path(tmp_path))
     plant, sensor = table["plant"], table["sensor"]
     assert plant[plant.index("--tap") + 1] == tap == sensor[sensor.index("--tap") + 1]
