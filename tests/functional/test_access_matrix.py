@@ -109,6 +109,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/account/password"): EVERYONE,
     ("GET", "/account/mfa"): EVERYONE,
     ("POST", "/account/mfa"): EVERYONE,
+    # no plant runs here: the page says so, a launch is 404 to those allowed
+    ("GET", "/exercises"): frozenset({"security_analyst"}),
+    ("POST", "/exercises/{name}"): frozenset({"security_analyst"}),
 }
 CONSOLE = {
     "/",
@@ -126,6 +129,8 @@ CONSOLE = {
     "/logout",
     "/account/password",
     "/account/mfa",
+    "/exercises",
+    "/exercises/{name}",
 }
 SESSION_ONLY = {"/logout", "/account/password", "/account/mfa"}  # never with a token
 

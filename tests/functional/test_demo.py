@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx2 as httpx
 from sqlalchemy import select
 
+from plantwarden.accounts import totp
 from plantwarden.alerts.models import Alert
 from plantwarden.core.clock import SystemClock
 from plantwarden.core.runtime import Runtime
@@ -42,6 +46,30 @@ def _alerts(directory: Path) -> list[tuple[str, str]]:
             return [(rule, title) for rule, title in session.execute(select(Alert.rule_id, Alert.title))]
     finally:
         runtime.close()
+
+
+def _form_token(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found is not None, page
+    return found[1]
+
+
+def _set_up_admin(console: httpx.Client, one_time: str) -> httpx.Response:
+    """The first login of the demo's admin, as in a browser; the Exercises page at the end."""
+    login = console.get("/login")
+    answer = console.post(
+        "/login", data={"username": "admin", "password": one_time, "csrf_token": _form_token(login.text)}
+    )
+    assert answer.url.path == "/account/password", answer.text[:2000]
+    new = {"new_password": "a long and quiet valve", "repeat": "a long and quiet valve"}
+    answer = console.post("/account/password", data={**new, "csrf_token": _form_token(answer.text)})
+    assert answer.url.path == "/account/mfa", answer.text[:2000]
+    secret = re.search(r'<code class="secret">([A-Z2-7]+)</code>', answer.text)
+    assert secret is not None, answer.text[:2000]
+    code = totp.code_at(totp.secret_from_base32(secret[1]), datetime.now(UTC))
+    confirmed = console.post("/account/mfa", data={"code": code, "csrf_token": _form_token(answer.text)})
+    assert confirmed.status_code == 200, confirmed.text[:2000]
+    return console.get("/exercises")
 
 
 def _telemetry(directory: Path) -> set[str]:
@@ -81,13 +109,19 @@ def test_the_demo_comes_up_raises_an_attacks_alert_and_stops_on_ctrl_c(tmp_path:
         assert up <= UP_WITHIN
         # the plant runs and the sensor reads its tap: the attack goes through the plant's
         # control socket (its tap sees it) and the sensor's rules raise the alert
-        attack = subprocess.run(
-            [sys.executable, "-m", "plantwarden", "--data-dir", str(directory), "sim", "attack",
-             "out-of-range-setpoint"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert attack.returncode == 0, attack.stderr
-        launched = time.monotonic()
+        # the demo's admin logs in with the one-time password, sets a password, enrols the second
+        # factor, and launches the attack from the console's Exercises page
+        one_time = re.search(r"login:    admin / (\S+)", banner)
+        assert one_time is not None, banner
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, follow_redirects=True) as console:
+            page = _set_up_admin(console, one_time[1])
+            assert 'id="launch-out-of-range-setpoint"' in page.text, page.text[:2000]
+            launched = time.monotonic()
+            answer = console.post(
+                "/exercises/out-of-range-setpoint", data={"csrf_token": _form_token(page.text)}
+            )
+            assert answer.status_code == 200 and "out-of-range-setpoint" in answer.text  # back on the page
+
         wait_for(
             lambda: True if "pw-setpoint-out-of-range" in dict(_alerts(directory)) else None,
             timeout=ALERT_WITHIN,

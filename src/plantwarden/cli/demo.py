@@ -3,8 +3,9 @@
 The demo has a data directory of its own (`<data_dir>/demo` by default), so that it never mixes
 with a real plant's store. On start it makes the store ready, applies the Riverside plant model
 (`sim/riverside.yaml`, the plant `plantwarden sim run` simulates), adds the console's admin with
-a one-time password on the first run, then supervises (as `plantwarden up` does: restarted when
-they crash, all stopped on Ctrl-C):
+a one-time password on the first run (roles admin and security_analyst at the site: it sees and
+works the alerts and launches the attacks of the console's Exercises page), then supervises (as
+`plantwarden up` does: restarted when they crash, all stopped on Ctrl-C):
 
 - `server`: the API and console;
 - `broker`: an MQTT broker in a Plantwarden process (`devices broker`, amqtt) on broker-1's
@@ -52,6 +53,8 @@ BROKER = ("127.10.1.40", 18830)
 SEED = 1
 """The plant's seed (its physics, its clients, its devices' telemetry keys)."""
 ADMIN = "admin"
+ADMIN_ROLES = ("admin", "security_analyst")
+"""The demo's one user administers and works the alerts (an administrator alone sees none)."""
 MARKER = ".plantwarden-demo"
 """The file that marks a directory as a demo's: only such a directory is ever emptied (--fresh)."""
 PLANT_SOURCE = "plantwarden.sim:riverside.yaml"
@@ -102,7 +105,8 @@ def prepare(runtime: Runtime, directory: Path) -> Prepared:
         if not any(user.username == ADMIN for user in accounts.list_users(session)):
             settings = runtime.settings[AccountsSettings]
             _, one_time = accounts.create_user(session, ctx, ADMIN, "Demo administrator", settings=settings)
-            accounts.grant_role(session, ctx, ADMIN, "admin", SITE, None)
+            for role in ADMIN_ROLES:
+                accounts.grant_role(session, ctx, ADMIN, role, SITE, None)
     device_keys(directory)
     fifo = tap_path(directory)
     fifo.parent.mkdir(parents=True, exist_ok=True)

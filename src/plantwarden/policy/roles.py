@@ -40,6 +40,7 @@ PLATFORM_ACTION_DOCS: Mapping[str, str] = MappingProxyType(
             ("policy.read", "see roles, grants and the quarantine list"),
             ("quarantine.manage", "quarantine and release subjects and assets (the deny overlay)"),
             ("plant.apply", "apply a plant model (plant.yaml): zones, conduits, assets, rights, bindings"),
+            ("exercises.run", "launch an attack scenario against the simulated plant (the demo, drills)"),
         )
     }
 )
@@ -130,13 +131,14 @@ BUILTIN_ROLES: dict[str, Role] = {
         ),
         Role(
             "security_analyst",
-            "works alerts, reads events and records, exports them, and quarantines",
+            "works alerts, reads events and records, exports them, quarantines, and runs exercises",
             (
                 Rule("alerts", frozenset({"platform:alerts.*"})),
                 Rule("investigate", _platform("events.read", "records.read", "exports.run")),
                 Rule("baselines", _platform("baselines.read", "baselines.manage")),
                 Rule("pki", _platform("pki.read")),
                 Rule("quarantine", _platform("quarantine.manage")),
+                Rule("exercises", _platform("exercises.run")),
             ),
         ),
         Role(

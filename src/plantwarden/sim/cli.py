@@ -206,8 +206,13 @@ async def _run_plant(
     await live.start()
 
     async def attack(request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("scenarios"):
+            return {"scenarios": [
+                {"name": s.name, "technique": s.technique, "description": s.description}
+                for s in SCENARIOS.values()
+            ]}  # fmt: skip
         console = tuple(request.get("console") or DEFAULT_CONSOLE)
-        broker = tuple(request.get("broker") or DEFAULT_BROKER)
+        broker = tuple(request.get("broker") or options.broker or DEFAULT_BROKER)
         ports = {name: port for name, (_, port) in live.servers.endpoints().items()}
         targets = Targets(ports, (str(console[0]), int(console[1])), (str(broker[0]), int(broker[1])))
         chosen = scenario(str(request["attack"]))
@@ -249,10 +254,8 @@ async def _run_plant(
 )
 @click.option(
     "--broker",
-    default="127.0.0.1:1883",
-    show_default=True,
     callback=_endpoint,
-    help="The MQTT broker (HOST:PORT).",
+    help="The MQTT broker (HOST:PORT) [default: the running plant's, else 127.0.0.1:1883].",
 )
 @click.option(
     "--port",
@@ -269,13 +272,13 @@ def attack_command(
     state: RuntimeProvider,
     name: str,
     console: tuple[str, int],
-    broker: tuple[str, int],
+    broker: tuple[str, int] | None,
     port: int | None,
     standalone: bool,
 ) -> None:
     """Carry out attack NAME against the running plant and print its record (JSON)."""
     control = control_path(state.runtime().settings[CoreSettings].data_path)
-    request = {"attack": name, "console": list(console), "broker": list(broker)}
+    request = {"attack": name, "console": list(console), "broker": None if broker is None else list(broker)}
     record: dict[str, Any] | None = None
     if not standalone:
         with contextlib.suppress(NotFound):
@@ -283,7 +286,7 @@ def attack_command(
             click.echo(f"the running plant carried out {name} (its tap saw it)", err=True)
     if record is None:
         plant = default_plant()
-        targets = Targets.on_port(plant, port or _modbus_port(plant), console, broker)
+        targets = Targets.on_port(plant, port or _modbus_port(plant), console, broker or DEFAULT_BROKER)
         record = asyncio.run(LiveAttack(plant, scenario(name), targets).run())
     click.echo(json.dumps(record, indent=2))
     if any(str(action["result"]).startswith("not carried out") for action in record["actions"]):

@@ -1,70 +1,15 @@
-"""The running plant's control socket: `plantwarden sim attack` asks the plant to carry out an
-attack, so that its traffic goes through the plant's tap like everything else.
+"""The running plant's control socket (`core/control_socket.py`): `plantwarden sim attack` and the
+console's exercise page ask the plant to carry out an attack, so that its traffic goes through the
+plant's tap like everything else.
 
-A Unix socket in the data directory, readable by its owner only; one JSON line in (`{"attack":
-name, "console": [host, port], "broker": [host, port]}`), one JSON line out (the attack's record,
-or `{"error": message}`).
+Requests: `{"attack": name, "console": [host, port], "broker": [host, port]}` (console and broker
+optional: the defaults, or the plant's own broker) answered with the attack's record;
+`{"scenarios": true}` answered with `{"scenarios": [{"name", "technique", "description"}, ...]}`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any
+from plantwarden.core.control_socket import ask, serve_control
+from plantwarden.core.control_socket import plant_control_path as control_path
 
-from plantwarden.core.errors import InvalidInput, NotFound, PlantwardenError
-
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-MAX_REQUEST = 64 * 1024
-
-
-def control_path(data_dir: Path) -> Path:
-    """Where the running plant listens for requests."""
-    return data_dir / "sim" / "control.sock"
-
-
-async def serve_control(path: Path, handler: Handler) -> asyncio.Server:
-    """Listen on `path` (replacing a stale socket), answering each request line with `handler`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = await reader.readline()
-            if len(line) > MAX_REQUEST:
-                raise InvalidInput("the request is too long")
-            reply = await handler(json.loads(line))
-        except PlantwardenError as error:
-            reply = {"error": error.message}
-        except (ValueError, TypeError, KeyError) as error:
-            reply = {"error": f"a malformed request: {error}"}
-        writer.write(json.dumps(reply).encode() + b"\n")
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_unix_server(answer, path=str(path), limit=MAX_REQUEST)
-    path.chmod(0o600)
-    return server
-
-
-async def ask(path: Path, request: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
-    """Send `request` to the plant listening on `path`; NotFound if none is running."""
-    try:
-        reader, writer = await asyncio.open_unix_connection(str(path), limit=16 * 1024 * 1024)
-    except (FileNotFoundError, ConnectionRefusedError) as error:
-        raise NotFound(f"no running plant listens on {path}") from error
-    writer.write(json.dumps(request).encode() + b"\n")
-    await writer.drain()
-    line = await asyncio.wait_for(reader.readline(), timeout)
-    writer.close()
-    if not line:
-        raise PlantwardenError("the plant stopped before it answered (was it shut down?)")
-    reply: dict[str, Any] = json.loads(line)
-    if "error" in reply:
-        raise PlantwardenError(reply["error"])
-    return reply
+__all__ = ["ask", "control_path", "serve_control"]

@@ -21,7 +21,15 @@ from plantwarden.inventory import api as inventory_api
 from plantwarden.monitoring import telemetry_api
 from plantwarden.pki import api as pki_api
 from plantwarden.pki import est as pki_est
-from plantwarden.web import baseline_pages, console, health, inventory_pages, login, zone_pages
+from plantwarden.web import (
+    baseline_pages,
+    console,
+    exercise_pages,
+    health,
+    inventory_pages,
+    login,
+    zone_pages,
+)
 from plantwarden.web.auth import install_enforcer
 from plantwarden.web.errors import install_error_handlers
 from plantwarden.web.limits import BodySizeLimit
@@ -69,5 +77,6 @@ def create_app(settings: Settings, store: Store, *, tls: bool = False) -> FastAP
     app.include_router(inventory_pages.router)
     app.include_router(zone_pages.router)
     app.include_router(baseline_pages.router)
+    app.include_router(exercise_pages.router)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     return app

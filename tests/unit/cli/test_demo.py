@@ -33,7 +33,7 @@ def test_prepare_applies_the_plant_adds_the_admin_once_and_makes_the_fifo(tmp_pa
     finally:
         runtime.close()
     assert first.one_time_password and again.one_time_password is None
-    assert admin.username == "admin" and grants == [("admin", SITE)]
+    assert admin.username == "admin" and sorted(grants) == [("admin", SITE), ("security_analyst", SITE)]
     assert stat.S_ISFIFO(tap_path(tmp_path).stat().st_mode)
     assert (tmp_path / MARKER).is_file()
     model = load_plant(first.plant_file)

@@ -113,6 +113,7 @@ def test_security_analyst_works_alerts_and_investigates() -> None:
         "platform:baselines.manage",
         "platform:pki.read",
         "platform:quarantine.manage",
+        "platform:exercises.run",
     }
 
 

@@ -1,0 +1,127 @@
+"""The console's attack launcher: the running simulated plant's attack scenarios (the demo, drills),
+each launched with a button, its alerts then on the Alerts page.
+
+The page asks the plant of the server's data directory through its control socket
+(`core/control_socket.py`) which scenarios it has; a launch asks the plant to carry the attack out
+(so that its tap, and the sensor on it, sees it) and returns at once: the attack runs in the
+background (a scan takes seconds, the drifting sensor 30 simulated minutes) and the page shows the
+launches of this server process with their outcome. Every launch is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from plantwarden.core.access import Actor, Requires
+from plantwarden.core.auditlog import AuditLog
+from plantwarden.core.clock import SystemClock
+from plantwarden.core.config import CoreSettings
+from plantwarden.core.control_socket import ask, plant_control_path
+from plantwarden.core.db import Store
+from plantwarden.core.errors import Conflict, NotFound, PlantwardenError
+from plantwarden.core.settings import Settings
+
+router = APIRouter(include_in_schema=False)
+log = logging.getLogger(__name__)
+RUN = Requires("platform:exercises.run")
+LIST_TIMEOUT = 2.0
+ATTACK_TIMEOUT = 3 * 3600.0
+"""The longest an attack may take (the drifting sensor lasts 30 simulated minutes)."""
+KEPT = 20
+
+
+@dataclass
+class Launch:
+    """One launch from this server: what, by whom, when, and how it ended (None: still running)."""
+
+    scenario: str
+    technique: str
+    by: str
+    started: datetime
+    outcome: str | None = None
+
+
+def _launches(request: Request) -> collections.deque[Launch]:
+    state = request.app.state
+    if not hasattr(state, "exercise_launches"):
+        state.exercise_launches = collections.deque(maxlen=KEPT)
+        state.exercise_tasks = set()
+    launches: collections.deque[Launch] = state.exercise_launches
+    return launches
+
+
+def _control(request: Request) -> Any:
+    settings: Settings = request.app.state.settings
+    return plant_control_path(settings[CoreSettings].data_path)
+
+
+async def _scenarios(request: Request) -> list[dict[str, str]]:
+    """The running plant's scenarios; NotFound when no plant runs with this data directory."""
+    reply = await ask(_control(request), {"scenarios": True}, timeout=LIST_TIMEOUT)
+    return [dict(item) for item in reply.get("scenarios", [])]
+
+
+@router.get("/exercises", response_class=HTMLResponse)
+async def exercises_page(request: Request, actor: Annotated[Actor, Depends(RUN)]) -> HTMLResponse:
+    """The scenarios of the running plant, a launch button each, and the recent launches."""
+    scenarios: list[dict[str, str]] = []
+    problem = None
+    try:
+        scenarios = await _scenarios(request)
+    except NotFound:
+        problem = "No simulated plant runs with this server's data directory: `plantwarden demo` runs one."
+    except (PlantwardenError, OSError, TimeoutError) as error:
+        problem = f"The simulated plant did not answer: {error}"
+    context = {"scenarios": scenarios, "problem": problem, "launches": list(reversed(_launches(request)))}
+    page: HTMLResponse = request.app.state.templates.TemplateResponse(request, "exercises.html", context)
+    return page
+
+
+@router.post("/exercises/{name}")
+async def launch(request: Request, actor: Annotated[Actor, Depends(RUN)], name: str) -> RedirectResponse:
+    """Ask the plant to carry out scenario `name` (in the background); back to the page."""
+    try:
+        scenarios = {item["name"]: item for item in await _scenarios(request)}
+    except (OSError, TimeoutError) as error:
+        raise Conflict(f"the simulated plant did not answer: {error}") from None
+    if name not in scenarios:
+        raise NotFound(f"the running plant has no scenario {name!r}; known: {', '.join(scenarios)}")
+    entry = Launch(name, scenarios[name]["technique"], actor.username, datetime.now(UTC))
+    _audit(request, actor, name)
+    _launches(request).append(entry)
+    console = [request.url.hostname or "127.0.0.1", request.url.port or 80]
+    task = asyncio.create_task(_carry_out(_control(request), entry, {"attack": name, "console": console}))
+    tasks: set[asyncio.Task[None]] = request.app.state.exercise_tasks
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return RedirectResponse("/exercises", status_code=303)
+
+
+async def _carry_out(control: Any, entry: Launch, request: dict[str, Any]) -> None:
+    try:
+        record = await ask(control, request, timeout=ATTACK_TIMEOUT)
+    except (PlantwardenError, OSError, TimeoutError) as error:
+        entry.outcome = f"failed: {error}"
+        return
+    actions = record.get("actions", [])
+    entry.outcome = f"done: {len(actions)} action{'s' * (len(actions) != 1)}"
+
+
+def _audit(request: Request, actor: Actor, name: str) -> None:
+    audit: AuditLog | None = getattr(request.app.state, "audit", None)
+    if audit is None:
+        return
+    store: Store = request.app.state.store
+    with store.transaction() as session:  # a launch that cannot be audited does not happen
+        audit.append(
+            session, actor=actor.username, source="console", action="exercise.launched", outcome="success",
+            target=name[:300], details={"scenario": name}, clock=SystemClock(),
+        )  # fmt: skip
