@@ -25,9 +25,10 @@ FAST_HASHING = {"accounts.password_time_cost": "1", "accounts.password_memory_ki
 CTX = Context(source="test", actor="test")
 
 
-def web_settings(data_dir: Path) -> Settings:
-    """Settings of a test server: defaults, a temporary data directory, cheap password hashing."""
-    return make_settings(data_dir, **FAST_HASHING)
+def web_settings(data_dir: Path, **overrides: str) -> Settings:
+    """Settings of a test server: defaults, a temporary data directory, cheap password hashing, and
+    live-update streams that end at once (a test client reads a response to its end)."""
+    return make_settings(data_dir, **{**FAST_HASHING, "server.live_seconds": "0", **overrides})
 
 
 @dataclass

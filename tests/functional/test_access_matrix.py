@@ -49,6 +49,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/"): READERS,
     ("GET", "/alerts"): ALERT_READERS,
     ("GET", "/alerts/{alert_id}"): ALERT_READERS,
+    ("GET", "/live"): ALERT_READERS,  # server-sent events (the test servers' streams end at once)
     ("GET", "/assets"): READERS,
     ("GET", "/assets/{key}"): READERS,
     ("GET", "/map"): READERS,
@@ -131,6 +132,7 @@ CONSOLE = {
     "/account/mfa",
     "/exercises",
     "/exercises/{name}",
+    "/live",
 }
 SESSION_ONLY = {"/logout", "/account/password", "/account/mfa"}  # never with a token
 

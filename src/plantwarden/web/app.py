@@ -27,6 +27,7 @@ from plantwarden.web import (
     exercise_pages,
     health,
     inventory_pages,
+    live,
     login,
     zone_pages,
 )
@@ -78,5 +79,6 @@ def create_app(settings: Settings, store: Store, *, tls: bool = False) -> FastAP
     app.include_router(zone_pages.router)
     app.include_router(baseline_pages.router)
     app.include_router(exercise_pages.router)
+    app.include_router(live.router)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     return app

@@ -27,3 +27,6 @@ class ServerSettings(SettingsSection):
     )
     tls_cert: Path | None = setting(None, "PEM certificate (chain) for TLS; unset: generated locally.")
     tls_key: Path | None = setting(None, "PEM private key for `tls_cert`.")
+    live_seconds: int = setting(
+        300, "Seconds a console's live-update stream lasts before the browser reconnects (0-3600)."
+    )
