@@ -713,16 +713,25 @@ def _lock_or_alert(
 def enroll_totp(
     session: Session, ctx: Context, user_id: UserId, *, secrets: AccountSecrets | None = None
 ) -> tuple[str, str]:
-    """Start enrolling a TOTP authenticator: a new secret (stored encrypted, not yet in force).
-    Returns the secret in base32 and the `otpauth://` URI; `confirm_totp` puts it in force."""
+    """Start enrolling a TOTP authenticator: a secret (stored encrypted, not yet in force).
+    Returns the secret in base32 and the `otpauth://` URI; `confirm_totp` puts it in force. An
+    enrolment not confirmed yet keeps its secret: the page shown again (reloaded, or fetched twice
+    by a browser) shows the secret the user may already have entered in the app."""
     key = _secrets(secrets)
     user = get_user(session, user_id)
     if user.mfa_enabled:
         raise MfaAlreadyEnrolled(f"{user.username} already has a second factor: reset it first")
-    secret = totp.generate_secret()
-    user.mfa_secret = key.encrypt(secret, user.id.bytes)
-    user.mfa_last_step = None
-    session.flush()
+    secret = None
+    if user.mfa_secret is not None:
+        try:
+            secret = key.decrypt(user.mfa_secret, user.id.bytes)
+        except ConfigurationError:  # sealed with an earlier accounts key, or damaged: start afresh
+            secret = None
+    if secret is None:
+        secret = totp.generate_secret()
+        user.mfa_secret = key.encrypt(secret, user.id.bytes)
+        user.mfa_last_step = None
+        session.flush()
     return totp.secret_to_base32(secret), totp.provisioning_uri(secret, user.username)
 
 

@@ -164,3 +164,19 @@ def test_the_session_is_marked_when_the_factor_is_confirmed(ready: Store, ctx: C
             session, ctx, user.id, totp.code_at(totp.secret_from_base32(secret_b32), ctx.clock.now())
         )
         assert services.mark_session_mfa_passed(session, ctx, token).mfa_passed
+
+
+def test_the_enrolment_page_shown_again_keeps_its_secret_until_confirmed_or_reset(
+    ready: Store, ctx: Context
+) -> None:
+    with ready.transaction() as session:
+        user, _ = services.create_user(session, ctx, "ada", password=GOOD_PASSWORD)
+        first, _ = services.enroll_totp(session, ctx, user.id)
+        again, _ = services.enroll_totp(session, ctx, user.id)  # a reload, or a browser's second GET
+        assert again == first
+        services.confirm_totp(
+            session, ctx, user.id, totp.code_at(totp.secret_from_base32(first), ctx.clock.now())
+        )
+        services.reset_mfa(session, ctx, "ada")
+        fresh, _ = services.enroll_totp(session, ctx, user.id)
+    assert fresh != first  # after a reset (a lost phone), never the old secret
