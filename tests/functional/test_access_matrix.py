@@ -49,6 +49,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/"): READERS,
     ("GET", "/alerts"): ALERT_READERS,
     ("GET", "/alerts/{alert_id}"): ALERT_READERS,
+    ("POST", "/alerts/{alert_id}/acknowledge"): frozenset({"operator", "engineer", "security_analyst"}),
     ("GET", "/live"): ALERT_READERS,  # server-sent events (the test servers' streams end at once)
     ("GET", "/assets"): READERS,
     ("GET", "/assets/{key}"): READERS,
@@ -118,6 +119,7 @@ CONSOLE = {
     "/",
     "/alerts",
     "/alerts/{alert_id}",
+    "/alerts/{alert_id}/acknowledge",
     "/assets",
     "/assets/{key}",
     "/map",

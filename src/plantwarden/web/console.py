@@ -8,8 +8,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from plantwarden.alerts import services as alert_services
 from plantwarden.alerts.errors import AlertNotFound
@@ -18,6 +18,7 @@ from plantwarden.alerts.models import Alert, AlertStatus, Severity, Verdict
 from plantwarden.alerts.queries import AlertFilter, count_suppressed, list_alerts
 from plantwarden.core import migrate
 from plantwarden.core.access import Actor, Requires
+from plantwarden.core.context import Context
 from plantwarden.core.db import Store, describe_url
 from plantwarden.core.errors import InvalidInput
 from plantwarden.zones import services as zones
@@ -167,6 +168,24 @@ def alert_page(
         }
     page: HTMLResponse = request.app.state.templates.TemplateResponse(request, "alert.html", context)
     return page
+
+
+@router.post("/alerts/{alert_id}/acknowledge")
+def acknowledge_alert(
+    request: Request,
+    actor: Annotated[Actor, Depends(Requires("platform:alerts.acknowledge"))],
+    alert_id: uuid.UUID,
+    note: Annotated[str, Form(max_length=500)] = "",
+) -> RedirectResponse:
+    """The alert page's Acknowledge button: a new alert is acknowledged (with the note), then back
+    to its page."""
+    store: Store = request.app.state.store
+    with store.transaction() as session:
+        alert = alert_services.get_alert(session, alert_id)
+        if not actor.may_see(alert.site, alert.zone):
+            raise AlertNotFound(f"no alert {alert_id}")
+        alert_services.acknowledge(session, Context(source="console", actor=actor.username), alert.id, note)
+    return RedirectResponse(f"/alerts/{alert_id}", status_code=303)
 
 
 def _alert_details(alert: Alert) -> dict[str, object]:
