@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -69,3 +70,12 @@ def wait_for(check: Callable[[], T | None], *, timeout: float = 30, what: str = 
             return result
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what} (last error: {last_error})")
+
+
+def console_up(port: int) -> bool | None:
+    """True when the server on 127.0.0.1:`port` answers /healthz (for `wait_for`), else None."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+            return True if answer.status == 200 else None
+    except OSError:
+        return None

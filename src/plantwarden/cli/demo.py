@@ -72,11 +72,30 @@ class Prepared:
 
 
 def demo_directory(state: CliState, directory: Path | None) -> Path:
-    """The demo's data directory: `directory`, or `<data_dir>/demo` of the settings."""
-    if directory is not None:
-        return directory.expanduser().resolve()
+    """The demo's data directory: `directory`, or `<data_dir>/demo` of the settings; never the
+    data directory itself (the demo must not mix with a real plant's data)."""
     settings = load_settings(SECTIONS, config_file=state.config_file, overrides=state.overrides)
-    return Path(str(settings.value("data_dir"))).expanduser().resolve() / "demo"
+    data_dir = Path(str(settings.value("data_dir"))).expanduser().resolve()
+    if directory is None:
+        return data_dir / "demo"
+    chosen = directory.expanduser().resolve()
+    if chosen == data_dir or chosen in data_dir.parents:
+        raise click.ClickException(
+            f"--dir {directory} is (or holds) the data directory {data_dir}: give the demo one of its own"
+        )
+    return chosen
+
+
+def claim_directory(directory: Path) -> None:
+    """Make `directory` the demo's (marked as such): a new or empty one, or a demo's already; any
+    other is refused, so that `--fresh` never empties a directory the demo did not make."""
+    if directory.exists() and not (directory / MARKER).is_file() and any(directory.iterdir()):
+        raise click.ClickException(
+            f"{directory} holds files and is not a demo directory (no {MARKER} in it): give the demo an"
+            " empty or new directory (--dir)"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MARKER).write_text("The data directory of `plantwarden demo`.\n")
 
 
 def empty_demo_directory(directory: Path) -> None:
@@ -93,8 +112,7 @@ def empty_demo_directory(directory: Path) -> None:
 def prepare(runtime: Runtime, directory: Path) -> Prepared:
     """The store ready, the Riverside plant applied, the admin added (first run only), the tap's
     FIFO made."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / MARKER).write_text("The data directory of `plantwarden demo`.\n")
+    claim_directory(directory)
     plant_file = directory / "riverside.yaml"
     raw = demo_plant(resources.files("plantwarden.sim").joinpath("riverside.yaml").read_bytes())
     plant_file.write_bytes(raw)
@@ -139,8 +157,10 @@ def device_keys(directory: Path) -> Path:
     """The plant's telemetry keys (device -> hex), for the subscriber that checks their tags."""
     keys = {plc.name: device_key(SEED, plc.name).hex() for plc in default_plant().plcs}
     path = directory / "device-keys.json"
-    path.write_text(json.dumps(keys, indent=2) + "\n")
-    path.chmod(0o600)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others
+    with os.fdopen(descriptor, "w") as file:
+        file.write(json.dumps(keys, indent=2) + "\n")
+    path.chmod(0o600)  # made by an earlier version with looser permissions
     return path
 
 
@@ -198,7 +218,12 @@ def demo(state: CliState, directory: Path | None, port: int, speed: float, fresh
     where = demo_directory(state, directory)
     if fresh:
         empty_demo_directory(where)
-    state.add_overrides({"data_dir": str(where), "server.port": str(port), "server.host": "127.0.0.1"})
+    claim_directory(where)
+    # its own store whatever the configuration says (a database_url of a real plant included)
+    store = f"sqlite:///{where / 'plantwarden.db'}"
+    state.add_overrides(
+        {"data_dir": str(where), "database_url": store, "server.port": str(port), "server.host": "127.0.0.1"}
+    )
     runtime = state.runtime()
     prepared = prepare(runtime, where)
     runtime.close()

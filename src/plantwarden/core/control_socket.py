@@ -53,18 +53,27 @@ async def serve_control(path: Path, handler: Handler) -> asyncio.Server:
 
 
 async def ask(path: Path, request: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
-    """Send `request` to the plant listening on `path`; NotFound if none is running."""
-    try:
-        reader, writer = await asyncio.open_unix_connection(str(path), limit=16 * 1024 * 1024)
-    except (FileNotFoundError, ConnectionRefusedError) as error:
-        raise NotFound(f"no running plant listens on {path}") from error
-    writer.write(json.dumps(request).encode() + b"\n")
-    await writer.drain()
-    line = await asyncio.wait_for(reader.readline(), timeout)
-    writer.close()
+    """Send `request` to the plant listening on `path` and read its answer, all within `timeout`
+    seconds (TimeoutError); NotFound if none is running."""
+    async with asyncio.timeout(timeout):
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(path), limit=16 * 1024 * 1024)
+        except (FileNotFoundError, ConnectionRefusedError) as error:
+            raise NotFound(f"no running plant listens on {path}") from error
+        try:
+            writer.write(json.dumps(request).encode() + b"\n")
+            await writer.drain()
+            line = await reader.readline()
+        finally:
+            writer.close()
     if not line:
         raise PlantwardenError("the plant stopped before it answered (was it shut down?)")
-    reply: dict[str, Any] = json.loads(line)
+    try:
+        reply: dict[str, Any] = json.loads(line)
+    except ValueError as error:
+        raise PlantwardenError(f"the plant's answer is not JSON: {error}") from None
+    if not isinstance(reply, dict):
+        raise PlantwardenError("the plant's answer is not a JSON object")
     if "error" in reply:
-        raise PlantwardenError(reply["error"])
+        raise PlantwardenError(str(reply["error"]))
     return reply

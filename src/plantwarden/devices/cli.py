@@ -276,6 +276,7 @@ def broker_command(
     runtime = provider.runtime()
     plain = None if listen is None else _listener(listen, "--listen")
     secure, context, refresh = None, None, None
+    files: tuple[str, str, str] = ("", "", "")
     if tls_listen is not None:
         secure = _listener(tls_listen, "--tls")
         ca = _authority(runtime)
@@ -286,9 +287,8 @@ def broker_command(
             with store.transaction() as session:
                 return crl_pem(session, ca)
 
-        context = broker_tls_context(
-            str(identity.certificate), str(identity.key), str(identity.chain), refresh()
-        )
+        files = (str(identity.certificate), str(identity.key), str(identity.chain))
+        context = broker_tls_context(*files, refresh())
     broker = MqttBroker(plain, secure, context)
 
     async def run(stop: asyncio.Event) -> None:
@@ -301,7 +301,8 @@ def broker_command(
                     await asyncio.wait_for(stop.wait(), CRL_EVERY)
                 if refresh is not None and not stop.is_set():
                     try:
-                        broker.add_crl(await asyncio.to_thread(refresh))
+                        fresh = await asyncio.to_thread(refresh)
+                        broker.replace_tls(broker_tls_context(*files, fresh))
                     except Exception as error:  # the CRL in force stays; said, tried again
                         click.echo(f"cannot refresh the broker's CRL: {error}", err=True)
         finally:

@@ -5,8 +5,11 @@ to install beside the package.
 listener requires a client certificate of the platform CA (amqtt's own TLS listener asks for one
 but lets clients without one in, so the gateway's pattern is used: the listener is ours, an
 `asyncio` server with a `CERT_REQUIRED` context, and the broker gets each verified connection),
-checks the CRL, and adds a fresh CRL every `crl_every` seconds. Mosquitto with the files of
-`devices broker-config` remains the choice for a large plant.
+checks the CRL; `replace_tls` gives the handshakes that follow a context with a fresher CRL.
+Mosquitto with the files of `devices broker-config` remains the choice for a large plant: this
+broker has no ACL, does not tie a client id to a certificate (a client may take over another's
+session by its client id), and keeps a device whose certificate is revoked connected until it
+reconnects.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ with warnings.catch_warnings():
     from amqtt.broker import Broker
 
 log = logging.getLogger(__name__)
+MAX_CONNECTIONS = 1024
+"""Client connections at once, both listeners together; more are closed at once."""
 PLAIN, TLS = "plain", "tls"
 
 
@@ -45,6 +50,8 @@ class MqttBroker:
         if tls is not None and tls.verify_mode != ssl.CERT_REQUIRED:
             raise ValueError("the broker's TLS context must require client certificates")
         self.listen, self.tls_listen, self.tls = listen, tls_listen, tls
+        if tls is not None:
+            tls.sni_callback = self._current_context  # every handshake takes the newest context
         self.addresses: dict[str, tuple[str, int]] = {}
         self._servers: list[asyncio.Server] = []
         self._broker: Any = None
@@ -70,6 +77,10 @@ class MqttBroker:
 
     def _handler(self, name: str) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
         async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if len(self._connections) >= MAX_CONNECTIONS:
+                log.warning("refused an MQTT connection on the %s listener: %d open", name, MAX_CONNECTIONS)
+                writer.close()
+                return
             task = asyncio.current_task()
             assert task is not None
             self._connections.add(task)
@@ -82,10 +93,19 @@ class MqttBroker:
 
         return connected
 
-    def add_crl(self, crl_pem: bytes) -> None:
-        """A newer CRL for the TLS listener's checks (it holds every revocation of the older)."""
-        if self.tls is not None:
-            load_crl(self.tls, crl_pem)
+    def replace_tls(self, context: ssl.SSLContext) -> None:
+        """New handshakes use `context` (a fresh CRL: a new context rather than a CRL added to the
+        old one, whose store would grow by one CRL at each refresh)."""
+        if context.verify_mode != ssl.CERT_REQUIRED:
+            raise ValueError("the broker's TLS context must require client certificates")
+        if self.tls is None:
+            raise ValueError("the broker has no TLS listener")
+        self._newest = context
+
+    def _current_context(self, connection: ssl.SSLObject, _name: str | None, context: ssl.SSLContext) -> None:
+        newest = getattr(self, "_newest", None)
+        if newest is not None and newest is not context:
+            connection.context = newest
 
     async def stop(self) -> None:
         for server in self._servers:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from plantwarden.core.errors import InvalidInput
 from plantwarden.core.settings import SettingsSection, setting
 
 
@@ -34,6 +35,11 @@ class GatewaySettings(SettingsSection):
         """The `plantwarden gateway run` arguments, or None when `up` runs no gateway."""
         if self.plant is None or not self.site or not (self.listen or self.mbaps):
             return None
+        if not 1 <= self.plc_connections <= 256 or not 0 <= self.busy_poll <= 10_000:
+            raise InvalidInput(
+                f"gateway.plc_connections must be 1-256 and gateway.busy_poll 0-10000, not "
+                f"{self.plc_connections} and {self.busy_poll}"
+            )
         args = ["gateway", "run", "--plant", str(self.plant), "--site", self.site]
         if self.listen:
             args += ["--listen", self.listen]

@@ -28,6 +28,7 @@ from plantwarden.core.control_socket import ask, plant_control_path
 from plantwarden.core.db import Store
 from plantwarden.core.errors import Conflict, NotFound, PlantwardenError
 from plantwarden.core.settings import Settings
+from plantwarden.web.settings import ServerSettings
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ LIST_TIMEOUT = 2.0
 ATTACK_TIMEOUT = 3 * 3600.0
 """The longest an attack may take (the drifting sensor lasts 30 simulated minutes)."""
 KEPT = 20
+MAX_RUNNING = 4
+"""Launches running at once (each holds the plant's attention; a drift lasts 30 minutes)."""
 
 
 @dataclass
@@ -94,10 +97,13 @@ async def launch(request: Request, actor: Annotated[Actor, Depends(RUN)], name: 
         raise Conflict(f"the simulated plant did not answer: {error}") from None
     if name not in scenarios:
         raise NotFound(f"the running plant has no scenario {name!r}; known: {', '.join(scenarios)}")
+    running = sum(1 for launch in _launches(request) if launch.outcome is None)
+    if running >= MAX_RUNNING:
+        raise Conflict(f"{running} exercises are still running: wait until one ends (this page lists them)")
     entry = Launch(name, scenarios[name]["technique"], actor.username, datetime.now(UTC))
     _audit(request, actor, name)
     _launches(request).append(entry)
-    console = [request.url.hostname or "127.0.0.1", request.url.port or 80]
+    console = _console_address(request)
     task = asyncio.create_task(_carry_out(_control(request), entry, {"attack": name, "console": console}))
     tasks: set[asyncio.Task[None]] = request.app.state.exercise_tasks
     tasks.add(task)
@@ -105,10 +111,19 @@ async def launch(request: Request, actor: Annotated[Actor, Depends(RUN)], name: 
     return RedirectResponse("/exercises", status_code=303)
 
 
+def _console_address(request: Request) -> list[object]:
+    """Where the console-brute-force scenario sends its guesses: this server as configured (not
+    the request's Host header, which the caller chooses)."""
+    settings: Settings = request.app.state.settings
+    server = settings[ServerSettings]
+    host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host  # noqa: S104
+    return [host, server.port]
+
+
 async def _carry_out(control: Any, entry: Launch, request: dict[str, Any]) -> None:
     try:
         record = await ask(control, request, timeout=ATTACK_TIMEOUT)
-    except (PlantwardenError, OSError, TimeoutError) as error:
+    except Exception as error:  # whatever went wrong, the launch says so and is not left "running"
         entry.outcome = f"failed: {error}"
         return
     actions = record.get("actions", [])

@@ -11,7 +11,18 @@ import click
 import pytest
 
 from plantwarden.accounts import services as accounts
-from plantwarden.cli.demo import MARKER, SITE, empty_demo_directory, prepare, process_table, tap_path
+from plantwarden.cli.demo import (
+    MARKER,
+    SITE,
+    claim_directory,
+    demo_directory,
+    device_keys,
+    empty_demo_directory,
+    prepare,
+    process_table,
+    tap_path,
+)
+from plantwarden.cli.state import CliState
 from plantwarden.core.clock import SystemClock
 from plantwarden.core.runtime import Runtime
 from plantwarden.sim.behaviour import device_key
@@ -78,3 +89,23 @@ def test_the_processes_share_the_tap_and_the_plant_port(tmp_path: Path) -> None:
     assert plant[plant.index("--port") + 1] == sensor[sensor.index("--modbus-port") + 1] == "5020"
     assert plant[plant.index("--speed") + 1] == "2.0"
     assert sensor[sensor.index("--plant") + 1] == str(prepared.plant_file)
+
+
+def test_the_demo_takes_only_a_new_empty_or_demo_directory_never_the_data_directory(tmp_path: Path) -> None:
+    state = CliState(overrides={"data_dir": str(tmp_path / "data")})
+    assert demo_directory(state, None) == (tmp_path / "data" / "demo").resolve()
+    for refused in (tmp_path / "data", tmp_path):
+        with pytest.raises(click.ClickException, match="data directory"):
+            demo_directory(state, refused)
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "plantwarden.db").write_text("a real store")
+    with pytest.raises(click.ClickException, match="not a demo directory"):
+        claim_directory(occupied)
+    assert not (occupied / MARKER).exists()  # so --fresh will never empty it
+    claim_directory(tmp_path / "new")
+    claim_directory(tmp_path / "new")  # a demo's already
+    assert (tmp_path / "new" / MARKER).is_file()
+    keys = tmp_path / "new" / "device-keys.json"
+    device_keys(tmp_path / "new")
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600

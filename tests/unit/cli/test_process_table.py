@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from plantwarden.cli.serve import process_table
+from plantwarden.core.errors import InvalidInput
 from tests.conftest import make_settings
 
 
@@ -57,3 +60,10 @@ def test_up_gives_the_gateway_its_connections_and_busy_polling(tmp_path: Path) -
     )
     (gateway,) = [p for p in process_table(settings, {}) if p.name == "gateway"]
     assert gateway.argv[-4:] == ["--plc-connections", "8", "--busy-poll", "200"]
+
+
+def test_up_refuses_gateway_settings_out_of_range(tmp_path: Path) -> None:
+    base = {"gateway.plant": "plant.yaml", "gateway.site": "plant-a", "gateway.listen": "0.0.0.0:502"}
+    for key, value in (("gateway.plc_connections", "0"), ("gateway.busy_poll", "20000")):
+        with pytest.raises(InvalidInput, match=r"gateway\.plc_connections must be"):
+            process_table(make_settings(tmp_path, **base, **{key: value}), {})

@@ -126,3 +126,29 @@ class Provider:
 
     def runtime(self) -> Runtime:
         return self._runtime
+
+
+def test_a_fresher_crl_refuses_a_certificate_revoked_while_the_broker_runs(pki: Pki) -> None:
+    device = pki.client("tank-1", None)
+
+    async def scenario() -> tuple[bytes | None, Exception | None]:
+        broker = MqttBroker(tls_listen=("127.0.0.1", 0), tls=_context(pki))
+        await broker.start()
+        try:
+            host, port = broker.addresses["tls"]
+            where = Broker(host, port, pki.client_context(device))
+            before = await _round_trip(where, "riverside/cell-a/tank-1/telemetry")
+            with pki.store.transaction() as session:
+                services.revoke(session, Context(source="test"), None, serial=device.serial, reason="retired")
+            broker.replace_tls(_context(pki))  # the hourly refresh, now
+            try:
+                await _round_trip(where, "riverside/cell-a/tank-1/telemetry")
+            except Exception as error:
+                return before, error
+            return before, None
+        finally:
+            await broker.stop()
+
+    before, after = asyncio.run(scenario())
+    assert before == b'{"level": 51.2}'
+    assert after is not None, "the revoked certificate was still accepted after the refresh"
