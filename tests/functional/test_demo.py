@@ -276,10 +276,16 @@ def test_log_in_launch_an_attack_see_its_alert_and_acknowledge_it(
     )
     browser.save_screenshot(str(shots / "03-exercises.png"))
     launch.click()
-    _wait(browser).until(lambda d: "out-of-range-setpoint" in d.find_element(By.TAG_NAME, "main").text)
+    # back on the page, the launch listed (still running, or done): not an error page
+    _wait(browser, 30).until(
+        lambda d: re.search(
+            r"out-of-range-setpoint\s+T0836\s+admin\s+(running|done)",
+            d.find_element(By.TAG_NAME, "main").text,
+        )
+    )
     browser.get(f"{demo.url}/alerts")
     # the alert comes within seconds: in the page as it loads, or added live by the page's script
-    link = _wait(browser, 30).until(
+    link = _wait(browser, 60).until(
         lambda d: d.find_element(By.PARTIAL_LINK_TEXT, "Setpoint written outside its safe range")
     )
     browser.save_screenshot(str(shots / "04-alerts.png"))
@@ -301,7 +307,7 @@ def test_log_in_launch_an_attack_see_its_alert_and_acknowledge_it(
         "fetch('/exercises/unauthorized-write', {method: 'POST', headers: {'X-CSRF-Token': arguments[0]}})",
         token.get_attribute("value"),
     )
-    _wait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr.live-new"))
+    _wait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr.live-new"))
     assert browser.find_element(By.ID, "live-alerts").is_displayed()
     browser.save_screenshot(str(shots / "07-live.png"))
 

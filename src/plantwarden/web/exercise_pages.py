@@ -33,7 +33,8 @@ from plantwarden.web.settings import ServerSettings
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger(__name__)
 RUN = Requires("platform:exercises.run")
-LIST_TIMEOUT = 2.0
+LIST_TIMEOUT = 10.0
+"""Seconds the plant has to list its scenarios (a busy machine's plant is slow to answer)."""
 ATTACK_TIMEOUT = 3 * 3600.0
 """The longest an attack may take (the drifting sensor lasts 30 simulated minutes)."""
 KEPT = 20
