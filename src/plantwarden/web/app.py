@@ -52,6 +52,7 @@ def create_app(settings: Settings, store: Store, *, tls: bool = False) -> FastAP
     )
     templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
     templates.env.globals["version"] = __version__
+    templates.env.globals["live_position"] = lambda: live.position(store)  # where a page's updates start
     app.state.settings = settings
     app.state.store = store
     app.state.templates = templates

@@ -1,8 +1,10 @@
 """Live updates for the console: server-sent events fed from the domain event log.
 
 `GET /live` (a console session, `platform:alerts.read`) streams the alert events of the caller's
-sites as they are recorded: the stream starts at the log's head (or after the `Last-Event-ID` the
-browser sends when it reconnects, so nothing recorded in between is missed), reads the log every
+sites as they are recorded: the stream starts after `?after=POSITION` (the log's head when the
+page was rendered, which every console page carries, so that an alert raised between the page
+and the stream's start is not missed), after the `Last-Event-ID` the browser sends when it
+reconnects, or else at the log's head; reads the log every
 second, sends each alert event as `event: alert` with the event's position as its id, and a
 comment every 15 s so that proxies keep the connection. A stream ends after `server.live_seconds`
 (300 by default) and the browser reconnects a second later (`retry`), which also checks the
@@ -55,9 +57,11 @@ async def live(
 ) -> StreamingResponse:
     """The caller's sites' alert events, as server-sent events."""
     store: Store = request.app.state.store
-    start = _last_event_id(request.headers.get("last-event-id"))
+    start = _last_event_id(request.headers.get("last-event-id"))  # a reconnect: after the last event
+    if start is None:  # the first connect: after the events the page was rendered with
+        start = _last_event_id(request.query_params.get("after"))
     if start is None:
-        start = await asyncio.to_thread(_head, store)
+        start = await asyncio.to_thread(position, store)
     settings: Settings = request.app.state.settings
     lifetime = min(max(settings[ServerSettings].live_seconds, 0), 3600)
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -72,7 +76,8 @@ def _last_event_id(value: str | None) -> int | None:
     return int(value.strip())
 
 
-def _head(store: Store) -> int:
+def position(store: Store) -> int:
+    """The event log's head: a page rendered now has seen everything up to it."""
     with store.engine.connect() as connection:
         return head_position(connection)
 

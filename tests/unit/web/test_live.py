@@ -146,3 +146,17 @@ def test_no_stream_without_the_right_to_read_alerts(live: Live) -> None:
     with httpx.Client(base_url=live.url, timeout=15) as client:
         assert client.get("/live", headers=device).status_code == 403
         assert client.get("/live").status_code in (303, 401)
+
+
+def test_a_page_rendered_before_an_alert_gets_it_from_where_it_was_rendered(live: Live) -> None:
+    token = live.token("ana", "security_analyst", "plant-a")
+    with live.store.engine.connect() as connection:
+        rendered = head_position(connection)  # what a page carries in data-after
+    raised, _ = live.alert("plant-a", "between the page and its stream")
+    headers = {"Authorization": f"Bearer {token}"}
+    with (
+        httpx.Client(base_url=live.url, timeout=15) as client,
+        client.stream("GET", f"/live?after={rendered}", headers=headers) as stream,
+    ):
+        [(_, data)] = _events(stream, 1)
+    assert data["alert_id"] == raised

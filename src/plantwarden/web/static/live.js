@@ -56,7 +56,9 @@
     }
   }
 
-  var source = new EventSource("/live");
+  // from the events this page was rendered with: nothing raised since is missed
+  var after = badge.dataset.after;
+  var source = new EventSource("/live" + (after ? "?after=" + encodeURIComponent(after) : ""));
   source.addEventListener("alert", function (message) {
     var alert = JSON.parse(message.data);
     if (alert.type === "AlertRaised") {
