@@ -50,6 +50,7 @@ class MqttBroker:
         if tls is not None and tls.verify_mode != ssl.CERT_REQUIRED:
             raise ValueError("the broker's TLS context must require client certificates")
         self.listen, self.tls_listen, self.tls = listen, tls_listen, tls
+        self._newest = tls
         if tls is not None:
             tls.sni_callback = self._current_context  # every handshake takes the newest context
         self.addresses: dict[str, tuple[str, int]] = {}
@@ -103,9 +104,8 @@ class MqttBroker:
         self._newest = context
 
     def _current_context(self, connection: ssl.SSLObject, _name: str | None, context: ssl.SSLContext) -> None:
-        newest = getattr(self, "_newest", None)
-        if newest is not None and newest is not context:
-            connection.context = newest
+        if self._newest is not None and self._newest is not context:
+            connection.context = self._newest
 
     async def stop(self) -> None:
         for server in self._servers:
