@@ -1,7 +1,8 @@
 """`plantwarden demo` as a new user runs it: up within 30 seconds (the console answers, the plant
 and the sensor run), an attack launched against the plant becomes an alert within 10 seconds and
-the plant's own polls raise none, the PLCs' telemetry reaches the store through the demo's broker,
-Ctrl-C stops every process.
+the plant's own polls raise none, the same attack through the security gateway in front of the
+PLCs is refused there and raises the gateway's alert, the PLCs' telemetry reaches the store
+through the demo's broker, Ctrl-C stops every process.
 
 Then the console in a real headless Chromium (Debian's chromium and chromium-driver, driven by
 Selenium with the system chromedriver: nothing is downloaded), against another demo: the admin
@@ -140,6 +141,7 @@ def test_the_demo_comes_up_raises_an_attacks_alert_and_stops_on_ctrl_c(tmp_path:
                 "/exercises/out-of-range-setpoint", data={"csrf_token": _form_token(page.text)}
             )
             assert answer.status_code == 200 and "out-of-range-setpoint" in answer.text  # back on the page
+            cookies = console.cookies
 
         wait_for(
             lambda: True if "pw-setpoint-out-of-range" in dict(_alerts(directory)) else None,
@@ -147,6 +149,23 @@ def test_the_demo_comes_up_raises_an_attacks_alert_and_stops_on_ctrl_c(tmp_path:
             what="the attack's alert",
         )
         assert time.monotonic() - launched <= ALERT_WITHIN
+        # the same attack through the security gateway in front of the PLCs: refused by its safety
+        # envelope (14 bar is above boiler-1's 2-10 bar), recorded, and the gateway's alert raised
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, follow_redirects=True) as console:
+            console.cookies = cookies
+            page = console.get("/exercises")
+            assert 'id="launch-out-of-range-setpoint-gateway"' in page.text, page.text[:2000]
+            answer = console.post(
+                "/exercises/out-of-range-setpoint",
+                data={"csrf_token": _form_token(page.text), "via": "gateway"},
+            )
+            assert answer.status_code == 200 and "(through the gateway)" in answer.text
+        wait_for(
+            lambda: [title for rule, title in _alerts(directory) if rule == "pw-gateway-denied"
+                     and "envelope:boiler-1/pressure_setpoint" in title] or None,
+            timeout=ALERT_WITHIN,
+            what="the gateway's alert",
+        )  # fmt: skip
         # the plant's own polls are what its model allows (the demo moved its Modbus channels to
         # the port its PLCs serve): none of them is an alert
         hmi, historian = "127.10.1.10", "127.10.1.30"

@@ -17,6 +17,9 @@ works the alerts and launches the attacks of the console's Exercises page), then
   plant's device keys) as time series;
 - `sensor`: the sensor on that tap, with the plant model (zone check), the detection rules, the
   asset inventory and the evidence ring; its detections become alerts;
+- `gateway`: the Modbus/TCP security gateway (`gateway run`) on gateway-1's address, port 5020,
+  in front of the six PLCs (each on its own unit id, 1-6): the Exercises page and `sim attack
+  --gateway` send an attack through it, and it refuses, records and raises the alert;
 - `watchdog`: the sensors' watchdog.
 """
 
@@ -28,6 +31,7 @@ import re
 import shutil
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -50,6 +54,10 @@ SITE = "riverside"
 PLC_PORT = 5020
 BROKER = ("127.10.1.40", 18830)
 """The demo's MQTT broker: broker-1's address in the plant, a port no system broker takes."""
+GATEWAY = ("127.10.1.60", PLC_PORT)
+"""The demo's Modbus/TCP security gateway (asset gateway-1 in the supervisory zone), in front of
+all six PLCs: each PLC answers its own unit id (`UNIT_IDS`), which the gateway routes by."""
+UNIT_IDS = {plc.name: number for number, plc in enumerate(default_plant().plcs, start=1)}
 SEED = 1
 """The plant's seed (its physics, its clients, its devices' telemetry keys)."""
 ADMIN = "admin"
@@ -59,6 +67,15 @@ MARKER = ".plantwarden-demo"
 """The file that marks a directory as a demo's: only such a directory is ever emptied (--fresh)."""
 PLANT_SOURCE = "plantwarden.sim:riverside.yaml"
 CHANNEL = re.compile(r"^( +)protocol: (modbus|mqtt)\n", re.MULTILINE)
+CONSOLE_ASSET = re.compile(r"^( +)- \{id: console-1, .*\n", re.MULTILINE)
+RIGHTS = re.compile(r"^( +)rights:\n", re.MULTILINE)
+GATEWAY_RIGHTS = (
+    '{role: operator, zones: [cell-a, cell-b], operations: ["modbus.read", "modbus.identify"]}',
+    "{role: engineer, zones: [cell-a, cell-b],"
+    ' operations: ["modbus.read", "modbus.identify", "modbus.write"]}',
+)
+"""Rights for the gateway's clients: without training (the gateway knows no training records and
+never meets a right that requires it, docs/gateway.md), no diagnostics, no programming."""
 
 
 @dataclass(frozen=True)
@@ -146,11 +163,33 @@ def demo_plant(raw: bytes) -> bytes:
             "the Riverside model lacks a Modbus or MQTT channel: the demo cannot move its ports"
         )
     text = CHANNEL.sub(lambda match: f"{match[0]}{match[1]}ports: [{ports[match[2]]}]\n", text)
+    for name, unit_id in UNIT_IDS.items():
+        block = re.compile(rf"(- id: {re.escape(name)}\n(?:(?! +- id:).*\n)*? +unit_id: )1\n")
+        text, found = block.subn(rf"\g<1>{unit_id}\n", text)
+        if found != 1:
+            raise RuntimeError(
+                f"the Riverside model has no unit_id 1 for {name}: the demo cannot renumber it"
+            )
+    text = _insert_after(CONSOLE_ASSET, text, lambda indent: [
+        f"{indent}- {{id: gateway-1, name: Modbus/TCP security gateway, address: {GATEWAY[0]},"
+        " criticality: high}"])  # fmt: skip
+    text = _insert_after(RIGHTS, text, lambda indent: [f"{indent}  - {right}" for right in GATEWAY_RIGHTS])
     header = (
-        f"# plantwarden demo: sim/riverside.yaml with its Modbus channels on port {PLC_PORT} and its"
-        f" MQTT channel on {BROKER[1]}\n"
+        f"# plantwarden demo: sim/riverside.yaml with its Modbus channels on port {PLC_PORT}, its MQTT"
+        f" channel on {BROKER[1]},\n# the PLCs on unit ids 1-{len(UNIT_IDS)} behind the security gateway"
+        f" gateway-1 ({GATEWAY[0]}:{GATEWAY[1]}) and rights for its clients\n"
     )
     return (header + text).encode("utf-8")
+
+
+def _insert_after(line: re.Pattern[str], text: str, lines: Callable[[str], list[str]]) -> str:
+    """`text` with `lines(indent)` inserted after the one line `line` matches."""
+    matches = list(line.finditer(text))
+    if len(matches) != 1:
+        raise RuntimeError(f"the Riverside model has {len(matches)} lines like {line.pattern!r}, not one")
+    match = matches[0]
+    added = "".join(f"{item}\n" for item in lines(match[1]))
+    return text[: match.end()] + added + text[match.end() :]
 
 
 def device_keys(directory: Path) -> Path:
@@ -178,6 +217,10 @@ def process_table(prepared: Prepared, env: dict[str, str], *, speed: float) -> l
                   "--broker", broker, "--tap", tap]  # fmt: skip
     telemetry_argv = ["telemetry", "subscribe", "--broker", broker, "--site", SITE,
                       "--keys", str(prepared.directory / "device-keys.json")]  # fmt: skip
+    gateway = f"{GATEWAY[0]}:{GATEWAY[1]}"
+    plant_argv += ["--gateway", gateway, *(f"--unit-id={name}={unit}" for name, unit in UNIT_IDS.items())]
+    upstreams = [f"--upstream={plc.name}={plc.host.address}:{PLC_PORT}" for plc in default_plant().plcs]
+    gateway_argv = ["gateway", "run", "--plant", plant, "--site", SITE, "--listen", gateway, *upstreams]
     sensor_argv = ["sensor", "run", "--tap", tap, "--site", SITE,
                    "--modbus-port", str(PLC_PORT), "--plant", plant, "--zone-report-every", "2",
                    "--save-every", "10"]  # fmt: skip
@@ -187,6 +230,7 @@ def process_table(prepared: Prepared, env: dict[str, str], *, speed: float) -> l
         ProcessSpec("plant", [*command, *plant_argv], env),
         ProcessSpec("telemetry", [*command, *telemetry_argv], env),
         ProcessSpec("sensor", [*command, *sensor_argv], env),
+        ProcessSpec("gateway", [*command, *gateway_argv], env),
         ProcessSpec("watchdog", [*command, "sensor", "watch"], env),
     ]
 
@@ -240,6 +284,7 @@ def demo(state: CliState, directory: Path | None, port: int, speed: float, fresh
 
 def _banner(prepared: Prepared, port: int) -> None:
     data = f"--data-dir {prepared.directory}"
+    gateway = f"{GATEWAY[0]}:{GATEWAY[1]}"
     lines = [
         "",
         f"Plantwarden demo: the Riverside plant (site {SITE}), data in {prepared.directory}",
@@ -257,6 +302,7 @@ def _banner(prepared: Prepared, port: int) -> None:
         ]
     lines += [
         f"  attack:   plantwarden {data} sim attack unauthorized-write   (`sim scenarios` lists them)",
+        f"  gateway:  {gateway}, in front of the PLCs: add --gateway {gateway} to send an attack through it",
         f"  alerts:   plantwarden {data} alerts list",
         "  Ctrl-C stops everything.",
         "",

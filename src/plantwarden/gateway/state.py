@@ -98,6 +98,12 @@ def routes_of(site: SiteModel, upstreams: Mapping[str, tuple[str, int]]) -> dict
         host, port = upstreams.get(asset.id) or (_host(asset.addresses[0]), MODBUS_PORT)
         target = Target(asset.id, asset.zone, host, port)
         if asset.unit_id is not None:
+            if asset.unit_id in routes:
+                raise InvalidInput(
+                    f"{routes[asset.unit_id].asset} and {asset.id} both answer unit id {asset.unit_id}:"
+                    " the gateway routes requests by unit id, so the PLCs behind one gateway need"
+                    " distinct unit ids (or a gateway each)"
+                )
             routes[asset.unit_id] = target
         elif len(chosen) == 1:
             routes[-1] = target

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from plantwarden.core.config import CoreSettings
-from plantwarden.core.errors import NotFound
+from plantwarden.core.errors import InvalidInput, NotFound
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.sim.attacks import SCENARIOS, scenario
 from plantwarden.sim.control import ask, control_path, serve_control
@@ -100,6 +100,30 @@ def generate_command(seed: int, packets: int, attacks: list[str], nanoseconds: b
     click.echo(f"  ledger: {result.ledger_path}")
 
 
+def _gateway_of(asked: object, own: tuple[str, int] | None) -> tuple[str, int] | None:
+    """The gateway an attack request names: none (straight to the PLCs), `true` for the plant's own
+    (`sim run --gateway`), or `[host, port]`."""
+    if asked is None or asked is False:
+        return None
+    if asked is True:
+        if own is None:
+            raise InvalidInput("this plant runs without a gateway (sim run --gateway HOST:PORT)")
+        return own
+    if isinstance(asked, list) and len(asked) == 2 and isinstance(asked[1], int):
+        return str(asked[0]), asked[1]
+    raise InvalidInput(f"gateway {asked!r} is not true or [host, port]")
+
+
+def _unit_ids(items: tuple[str, ...]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for item in items:
+        name, _, number = item.partition("=")
+        if not name or not number.isdigit():
+            raise click.BadParameter(f"{item!r} is not PLC=N (for example tank-1=11)", param_hint="--unit-id")
+        found[name] = int(number)
+    return found
+
+
 def _endpoint(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, int] | None:
     if value is None or value == "off":
         return None
@@ -151,6 +175,21 @@ def _endpoint(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     help="Write what the plant sends as a live pcapng stream (a file, a FIFO, or - for stdout).",
 )
 @click.option(
+    "--gateway",
+    callback=_endpoint,
+    help="HOST:PORT of a Modbus/TCP security gateway in front of the PLCs: attacks may be sent"
+    " through it (`sim attack --gateway`, the console's Exercises page).",
+)
+@click.option(
+    "--unit-id",
+    "unit_ids",
+    multiple=True,
+    metavar="PLC=N",
+    callback=lambda _ctx, _param, value: _unit_ids(value),
+    help="The Modbus unit id PLC answers (default 1 for every PLC; distinct ids let one gateway"
+    " front them all).",
+)
+@click.option(
     "--duration",
     type=click.FloatRange(min=0.1),
     help="Stop after this many seconds [default: run until interrupted].",
@@ -165,6 +204,8 @@ def run_command(
     engineering_gap: float,
     broker: tuple[str, int] | None,
     tap_target: str | None,
+    gateway: tuple[str, int] | None,
+    unit_ids: dict[str, int],
     duration: float | None,
 ) -> None:
     """Start the plant: six PLCs on their own addresses, the HMI, historian, engineer and telemetry."""
@@ -177,7 +218,10 @@ def run_command(
         broker=broker,
         engineering_gap=engineering_gap,
     )
-    plant = default_plant()
+    try:
+        plant = default_plant().with_unit_ids(unit_ids)
+    except (NotFound, InvalidInput) as error:
+        raise click.BadParameter(str(error), param_hint="--unit-id") from error
     try:
         tap = open_tap(plant, tap_target, seed=seed) if tap_target else None
     except OSError as error:
@@ -186,7 +230,7 @@ def run_command(
         ) from error
     say = (lambda text: click.echo(text, err=True)) if tap_target == "-" else click.echo
     try:
-        asyncio.run(_run_plant(plant, options, tap, control_path(data_dir), duration, say))
+        asyncio.run(_run_plant(plant, options, tap, control_path(data_dir), duration, say, gateway))
     except KeyboardInterrupt:
         say("stopped")
     finally:
@@ -201,6 +245,7 @@ async def _run_plant(
     control: Path,
     duration: float | None,
     say: Callable[[str], None],
+    own_gateway: tuple[str, int] | None = None,
 ) -> None:
     live = LivePlant(plant, options, tap)
     await live.start()
@@ -210,11 +255,16 @@ async def _run_plant(
             return {"scenarios": [
                 {"name": s.name, "technique": s.technique, "description": s.description}
                 for s in SCENARIOS.values()
-            ]}  # fmt: skip
+            ], "gateway": None if own_gateway is None else list(own_gateway)}  # fmt: skip
         console = tuple(request.get("console") or DEFAULT_CONSOLE)
         broker = tuple(request.get("broker") or options.broker or DEFAULT_BROKER)
         ports = {name: port for name, (_, port) in live.servers.endpoints().items()}
-        targets = Targets(ports, (str(console[0]), int(console[1])), (str(broker[0]), int(broker[1])))
+        targets = Targets(
+            ports,
+            (str(console[0]), int(console[1])),
+            (str(broker[0]), int(broker[1])),
+            _gateway_of(request.get("gateway"), own_gateway),
+        )
         chosen = scenario(str(request["attack"]))
         return await LiveAttack(
             plant, chosen, targets, tap=tap, simulation=live.simulation, seed=options.seed
@@ -223,6 +273,9 @@ async def _run_plant(
     server = await serve_control(control, attack)
     for name, (address, port) in live.servers.endpoints().items():
         say(f"PLC {name:12} Modbus/TCP {address}:{port}")
+    if own_gateway is not None:
+        units = ", ".join(f"{plc.name} {plc.unit_id}" for plc in plant.plcs)
+        say(f"gateway {own_gateway[0]}:{own_gateway[1]} in front of the PLCs (unit ids: {units})")
     say(f"control socket {control}; tap: {'on' if tap else 'off'}; telemetry: {options.broker or 'off'}")
     say("running (Ctrl-C stops)" if duration is None else f"running for {duration:g} s")
     stop = asyncio.Event()
@@ -263,6 +316,12 @@ async def _run_plant(
     help="The PLCs' Modbus port when no plant runs here [default: 502, else 5020].",
 )
 @click.option(
+    "--gateway",
+    callback=_endpoint,
+    help="Send the attack's Modbus requests through this security gateway (HOST:PORT) instead of"
+    " straight to the PLCs (each to its PLC's unit id).",
+)
+@click.option(
     "--standalone",
     is_flag=True,
     help="Attack from this process even if a plant runs here (its tap will not see it).",
@@ -274,11 +333,17 @@ def attack_command(
     console: tuple[str, int],
     broker: tuple[str, int] | None,
     port: int | None,
+    gateway: tuple[str, int] | None,
     standalone: bool,
 ) -> None:
     """Carry out attack NAME against the running plant and print its record (JSON)."""
     control = control_path(state.runtime().settings[CoreSettings].data_path)
-    request = {"attack": name, "console": list(console), "broker": None if broker is None else list(broker)}
+    request = {
+        "attack": name,
+        "console": list(console),
+        "broker": None if broker is None else list(broker),
+        "gateway": None if gateway is None else list(gateway),
+    }
     record: dict[str, Any] | None = None
     if not standalone:
         with contextlib.suppress(NotFound):
@@ -286,7 +351,9 @@ def attack_command(
             click.echo(f"the running plant carried out {name} (its tap saw it)", err=True)
     if record is None:
         plant = default_plant()
-        targets = Targets.on_port(plant, port or _modbus_port(plant), console, broker or DEFAULT_BROKER)
+        targets = Targets.on_port(
+            plant, port or _modbus_port(plant), console, broker or DEFAULT_BROKER, gateway
+        )
         record = asyncio.run(LiveAttack(plant, scenario(name), targets).run())
     click.echo(json.dumps(record, indent=2))
     if any(str(action["result"]).startswith("not carried out") for action in record["actions"]):

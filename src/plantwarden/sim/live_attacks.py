@@ -61,11 +61,21 @@ class Targets:
     modbus_ports: dict[str, int]
     console: tuple[str, int] = ("127.0.0.1", 8000)
     broker: tuple[str, int] = ("127.0.0.1", 1883)
+    gateway: tuple[str, int] | None = None
+    """A Modbus/TCP security gateway in front of the PLCs: Modbus sessions go to it (each request
+    to its PLC's unit id, which the gateway routes by) instead of to the PLCs."""
 
     @classmethod
-    def on_port(cls, plant: Plant, port: int, console: tuple[str, int], broker: tuple[str, int]) -> Targets:
+    def on_port(
+        cls,
+        plant: Plant,
+        port: int,
+        console: tuple[str, int],
+        broker: tuple[str, int],
+        gateway: tuple[str, int] | None = None,
+    ) -> Targets:
         """Every PLC of `plant` on the same Modbus `port` (as `plantwarden sim run` serves them)."""
-        return cls({plc.name: port for plc in plant.plcs}, console, broker)
+        return cls({plc.name: port for plc in plant.plcs}, console, broker, gateway)
 
     def port_at(self, plant: Plant, address: str, port: int) -> int:
         """The port a probe of `port` at `address` reaches: a PLC's Modbus port where it serves."""
@@ -161,12 +171,12 @@ class LiveAttack:
 
     async def _modbus(self, step: ModbusSession) -> None:
         plc = self.plant.plc(step.plc)
-        port = self.targets.modbus_ports[plc.name]
-        target = f"{plc.host.address}:{port}"
+        host, port = self.targets.gateway or (plc.host.address, self.targets.modbus_ports[plc.name])
+        target = (
+            f"{host}:{port}" if self.targets.gateway is None else f"gateway {host}:{port} unit {plc.unit_id}"
+        )
         try:
-            connection = await LiveConnection.open(
-                self._source(step.source), plc.host.address, port, self.tap
-            )
+            connection = await LiveConnection.open(self._source(step.source), host, port, self.tap)
         except Unreachable as error:
             self._note(step.source, target, "connect", error.message)
             return

@@ -11,7 +11,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
 from plantwarden.core.errors import InvalidInput, NotFound
@@ -268,6 +268,17 @@ class Plant:
             if plc.name == name:
                 return plc
         raise NotFound(f"plant {self.name} has no PLC {name!r}")
+
+    def with_unit_ids(self, unit_ids: Mapping[str, int]) -> Plant:
+        """The same plant with the PLCs named in `unit_ids` answering those Modbus unit ids (for a
+        gateway in front of them all, which routes by unit id); NotFound names an unknown PLC,
+        InvalidInput a unit id outside 1-247."""
+        for name in unit_ids:
+            self.plc(name)
+        plcs = tuple(
+            replace(plc, unit_id=unit_ids[plc.name]) if plc.name in unit_ids else plc for plc in self.plcs
+        )
+        return replace(self, plcs=plcs)
 
     def register_map(self, plc_name: str) -> tuple[Register, ...]:
         """The register map of one PLC, in address order."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from plantwarden.core.access import Actor, Requires
@@ -26,7 +26,7 @@ from plantwarden.core.clock import SystemClock
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.control_socket import ask, plant_control_path
 from plantwarden.core.db import Store
-from plantwarden.core.errors import Conflict, NotFound, PlantwardenError
+from plantwarden.core.errors import Conflict, InvalidInput, NotFound, PlantwardenError
 from plantwarden.core.settings import Settings
 from plantwarden.web.settings import ServerSettings
 
@@ -50,6 +50,7 @@ class Launch:
     technique: str
     by: str
     started: datetime
+    through_gateway: bool = False
     outcome: str | None = None
 
 
@@ -67,45 +68,64 @@ def _control(request: Request) -> Any:
     return plant_control_path(settings[CoreSettings].data_path)
 
 
-async def _scenarios(request: Request) -> list[dict[str, str]]:
-    """The running plant's scenarios; NotFound when no plant runs with this data directory."""
+async def _scenarios(request: Request) -> tuple[list[dict[str, str]], str | None]:
+    """The running plant's scenarios and the security gateway in front of its PLCs (HOST:PORT, or
+    None); NotFound when no plant runs with this data directory."""
     reply = await ask(_control(request), {"scenarios": True}, timeout=LIST_TIMEOUT)
-    return [dict(item) for item in reply.get("scenarios", [])]
+    gateway = reply.get("gateway")
+    where = f"{gateway[0]}:{gateway[1]}" if isinstance(gateway, list) and len(gateway) == 2 else None
+    return [dict(item) for item in reply.get("scenarios", [])], where
 
 
 @router.get("/exercises", response_class=HTMLResponse)
 async def exercises_page(request: Request, actor: Annotated[Actor, Depends(RUN)]) -> HTMLResponse:
     """The scenarios of the running plant, a launch button each, and the recent launches."""
     scenarios: list[dict[str, str]] = []
-    problem = None
+    gateway = problem = None
     try:
-        scenarios = await _scenarios(request)
+        scenarios, gateway = await _scenarios(request)
     except NotFound:
         problem = "No simulated plant runs with this server's data directory: `plantwarden demo` runs one."
     except (PlantwardenError, OSError, TimeoutError) as error:
         problem = f"The simulated plant did not answer: {error}"
-    context = {"scenarios": scenarios, "problem": problem, "launches": list(reversed(_launches(request)))}
+    context = {
+        "scenarios": scenarios,
+        "gateway": gateway,
+        "problem": problem,
+        "launches": list(reversed(_launches(request))),
+    }
     page: HTMLResponse = request.app.state.templates.TemplateResponse(request, "exercises.html", context)
     return page
 
 
 @router.post("/exercises/{name}")
-async def launch(request: Request, actor: Annotated[Actor, Depends(RUN)], name: str) -> RedirectResponse:
-    """Ask the plant to carry out scenario `name` (in the background); back to the page."""
+async def launch(
+    request: Request,
+    actor: Annotated[Actor, Depends(RUN)],
+    name: str,
+    via: Annotated[str, Form(max_length=20)] = "",
+) -> RedirectResponse:
+    """Ask the plant to carry out scenario `name` (in the background), straight at the PLCs or,
+    with `via=gateway`, through the security gateway in front of them; back to the page."""
+    if via not in ("", "gateway"):
+        raise InvalidInput(f"via {via!r}: an attack goes straight to the PLCs (empty) or via 'gateway'")
     try:
-        scenarios = {item["name"]: item for item in await _scenarios(request)}
+        listed, gateway = await _scenarios(request)
     except (OSError, TimeoutError) as error:
         raise Conflict(f"the simulated plant did not answer: {error}") from None
+    scenarios = {item["name"]: item for item in listed}
     if name not in scenarios:
         raise NotFound(f"the running plant has no scenario {name!r}; known: {', '.join(scenarios)}")
+    if via and gateway is None:
+        raise Conflict("the running plant has no security gateway in front of its PLCs")
     running = sum(1 for launch in _launches(request) if launch.outcome is None)
     if running >= MAX_RUNNING:
         raise Conflict(f"{running} exercises are still running: wait until one ends (this page lists them)")
-    entry = Launch(name, scenarios[name]["technique"], actor.username, datetime.now(UTC))
-    _audit(request, actor, name)
+    entry = Launch(name, scenarios[name]["technique"], actor.username, datetime.now(UTC), bool(via))
+    _audit(request, actor, name, bool(via))
     _launches(request).append(entry)
-    console = _console_address(request)
-    task = asyncio.create_task(_carry_out(_control(request), entry, {"attack": name, "console": console}))
+    asked = {"attack": name, "console": _console_address(request), "gateway": bool(via)}
+    task = asyncio.create_task(_carry_out(_control(request), entry, asked))
     tasks: set[asyncio.Task[None]] = request.app.state.exercise_tasks
     tasks.add(task)
     task.add_done_callback(tasks.discard)
@@ -131,7 +151,7 @@ async def _carry_out(control: Any, entry: Launch, request: dict[str, Any]) -> No
     entry.outcome = f"done: {len(actions)} action{'s' * (len(actions) != 1)}"
 
 
-def _audit(request: Request, actor: Actor, name: str) -> None:
+def _audit(request: Request, actor: Actor, name: str, through_gateway: bool) -> None:
     audit: AuditLog | None = getattr(request.app.state, "audit", None)
     if audit is None:
         return
@@ -139,5 +159,6 @@ def _audit(request: Request, actor: Actor, name: str) -> None:
     with store.transaction() as session:  # a launch that cannot be audited does not happen
         audit.append(
             session, actor=actor.username, source="console", action="exercise.launched", outcome="success",
-            target=name[:300], details={"scenario": name}, clock=SystemClock(),
+            target=name[:300], details={"scenario": name, "through_gateway": through_gateway},
+            clock=SystemClock(),
         )  # fmt: skip

@@ -14,6 +14,7 @@ from plantwarden.accounts import services as accounts
 from plantwarden.cli.demo import (
     MARKER,
     SITE,
+    UNIT_IDS,
     claim_directory,
     demo_directory,
     device_keys,
@@ -25,6 +26,8 @@ from plantwarden.cli.demo import (
 from plantwarden.cli.state import CliState
 from plantwarden.core.clock import SystemClock
 from plantwarden.core.runtime import Runtime
+from plantwarden.gateway.state import build_state, parse_upstreams
+from plantwarden.policy.roles import builtin_model
 from plantwarden.sim.behaviour import device_key
 from plantwarden.zones.applied import latest
 from plantwarden.zones.plant.load import load_plant
@@ -79,7 +82,7 @@ def test_the_processes_share_the_tap_and_the_plant_port(tmp_path: Path) -> None:
     finally:
         runtime.close()
     table = {spec.name: list(spec.argv) for spec in process_table(prepared, {"X": "1"}, speed=2.0)}
-    assert list(table) == ["server", "broker", "plant", "telemetry", "sensor", "watchdog"]
+    assert list(table) == ["server", "broker", "plant", "telemetry", "sensor", "gateway", "watchdog"]
     broker = table["broker"][table["broker"].index("--listen") + 1]
     assert broker == "127.10.1.40:18830" == table["plant"][table["plant"].index("--broker") + 1]
     assert table["telemetry"][table["telemetry"].index("--broker") + 1] == broker
@@ -89,6 +92,36 @@ def test_the_processes_share_the_tap_and_the_plant_port(tmp_path: Path) -> None:
     assert plant[plant.index("--port") + 1] == sensor[sensor.index("--modbus-port") + 1] == "5020"
     assert plant[plant.index("--speed") + 1] == "2.0"
     assert sensor[sensor.index("--plant") + 1] == str(prepared.plant_file)
+    gateway = table["gateway"]
+    assert gateway[gateway.index("--listen") + 1] == "127.10.1.60:5020" == plant[plant.index("--gateway") + 1]
+    assert gateway[gateway.index("--plant") + 1] == str(prepared.plant_file)
+
+
+def test_the_gateway_fronts_every_plc_by_its_own_unit_id(tmp_path: Path) -> None:
+    runtime = Runtime(make_settings(tmp_path), SystemClock())
+    try:
+        prepared = prepare(runtime, tmp_path)
+    finally:
+        runtime.close()
+    table = {spec.name: list(spec.argv) for spec in process_table(prepared, {}, speed=1.0)}
+    # the plant's PLCs answer the unit ids the demo's plant.yaml gives them
+    served = dict(
+        arg.removeprefix("--unit-id=").split("=") for arg in table["plant"] if arg.startswith("--unit-id=")
+    )
+    site = load_plant(prepared.plant_file).sites[0]
+    declared = {asset.id: asset.unit_id for asset in site.assets if asset.unit_id is not None}
+    assert {name: int(unit) for name, unit in served.items()} == declared == UNIT_IDS
+    assert sorted(declared.values()) == [1, 2, 3, 4, 5, 6]
+    assert any(asset.id == "gateway-1" and str(asset.addresses[0]) == "127.10.1.60" for asset in site.assets)
+    # the gateway's own view of that plant: six routes, each to its PLC on the demo's port
+    upstreams = parse_upstreams(
+        tuple(a.removeprefix("--upstream=") for a in table["gateway"] if a.startswith("--upstream="))
+    )
+    state = build_state(builtin_model([]), load_plant(prepared.plant_file), SITE, upstreams)
+    addresses = {asset.id: str(asset.addresses[0]) for asset in site.assets}
+    assert {unit: (t.asset, t.host, t.port) for unit, t in state.routes.items()} == {
+        unit: (name, addresses[name], 5020) for name, unit in UNIT_IDS.items()
+    }
 
 
 def test_the_demo_takes_only_a_new_empty_or_demo_directory_never_the_data_directory(tmp_path: Path) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from plantwarden.accounts import services as accounts
 from plantwarden.core import migrate
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
-from plantwarden.gateway.state import store_loader
-from tests.unit.gateway.support import plant
+from plantwarden.core.errors import InvalidInput
+from plantwarden.gateway.state import build_state, store_loader
+from plantwarden.policy.roles import builtin_model
+from tests.unit.gateway.support import PLANT, SITE, plant
 
 CTX = Context(source="test", actor="test")
 
@@ -24,3 +28,19 @@ def test_an_unchanged_store_gives_back_the_same_state_and_a_new_grant_a_new_one(
     assert changed is not first
     assert changed.snapshot.version != first.snapshot.version
     assert load() is changed
+
+
+def test_two_plcs_on_one_unit_id_are_refused_with_a_clear_message() -> None:
+    # the gateway routes by unit id: a second PLC on the same id would silently take the first's
+    # requests, so the model is refused
+    text = PLANT.replace(
+        "    rights:",
+        "      - {id: plc-2, address: 127.0.0.2, unit_id: 1, gateway_only: true}\n    rights:",
+    )
+    with pytest.raises(InvalidInput, match="plc-1 and plc-2 both answer unit id 1"):
+        build_state(builtin_model([]), plant(text), SITE, {})
+    again = text.replace(
+        "{id: plc-2, address: 127.0.0.2, unit_id: 1", "{id: plc-2, address: 127.0.0.2, unit_id: 2"
+    )
+    routes = build_state(builtin_model([]), plant(again), SITE, {}).routes
+    assert {unit: target.asset for unit, target in routes.items()} == {1: "plc-1", 2: "plc-2"}

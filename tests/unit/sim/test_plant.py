@@ -150,3 +150,17 @@ def test_zone_subnets_are_parsed_strictly() -> None:
     with pytest.raises(InvalidInput, match="not valid"):
         Plant.from_dict(data)
     assert ipaddress.IPv4Network("127.10.1.0/24") == default_plant().zone("supervisory").network
+
+
+def test_with_unit_ids_renumbers_the_named_plcs_only() -> None:
+    plant = default_plant()
+    renumbered = plant.with_unit_ids({"tank-1": 7, "boiler-1": 247})
+    assert {plc.name: plc.unit_id for plc in renumbered.plcs} == {
+        "tank-1": 7, "tank-2": 1, "pump-skid-1": 1, "conveyor-1": 1, "mixer-1": 1, "boiler-1": 247,
+    }  # fmt: skip
+    assert renumbered.plc("tank-1").registers == plant.plc("tank-1").registers
+    assert plant.plc("tank-1").unit_id == 1  # the original is unchanged
+    with pytest.raises(NotFound, match="no PLC 'tank-9'"):
+        plant.with_unit_ids({"tank-9": 2})
+    with pytest.raises(InvalidInput, match="unit id 248 is not 1-247"):
+        plant.with_unit_ids({"tank-1": 248})
