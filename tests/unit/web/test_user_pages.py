@@ -196,6 +196,7 @@ def test_unlocking_a_locked_account(running: Server, ada: tuple[TestClient, str]
             "past",
         ),
         ("/users/vera/grants", {"site": "plant-a"}, 422, "the request is not valid"),
+        ("/users/vera/grants", {"role": "", "site": "plant-a"}, 422, "invalid_input"),  # "choose a role"
         ("/users/vera/grants/revoke", {"role": "admin", "site": "plant-a"}, 404, "holds no admin"),
         ("/users/nobody/grants", {"role": "viewer", "site": "plant-a"}, 404, "no user"),
         ("/users/nobody/unlock", {}, 404, "no user"),
