@@ -114,6 +114,13 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     # no plant runs here: the page says so, a launch is 404 to those allowed
     ("GET", "/exercises"): frozenset({"security_analyst"}),
     ("POST", "/exercises/{name}"): frozenset({"security_analyst"}),
+    ("GET", "/users"): frozenset({"admin", "auditor"}),
+    ("GET", "/users/{username}"): frozenset({"admin", "auditor"}),
+    ("POST", "/users"): frozenset({"admin"}),
+    ("POST", "/users/{username}/grants"): frozenset({"admin"}),
+    # the fresh user holds no grant: a revoke is 404 to those allowed
+    ("POST", "/users/{username}/grants/revoke"): frozenset({"admin"}),
+    ("POST", "/users/{username}/unlock"): frozenset({"admin"}),
 }
 CONSOLE = {
     "/",
@@ -135,6 +142,11 @@ CONSOLE = {
     "/exercises",
     "/exercises/{name}",
     "/live",
+    "/users",
+    "/users/{username}",
+    "/users/{username}/grants",
+    "/users/{username}/grants/revoke",
+    "/users/{username}/unlock",
 }
 SESSION_ONLY = {"/logout", "/account/password", "/account/mfa"}  # never with a token
 
@@ -236,6 +248,9 @@ def _body(method: str, path: str, fresh: Callable[[str], str]) -> dict[str, Any]
         "/api/v1/alerts/suppressions": {"rule_id": "R", "site": "plant-a", "duration": "1h", "reason": "x"},
         "/api/v1/users": {"username": f"new-{uuid.uuid4().hex[:10]}"},
         "/api/v1/users/{username}/grants": {"role": "viewer", "site": "plant-a"},
+        "/users": {"username": f"new-{uuid.uuid4().hex[:10]}"},
+        "/users/{username}/grants": {"role": "viewer", "site": "plant-a"},
+        "/users/{username}/grants/revoke": {"role": "viewer", "site": "plant-a"},
         "/api/v1/tokens": {"name": "mine"},
         "/login": {"username": "nobody", "password": "x", "csrf_token": "x"},
         "/account/password": {"new_password": "x", "repeat": "y"},

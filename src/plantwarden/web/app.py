@@ -29,9 +29,10 @@ from plantwarden.web import (
     inventory_pages,
     live,
     login,
+    user_pages,
     zone_pages,
 )
-from plantwarden.web.auth import install_enforcer
+from plantwarden.web.auth import install_enforcer, may
 from plantwarden.web.errors import install_error_handlers
 from plantwarden.web.limits import BodySizeLimit
 from plantwarden.web.security import SecurityHeaders
@@ -52,6 +53,7 @@ def create_app(settings: Settings, store: Store, *, tls: bool = False) -> FastAP
     )
     templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
     templates.env.globals["version"] = __version__
+    templates.env.globals["may"] = may  # for links and forms only: the routes decide
     templates.env.globals["live_position"] = lambda: live.position(store)  # where a page's updates start
     app.state.settings = settings
     app.state.store = store
@@ -80,6 +82,7 @@ def create_app(settings: Settings, store: Store, *, tls: bool = False) -> FastAP
     app.include_router(zone_pages.router)
     app.include_router(baseline_pages.router)
     app.include_router(exercise_pages.router)
+    app.include_router(user_pages.router)
     app.include_router(live.router)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     return app

@@ -296,3 +296,18 @@ def allowed_places(
         if last.allowed:
             places.append((grant.site, grant.zone))
     return tuple(dict.fromkeys(places)), last
+
+
+def may(request: Request, action: str) -> bool:
+    """Whether the caller of this (already authenticated) request may do `action` somewhere: for
+    showing a link or a form, never for deciding (the route's `Requires` decides). Asking refuses
+    nothing and records nothing."""
+    authenticated = getattr(request.state, "authenticated", None)
+    cache = getattr(request.app.state, "policy", None)
+    if not isinstance(authenticated, Authenticated) or not isinstance(cache, PolicyCache):
+        return False
+    actor = authenticated.actor
+    if actor.setup_pending or (actor.scopes and action not in actor.scopes):
+        return False
+    places, _ = allowed_places(cache, actor.username, action)
+    return bool(places)
