@@ -12,6 +12,9 @@ it; a new alert appears on the open Alerts page without a reload; an operator wh
 administration URL gets 403. Every step saves a screenshot (into $PW_TEST_SCREENSHOTS when set, as
 docs/demo.md's were made; else the test's directory).
 
+From the keyboard alone, a new user logs in, reaches a page from the top bar, launches a scenario
+and highlights an asset of the map (the skip link first in every page's tab order).
+
 One module, so that the two demos never run at once (their plant's ports are fixed)."""
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -369,3 +373,64 @@ def test_an_operator_who_types_an_administration_url_gets_403(
         text = browser.find_element(By.TAG_NAME, "body").text
         assert "403" in text or "permission" in text.lower() or "not allowed" in text.lower(), (url, text)
     browser.save_screenshot(str(_shots(tmp_path) / "08-operator-403.png"))
+
+
+def _keys(driver: WebDriver, *keys: str) -> None:
+    driver.switch_to.active_element.send_keys(*keys)
+
+
+def _tab_to(driver: WebDriver, wanted: Callable[[Any], bool], limit: int = 80) -> Any:
+    """Press Tab until the focused element is `wanted` (at most `limit` times)."""
+    for _ in range(limit):
+        _keys(driver, Keys.TAB)
+        focused = driver.switch_to.active_element
+        if wanted(focused):
+            return focused
+    raise AssertionError(f"{limit} Tab presses never reached the element on {driver.current_url}")
+
+
+@needs_browser
+def test_the_console_works_from_the_keyboard(demo: Demo, browser: WebDriver) -> None:
+    added = subprocess.run(
+        [sys.executable, "-m", "plantwarden", "--data-dir", str(demo.directory), "user", "add", "kim",
+         "--role", "security_analyst", "--site", "riverside"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    one_time = re.search(r"one-time password \(shown once\): (\S+)", added)
+    assert one_time is not None, added
+    # the first login, with the keys alone: each form's first field has the focus
+    browser.get(f"{demo.url}/login")
+    _keys(browser, "kim", Keys.TAB, one_time[1], Keys.ENTER)
+    _wait(browser).until(expected_conditions.url_contains("/account/password"))
+    _keys(browser, PASSWORD, Keys.TAB, PASSWORD, Keys.ENTER)
+    _wait(browser).until(expected_conditions.url_contains("/account/mfa"))
+    secret = browser.find_element(By.CSS_SELECTOR, "code.secret").text
+    _keys(browser, totp.code_at(totp.secret_from_base32(secret), datetime.now(UTC)), Keys.ENTER)
+    _wait(browser).until(lambda d: "recovery" in d.page_source.lower())
+    # the first Tab of a page reaches the skip link, which moves the focus to the content
+    browser.get(f"{demo.url}/alerts")
+    skip = _tab_to(browser, lambda element: element.get_attribute("class") == "skip", limit=1)
+    assert skip.is_displayed()
+    _keys(browser, Keys.ENTER)
+    assert browser.switch_to.active_element.get_attribute("id") == "main"
+    # the top bar's links reach every page; the one shown is marked as the current page
+    _tab_to(browser, lambda element: element.get_attribute("href") == f"{demo.url}/exercises")
+    _keys(browser, Keys.ENTER)
+    _wait(browser).until(expected_conditions.url_contains("/exercises"))
+    current = browser.find_element(By.CSS_SELECTOR, "nav a[aria-current=page]")
+    assert current.text == "Exercises"
+    # a scenario is launched with Tab and Enter
+    _tab_to(browser, lambda element: element.get_attribute("id") == "launch-scan", limit=200)
+    _keys(browser, Keys.ENTER)
+    _wait(browser, 30).until(
+        lambda d: re.search(r"scan\s+T0846\s+kim\s+(running|done)", d.find_element(By.TAG_NAME, "main").text)
+    )
+    # the map's assets take the focus; Enter highlights one with its peers, Escape clears
+    browser.get(f"{demo.url}/map")
+    node = _tab_to(
+        browser, lambda element: "node" in (element.get_attribute("class") or "").split(), limit=40
+    )
+    _keys(browser, Keys.ENTER)
+    assert "hl" in (node.get_attribute("class") or "").split()
+    _keys(browser, Keys.ESCAPE)
+    assert not browser.find_elements(By.CSS_SELECTOR, "svg.commmap .hl")

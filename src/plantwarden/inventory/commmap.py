@@ -478,7 +478,8 @@ def _node_svg(placed: PlacedNode, groups: tuple[PlacedGroup, ...]) -> str:
         )
     )
     return (
-        f'<g id="{placed.element}" class="node r-{role.value}" data-node="{_text(node.id)}" '
+        f'<g id="{placed.element}" class="node r-{role.value}" data-node="{_text(node.id)}" tabindex="0" '
+        f'role="button" aria-label="{_text(title.replace(chr(10), ", "))}" '
         f'data-group="{groups[placed.group].element}" transform="translate({placed.x} {placed.y})">'
         f"<title>{_text(title)}</title>"
         f'<use href="#shape-{role.value}" x="{SHAPE_X}" y="{SHAPE_Y}" fill="{ROLE_LEGEND[role][1]}"/>'

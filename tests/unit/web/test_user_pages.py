@@ -71,7 +71,8 @@ def test_an_admin_sees_the_users_and_every_role_with_its_actions(
     client, _ = ada
     page = client.get("/users")
     assert page.status_code == 200
-    assert '<a href="/users">Users</a>' in page.text  # the nav link, for those who may read users
+    # the nav link, for those who may read users, marked as the page they are on
+    assert '<a href="/users" aria-current="page">Users</a>' in page.text
     for name in ("ada", "aude", "otto", "vera"):
         assert f'<a href="/users/{name}">{name}</a>' in page.text
     assert "<code>operator</code> at <code>plant-a</code> / <code>cell-1</code>" in page.text
