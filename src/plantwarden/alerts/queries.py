@@ -1,12 +1,13 @@
-"""Reading alerts: filtered, newest first."""
+"""Reading alerts: filtered, newest first; and counted for the console's overview (in SQL, one
+GROUP BY each, so that the counts cost the same with a hundred alerts or a hundred thousand)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.models import Alert, AlertStatus, Severity
@@ -71,6 +72,61 @@ def _in_places(places: Collection[tuple[str, str | None]]) -> ColumnElement[bool
     whole_sites = sorted({site for site, zone in places if zone is None})
     zoned = [and_(Alert.site == site, Alert.zone == zone) for site, zone in sorted(places, key=str) if zone]
     return or_(Alert.site.in_(whole_sites), *zoned)
+
+
+OPEN_STATUSES = (AlertStatus.NEW, AlertStatus.ACKNOWLEDGED)
+"""An alert is open until it is closed."""
+
+
+def count_open(
+    session: Session, places: Collection[tuple[str, str | None]]
+) -> dict[tuple[Severity, AlertStatus], int]:
+    """How many open alerts (not suppressed) of the `places` there are per severity and status;
+    pairs without any are left out."""
+    statement = (
+        select(Alert.severity, Alert.status, func.count())
+        .where(Alert.status.in_(OPEN_STATUSES), Alert.suppressed.is_(False), _in_places(places))
+        .group_by(Alert.severity, Alert.status)
+    )
+    return {
+        (Severity(severity), AlertStatus(status)): count
+        for severity, status, count in session.execute(statement)
+    }
+
+
+def count_first_seen(
+    session: Session,
+    places: Collection[tuple[str, str | None]],
+    *,
+    start: datetime,
+    step: timedelta,
+    steps: int,
+) -> dict[tuple[int, Severity], int]:
+    """How many alerts (not suppressed) of the `places` were first seen in each of `steps`
+    intervals of length `step` from `start`, per severity: keyed (interval number from 0,
+    severity); pairs without any are left out."""
+    if steps < 1 or step <= timedelta(0):
+        return {}
+    ends = [start + step * number for number in range(1, steps + 1)]
+    # The interval as a CASE over its bounds: the same SQL on SQLite and PostgreSQL, and the
+    # bounded range on first_seen lets the database read only the window from its index.
+    interval = case(*[(Alert.first_seen < end, number) for number, end in enumerate(ends)], else_=steps)
+    window = (
+        select(interval.label("interval"), Alert.severity.label("severity"))
+        .where(
+            Alert.first_seen >= start,
+            Alert.first_seen < ends[-1],
+            Alert.suppressed.is_(False),
+            _in_places(places),
+        )
+        .subquery()
+    )
+    statement = select(window.c.interval, window.c.severity, func.count()).group_by(
+        window.c.interval, window.c.severity
+    )
+    return {
+        (int(number), Severity(severity)): count for number, severity, count in session.execute(statement)
+    }
 
 
 def _filtered(statement: Select[Alert], query: AlertFilter) -> Select[Alert]:
