@@ -80,10 +80,11 @@ def nice_top(value: int) -> int:
     return next(step * power for step in (1, 2, 5, 10) if step * power >= value)
 
 
-def _ticks(top: int, start: float, length: float, count: int = 4) -> tuple[Tick, ...]:
+def _ticks(top: int, start: float, length: float) -> tuple[Tick, ...]:
+    """Ticks at a round step (1, 2, 5, 10, ...): the smallest that makes at most five of them."""
     if top == 0:
         return (Tick(0, start),)
-    step = max(1, top // count)
+    step = next(s * 10**k for k in range(len(str(top))) for s in (1, 2, 5) if top // (s * 10**k) <= 5)
     return tuple(Tick(value, start + length * value / top) for value in range(0, top + 1, step))
 
 

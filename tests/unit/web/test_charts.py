@@ -18,6 +18,23 @@ def test_axis_ends_are_round(value: int, top: int) -> None:
     assert nice_top(value) == top
 
 
+@pytest.mark.parametrize(
+    ("top", "ticks"),
+    [
+        (1, [0, 1]),
+        (2, [0, 1, 2]),
+        (5, [0, 1, 2, 3, 4, 5]),
+        (10, [0, 2, 4, 6, 8, 10]),
+        (20, [0, 5, 10, 15, 20]),
+        (50, [0, 10, 20, 30, 40, 50]),
+        (200, [0, 50, 100, 150, 200]),
+    ],
+)
+def test_ticks_fall_on_round_values(top: int, ticks: list[int]) -> None:
+    chart = horizontal_bars([("a", [Part("n", top)])])
+    assert chart.top == top and [t.value for t in chart.ticks] == ticks
+
+
 def test_horizontal_bars_scale_to_the_largest_total_and_stack() -> None:
     chart = horizontal_bars(
         [
