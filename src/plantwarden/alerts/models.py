@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Enum, Integer, String, Text, Uuid
+from sqlalchemy import JSON, Boolean, Enum, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plantwarden.core.db import Base, UTCDateTime
@@ -49,6 +49,14 @@ class Alert(Base):
     """Something a detector found, with the evidence and the rule or fact that fired."""
 
     __tablename__ = "alerts"
+    __table_args__ = (
+        # The overview counts alerts from these indexes alone (covering: no row is read), so
+        # that its counts stay fast with 100,000 alerts: open ones per severity and status, and
+        # those first seen per hour of the last day. The equality columns lead, so that SQLite
+        # prefers them to the one-column indexes even in a store never ANALYZEd.
+        Index("ix_alerts_open_counts", "status", "suppressed", "severity", "site", "zone"),
+        Index("ix_alerts_first_seen_counts", "suppressed", "first_seen", "severity", "site", "zone"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     site: Mapped[str] = mapped_column(String(63), index=True)

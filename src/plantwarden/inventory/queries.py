@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from plantwarden.core.errors import InvalidInput
@@ -102,6 +102,28 @@ def _matches_json(asset: StoredAsset, query: AssetFilter) -> bool:
         return False
     protocols = {*asset.client_protocols, *asset.server_protocols}
     return query.protocol is None or query.protocol.lower() in protocols
+
+
+@dataclass(frozen=True)
+class ZoneCount:
+    """How many stored assets lie in one zone of a site (zone None: placed in no zone yet)."""
+
+    site: str
+    zone: str | None
+    assets: int
+
+
+def count_per_zone(session: Session, places: Places, *, limit: int = 100) -> list[ZoneCount]:
+    """How many assets the caller may see (`places`) each zone holds, by site then zone (the
+    assets in no zone last of their site); at most `limit` zones."""
+    statement = (
+        select(StoredAsset.site, StoredAsset.zone, func.count())
+        .where(_in_places(places))
+        .group_by(StoredAsset.site, StoredAsset.zone)
+        .order_by(StoredAsset.site, StoredAsset.zone.is_(None), StoredAsset.zone)
+        .limit(limit)
+    )
+    return [ZoneCount(site, zone, count) for site, zone, count in session.execute(statement)]
 
 
 def _in_places(places: Places) -> ColumnElement[bool]:

@@ -18,12 +18,20 @@ from plantwarden.alerts.models import Alert, AlertStatus, Severity, Verdict
 from plantwarden.alerts.queries import AlertFilter, count_suppressed, list_alerts
 from plantwarden.core import migrate
 from plantwarden.core.access import Actor, Requires
+from plantwarden.core.config import CoreSettings
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store, describe_url
 from plantwarden.core.errors import InvalidInput
+from plantwarden.core.records.backend import open_backend
+from plantwarden.core.records.settings import RecordsSettings
+from plantwarden.core.settings import Settings
+from plantwarden.web import dashboard_views as overview
+from plantwarden.web.auth import PolicyCache, allowed_places
 from plantwarden.zones import services as zones
 
 router = APIRouter(include_in_schema=False)
+ALERTS_READ = "platform:alerts.read"
+RECORDS_READ = "platform:records.read"
 Choice = TypeVar("Choice", bound=enum.StrEnum)
 
 
@@ -31,21 +39,50 @@ Choice = TypeVar("Choice", bound=enum.StrEnum)
 def dashboard(
     request: Request, actor: Annotated[Actor, Depends(Requires("platform:sites.read"))]
 ) -> HTMLResponse:
-    """The overview: store, schema, sites and their network segments."""
+    """The overview: assets per zone, alerts over the last day and open ones by severity, the
+    latest telemetry; store, schema, sites and their network segments. Each panel counts only
+    where the caller holds its own action (alerts.read, records.read) besides sites.read."""
     store: Store = request.app.state.store
+    alert_places = _places(request, actor, ALERTS_READ)
+    telemetry_sites = sorted(site for site, zone in _places(request, actor, RECORDS_READ) if zone is None)
+    now = datetime.now(UTC)
     with store.transaction() as session:
         sites = [
             {"id": s.id, "name": s.name, "segments": [g.name for g in s.segments]}
             for s in zones.list_sites(session)
             if s.id in actor.sites
         ]
+        panels: dict[str, object] = {
+            "assets": overview.assets_panel(session, actor.places),
+            "open_alerts": overview.open_alerts_panel(session, alert_places) if alert_places else None,
+            "alerts_over_time": (
+                overview.alerts_over_time_panel(session, alert_places, now) if alert_places else None
+            ),
+            "telemetry": [],
+        }
+    settings: Settings = request.app.state.settings
+    if telemetry_sites:
+        backend = open_backend(settings[CoreSettings], settings[RecordsSettings], store)
+        panels["telemetry"] = overview.telemetry_panel(backend, telemetry_sites, now)
     context = {
         "store": describe_url(store.engine.url),
         "revision": migrate.current_revision(store),
         "sites": sites,
+        "telemetry_shown": bool(telemetry_sites),
+        **panels,
     }
     page: HTMLResponse = request.app.state.templates.TemplateResponse(request, "dashboard.html", context)
     return page
+
+
+def _places(request: Request, actor: Actor, action: str) -> tuple[tuple[str, str | None], ...]:
+    """Where the caller also holds `action`, asked of the policy in force. Not holding it is no
+    refusal here (the overview leaves that panel out), so nothing goes to the audit log."""
+    if actor.scopes and action not in actor.scopes:
+        return ()
+    cache: PolicyCache = request.app.state.policy
+    places, _ = allowed_places(cache, actor.username, action)
+    return places
 
 
 @router.get("/alerts", response_class=HTMLResponse)
