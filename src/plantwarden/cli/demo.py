@@ -59,6 +59,9 @@ GATEWAY = ("127.10.1.60", PLC_PORT)
 all six PLCs: each PLC answers its own unit id (`UNIT_IDS`), which the gateway routes by."""
 UNIT_IDS = {plc.name: number for number, plc in enumerate(default_plant().plcs, start=1)}
 SEED = 1
+HELPER_NICE = 5
+"""Niceness of the processes nobody waits for at the start (broker, telemetry, watchdog): on a busy
+machine the console, the plant, the sensor and the gateway start first."""
 """The plant's seed (its physics, its clients, its devices' telemetry keys)."""
 ADMIN = "admin"
 ADMIN_ROLES = ("admin", "security_analyst")
@@ -226,12 +229,12 @@ def process_table(prepared: Prepared, env: dict[str, str], *, speed: float) -> l
                    "--save-every", "10"]  # fmt: skip
     return [
         ProcessSpec("server", [*command, "serve"], env),
-        ProcessSpec("broker", [*command, "devices", "broker", "--listen", broker], env),
+        ProcessSpec("broker", [*command, "devices", "broker", "--listen", broker], env, nice=HELPER_NICE),
         ProcessSpec("plant", [*command, *plant_argv], env),
-        ProcessSpec("telemetry", [*command, *telemetry_argv], env),
+        ProcessSpec("telemetry", [*command, *telemetry_argv], env, nice=HELPER_NICE),
         ProcessSpec("sensor", [*command, *sensor_argv], env),
         ProcessSpec("gateway", [*command, *gateway_argv], env),
-        ProcessSpec("watchdog", [*command, "sensor", "watch"], env),
+        ProcessSpec("watchdog", [*command, "sensor", "watch"], env, nice=HELPER_NICE),
     ]
 
 

@@ -30,6 +30,9 @@ class ProcessSpec:
     name: str
     argv: Sequence[str]
     env: Mapping[str, str] | None = None
+    nice: int = 0
+    """Added to the process's niceness (0-19): a helper that must not take the CPU from the
+    processes people wait for (the console, on a busy machine)."""
 
 
 @dataclass
@@ -120,7 +123,10 @@ class Supervisor:
     def _start(self, child: _Child) -> None:
         env = dict(os.environ)
         env.update(child.spec.env or {})
-        child.process = subprocess.Popen(list(child.spec.argv), env=env)
+        nice = child.spec.nice
+        child.process = subprocess.Popen(
+            list(child.spec.argv), env=env, preexec_fn=(lambda: os.nice(nice)) if nice > 0 else None
+        )
         child.started_at = time.monotonic()
         log.info("started %s (pid %d)", child.spec.name, child.process.pid)
         self._write_state()

@@ -97,3 +97,23 @@ def test_backoff_grows_for_a_process_that_keeps_crashing(tmp_path: Path) -> None
 def test_names_must_be_unique(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unique"):
         Supervisor([ProcessSpec("a", SLEEPER), ProcessSpec("a", SLEEPER)], state_file=tmp_path / "s")
+
+
+def test_a_process_started_nicer_runs_at_that_niceness(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    supervisor = Supervisor(
+        [ProcessSpec("helper", SLEEPER, nice=5), ProcessSpec("main", SLEEPER)],
+        state_file=state,
+        stop_timeout=5,
+    )
+    runner = threading.Thread(target=supervisor.supervise, daemon=True)
+    runner.start()
+    try:
+        helper = wait_for(lambda: pid_of(state, "helper"), what="the helper")
+        main = wait_for(lambda: pid_of(state, "main"), what="the main process")
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, helper) == min(own + 5, 19)
+        assert os.getpriority(os.PRIO_PROCESS, main) == own
+    finally:
+        supervisor.stop()
+        runner.join(timeout=15)

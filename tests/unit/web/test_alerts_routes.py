@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from plantwarden.core.config import CoreSettings
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.web.app import create_app
-from tests.web_support import PASSWORD, web_settings
+from tests.web_support import PASSWORD, server, web_settings
 
 
 @pytest.fixture
@@ -73,7 +74,22 @@ def test_console_lists_alerts_escaped(client: TestClient) -> None:
     page = client.get("/alerts")
     assert page.status_code == 200
     assert "&lt;b&gt;alert 1&lt;/b&gt;" in page.text and "<b>alert" not in page.text
-    assert "No alerts with status closed" in client.get("/alerts?status=closed").text
+    closed = client.get("/alerts?status=closed").text
+    assert "No alerts with status closed" in closed
+    # live updates add new alerts to the unfiltered list only, and need its table even when empty
+    assert "<table data-live-alerts>" in page.text and "<table data-live-alerts>" not in closed
+
+
+def test_an_empty_alerts_page_has_the_table_that_live_updates_fill(data_dir: Path) -> None:
+    # the first alert of a new plant comes after the page is open: the page's script adds its
+    # row to this table (the demo's browser test waits for it)
+    for running in server(data_dir):
+        running.user("nia", "viewer")
+        running.login(running.client, "nia")
+        page = running.client.get("/alerts").text
+    table = re.search(r"<table data-live-alerts>.*?<tbody>(.*?)</tbody>", page, re.S)
+    assert table is not None, page
+    assert 'class="empty-row"' in table[1] and "No alerts yet" in table[1]
 
 
 def test_filters_close_with_a_verdict_and_the_alert_page(client: TestClient) -> None:

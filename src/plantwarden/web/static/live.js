@@ -42,6 +42,10 @@
     cell(row, alert.site || "");
     cell(row, alert.rule_id || "");
     cell(row, "");
+    var empty = table.querySelector("tr.empty-row");
+    if (empty) {
+      empty.remove();
+    }
     table.insertBefore(row, table.firstChild);
   }
 
