@@ -358,8 +358,13 @@ def test_log_in_launch_an_attack_see_its_alert_and_acknowledge_it(
     _until_found(demo, browser, 60, lambda d: d.find_elements(By.CSS_SELECTOR, "tr.live-new"))
     assert browser.find_element(By.ID, "live-alerts").is_displayed()
     browser.save_screenshot(str(shots / "07-live.png"))
-    # the overview's charts: the open alerts (two now) and the assets the sensor found
-    browser.get(f"{demo.url}/")
+    # the overview's charts: the open alerts (two now) and, once the sensor saved its inventory
+    # (every 10 s), the assets it found per zone
+    def overview_with_assets(driver: WebDriver) -> bool:
+        driver.get(f"{demo.url}/")
+        return bool(driver.find_elements(By.ID, "chart-assets"))
+
+    _until_found(demo, browser, 60, overview_with_assets)
     overview = browser.find_element(By.TAG_NAME, "main").text
     assert "Open alerts by severity" in overview and "Assets per zone" in overview, overview
     assert browser.find_elements(By.CSS_SELECTOR, "main svg"), "the overview draws no chart"
