@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Enum, Integer, String, Text, Uuid
+from sqlalchemy import JSON, Boolean, Enum, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plantwarden.core.db import Base, UTCDateTime
@@ -49,6 +49,8 @@ class Alert(Base):
     """Something a detector found, with the evidence and the rule or fact that fired."""
 
     __tablename__ = "alerts"
+    # the lists: newest first among the shown (or the suppressed) alerts, stopping after a page
+    __table_args__ = (Index("ix_alerts_list_order", "suppressed", "last_seen", "id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     site: Mapped[str] = mapped_column(String(63), index=True)
