@@ -29,6 +29,7 @@ BENCHMARKS = (
     "telemetry_envelope",
     "device_ingest",
     "gateway",
+    "console",
 )
 MODULES = {"map": "commmap"}
 """Benchmarks whose module has another name than the benchmark."""

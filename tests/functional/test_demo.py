@@ -358,6 +358,7 @@ def test_log_in_launch_an_attack_see_its_alert_and_acknowledge_it(
     _until_found(demo, browser, 60, lambda d: d.find_elements(By.CSS_SELECTOR, "tr.live-new"))
     assert browser.find_element(By.ID, "live-alerts").is_displayed()
     browser.save_screenshot(str(shots / "07-live.png"))
+
     # the overview's charts: the open alerts (two now) and, once the sensor saved its inventory
     # (every 10 s), the assets it found per zone
     def overview_with_assets(driver: WebDriver) -> bool:

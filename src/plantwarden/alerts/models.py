@@ -56,6 +56,8 @@ class Alert(Base):
         # prefers them to the one-column indexes even in a store never ANALYZEd.
         Index("ix_alerts_open_counts", "status", "suppressed", "severity", "site", "zone"),
         Index("ix_alerts_first_seen_counts", "suppressed", "first_seen", "severity", "site", "zone"),
+        # the lists: newest first among the shown (or the suppressed) alerts, stopping after a page
+        Index("ix_alerts_list_order", "suppressed", "last_seen", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)

@@ -3,11 +3,12 @@ GROUP BY each, so that the counts cost the same with a hundred alerts or a hundr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, String, and_, cast, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.models import Alert, AlertStatus, Severity
@@ -43,8 +44,18 @@ def list_alerts(
         statement = statement.where(_in_places(places))
     if query.asset is None and query.technique is None:
         return session.scalars(statement.offset(query.offset).limit(query.limit)).all()
-    matching = [a for a in session.scalars(statement) if _in_lists(a, query)]
-    return matching[query.offset : query.offset + query.limit]
+    wanted = query.offset + query.limit
+    matching: list[Alert] = []
+    candidates = session.scalars(statement.where(*_list_candidates(query)).execution_options(yield_per=500))
+    try:
+        for alert in candidates:
+            if _in_lists(alert, query):
+                matching.append(alert)
+                if len(matching) == wanted:
+                    break
+    finally:
+        candidates.close()
+    return matching[query.offset :]
 
 
 def count_suppressed(
@@ -57,7 +68,22 @@ def count_suppressed(
         statement = statement.where(_in_places(places))
     if query.asset is None and query.technique is None:
         return session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    return sum(1 for a in session.scalars(statement) if _in_lists(a, counted))
+    statement = statement.where(*_list_candidates(counted))
+    return sum(
+        1 for a in session.scalars(statement.execution_options(yield_per=500)) if _in_lists(a, counted)
+    )
+
+
+def _list_candidates(query: AlertFilter) -> list[ColumnElement[bool]]:
+    """A cheap superset of the alerts whose asset and technique lists hold the ones asked for: their
+    JSON text contains the value as a JSON string (both dialects store the lists as JSON text; LIKE
+    may ignore case), so that the exact check in Python sees only candidates, not every alert."""
+    found: list[ColumnElement[bool]] = []
+    for column, value in ((Alert.assets, query.asset), (Alert.techniques, query.technique)):
+        if value is not None:
+            needle = json.dumps(value).replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            found.append(cast(column, String).like(f"%{needle}%", escape="!"))
+    return found
 
 
 def _in_lists(alert: Alert, query: AlertFilter) -> bool:

@@ -113,9 +113,10 @@ def conduit_traffic(
         .limit(EDGE_LIMIT + 1)
     )
     edges = session.scalars(statement).all()
+    read = edges[:EDGE_LIMIT]
+    zones = endpoints.zones_of([(e.client, e.segment) for e in read] + [(e.server, e.segment) for e in read])
     found = []
-    for edge in edges[:EDGE_LIMIT]:
-        ends = endpoints.zone_of(edge.client, edge.segment), endpoints.zone_of(edge.server, edge.segment)
+    for edge, ends in zip(read, zip(zones[: len(read)], zones[len(read) :], strict=True), strict=True):
         if not _crosses(conduit, ends, visible):
             continue
         found.append(_traffic(edge, (str(ends[0]), str(ends[1])), judge))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,11 @@ def run_server(runtime: Runtime) -> None:
                 "no users yet: create the first administrator with "
                 "`plantwarden user add NAME --role admin --site SITE` (it prints a one-time password)"
             )
+    # What start-up made (modules, the mappers, the app and its templates) lives as long as the
+    # process: out of the collector's sight, a full collection takes ~14 ms instead of 110-140
+    # ms, which every few requests of a large console page used to wait for (bench console).
+    gc.collect()
+    gc.freeze()
     config = uvicorn.Config(
         app,
         host=server.host,

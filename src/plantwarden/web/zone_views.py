@@ -10,17 +10,20 @@ this segment), any other in the zone whose subnet holds it.
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.models import Alert, AlertStatus
 from plantwarden.core.errors import InvalidInput
+from plantwarden.core.records.schema import ADDRESS_DTYPE, TEXT, address
 from plantwarden.inventory.models import StoredAsset
 from plantwarden.inventory.queries import Places
 from plantwarden.web.inventory_views import visible_assets
@@ -134,16 +137,48 @@ class Endpoints:
         except InvalidInput:
             return None
 
+    def zones_of(self, seen: Sequence[tuple[str, str]]) -> list[str | None]:
+        """`zone_of` for many (address, segment) pairs in one vectorised lookup: the pages place
+        thousands of addresses, and one lookup per address costs about 100 µs."""
+        if not seen:
+            return []
+        packed = [_packed(address) for address, _ in seen]
+        column = np.array([p or bytes(16) for p in packed], dtype=ADDRESS_DTYPE)
+        segments = np.array([segment for _, segment in seen], dtype=TEXT)
+        found = self.lookup.zones(column, segments).tolist()
+        ids = self.lookup.zone_ids
+        return [
+            ids[zone] if p is not None and zone >= 0 else None for p, zone in zip(packed, found, strict=True)
+        ]
+
+
+_MAPPED = bytes(10) + b"\xff\xff"
+
+
+def _packed(text: str) -> bytes | None:
+    """The 16-byte form of an IP address (`records.schema.address`), None for anything else. A
+    dotted quad takes the fast path (`inet_pton` is strict as `ipaddress` is: no leading zeros)."""
+    try:
+        return _MAPPED + socket.inet_pton(socket.AF_INET, text)
+    except OSError:
+        pass
+    try:
+        return address(text)
+    except ValueError:
+        return None
+
 
 def seen_per_zone(session: Session, site: SiteModel, places: Places) -> Counter[str]:
     """How many assets of the stored inventory (those the caller may see) lie in each zone."""
-    endpoints = Endpoints(site)
     statement = select(StoredAsset.ips).where(StoredAsset.site == site.id, visible_assets(places))
-    seen: Counter[str] = Counter()
-    for (ips,) in session.execute(statement):
-        zones = {endpoints.zone_of(str(item["address"]), str(item["segment"])) for item in ips or ()}
-        seen.update(zone for zone in zones if zone is not None)
-    return seen
+    owners: list[int] = []
+    addresses: list[tuple[str, str]] = []
+    for number, (ips,) in enumerate(session.execute(statement)):
+        for item in ips or ():
+            owners.append(number)
+            addresses.append((str(item["address"]), str(item["segment"])))
+    zones = {(owner, zone) for owner, zone in zip(owners, Endpoints(site).zones_of(addresses), strict=True)}
+    return Counter(zone for _, zone in zones if zone is not None)
 
 
 def compact_level(level: SecurityLevel) -> str:

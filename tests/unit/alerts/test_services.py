@@ -136,3 +136,35 @@ def test_lists_filter_and_sort_newest_first(ready: Store, ctx: Context) -> None:
         assert [a.title for a in list_alerts(session, AlertFilter(asset="10.0.1.1"))] == ["alert 1"]
         assert len(list_alerts(session, AlertFilter(limit=2))) == 2
         assert list_alerts(session, AlertFilter(status=AlertStatus.CLOSED)) == []
+
+
+def test_asset_and_technique_filters_match_whole_list_items_exactly(ready: Store, ctx: Context) -> None:
+    # The SQL only narrows the candidates (LIKE over the lists' JSON text); the items must still
+    # match exactly: no wildcard, no other case, no substring of a longer item.
+    clock = ctx.clock
+    assert isinstance(clock, FixedClock)
+    lists = [
+        (["plc_1"], ["T0855"]),
+        (["PLC_1", "plcX1"], ["T0836"]),
+        (["plc_10"], ["T0855", "T0836"]),
+        (["50%"], []),
+    ]
+    with ready.transaction() as session:
+        for number, (assets, techniques) in enumerate(lists):
+            clock.advance(timedelta(minutes=1))
+            services.raise_alert(
+                session, ctx, draft(title=f"alert {number}", assets=assets, techniques=techniques)
+            )
+    with ready.transaction() as session:
+
+        def titles(**query: object) -> list[str]:
+            return [a.title for a in list_alerts(session, AlertFilter(**query))]  # type: ignore[arg-type]
+
+        assert titles(asset="plc_1") == ["alert 0"]
+        assert titles(asset="PLC_1") == ["alert 1"]
+        assert titles(asset="50%") == ["alert 3"]
+        assert titles(asset="%") == []
+        assert titles(technique="T0855") == ["alert 2", "alert 0"]
+        assert titles(technique="T0855", limit=1) == ["alert 2"]
+        assert titles(technique="T0855", offset=1) == ["alert 0"]
+        assert titles(technique="T0855", asset="plc_10") == ["alert 2"]

@@ -117,7 +117,7 @@ def _listed(page: str) -> list[str]:
 
 def test_the_asset_list_is_sorted_by_address_and_filtered_by_site_and_role(admin: TestClient) -> None:
     page = admin.get("/assets", params={"site": "plant-a"})
-    assert page.status_code == 200 and '<a href="/assets">Assets</a>' in page.text
+    assert page.status_code == 200 and '<a href="/assets" aria-current="page">Assets</a>' in page.text
     assert _listed(page.text) == [HMI, PLC, "10.0.0.51", HOSTILE_IP]  # numeric: .9 before .10
     assert "Rockwell Automation / 1756-L83E / 34.01" in page.text and PLC_MAC in page.text
     everything = admin.get("/assets").text

@@ -51,6 +51,21 @@ def test_a_declared_address_belongs_to_its_zone_on_its_own_segment_only() -> Non
     assert endpoints.zone_of("not an address", "line1") is None
 
 
+def test_many_addresses_are_placed_at_once_as_one_at_a_time() -> None:
+    # the pages place thousands of addresses in one vectorised lookup; it must agree with zone_of
+    # on declared and subnet addresses, other segments, IPv6, leading zeros and non-addresses
+    endpoints = Endpoints(two_lines())
+    seen = [
+        (PLC, "line1"), (PLC, "line2"), (HMI, "line2"), (PLC, "default"), ("10.0.3.1", "line1"),
+        ("::ffff:10.0.2.10", "line1"), ("2001:db8::1", "line2"), ("010.0.1.5", "line1"),
+        ("not an address", "line1"), ("", "line2"),
+    ]  # fmt: skip
+    expected = [endpoints.zone_of(address, segment) for address, segment in seen]
+    assert expected[:5] == ["cell-line1", "cell-line2", "hmi-line2", None, None]
+    assert endpoints.zones_of(seen) == expected
+    assert endpoints.zones_of([]) == []
+
+
 def _edge(segment: str) -> Edge:
     return Edge(
         site=SITE, segment=segment, client=HMI, server=PLC, protocol=Protocol.MODBUS,
