@@ -10,16 +10,18 @@ site's scope is answered as not found.
 
 from __future__ import annotations
 
-import ipaddress
 import json
+import socket
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import func, or_, select
+from sqlalchemy import Row, func, or_, select
 from sqlalchemy.orm import Session
 
 from plantwarden.core.access import Actor, Requires
@@ -35,6 +37,8 @@ router = APIRouter(include_in_schema=False)
 READ = Requires("platform:baselines.read")
 TIME = "%Y-%m-%d %H:%M:%S"
 KINDS = tuple(kind.value for kind in FactKind)
+PAGE_SIZE = 200
+"""Scopes on a page of the list."""
 FACT_LIMIT = 2000
 """Facts on a scope's page at most: past it the page says so and the kind filter narrows it."""
 LEARN_HINTS = ("plantwarden sensor run", "plantwarden baseline learn --site SITE --last 7d")
@@ -56,36 +60,122 @@ def _store(request: Request) -> Store:
 
 @router.get("/baselines", response_class=HTMLResponse)
 def baselines_page(
-    request: Request, actor: Annotated[Actor, Depends(READ)], site: str | None = None
+    request: Request,
+    actor: Annotated[Actor, Depends(READ)],
+    site: str | None = None,
+    page: str | None = None,
 ) -> HTMLResponse:
-    """Every scope of the caller's sites (of one with `?site=`): its state, its facts by kind and
-    how many were accepted by hand."""
+    """The scopes of the caller's sites (of one with `?site=`) by site and name, `PAGE_SIZE` a
+    page (`?page=`): each with its state, its facts by kind and how many were accepted by hand."""
+    number = _page_number(page)
     with _store(request).transaction() as session:
-        rows = [row for row in services.scopes(session) if actor.may_see(row.site)]
+        listed = session.execute(select(BaselineScope.site, BaselineScope.scope, BaselineScope.state)).all()
+        rows = [row for row in listed if actor.may_see(row.site)]
         sites = sorted({row.site for row in rows})
-        shown = [row for row in rows if not site or row.site == site]
-        counts = _counts(session, sorted({row.site for row in shown}))
+        shown = sorted(
+            (row for row in rows if not site or row.site == site),
+            key=lambda row: (row.site, _scope_key(row.scope)),
+        )
+        pager = Pager(len(shown), number, {"site": site or ""})
+        on_page = _scope_rows(session, [(row.site, row.scope) for row in shown[pager.start : pager.stop]])
+        counts = _counts(session, sorted({row.site for row in on_page}), [row.scope for row in on_page])
     context = {
         "site": site or "",
         "sites": sites,
         "kinds": KINDS,
-        "groups": _groups(shown, counts),
+        "groups": _groups(on_page, counts, _states(shown)),
+        "pager": pager,
         "learn_hints": LEARN_HINTS,
     }
     return _render(request, "baselines.html", context)
 
 
-def _groups(rows: Iterable[BaselineScope], counts: Counts) -> list[dict[str, Any]]:
-    """The scopes by site, each site's scope first, then its conduits, then its assets."""
+def _page_number(text: str | None) -> int:
+    """`?page=`: a whole number from 1 (1 when absent)."""
+    if not text:
+        return 1
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise InvalidInput(f"page {text[:20]!r} is not a page number: a whole number from 1")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class Pager:
+    """Which of `total` rows page `number` shows, and the links to its neighbours (keeping the
+    page's filters, `keep`); a page past the last shows none."""
+
+    total: int
+    number: int
+    keep: Mapping[str, str]
+    size: int = PAGE_SIZE
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def start(self) -> int:
+        return (self.number - 1) * self.size
+
+    @property
+    def stop(self) -> int:
+        return min(self.total, self.number * self.size)
+
+    @property
+    def past_end(self) -> bool:
+        return self.number > self.pages
+
+    def link(self, number: int) -> str:
+        query = {name: value for name, value in self.keep.items() if value}
+        if number > 1:
+            query["page"] = str(number)
+        return f"/baselines?{urlencode(query)}" if query else "/baselines"
+
+    @property
+    def previous(self) -> str:
+        return self.link(min(self.number, self.pages + 1) - 1) if self.number > 1 else ""
+
+    @property
+    def next(self) -> str:
+        return self.link(self.number + 1) if self.number < self.pages else ""
+
+
+def _scope_rows(session: Session, names: Sequence[tuple[str, str]]) -> list[BaselineScope]:
+    """The scopes named (site, scope), in that order."""
+    if not names:
+        return []
+    sites, scopes = sorted({site for site, _ in names}), sorted({scope for _, scope in names})
+    statement = select(BaselineScope).where(BaselineScope.site.in_(sites), BaselineScope.scope.in_(scopes))
+    found = {(row.site, row.scope): row for row in session.scalars(statement)}
+    return [found[name] for name in names if name in found]
+
+
+def _states(rows: Iterable[Row[str, str, str]]) -> dict[str, Counter[str]]:
+    """Per site: its scopes (`scopes`) and how many are in each state, across every page."""
+    states: dict[str, Counter[str]] = {}
+    for row in rows:
+        counted = states.setdefault(row.site, Counter())
+        counted["scopes"] += 1
+        counted[row.state] += 1
+    return states
+
+
+def _groups(
+    rows: Iterable[BaselineScope], counts: Counts, states: Mapping[str, Counter[str]]
+) -> list[dict[str, Any]]:
+    """The page's scopes by site, each site's scope first, then its conduits, then its assets;
+    each site with its scopes and states across every page."""
     by_site: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_site.setdefault(row.site, []).append(_scope_row(row, counts.get((row.site, row.scope), Counter())))
     groups = []
     for name, scopes in sorted(by_site.items()):
         scopes.sort(key=lambda scope: scope["sort"])
-        learning = sum(scope["state"] == LEARNING for scope in scopes)
+        total = states[name]["scopes"]
+        learning = states[name][LEARNING]
+        protecting = total - learning
         groups.append(
-            {"site": name, "scopes": scopes, "learning": learning, "protecting": len(scopes) - learning}
+            {"site": name, "scopes": scopes, "total": total, "learning": learning, "protecting": protecting}
         )
     return groups
 
@@ -121,34 +211,29 @@ def _scope_key(scope: str) -> tuple[int, int, int, bytes]:
         return 0, 0, 0, b""
     kind, _, subject = scope.partition(":")
     if kind == "asset":
-        try:
-            ip = ipaddress.ip_address(subject)
-        except ValueError:
-            return 2, 1, 0, subject.encode()
-        return 2, 0, ip.version, ip.packed
+        for version, family in ((4, socket.AF_INET), (6, socket.AF_INET6)):
+            try:  # inet_pton, not ipaddress: a tenth of the time, for thousands of scopes a page
+                return 2, 0, version, socket.inet_pton(family, subject)
+            except OSError:
+                continue
+        return 2, 1, 0, subject.encode()
     return 1, 0, 0, scope.encode()
 
 
-def _counts(session: Session, sites: list[str], scope: str | None = None) -> Counts:
-    """Facts by site, scope, kind and source in one grouped query; a fact counts in its asset
-    scope (or the site scope) and in its conduit scope, as the learner counts them."""
-    statement = select(
-        BaselineFact.site,
-        BaselineFact.scope,
-        BaselineFact.conduit,
-        BaselineFact.kind,
-        BaselineFact.source,
-        func.count(),
-    ).where(BaselineFact.site.in_(sites))
-    if scope is not None:
-        statement = statement.where(or_(BaselineFact.scope == scope, BaselineFact.conduit == scope))
-    statement = statement.group_by(
-        BaselineFact.site, BaselineFact.scope, BaselineFact.conduit, BaselineFact.kind, BaselineFact.source
-    )
+def _counts(session: Session, sites: list[str], scopes: Sequence[str]) -> Counts:
+    """The facts of `scopes` by site, scope, kind and source; a fact counts in its asset scope
+    (or the site scope) and in its conduit scope, as the learner counts them. Two grouped
+    queries, each read from an index alone (`ix_baseline_facts_scope_counts`, `..._conduit_counts`)
+    for just these scopes: a page's count does not grow with the site's facts."""
     counts: Counts = {}
-    for site, asset_scope, conduit, kind, source, number in session.execute(statement):
-        for name in (asset_scope, conduit):
-            if name is None:
+    for column in (BaselineFact.scope, BaselineFact.conduit):
+        statement = (
+            select(BaselineFact.site, column, BaselineFact.kind, BaselineFact.source, func.count())
+            .where(BaselineFact.site.in_(sites), column.in_(scopes))
+            .group_by(BaselineFact.site, column, BaselineFact.kind, BaselineFact.source)
+        )
+        for site, name, kind, source, number in session.execute(statement):
+            if name is None:  # pragma: no cover - `in_` matches no NULL
                 continue
             counted = counts.setdefault((site, name), Counter())
             counted[kind] += int(number)
@@ -174,7 +259,7 @@ def baseline_page(
         raise NotFound(f"no baselines at site {site}")
     with _store(request).transaction() as session:
         row = services.get_scope(session, site, scope)
-        counted = _counts(session, [site], scope).get((site, scope), Counter())
+        counted = _counts(session, [site], [scope]).get((site, scope), Counter())
         facts = _facts(session, site, scope, kind or None)
         context = {
             "site": site,

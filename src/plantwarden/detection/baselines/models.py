@@ -35,7 +35,11 @@ class BaselineFact(Base):
     `accepted`."""
 
     __tablename__ = "baseline_facts"
-    __table_args__ = (Index("ix_baseline_facts_site_scope", "site", "scope"),)
+    __table_args__ = (
+        # the baselines page counts a page of scopes' facts from these indexes alone (0019)
+        Index("ix_baseline_facts_scope_counts", "site", "scope", "kind", "source"),
+        Index("ix_baseline_facts_conduit_counts", "site", "conduit", "kind", "source"),
+    )
 
     site: Mapped[str] = mapped_column(String(63), primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), primary_key=True)
