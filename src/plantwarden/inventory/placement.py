@@ -14,11 +14,13 @@ from plantwarden.zones.plant.lookup import ZoneLookup
 from plantwarden.zones.plant.model import PlantModel
 
 
-def place_assets(rows: Iterable[StoredAsset], model: PlantModel | None) -> None:
+def place_assets(rows: Iterable[StoredAsset], model: PlantModel | None) -> list[StoredAsset]:
     """Set `zone` (the zone of the first current address that has one) and `known` (plant.yaml
-    declares one of its current addresses) of each stored asset whose site the model declares."""
+    declares one of its current addresses) of each stored asset whose site the model declares;
+    the assets whose zone or `known` changed."""
+    changed: list[StoredAsset] = []
     if model is None:
-        return
+        return changed
     lookups = {site.id: ZoneLookup(site) for site in model.sites}
     for row in rows:
         lookup = lookups.get(row.site)
@@ -30,3 +32,5 @@ def place_assets(rows: Iterable[StoredAsset], model: PlantModel | None) -> None:
         zone = zones[0] if zones else None
         if (row.zone, row.known) != (zone, known):
             row.zone, row.known = zone, known
+            changed.append(row)
+    return changed

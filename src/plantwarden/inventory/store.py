@@ -91,7 +91,8 @@ def save_inventory(
     _record_protocols(index, edges)
     saved_edges = save_edges(session, edges, statistics, index.asset_of, now)
     try:
-        place_assets(index.by_id.values(), current_model(session))
+        for placed in place_assets(index.by_id.values(), current_model(session)):
+            placed.updated_at = now  # a new zone is a change (the console's map is redrawn on one)
     except AppliedPlantUnreadable as error:  # the inventory is saved all the same, unplaced
         log.error("%s; assets are not placed in zones until then", error.message)
     session.flush()
