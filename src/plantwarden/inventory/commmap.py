@@ -290,9 +290,10 @@ def _pairs(links: Iterable[MapLink], index: dict[str, int]) -> list[PlacedPair]:
         grouped[a, b].append(link)
     pairs = []
     for (a, b), found in sorted(grouped.items()):
-        found.sort(
-            key=lambda link: (index[link.client], link.protocol, -link.requests, sorted(link.operations))
-        )
+        if len(found) > 1:  # most pairs hold one link: no key to build
+            found.sort(
+                key=lambda link: (index[link.client], link.protocol, -link.requests, sorted(link.operations))
+            )
         protocols = tuple(sorted({link.protocol for link in found}))
         pairs.append(PlacedPair(a, b, tuple(found), sum(link.requests for link in found), protocols))
     return pairs
