@@ -5,12 +5,14 @@ sites (`platform:sites.read`); an asset of another place is answered as not foun
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
+from sqlalchemy.orm import Session
 
 from plantwarden.core.access import Actor, Requires
 from plantwarden.core.db import Store
@@ -28,6 +30,7 @@ from plantwarden.inventory.queries import (
 from plantwarden.inventory.roles import Role
 from plantwarden.inventory.stored_edges import ns_to_datetime
 from plantwarden.web.inventory_views import asset_id, map_input
+from plantwarden.web.map_cache import MapCache, inventory_version, map_key
 
 router = APIRouter(include_in_schema=False)
 READ = Requires("platform:sites.read")
@@ -215,8 +218,16 @@ def map_svg(request: Request, actor: Annotated[Actor, Depends(READ)], site: str 
 
 
 def _map(request: Request, actor: Actor, site: str | None) -> tuple[str, dict[str, int]]:
+    """The map of the caller's places (in `site`), drawn anew only when the inventory changed
+    since it was last drawn for these places (`map_cache`)."""
     with _store(request).transaction() as session:
-        found = map_input(session, actor.places, site=site)
+        key = map_key(actor.places, site, inventory_version(session))
+        drawn, _ = _map_cache(request).drawing(key, lambda: _draw(session, actor, site))
+    return drawn
+
+
+def _draw(session: Session, actor: Actor, site: str | None) -> tuple[str, dict[str, int]]:
+    found = map_input(session, actor.places, site=site)
     placed = layout(found.nodes, found.links)
     drawn = {
         "assets": len(found.nodes),
@@ -226,3 +237,16 @@ def _map(request: Request, actor: Actor, site: str | None) -> tuple[str, dict[st
         "bundles": len(placed.bundles),
     }
     return render_svg(placed), drawn
+
+
+_CACHE_LOCK = threading.Lock()
+
+
+def _map_cache(request: Request) -> MapCache:
+    """The server's map cache (one per application), made on first use."""
+    state = request.app.state
+    with _CACHE_LOCK:
+        if getattr(state, "map_cache", None) is None:
+            state.map_cache = MapCache()
+    cache: MapCache = state.map_cache
+    return cache
