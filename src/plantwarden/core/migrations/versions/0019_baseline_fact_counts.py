@@ -2,7 +2,7 @@
 scope (or the site scope), one by conduit. An index for each, holding the columns the count
 groups by in that order, answers it from the index alone for just the page's scopes, instead of
 reading and sorting every fact of the site (68,412 facts, `bench console`: the count from
-70-160 ms to a few ms on SQLite). The first starts with the site and the scope, so it replaces
+70-160 ms to about 10 ms on SQLite). The first starts with the site and the scope, so it replaces
 `ix_baseline_facts_site_scope`; with the second, a scope's page finds its facts as asset scope
 or as conduit through an index both ways.
 
