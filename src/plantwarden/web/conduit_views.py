@@ -28,6 +28,17 @@ from plantwarden.zones.plant.protocols import SERVICES
 
 EDGE_LIMIT = 5000
 """Stored edges of a site read for one conduit page at most, most recently seen first."""
+EDGE_COLUMNS = (
+    StoredEdge.client,
+    StoredEdge.server,
+    StoredEdge.segment,
+    StoredEdge.protocol,
+    StoredEdge.services,
+    StoredEdge.operations,
+    StoredEdge.requests,
+    StoredEdge.last_seen,
+)
+"""What the page shows of an edge and needs to judge it: no ORM object, no statistics."""
 TRANSPORTS = {6: "tcp", 17: "udp"}
 GENERIC = frozenset({"tcp", "udp"})
 IGNORED_OPERATIONS = frozenset({"malformed"})  # malformed requests are findings, not operations
@@ -107,12 +118,12 @@ def conduit_traffic(
     endpoints = Endpoints(site)
     judge = PermitJudge(site)
     statement = (
-        select(StoredEdge)
+        select(*EDGE_COLUMNS)
         .where(StoredEdge.site == site.id)
         .order_by(StoredEdge.last_seen.desc(), StoredEdge.id)
         .limit(EDGE_LIMIT + 1)
     )
-    edges = session.scalars(statement).all()
+    edges = session.execute(statement).all()
     read = edges[:EDGE_LIMIT]
     zones = endpoints.zones_of([(e.client, e.segment) for e in read] + [(e.server, e.segment) for e in read])
     found = []
@@ -130,7 +141,7 @@ def _crosses(conduit: Conduit, ends: tuple[str | None, str | None], visible: Seq
     return inside and (client in visible or server in visible)
 
 
-def _traffic(edge: StoredEdge, zones: tuple[str, str], judge: PermitJudge) -> Traffic:
+def _traffic(edge: Any, zones: tuple[str, str], judge: PermitJudge) -> Traffic:
     services = [(TRANSPORTS.get(int(p), f"ip{p}"), int(port)) for p, port in edge.services or ()]
     operations = tuple(sorted({op.lower() for op in edge.operations or ()} - IGNORED_OPERATIONS))
     return Traffic(
@@ -153,6 +164,8 @@ class PermitJudge:
     def __init__(self, site: SiteModel) -> None:
         channels = {f"{c.id}/{ch.id}": ch for c in site.conduits for ch in c.channels}
         self.permits = [(permit, channels[permit.label]) for permit in declared_permits(site)]
+        self._ranges = [(_ranges(p.sources), _ranges(p.destinations)) for p, _ in self.permits]
+        self._holding: dict[tuple[str, bool], frozenset[int] | None] = {}
 
     def coverage(
         self,
@@ -163,16 +176,13 @@ class PermitJudge:
         operations: Sequence[str],
     ) -> Coverage:
         """Whether the channels cover this traffic (see the module's description)."""
-        try:
-            source, destination = ipaddress.ip_address(client), ipaddress.ip_address(server)
-        except ValueError:
+        sources, destinations = self.holding(client, source=True), self.holding(server, source=False)
+        if sources is None or destinations is None:
             return Coverage(False, (), "an end is not an IP address")
         reachable = [
             (permit, channel)
-            for permit, channel in self.permits
-            if _holds(permit.sources, source)
-            and _holds(permit.destinations, destination)
-            and all(_opens(permit, transport, port) for transport, port in services)
+            for permit, channel in (self.permits[index] for index in sorted(sources & destinations))
+            if all(_opens(permit, transport, port) for transport, port in services)
         ]
         carrying = [(p, ch) for p, ch in reachable if ch.protocol == protocol or ch.protocol in GENERIC]
         if not carrying:
@@ -184,6 +194,26 @@ class PermitJudge:
             return Coverage(False, _labels(clear), "cleartext where the channel requires encryption")
         carrying = [pair for pair in carrying if pair not in clear]
         return _by_operations(carrying, operations)
+
+    def holding(self, address: str, *, source: bool) -> frozenset[int] | None:
+        """The indexes of the permits whose sources (else destinations) hold `address`; None if it
+        is no IP address. Remembered: a page judges thousands of edges between far fewer hosts."""
+        key = (address, source)
+        if key not in self._holding:
+            self._holding[key] = self._find_holding(address, source)
+        return self._holding[key]
+
+    def _find_holding(self, address: str, source: bool) -> frozenset[int] | None:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return None
+        number, version = int(ip), ip.version
+        return frozenset(
+            index
+            for index, ranges in enumerate(self._ranges)
+            if any(v == version and low <= number <= high for v, low, high in ranges[0 if source else 1])
+        )
 
 
 def _by_operations(carrying: list[tuple[Permit, Channel]], operations: Sequence[str]) -> Coverage:
@@ -201,8 +231,9 @@ def _labels(pairs: Sequence[tuple[Permit, Channel]]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(permit.label for permit, _ in pairs))
 
 
-def _holds(networks: Sequence[Any], address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return any(address.version == network.version and address in network for network in networks)
+def _ranges(networks: Sequence[Any]) -> tuple[tuple[int, int, int], ...]:
+    """Networks as (IP version, first address, last address) numbers, quicker to test than `in`."""
+    return tuple((n.version, int(n.network_address), int(n.broadcast_address)) for n in networks)
 
 
 def _opens(permit: Permit, transport: str, port: int) -> bool:

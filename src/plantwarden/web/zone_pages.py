@@ -8,6 +8,7 @@ read them. Violations are alerts: they are shown only where the caller may also 
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -20,6 +21,7 @@ from plantwarden.core.db import Store
 from plantwarden.inventory.queries import Places
 from plantwarden.web.auth import PolicyCache, allowed_places
 from plantwarden.web.conduit_views import channel_rows, conduit_traffic
+from plantwarden.web.pagination import page_of
 from plantwarden.web.zone_views import (
     ZoneViolation,
     conduit_links,
@@ -162,23 +164,32 @@ def zones_svg(request: Request, actor: Annotated[Actor, Depends(READ)], site: st
 
 @router.get("/conduits/{conduit_id}", response_class=HTMLResponse)
 def conduit_page(
-    request: Request, actor: Annotated[Actor, Depends(READ)], conduit_id: str, site: str | None = None
+    request: Request,
+    actor: Annotated[Actor, Depends(READ)],
+    conduit_id: str,
+    site: str | None = None,
+    page: str | None = None,
 ) -> HTMLResponse:
     """One conduit: its zones and security level, its channels, the traffic between hosts of its
-    zones (covered by a channel or not) and its open violations."""
+    zones (covered by a channel or not; a page of it, the counts over all) and its open
+    violations."""
     readable = alert_places(request, actor)
     with _store(request).transaction() as session:
         found, conduit = _conduit(current_model(session), actor, conduit_id, site)
         shown = visible_zones(found, actor.places)
         traffic, more = conduit_traffic(session, found, conduit, shown)
         violations = [v for v in open_violations(session, found.id, readable) if v.concerns(conduit)]
+    path = f"/conduits/{urllib.parse.quote(conduit_id, safe='')}"
+    rows = page_of(page, len(traffic), path, {"site": site or ""})
+    shown_traffic = traffic[rows.offset : rows.offset + rows.size] if rows.valid else []
     context = {
         "site": found.id,
         "conduit": conduit,
         "security_level": str(conduit.security_level),
         "zones": [found.zone(zone_id) for zone_id in conduit.zones],
         "channels": channel_rows(found, conduit),
-        "traffic": [{**vars(t), "last_seen": t.last_seen.strftime(TIME)} for t in traffic],
+        "traffic": [{**vars(t), "last_seen": t.last_seen.strftime(TIME)} for t in shown_traffic],
+        "page": rows,
         "uncovered": sum(not t.coverage.covered for t in traffic),
         "more": more,
         "violations": [_violation_row(v) for v in violations],
