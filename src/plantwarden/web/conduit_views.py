@@ -12,12 +12,14 @@ the page names the windows a covered edge's program and control operations need.
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from plantwarden.inventory.models import StoredEdge
@@ -33,12 +35,13 @@ EDGE_COLUMNS = (
     StoredEdge.server,
     StoredEdge.segment,
     StoredEdge.protocol,
-    StoredEdge.services,
-    StoredEdge.operations,
+    cast(StoredEdge.services, Text).label("services"),
+    cast(StoredEdge.operations, Text).label("operations"),
     StoredEdge.requests,
     StoredEdge.last_seen,
 )
-"""What the page shows of an edge and needs to judge it: no ORM object, no statistics."""
+"""What the page shows of an edge and needs to judge it: no ORM object, no statistics, and the
+JSON lists as their text (parsed once per distinct text, see `PermitJudge.coverage_of_text`)."""
 TRANSPORTS = {6: "tcp", 17: "udp"}
 GENERIC = frozenset({"tcp", "udp"})
 IGNORED_OPERATIONS = frozenset({"malformed"})  # malformed requests are findings, not operations
@@ -55,18 +58,35 @@ class Coverage:
 
 @dataclass(frozen=True)
 class Traffic:
-    """A stored communication edge between two zones of the conduit."""
+    """A stored communication edge between two zones of the conduit. Its services and operations
+    stay JSON text until a page shows them: most edges of a big conduit are only counted."""
 
     client: str
     server: str
     client_zone: str
     server_zone: str
     protocol: str
-    ports: tuple[str, ...]
-    operations: tuple[str, ...]
+    services_json: str
+    operations_json: str
     requests: int
     last_seen: datetime
     coverage: Coverage
+
+    @cached_property
+    def ports(self) -> tuple[str, ...]:
+        return tuple(f"{transport}/{port}" for transport, port in _services(self.services_json))
+
+    @cached_property
+    def operations(self) -> tuple[str, ...]:
+        return _operations(self.operations_json)
+
+
+def _services(text: str | None) -> list[tuple[str, int]]:
+    return [(TRANSPORTS.get(int(p), f"ip{p}"), int(port)) for p, port in json.loads(text or "[]") or ()]
+
+
+def _operations(text: str | None) -> tuple[str, ...]:
+    return tuple(sorted({op.lower() for op in json.loads(text or "[]") or ()} - IGNORED_OPERATIONS))
 
 
 def channel_rows(site: SiteModel, conduit: Conduit) -> list[dict[str, Any]]:
@@ -142,19 +162,19 @@ def _crosses(conduit: Conduit, ends: tuple[str | None, str | None], visible: Seq
 
 
 def _traffic(edge: Any, zones: tuple[str, str], judge: PermitJudge) -> Traffic:
-    services = [(TRANSPORTS.get(int(p), f"ip{p}"), int(port)) for p, port in edge.services or ()]
-    operations = tuple(sorted({op.lower() for op in edge.operations or ()} - IGNORED_OPERATIONS))
     return Traffic(
         client=edge.client,
         server=edge.server,
         client_zone=zones[0],
         server_zone=zones[1],
         protocol=edge.protocol,
-        ports=tuple(f"{transport}/{port}" for transport, port in services),
-        operations=operations,
+        services_json=edge.services or "[]",
+        operations_json=edge.operations or "[]",
         requests=edge.requests,
         last_seen=edge.last_seen,
-        coverage=judge.coverage(edge.client, edge.server, edge.protocol, services, operations),
+        coverage=judge.coverage_of_text(
+            edge.client, edge.server, edge.protocol, edge.services or "[]", edge.operations or "[]"
+        ),
     )
 
 
@@ -166,6 +186,7 @@ class PermitJudge:
         self.permits = [(permit, channels[permit.label]) for permit in declared_permits(site)]
         self._ranges = [(_ranges(p.sources), _ranges(p.destinations)) for p, _ in self.permits]
         self._holding: dict[tuple[str, bool], frozenset[int] | None] = {}
+        self._judged: dict[tuple[frozenset[int], str, str, str], Coverage] = {}
 
     def coverage(
         self,
@@ -179,9 +200,34 @@ class PermitJudge:
         sources, destinations = self.holding(client, source=True), self.holding(server, source=False)
         if sources is None or destinations is None:
             return Coverage(False, (), "an end is not an IP address")
+        return self._judge(sources & destinations, protocol, services, operations)
+
+    def coverage_of_text(
+        self, client: str, server: str, protocol: str, services_json: str, operations_json: str
+    ) -> Coverage:
+        """`coverage` of an edge whose services and operations are stored JSON text, remembered:
+        edges between the same zones mostly share their permits, services and operations, so a
+        page of thousands of edges parses and judges only its few distinct ones."""
+        sources, destinations = self.holding(client, source=True), self.holding(server, source=False)
+        if sources is None or destinations is None:
+            return Coverage(False, (), "an end is not an IP address")
+        key = (sources & destinations, protocol, services_json, operations_json)
+        if key not in self._judged:
+            self._judged[key] = self._judge(
+                key[0], protocol, _services(services_json), _operations(operations_json)
+            )
+        return self._judged[key]
+
+    def _judge(
+        self,
+        permits: frozenset[int],
+        protocol: str,
+        services: Sequence[tuple[str, int]],
+        operations: Sequence[str],
+    ) -> Coverage:
         reachable = [
             (permit, channel)
-            for permit, channel in (self.permits[index] for index in sorted(sources & destinations))
+            for permit, channel in (self.permits[index] for index in sorted(permits))
             if all(_opens(permit, transport, port) for transport, port in services)
         ]
         carrying = [(p, ch) for p, ch in reachable if ch.protocol == protocol or ch.protocol in GENERIC]

@@ -20,7 +20,7 @@ from plantwarden.core.access import Actor, Requires
 from plantwarden.core.db import Store
 from plantwarden.inventory.queries import Places
 from plantwarden.web.auth import PolicyCache, allowed_places
-from plantwarden.web.conduit_views import channel_rows, conduit_traffic
+from plantwarden.web.conduit_views import Traffic, channel_rows, conduit_traffic
 from plantwarden.web.pagination import page_of
 from plantwarden.web.zone_views import (
     ZoneViolation,
@@ -41,6 +41,10 @@ READ = Requires("platform:sites.read")
 ALERTS_READ = "platform:alerts.read"
 TIME = "%Y-%m-%d %H:%M:%S"
 APPLY_HINT = "plantwarden plant apply plant.yaml"
+TRAFFIC_SHOWN = ("client", "server", "client_zone", "server_zone", "protocol", "ports", "operations",
+                 "requests", "coverage")  # fmt: skip
+VIOLATIONS_SHOWN = 50
+"""Open violations listed on a conduit's page, the most recently seen; the page counts them all."""
 
 
 def _render(request: Request, template: str, context: dict[str, Any]) -> HTMLResponse:
@@ -188,14 +192,20 @@ def conduit_page(
         "security_level": str(conduit.security_level),
         "zones": [found.zone(zone_id) for zone_id in conduit.zones],
         "channels": channel_rows(found, conduit),
-        "traffic": [{**vars(t), "last_seen": t.last_seen.strftime(TIME)} for t in shown_traffic],
+        "traffic": [_traffic_row(t) for t in shown_traffic],
         "page": rows,
         "uncovered": sum(not t.coverage.covered for t in traffic),
         "more": more,
-        "violations": [_violation_row(v) for v in violations],
+        "violations": [_violation_row(v) for v in violations[:VIOLATIONS_SHOWN]],
+        "violation_count": len(violations),
         "alerts_shown": bool(readable),
     }
     return _render(request, "conduit.html", context)
+
+
+def _traffic_row(traffic: Traffic) -> dict[str, Any]:
+    row = {name: getattr(traffic, name) for name in TRAFFIC_SHOWN}
+    return {**row, "last_seen": traffic.last_seen.strftime(TIME)}
 
 
 def _conduit(
