@@ -279,8 +279,8 @@ def test_without_a_plant_model_the_page_says_how_to_apply_one(tmp_path: Path) ->
 @pytest.fixture(scope="module")
 def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Riverside with 250 covered reads of the HMI into cell A, 30 reads of a stranger into cell A
-    (no channel names that client) and 5 covered reads of the HMI into cell B. Vera views
-    Riverside; Cleo views cell B only."""
+    (no channel names that client) and 5 covered reads of the HMI into cell B; 55 open violations
+    of the HMI writing into cell A. Vera views Riverside; Cleo views cell B only."""
     for made in server(Path(tmp_path_factory.mktemp("busy"))):
         made.user("vera", "viewer", SITE)
         made.user("cleo", "viewer", SITE, "cell-b")
@@ -292,6 +292,12 @@ def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         with made.store.transaction() as session:
             apply_plant(session, CTX, PLANT.read_bytes(), "examples/riverside/plant.yaml")
             save_inventory(session, CTX, [], edges, [])
+            for n in range(1, 56):  # 55 open violations on the conduit
+                target = f"127.10.2.{n}"
+                zones = ("supervisory", "cell-a")
+                draft = _violation("zone.operation-not-allowed", HMI, target, zones, "write",
+                                   conduit="supervisory-cells", channel="hmi-polling")  # fmt: skip
+                raise_alert(session, CTX, draft, rate_limit=100)
         yield made
 
 
@@ -332,3 +338,11 @@ def test_a_zone_viewer_s_pages_count_only_their_zone_s_traffic(busy: Server) -> 
     assert "5 communications, 0 not covered by a channel" in page and 'rel="next"' not in page
     assert sorted(row[2] for row in _traffic_rows(page)) == [f"127.10.3.{n}" for n in range(101, 106)]
     assert "127.10.2." not in page
+
+
+def test_the_conduit_page_lists_the_50_latest_violations_and_counts_all(busy: Server) -> None:
+    with _client(busy, "vera") as client:
+        page = client.get("/conduits/supervisory-cells").text
+    listed = re.findall(r"<td><code>zone\.operation-not-allowed</code></td>", page)
+    assert len(listed) == 50
+    assert "55 open violations on this conduit; the 50 most recently seen are listed." in page
