@@ -43,6 +43,9 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="smaller inputs (a smoke run, not for the record)"
     )
+    parser.add_argument(
+        "--pages", metavar="PATTERN", help="console: measure only the pages whose path matches this regex"
+    )
     args = parser.parse_args()
     unknown = sorted(set(args.names) - set(BENCHMARKS))
     if unknown:
@@ -53,7 +56,8 @@ def main() -> None:
     print(f"# {_cores()} cores, {_memory_gib():.0f} GiB memory")
     for name in args.names or BENCHMARKS:
         started = time.perf_counter()
-        importlib.import_module(f"bench.{MODULES.get(name, name)}").run(quick=args.quick)
+        options = {"pages": args.pages} if name == "console" and args.pages else {}
+        importlib.import_module(f"bench.{MODULES.get(name, name)}").run(quick=args.quick, **options)
         print(f"# {name}: {time.perf_counter() - started:.1f} s in all\n")
 
 
