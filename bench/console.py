@@ -65,6 +65,7 @@ CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench-console"
 SOURCE = Path(__file__).resolve().parents[1] / "src"
 SKIPPED = {"/live": "an endless event stream, not a page"}
 EXTRA = ("/alerts?severity=high", "/alerts?status=new", "/alerts?suppressed=1", "/assets?site=plant-b",
+         "/assets?role=plc", "/assets?page=25", "/conduits/supervisory-cells?page=24",
          "/map?site=plant-b", "/zones?site=plant-b")  # fmt: skip
 
 

@@ -75,3 +75,13 @@ def test_a_tap_that_cannot_be_written_is_a_usage_error(tmp_path: Path) -> None:
         "--data-dir", str(tmp_path), "sim", "run", "--tap", tap, "--duration", "1", cwd=tmp_path
     )
     assert result.returncode == 2 and "cannot write" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_attack_through_a_gateway_needs_the_running_plant(tmp_path: Path) -> None:
+    # only the running plant knows its PLCs' unit ids, which the gateway routes by
+    result = plantwarden(
+        "--data-dir", str(tmp_path), "sim", "attack", "out-of-range-setpoint", "--gateway", "127.0.0.1:1",
+        "--standalone", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2 and "--gateway needs the running plant" in result.stderr
+    assert "Traceback" not in result.stderr

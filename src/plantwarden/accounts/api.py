@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from plantwarden.accounts import services
+from plantwarden.accounts import authority, services
 from plantwarden.accounts.errors import TokenNotFound
 from plantwarden.accounts.models import ApiToken, RoleGrant, User
 from plantwarden.core.access import AUTHENTICATED, Actor, Requires
@@ -133,6 +133,8 @@ def grant_role(
 ) -> GrantOut:
     """Grant a role to a user at a site (or one zone of it)."""
     with _store(request).transaction() as session:
+        name = services.get_user_by_name(session, username).username
+        authority.check_grant(actor, name, body.role, body.site, body.zone)
         grant = services.grant_role(
             session, _context(actor), username, body.role, body.site, body.zone, body.valid_until
         )
@@ -145,6 +147,7 @@ def disable_user(
 ) -> UserOut:
     """Disable a user: their sessions end and their tokens stop working."""
     with _store(request).transaction() as session:
+        authority.check_user(actor, services.get_user_by_name(session, username))
         user = services.disable_user(session, _context(actor), username)
         out = UserOut.of(user, list(user.grants))
     _forget_tokens(request)

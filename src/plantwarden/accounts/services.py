@@ -443,6 +443,11 @@ def list_grants(session: Session, username: str | None = None) -> Sequence[RoleG
     return session.scalars(statement).all()
 
 
+def check_grant_input(role: str, site: str, zone: str | None) -> None:
+    """InvalidRole or InvalidGrant for an unknown role or a malformed site or zone."""
+    _check_grant(role, site, zone)
+
+
 def _check_grant(role: str, site: str, zone: str | None) -> None:
     if role not in BUILTIN_ROLES:
         raise InvalidRole(

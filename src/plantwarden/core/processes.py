@@ -8,6 +8,7 @@ to a JSON file so that operators and tests can see pids and restart counts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -123,10 +124,14 @@ class Supervisor:
     def _start(self, child: _Child) -> None:
         env = dict(os.environ)
         env.update(child.spec.env or {})
-        nice = child.spec.nice
-        child.process = subprocess.Popen(
-            list(child.spec.argv), env=env, preexec_fn=(lambda: os.nice(nice)) if nice > 0 else None
-        )
+        child.process = subprocess.Popen(list(child.spec.argv), env=env)
+        if child.spec.nice > 0:  # after the start (no preexec_fn: unsafe in a threaded parent)
+            with contextlib.suppress(OSError):  # gone already: its exit is handled as any other
+                os.setpriority(
+                    os.PRIO_PROCESS,
+                    child.process.pid,
+                    min(os.getpriority(os.PRIO_PROCESS, 0) + child.spec.nice, 19),
+                )
         child.started_at = time.monotonic()
         log.info("started %s (pid %d)", child.spec.name, child.process.pid)
         self._write_state()

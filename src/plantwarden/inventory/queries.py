@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from plantwarden.core.errors import InvalidInput
 from plantwarden.inventory.errors import AssetNotFound
 from plantwarden.inventory.models import StoredAsset, StoredEdge, StoredFunctionStatistics
 
+AnyRow = TypeVar("AnyRow", bound=Any)
 Places = Collection[tuple[str, str | None]]
 """(site, zone) pairs the caller may see; zone None for the whole site."""
 
@@ -79,7 +81,7 @@ def list_assets(
     return matching[query.offset : query.offset + query.limit]
 
 
-def _filtered(statement: Select[StoredAsset], query: AssetFilter) -> Select[StoredAsset]:
+def _filtered(statement: Select[AnyRow], query: AssetFilter) -> Select[AnyRow]:
     if query.site is not None:
         statement = statement.where(StoredAsset.site == query.site)
     if query.segment is not None:

@@ -109,8 +109,15 @@ def _gateway_of(asked: object, own: tuple[str, int] | None) -> tuple[str, int] |
         if own is None:
             raise InvalidInput("this plant runs without a gateway (sim run --gateway HOST:PORT)")
         return own
-    if isinstance(asked, list) and len(asked) == 2 and isinstance(asked[1], int):
-        return str(asked[0]), asked[1]
+    if (
+        isinstance(asked, list)
+        and len(asked) == 2
+        and isinstance(asked[0], str)
+        and asked[0]
+        and type(asked[1]) is int  # not a bool
+        and 0 < asked[1] < 65536
+    ):
+        return asked[0], asked[1]
     raise InvalidInput(f"gateway {asked!r} is not true or [host, port]")
 
 
@@ -118,7 +125,7 @@ def _unit_ids(items: tuple[str, ...]) -> dict[str, int]:
     found: dict[str, int] = {}
     for item in items:
         name, _, number = item.partition("=")
-        if not name or not number.isdigit():
+        if not name or not (number.isascii() and number.isdigit()):
             raise click.BadParameter(f"{item!r} is not PLC=N (for example tank-1=11)", param_hint="--unit-id")
         found[name] = int(number)
     return found
@@ -349,6 +356,11 @@ def attack_command(
         with contextlib.suppress(NotFound):
             record = asyncio.run(ask(control, request, timeout=3 * 3600.0))  # a drift lasts 30 min
             click.echo(f"the running plant carried out {name} (its tap saw it)", err=True)
+    if record is None and gateway is not None:
+        raise click.UsageError(
+            "--gateway needs the running plant of this data directory (not --standalone): the"
+            " gateway routes by unit id, and only the running plant knows its PLCs' unit ids"
+        )
     if record is None:
         plant = default_plant()
         targets = Targets.on_port(

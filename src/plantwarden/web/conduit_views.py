@@ -12,12 +12,14 @@ the page names the windows a covered edge's program and control operations need.
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from plantwarden.inventory.models import StoredEdge
@@ -28,6 +30,18 @@ from plantwarden.zones.plant.protocols import SERVICES
 
 EDGE_LIMIT = 5000
 """Stored edges of a site read for one conduit page at most, most recently seen first."""
+EDGE_COLUMNS = (
+    StoredEdge.client,
+    StoredEdge.server,
+    StoredEdge.segment,
+    StoredEdge.protocol,
+    cast(StoredEdge.services, Text).label("services"),
+    cast(StoredEdge.operations, Text).label("operations"),
+    StoredEdge.requests,
+    StoredEdge.last_seen,
+)
+"""What the page shows of an edge and needs to judge it: no ORM object, no statistics, and the
+JSON lists as their text (parsed once per distinct text, see `PermitJudge.coverage_of_text`)."""
 TRANSPORTS = {6: "tcp", 17: "udp"}
 GENERIC = frozenset({"tcp", "udp"})
 IGNORED_OPERATIONS = frozenset({"malformed"})  # malformed requests are findings, not operations
@@ -44,18 +58,35 @@ class Coverage:
 
 @dataclass(frozen=True)
 class Traffic:
-    """A stored communication edge between two zones of the conduit."""
+    """A stored communication edge between two zones of the conduit. Its services and operations
+    stay JSON text until a page shows them: most edges of a big conduit are only counted."""
 
     client: str
     server: str
     client_zone: str
     server_zone: str
     protocol: str
-    ports: tuple[str, ...]
-    operations: tuple[str, ...]
+    services_json: str
+    operations_json: str
     requests: int
     last_seen: datetime
     coverage: Coverage
+
+    @cached_property
+    def ports(self) -> tuple[str, ...]:
+        return tuple(f"{transport}/{port}" for transport, port in _services(self.services_json))
+
+    @cached_property
+    def operations(self) -> tuple[str, ...]:
+        return _operations(self.operations_json)
+
+
+def _services(text: str | None) -> list[tuple[str, int]]:
+    return [(TRANSPORTS.get(int(p), f"ip{p}"), int(port)) for p, port in json.loads(text or "[]") or ()]
+
+
+def _operations(text: str | None) -> tuple[str, ...]:
+    return tuple(sorted({op.lower() for op in json.loads(text or "[]") or ()} - IGNORED_OPERATIONS))
 
 
 def channel_rows(site: SiteModel, conduit: Conduit) -> list[dict[str, Any]]:
@@ -107,12 +138,12 @@ def conduit_traffic(
     endpoints = Endpoints(site)
     judge = PermitJudge(site)
     statement = (
-        select(StoredEdge)
+        select(*EDGE_COLUMNS)
         .where(StoredEdge.site == site.id)
         .order_by(StoredEdge.last_seen.desc(), StoredEdge.id)
         .limit(EDGE_LIMIT + 1)
     )
-    edges = session.scalars(statement).all()
+    edges = session.execute(statement).all()
     read = edges[:EDGE_LIMIT]
     zones = endpoints.zones_of([(e.client, e.segment) for e in read] + [(e.server, e.segment) for e in read])
     found = []
@@ -130,20 +161,20 @@ def _crosses(conduit: Conduit, ends: tuple[str | None, str | None], visible: Seq
     return inside and (client in visible or server in visible)
 
 
-def _traffic(edge: StoredEdge, zones: tuple[str, str], judge: PermitJudge) -> Traffic:
-    services = [(TRANSPORTS.get(int(p), f"ip{p}"), int(port)) for p, port in edge.services or ()]
-    operations = tuple(sorted({op.lower() for op in edge.operations or ()} - IGNORED_OPERATIONS))
+def _traffic(edge: Any, zones: tuple[str, str], judge: PermitJudge) -> Traffic:
     return Traffic(
         client=edge.client,
         server=edge.server,
         client_zone=zones[0],
         server_zone=zones[1],
         protocol=edge.protocol,
-        ports=tuple(f"{transport}/{port}" for transport, port in services),
-        operations=operations,
+        services_json=edge.services or "[]",
+        operations_json=edge.operations or "[]",
         requests=edge.requests,
         last_seen=edge.last_seen,
-        coverage=judge.coverage(edge.client, edge.server, edge.protocol, services, operations),
+        coverage=judge.coverage_of_text(
+            edge.client, edge.server, edge.protocol, edge.services or "[]", edge.operations or "[]"
+        ),
     )
 
 
@@ -153,6 +184,9 @@ class PermitJudge:
     def __init__(self, site: SiteModel) -> None:
         channels = {f"{c.id}/{ch.id}": ch for c in site.conduits for ch in c.channels}
         self.permits = [(permit, channels[permit.label]) for permit in declared_permits(site)]
+        self._ranges = [(_ranges(p.sources), _ranges(p.destinations)) for p, _ in self.permits]
+        self._holding: dict[tuple[str, bool], frozenset[int] | None] = {}
+        self._judged: dict[tuple[frozenset[int], str, str, str], Coverage] = {}
 
     def coverage(
         self,
@@ -163,16 +197,38 @@ class PermitJudge:
         operations: Sequence[str],
     ) -> Coverage:
         """Whether the channels cover this traffic (see the module's description)."""
-        try:
-            source, destination = ipaddress.ip_address(client), ipaddress.ip_address(server)
-        except ValueError:
+        sources, destinations = self.holding(client, source=True), self.holding(server, source=False)
+        if sources is None or destinations is None:
             return Coverage(False, (), "an end is not an IP address")
+        return self._judge(sources & destinations, protocol, services, operations)
+
+    def coverage_of_text(
+        self, client: str, server: str, protocol: str, services_json: str, operations_json: str
+    ) -> Coverage:
+        """`coverage` of an edge whose services and operations are stored JSON text, remembered:
+        edges between the same zones mostly share their permits, services and operations, so a
+        page of thousands of edges parses and judges only its few distinct ones."""
+        sources, destinations = self.holding(client, source=True), self.holding(server, source=False)
+        if sources is None or destinations is None:
+            return Coverage(False, (), "an end is not an IP address")
+        key = (sources & destinations, protocol, services_json, operations_json)
+        if key not in self._judged:
+            self._judged[key] = self._judge(
+                key[0], protocol, _services(services_json), _operations(operations_json)
+            )
+        return self._judged[key]
+
+    def _judge(
+        self,
+        permits: frozenset[int],
+        protocol: str,
+        services: Sequence[tuple[str, int]],
+        operations: Sequence[str],
+    ) -> Coverage:
         reachable = [
             (permit, channel)
-            for permit, channel in self.permits
-            if _holds(permit.sources, source)
-            and _holds(permit.destinations, destination)
-            and all(_opens(permit, transport, port) for transport, port in services)
+            for permit, channel in (self.permits[index] for index in sorted(permits))
+            if all(_opens(permit, transport, port) for transport, port in services)
         ]
         carrying = [(p, ch) for p, ch in reachable if ch.protocol == protocol or ch.protocol in GENERIC]
         if not carrying:
@@ -184,6 +240,26 @@ class PermitJudge:
             return Coverage(False, _labels(clear), "cleartext where the channel requires encryption")
         carrying = [pair for pair in carrying if pair not in clear]
         return _by_operations(carrying, operations)
+
+    def holding(self, address: str, *, source: bool) -> frozenset[int] | None:
+        """The indexes of the permits whose sources (else destinations) hold `address`; None if it
+        is no IP address. Remembered: a page judges thousands of edges between far fewer hosts."""
+        key = (address, source)
+        if key not in self._holding:
+            self._holding[key] = self._find_holding(address, source)
+        return self._holding[key]
+
+    def _find_holding(self, address: str, source: bool) -> frozenset[int] | None:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return None
+        number, version = int(ip), ip.version
+        return frozenset(
+            index
+            for index, ranges in enumerate(self._ranges)
+            if any(v == version and low <= number <= high for v, low, high in ranges[0 if source else 1])
+        )
 
 
 def _by_operations(carrying: list[tuple[Permit, Channel]], operations: Sequence[str]) -> Coverage:
@@ -201,8 +277,9 @@ def _labels(pairs: Sequence[tuple[Permit, Channel]]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(permit.label for permit, _ in pairs))
 
 
-def _holds(networks: Sequence[Any], address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return any(address.version == network.version and address in network for network in networks)
+def _ranges(networks: Sequence[Any]) -> tuple[tuple[int, int, int], ...]:
+    """Networks as (IP version, first address, last address) numbers, quicker to test than `in`."""
+    return tuple((n.version, int(n.network_address), int(n.broadcast_address)) for n in networks)
 
 
 def _opens(permit: Permit, transport: str, port: int) -> bool:

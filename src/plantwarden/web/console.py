@@ -162,9 +162,9 @@ def _moment(value: str, name: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: past the calendar's end once in UTC
         raise InvalidInput(f"{name} {value!r} is not a date or time (YYYY-MM-DD, YYYY-MM-DDTHH:MM)") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _alert_row(alert: Alert) -> dict[str, object]:

@@ -4,7 +4,6 @@ sites (`platform:sites.read`); an asset of another place is answered as not foun
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from plantwarden.core.access import Actor, Requires
 from plantwarden.core.db import Store
+from plantwarden.inventory.asset_list import AssetLine, asset_lines, asset_order
 from plantwarden.inventory.commmap import ROLE_LEGEND, layout, render_svg
 from plantwarden.inventory.errors import AssetNotFound
 from plantwarden.inventory.models import StoredAsset, StoredFunctionStatistics
@@ -24,18 +24,18 @@ from plantwarden.inventory.queries import (
     EdgeFilter,
     EdgeWithStatistics,
     get_asset,
-    list_assets,
     list_edges,
 )
 from plantwarden.inventory.roles import Role
 from plantwarden.inventory.stored_edges import ns_to_datetime
 from plantwarden.web.inventory_views import asset_id, map_input
 from plantwarden.web.map_cache import MapCache, inventory_version, map_key
+from plantwarden.web.pagination import page_of
 
 router = APIRouter(include_in_schema=False)
 READ = Requires("platform:sites.read")
 LIST_LIMIT = 5000
-"""Assets on the list page at most: past it the page says so and the filters narrow it."""
+"""Communications on an asset's page at most."""
 TIME = "%Y-%m-%d %H:%M:%S"
 
 
@@ -55,16 +55,17 @@ def assets_page(
     actor: Annotated[Actor, Depends(READ)],
     site: str | None = None,
     role: str | None = None,
+    page: str | None = None,
 ) -> HTMLResponse:
-    """Assets by address; `?site=` and `?role=` filter."""
-    query = AssetFilter(site=site or None, role=role or None, limit=LIST_LIMIT + 1)
+    """Assets by site and address, a page at a time; `?site=` and `?role=` filter."""
+    query = AssetFilter(site=site or None, role=role or None)
     with _store(request).transaction() as session:
-        found = list_assets(session, query, places=actor.places)
-        rows = sorted((_row(a) for a in found[:LIST_LIMIT]), key=lambda row: row["sort"])
+        order = asset_order(session, query, actor.places)
+        shown = page_of(page, len(order), "/assets", {"site": site or "", "role": role or ""})
+        lines = asset_lines(session, order[shown.offset : shown.offset + shown.size]) if shown.valid else []
     context = {
-        "assets": rows,
-        "more": len(found) > LIST_LIMIT,
-        "limit": LIST_LIMIT,
+        "assets": [_line_row(line) for line in lines],
+        "page": shown,
         "site": site or "",
         "role": role or "",
         "sites": sorted(actor.sites),
@@ -73,11 +74,27 @@ def assets_page(
     return _render(request, "assets.html", context)
 
 
+def _line_row(line: AssetLine) -> dict[str, Any]:
+    facts = line.facts
+    return {
+        "id": str(line.id),
+        "site": line.site,
+        "place": line.zone or line.segment,
+        "ips": line.ips,
+        "macs": line.macs,
+        "role": line.role,
+        "vendor": facts.get("vendor") or facts.get("device_vendor", ""),
+        "model": facts.get("product_name") or facts.get("model", ""),
+        "firmware": facts.get("firmware", ""),
+        "protocols": line.protocols,
+        "last_seen": line.last_seen.strftime(TIME),
+    }
+
+
 def _row(asset: StoredAsset) -> dict[str, Any]:
     ips = [item["address"] for item in asset.ips]
     return {
         "id": str(asset.id),
-        "sort": (asset.site, *_address_key(ips[0] if ips else "")),
         "site": asset.site,
         "place": asset.zone or asset.segment,
         "ips": ips,
@@ -89,15 +106,6 @@ def _row(asset: StoredAsset) -> dict[str, Any]:
         "protocols": sorted({*asset.client_protocols, *asset.server_protocols}),
         "last_seen": asset.last_seen.strftime(TIME),
     }
-
-
-def _address_key(address: str) -> tuple[int, int, bytes]:
-    """IPs in numeric order, v4 first; assets without one last."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return 1, 0, address.encode()
-    return 0, ip.version, ip.packed
 
 
 @router.get("/assets/{key}", response_class=HTMLResponse)

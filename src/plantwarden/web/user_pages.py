@@ -17,6 +17,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from plantwarden.accounts import authority
 from plantwarden.accounts import services as accounts
 from plantwarden.accounts.models import RoleGrant, User
 from plantwarden.core.access import Actor, Requires
@@ -110,6 +111,7 @@ def grant_role(
     until = _moment(valid_until.strip())
     with _store(request).transaction() as session:
         name = accounts.get_user_by_name(session, username).username
+        authority.check_grant(actor, name, role.strip(), site.strip(), zone.strip() or None)
         accounts.grant_role(
             session, _context(actor), name, role.strip(), site.strip(), zone.strip() or None, until
         )
@@ -128,6 +130,7 @@ def revoke_grant(
     """Revoke one grant of the user."""
     with _store(request).transaction() as session:
         name = accounts.get_user_by_name(session, username).username
+        authority.check_grant(actor, name, role.strip(), site.strip(), zone.strip() or None)
         accounts.revoke_grant(
             session, _context(actor), name, role.strip(), site.strip(), zone.strip() or None
         )
@@ -140,6 +143,7 @@ def unlock_user(
 ) -> RedirectResponse:
     """Clear the user's lock, failure count and login throttle."""
     with _store(request).transaction() as session:
+        authority.check_user(actor, accounts.get_user_by_name(session, username))
         name = accounts.unlock_user(session, _context(actor), username).username
     return _changed(request, name)
 
@@ -156,11 +160,11 @@ def _moment(value: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # 9999-12-31T23:59-01:00 is past the calendar's end in UTC
         raise InvalidInput(
             f"valid until {value!r} is not a date or time (YYYY-MM-DD, YYYY-MM-DDTHH:MM)"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _user_row(user: User, now: datetime) -> dict[str, Any]:

@@ -8,6 +8,7 @@ read them. Violations are alerts: they are shown only where the caller may also 
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -19,7 +20,8 @@ from plantwarden.core.access import Actor, Requires
 from plantwarden.core.db import Store
 from plantwarden.inventory.queries import Places
 from plantwarden.web.auth import PolicyCache, allowed_places
-from plantwarden.web.conduit_views import channel_rows, conduit_traffic
+from plantwarden.web.conduit_views import Traffic, channel_rows, conduit_traffic
+from plantwarden.web.pagination import page_of
 from plantwarden.web.zone_views import (
     ZoneViolation,
     conduit_links,
@@ -39,6 +41,10 @@ READ = Requires("platform:sites.read")
 ALERTS_READ = "platform:alerts.read"
 TIME = "%Y-%m-%d %H:%M:%S"
 APPLY_HINT = "plantwarden plant apply plant.yaml"
+TRAFFIC_SHOWN = ("client", "server", "client_zone", "server_zone", "protocol", "ports", "operations",
+                 "requests", "coverage")  # fmt: skip
+VIOLATIONS_SHOWN = 50
+"""Open violations listed on a conduit's page, the most recently seen; the page counts them all."""
 
 
 def _render(request: Request, template: str, context: dict[str, Any]) -> HTMLResponse:
@@ -162,29 +168,44 @@ def zones_svg(request: Request, actor: Annotated[Actor, Depends(READ)], site: st
 
 @router.get("/conduits/{conduit_id}", response_class=HTMLResponse)
 def conduit_page(
-    request: Request, actor: Annotated[Actor, Depends(READ)], conduit_id: str, site: str | None = None
+    request: Request,
+    actor: Annotated[Actor, Depends(READ)],
+    conduit_id: str,
+    site: str | None = None,
+    page: str | None = None,
 ) -> HTMLResponse:
     """One conduit: its zones and security level, its channels, the traffic between hosts of its
-    zones (covered by a channel or not) and its open violations."""
+    zones (covered by a channel or not; a page of it, the counts over all) and its open
+    violations."""
     readable = alert_places(request, actor)
     with _store(request).transaction() as session:
         found, conduit = _conduit(current_model(session), actor, conduit_id, site)
         shown = visible_zones(found, actor.places)
         traffic, more = conduit_traffic(session, found, conduit, shown)
         violations = [v for v in open_violations(session, found.id, readable) if v.concerns(conduit)]
+    path = f"/conduits/{urllib.parse.quote(conduit_id, safe='')}"
+    rows = page_of(page, len(traffic), path, {"site": site or ""})
+    shown_traffic = traffic[rows.offset : rows.offset + rows.size] if rows.valid else []
     context = {
         "site": found.id,
         "conduit": conduit,
         "security_level": str(conduit.security_level),
         "zones": [found.zone(zone_id) for zone_id in conduit.zones],
         "channels": channel_rows(found, conduit),
-        "traffic": [{**vars(t), "last_seen": t.last_seen.strftime(TIME)} for t in traffic],
+        "traffic": [_traffic_row(t) for t in shown_traffic],
+        "page": rows,
         "uncovered": sum(not t.coverage.covered for t in traffic),
         "more": more,
-        "violations": [_violation_row(v) for v in violations],
+        "violations": [_violation_row(v) for v in violations[:VIOLATIONS_SHOWN]],
+        "violation_count": len(violations),
         "alerts_shown": bool(readable),
     }
     return _render(request, "conduit.html", context)
+
+
+def _traffic_row(traffic: Traffic) -> dict[str, Any]:
+    row = {name: getattr(traffic, name) for name in TRAFFIC_SHOWN}
+    return {**row, "last_seen": traffic.last_seen.strftime(TIME)}
 
 
 def _conduit(

@@ -35,6 +35,18 @@ ZONE_RULES = "zone."
 """Rule ids of the zone check's alerts start with this."""
 VIOLATION_LIMIT = 1000
 """Open violations read per site at most, most recently seen first."""
+VIOLATION_COLUMNS = (
+    Alert.id,
+    Alert.rule_id,
+    Alert.title,
+    Alert.zone,
+    Alert.evidence,
+    Alert.assets,
+    Alert.dedup_key,
+    Alert.occurrences,
+    Alert.last_seen,
+)
+"""What a violation row needs of its alert: a column read, not the whole alert."""
 
 
 @dataclass(frozen=True)
@@ -80,18 +92,18 @@ def visible_zones(site: SiteModel, places: Places) -> tuple[str, ...]:
 def open_violations(session: Session, site: str, places: Places) -> list[ZoneViolation]:
     """Open (new or acknowledged) alerts of the zone check in `site`, most recently seen first,
     in the places (the caller's places for reading alerts) given."""
-    statement = select(Alert).where(
+    statement = select(*VIOLATION_COLUMNS).where(
         Alert.site == site, Alert.rule_id.startswith(ZONE_RULES), Alert.status != AlertStatus.CLOSED
     )
     if (site, None) not in places:
         zones = sorted(zone for s, zone in places if s == site and zone is not None)
         statement = statement.where(Alert.zone.in_(zones))
     statement = statement.order_by(Alert.last_seen.desc(), Alert.id.desc()).limit(VIOLATION_LIMIT)
-    return [_violation(alert) for alert in session.scalars(statement)]
+    return [_violation(alert) for alert in session.execute(statement)]
 
 
-def _violation(alert: Alert) -> ZoneViolation:
-    summary = next((item for item in alert.evidence if item.get("kind") == "zone-check"), {})
+def _violation(alert: Any) -> ZoneViolation:
+    summary: dict[str, Any] = next((item for item in alert.evidence if item.get("kind") == "zone-check"), {})
     return ZoneViolation(
         id=str(alert.id),
         rule=alert.rule_id,

@@ -257,3 +257,87 @@ def test_the_map_of_500_assets_and_2000_edges_is_served_in_under_a_second(tmp_pa
         assert page.text.count('class="node ') == 500
         assert "500 assets, 2,000 links" in page.text and 'data-group="zone-9"' in page.text
         assert seconds < MAP_SECONDS and size < MAP_BYTES
+
+
+def _plant_a_address(n: int) -> str:
+    return f"10.1.{n // 250}.{n % 250 + 1}"
+
+
+@pytest.fixture(scope="module")
+def paged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """plant-a with the 500 assets of `_big_plant` (every fifth a PLC), plant-b with the HMI and
+    PLC cell. Ada is admin of both sites, Vera views plant-b only."""
+    for made in server(Path(tmp_path_factory.mktemp("paged"))):
+        made.user("ada", "admin", "plant-a")
+        with made.store.transaction() as session:
+            accounts.grant_role(session, CTX, "ada", "admin", "plant-b")
+        made.user("vera", "viewer", "plant-b")
+        assets, _, _, roles = _big_plant()
+        with made.store.transaction() as session:
+            save_inventory(session, CTX, assets, [], [], roles)
+        _save(made.store, "plant-b", run_sightings(START), with_edges=True)
+        yield made
+
+
+def _as(made: Server, user: str) -> TestClient:
+    client = TestClient(made.client.app)
+    client.headers["Authorization"] = f"Bearer {made.token(user)}"
+    return client
+
+
+def test_the_asset_list_comes_in_pages_of_200_in_numeric_address_order(paged: Server) -> None:
+    with _as(paged, "ada") as client:
+        pages = [client.get("/assets", params={"site": "plant-a", "page": n}).text for n in (1, 2, 3)]
+        first = client.get("/assets", params={"site": "plant-a"}).text
+    assert _listed(first) == _listed(pages[0]) == [_plant_a_address(n) for n in range(200)]
+    assert _listed(pages[1]) == [_plant_a_address(n) for n in range(200, 400)]
+    assert _listed(pages[2]) == [_plant_a_address(n) for n in range(400, 500)]
+    assert "Assets 1&ndash;200 of 500 (page 1 of 3)" in pages[0]
+    assert "Assets 201&ndash;400 of 500 (page 2 of 3)" in pages[1]
+    assert "Assets 401&ndash;500 of 500 (page 3 of 3)" in pages[2]
+    assert (
+        '<a href="/assets?site=plant-a&amp;page=2" rel="next">' in pages[0] and 'rel="prev"' not in pages[0]
+    )
+    assert '<a href="/assets?site=plant-a" rel="prev">' in pages[1]
+    assert '<a href="/assets?site=plant-a&amp;page=3" rel="next">' in pages[1]
+    assert (
+        '<a href="/assets?site=plant-a&amp;page=2" rel="prev">' in pages[2] and 'rel="next"' not in pages[2]
+    )
+
+
+def test_the_pages_keep_the_filters_and_count_every_visible_site(paged: Server) -> None:
+    with _as(paged, "ada") as client:
+        everything = client.get("/assets", params={"page": "3"}).text
+        plcs = client.get("/assets", params={"site": "plant-a", "role": "plc"}).text
+        every_plc = client.get("/assets", params={"role": "plc"}).text
+    assert "Assets 401&ndash;502 of 502" in everything
+    assert _listed(everything) == [*(_plant_a_address(n) for n in range(400, 500)), HMI, PLC]
+    assert "Assets 1&ndash;100 of 100." in plcs and 'rel="next"' not in plcs
+    assert _listed(plcs) == [_plant_a_address(n) for n in range(0, 500, 5)]
+    assert "Assets 1&ndash;101 of 101." in every_plc  # and the PLC of plant-b, last
+    assert _listed(every_plc)[-2:] == [_plant_a_address(495), PLC]
+    with _as(paged, "ada") as client:
+        many = client.get("/assets", params={"role": "it_host", "page": "1"}).text
+        emptied = client.get("/assets", params={"role": "", "site": "plant-a", "page": "2"}).text
+    assert "Assets 1&ndash;100 of 100." in many and _listed(many)[0] == _plant_a_address(2)
+    assert '<a href="/assets?site=plant-a&amp;page=3" rel="next">' in emptied  # an empty filter is dropped
+
+
+def test_a_bad_page_number_is_an_empty_page_with_a_link_back(paged: Server) -> None:
+    with _as(paged, "ada") as client:
+        for asked in ("0", "-1", "two", "4", "1e3", "99999999999999999999"):
+            page = client.get("/assets", params={"site": "plant-a", "role": "plc", "page": asked})
+            assert page.status_code == 200, asked
+            assert _listed(page.text) == [], asked
+            assert "There is no page" in page.text and "it has 1 page (100 assets)" in page.text, asked
+            assert '<a href="/assets?site=plant-a&amp;role=plc">Back to the first page</a>' in page.text
+
+
+def test_paging_keeps_another_site_s_assets_hidden(paged: Server) -> None:
+    with _as(paged, "vera") as client:
+        mine = client.get("/assets").text
+        theirs = client.get("/assets", params={"site": "plant-a"}).text
+        past = client.get("/assets", params={"page": "2"}).text
+    assert _listed(mine) == [HMI, PLC] and "Assets 1&ndash;2 of 2." in mine and 'rel="next"' not in mine
+    assert _listed(theirs) == [] and "No assets in site plant-a" in theirs and "10.1.0." not in theirs
+    assert _listed(past) == [] and "it has 1 page (2 assets)" in past

@@ -192,10 +192,31 @@ def test_unlocking_a_locked_account(running: Server, ada: tuple[TestClient, str]
         ),
         (
             "/users/vera/grants",
-            {"role": "viewer", "site": "plant-b", "valid_until": "2001-01-01"},
+            {"role": "auditor", "site": "plant-a", "valid_until": "2001-01-01"},
             422,
             "past",
         ),
+        (
+            "/users/vera/grants",
+            {"role": "auditor", "site": "plant-a", "valid_until": "9999-12-31T23:59-01:00"},
+            422,
+            "not a date",
+        ),
+        # Ada manages users at plant-a only, and never her own grants
+        (
+            "/users/vera/grants",
+            {"role": "viewer", "site": "plant-b"},
+            403,
+            "you manage users at plant-a, not at",
+        ),
+        (
+            "/users/vera/grants/revoke",
+            {"role": "viewer", "site": "plant-b"},
+            403,
+            "you manage users at plant-a",
+        ),
+        ("/users/ada/grants", {"role": "engineer", "site": "plant-a"}, 403, "your own grants"),
+        ("/users/ada/grants/revoke", {"role": "admin", "site": "plant-a"}, 403, "your own grants"),
         ("/users/vera/grants", {"site": "plant-a"}, 422, "the request is not valid"),
         ("/users/vera/grants", {"role": "", "site": "plant-a"}, 422, "invalid_input"),  # "choose a role"
         ("/users/vera/grants/revoke", {"role": "admin", "site": "plant-a"}, 404, "holds no admin"),
@@ -212,6 +233,28 @@ def test_bad_input_answers_the_error_page(
     assert answer.status_code == status, answer.text
     assert "Error code:" in answer.text and message in answer.text
     assert _grants(running, "vera") == {("viewer", "plant-a", None)}
+
+
+def test_a_user_with_roles_elsewhere_is_unlocked_only_by_whom_manages_users_there(
+    running: Server, ada: tuple[TestClient, str]
+) -> None:
+    client, csrf = ada
+    running.user("bea", "viewer", site="plant-b")
+    with running.store.transaction() as session:
+        accounts.get_user_by_name(session, "bea").locked = True
+    refused = client.post("/users/bea/unlock", data={"csrf_token": csrf}, follow_redirects=False)
+    assert refused.status_code == 403 and "holds roles at plant-b" in refused.text
+    with running.store.transaction() as session:
+        assert accounts.get_user_by_name(session, "bea").locked
+    # the API holds Ada to the same: no grant at plant-b, no disabling bea
+    token = running.token("ada")
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"role": "admin", "site": "plant-b"}
+    assert running.client.post("/api/v1/users/bea/grants", json=body, headers=headers).status_code == 403
+    assert running.client.post("/api/v1/users/ada/grants", json=body, headers=headers).status_code == 403
+    assert running.client.post("/api/v1/users/bea/disable", headers=headers).status_code == 403
+    assert _grants(running, "bea") == {("viewer", "plant-b", None)}
+    assert _grants(running, "ada") == {("admin", "plant-a", None)}
 
 
 def test_a_form_without_its_csrf_token_changes_nothing(running: Server, ada: tuple[TestClient, str]) -> None:

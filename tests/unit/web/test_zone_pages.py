@@ -274,3 +274,75 @@ def test_without_a_plant_model_the_page_says_how_to_apply_one(tmp_path: Path) ->
             missing = client.get("/zones.svg")
             assert missing.status_code == 404 and "plantwarden plant apply plant.yaml" in missing.text
             assert client.get("/conduits/supervisory-cells").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Riverside with 250 covered reads of the HMI into cell A, 30 reads of a stranger into cell A
+    (no channel names that client) and 5 covered reads of the HMI into cell B; 55 open violations
+    of the HMI writing into cell A. Vera views Riverside; Cleo views cell B only."""
+    for made in server(Path(tmp_path_factory.mktemp("busy"))):
+        made.user("vera", "viewer", SITE)
+        made.user("cleo", "viewer", SITE, "cell-b")
+        edges = [
+            *(_edge(HMI, f"127.10.2.{n}", {"READ"}) for n in range(1, 251)),
+            *(_edge(STRANGER, f"127.10.2.{n}", {"READ"}) for n in range(1, 31)),
+            *(_edge(HMI, f"127.10.3.{n}", {"READ"}) for n in range(101, 106)),
+        ]
+        with made.store.transaction() as session:
+            apply_plant(session, CTX, PLANT.read_bytes(), "examples/riverside/plant.yaml")
+            save_inventory(session, CTX, [], edges, [])
+            for n in range(1, 56):  # 55 open violations on the conduit
+                target = f"127.10.2.{n}"
+                zones = ("supervisory", "cell-a")
+                draft = _violation("zone.operation-not-allowed", HMI, target, zones, "write",
+                                   conduit="supervisory-cells", channel="hmi-polling")  # fmt: skip
+                raise_alert(session, CTX, draft, rate_limit=100)
+        yield made
+
+
+def _traffic_rows(text: str) -> list[tuple[str, str, str]]:
+    ip = r"<code>([\d.]+)</code>"
+    return re.findall(rf'<tr class="(covered|uncovered)">\s*<td>.*?</td>\s*<td>{ip}.*?<td>{ip}', text, re.S)
+
+
+def test_the_conduit_s_traffic_comes_in_pages_with_counts_over_all_of_it(busy: Server) -> None:
+    with _client(busy, "vera") as client:
+        first = client.get("/conduits/supervisory-cells", params={"site": SITE}).text
+        second = client.get("/conduits/supervisory-cells", params={"site": SITE, "page": "2"}).text
+    for text in (first, second):
+        assert "285 communications, 30 not covered by a channel" in text
+    one, two = _traffic_rows(first), _traffic_rows(second)
+    assert len(one) == 200 and len(two) == 85 and not set(one) & set(two)
+    assert [row[0] for row in one[:30]] == ["uncovered"] * 30 and one[30][0] == "covered"
+    assert {row[0] for row in two} == {"covered"} and {row[1] for row in one[:30]} == {STRANGER}
+    assert "Communications 1&ndash;200 of 285 (page 1 of 2)" in first
+    assert "Communications 201&ndash;285 of 285 (page 2 of 2)" in second
+    assert '<a href="/conduits/supervisory-cells?site=riverside&amp;page=2" rel="next">' in first
+    assert '<a href="/conduits/supervisory-cells?site=riverside" rel="prev">' in second
+
+
+def test_a_bad_conduit_page_is_empty_with_a_link_back(busy: Server) -> None:
+    with _client(busy, "vera") as client:
+        for asked in ("0", "-2", "last", "3"):
+            page = client.get("/conduits/supervisory-cells", params={"page": asked})
+            assert page.status_code == 200 and _traffic_rows(page.text) == [], asked
+            assert "285 communications, 30 not covered by a channel" in page.text
+            assert "There is no page" in page.text and "it has 2 pages" in page.text
+            assert '<a href="/conduits/supervisory-cells">Back to the first page</a>' in page.text
+
+
+def test_a_zone_viewer_s_pages_count_only_their_zone_s_traffic(busy: Server) -> None:
+    with _client(busy, "cleo") as client:
+        page = client.get("/conduits/supervisory-cells").text
+    assert "5 communications, 0 not covered by a channel" in page and 'rel="next"' not in page
+    assert sorted(row[2] for row in _traffic_rows(page)) == [f"127.10.3.{n}" for n in range(101, 106)]
+    assert "127.10.2." not in page
+
+
+def test_the_conduit_page_lists_the_50_latest_violations_and_counts_all(busy: Server) -> None:
+    with _client(busy, "vera") as client:
+        page = client.get("/conduits/supervisory-cells").text
+    listed = re.findall(r"<td><code>zone\.operation-not-allowed</code></td>", page)
+    assert len(listed) == 50
+    assert "55 open violations on this conduit; the 50 most recently seen are listed." in page
