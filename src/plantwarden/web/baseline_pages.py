@@ -14,10 +14,8 @@ import json
 import socket
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
@@ -32,13 +30,12 @@ from plantwarden.detection.baselines import services
 from plantwarden.detection.baselines.facts import FactKey, FactKind
 from plantwarden.detection.baselines.learner import LEARNING, SITE_SCOPE
 from plantwarden.detection.baselines.models import BaselineFact, BaselineScope
+from plantwarden.web.pagination import page_of
 
 router = APIRouter(include_in_schema=False)
 READ = Requires("platform:baselines.read")
 TIME = "%Y-%m-%d %H:%M:%S"
 KINDS = tuple(kind.value for kind in FactKind)
-PAGE_SIZE = 200
-"""Scopes on a page of the list."""
 FACT_LIMIT = 2000
 """Facts on a scope's page at most: past it the page says so and the kind filter narrows it."""
 LEARN_HINTS = ("plantwarden sensor run", "plantwarden baseline learn --site SITE --last 7d")
@@ -65,9 +62,9 @@ def baselines_page(
     site: str | None = None,
     page: str | None = None,
 ) -> HTMLResponse:
-    """The scopes of the caller's sites (of one with `?site=`) by site and name, `PAGE_SIZE` a
-    page (`?page=`): each with its state, its facts by kind and how many were accepted by hand."""
-    number = _page_number(page)
+    """The scopes of the caller's sites (of one with `?site=`) by site and name, a page at a time
+    (`?page=`, `web.pagination`): each with its state, its facts by kind and how many were
+    accepted by hand."""
     with _store(request).transaction() as session:
         listed = session.execute(select(BaselineScope.site, BaselineScope.scope, BaselineScope.state)).all()
         rows = [row for row in listed if actor.may_see(row.site)]
@@ -76,68 +73,19 @@ def baselines_page(
             (row for row in rows if not site or row.site == site),
             key=lambda row: (row.site, _scope_key(row.scope)),
         )
-        pager = Pager(len(shown), number, {"site": site or ""})
-        on_page = _scope_rows(session, [(row.site, row.scope) for row in shown[pager.start : pager.stop]])
+        pager = page_of(page, len(shown), "/baselines", {"site": site or ""})
+        chosen = shown[pager.offset : pager.offset + pager.size] if pager.valid else []
+        on_page = _scope_rows(session, [(row.site, row.scope) for row in chosen])
         counts = _counts(session, sorted({row.site for row in on_page}), [row.scope for row in on_page])
     context = {
         "site": site or "",
         "sites": sites,
         "kinds": KINDS,
         "groups": _groups(on_page, counts, _states(shown)),
-        "pager": pager,
+        "page": pager,
         "learn_hints": LEARN_HINTS,
     }
     return _render(request, "baselines.html", context)
-
-
-def _page_number(text: str | None) -> int:
-    """`?page=`: a whole number from 1 (1 when absent)."""
-    if not text:
-        return 1
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise InvalidInput(f"page {text[:20]!r} is not a page number: a whole number from 1")
-    return int(text)
-
-
-@dataclass(frozen=True)
-class Pager:
-    """Which of `total` rows page `number` shows, and the links to its neighbours (keeping the
-    page's filters, `keep`); a page past the last shows none."""
-
-    total: int
-    number: int
-    keep: Mapping[str, str]
-    size: int = PAGE_SIZE
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.size))
-
-    @property
-    def start(self) -> int:
-        return (self.number - 1) * self.size
-
-    @property
-    def stop(self) -> int:
-        return min(self.total, self.number * self.size)
-
-    @property
-    def past_end(self) -> bool:
-        return self.number > self.pages
-
-    def link(self, number: int) -> str:
-        query = {name: value for name, value in self.keep.items() if value}
-        if number > 1:
-            query["page"] = str(number)
-        return f"/baselines?{urlencode(query)}" if query else "/baselines"
-
-    @property
-    def previous(self) -> str:
-        return self.link(min(self.number, self.pages + 1) - 1) if self.number > 1 else ""
-
-    @property
-    def next(self) -> str:
-        return self.link(self.number + 1) if self.number < self.pages else ""
 
 
 def _scope_rows(session: Session, names: Sequence[tuple[str, str]]) -> list[BaselineScope]:
