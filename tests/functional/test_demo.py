@@ -52,6 +52,7 @@ from tests.conftest import make_settings
 from tests.helpers import console_up, free_port, wait_for
 
 UP_WITHIN, ALERT_WITHIN = 30.0, 10.0
+SITE = "riverside"
 PASSWORD = "a long and quiet valve"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -294,6 +295,21 @@ def _first_login(driver: WebDriver, url: str, username: str, one_time: str, shot
         _wait(driver).until(lambda d: "recovery" in d.page_source.lower())
 
 
+def _add_user(demo: Demo, username: str, role: str, *more: str) -> str:
+    """Add a user of the demo's site with `role` (and `more` roles) by the CLI; the one-time password."""
+
+    def cli(*arguments: str) -> str:
+        command = [sys.executable, "-m", "plantwarden", "--data-dir", str(demo.directory), "user", *arguments]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
+
+    added = cli("add", username, "--role", role, "--site", SITE)
+    one_time = re.search(r"one-time password \(shown once\): (\S+)", added)
+    assert one_time is not None, added
+    for other in more:
+        cli("grant", username, "--role", other, "--site", SITE)
+    return one_time[1]
+
+
 def _diagnosis(demo: Demo, browser: WebDriver) -> str:
     """What the demo did, for a wait that timed out: the launches, the alerts, its last words."""
     browser.get(f"{demo.url}/exercises")
@@ -381,14 +397,7 @@ def test_log_in_launch_an_attack_see_its_alert_and_acknowledge_it(
 def test_an_operator_who_types_an_administration_url_gets_403(
     demo: Demo, browser: WebDriver, tmp_path: Path
 ) -> None:
-    added = subprocess.run(
-        [sys.executable, "-m", "plantwarden", "--data-dir", str(demo.directory), "user", "add", "olga",
-         "--role", "operator", "--site", "riverside"],
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout  # fmt: skip
-    one_time = re.search(r"one-time password \(shown once\): (\S+)", added)
-    assert one_time is not None, added
-    _first_login(browser, demo.url, "olga", one_time[1], None)
+    _first_login(browser, demo.url, "olga", _add_user(demo, "olga", "operator"), None)
     for url in ("/api/v1/users", "/exercises"):
         browser.get(f"{demo.url}{url}")
         text = browser.find_element(By.TAG_NAME, "body").text
@@ -417,24 +426,13 @@ def _tab_to(driver: WebDriver, wanted: Callable[[Any], bool], limit: int = 80) -
 
 @needs_browser
 def test_the_console_works_from_the_keyboard(demo: Demo, browser: WebDriver) -> None:
-    added = subprocess.run(
-        [sys.executable, "-m", "plantwarden", "--data-dir", str(demo.directory), "user", "add", "kim",
-         "--role", "security_analyst", "--site", "riverside"],
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout  # fmt: skip
-    one_time = re.search(r"one-time password \(shown once\): (\S+)", added)
-    assert one_time is not None, added
     # a security analyst works alerts and runs exercises; the map is for those who read sites
-    subprocess.run(
-        [sys.executable, "-m", "plantwarden", "--data-dir", str(demo.directory), "user", "grant", "kim",
-         "--role", "viewer", "--site", "riverside"],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+    one_time = _add_user(demo, "kim", "security_analyst", "viewer")
     # the first login, with the keys alone: each form's first field has the focus (a security
     # analyst's roles ask for no second factor; the admin's walk above enrols one)
     browser.get(f"{demo.url}/login")
     _focused(browser, "username")
-    _keys(browser, "kim", Keys.TAB, one_time[1], Keys.ENTER)
+    _keys(browser, "kim", Keys.TAB, one_time, Keys.ENTER)
     _wait(browser).until(expected_conditions.url_contains("/account/password"))
     _focused(browser, "new_password")
     _keys(browser, PASSWORD, Keys.TAB, PASSWORD, Keys.ENTER)

@@ -26,8 +26,8 @@ def check_grant(actor: Actor, username: str, role: str, site: str, zone: str | N
             " grant` on the host)"
         )
     if not actor.may_see(site, zone):
-        raise PermissionDenied(f"you manage users at {_where(actor)}, not at site {site!r}" + (
-            f" zone {zone!r}" if zone else ""))  # fmt: skip
+        where = f"site {site!r}" + (f" zone {zone!r}" if zone else "")
+        raise PermissionDenied(f"you manage users at {_where(actor)}, not at {where}")
 
 
 def check_user(actor: Actor, user: User) -> None:

@@ -379,7 +379,7 @@ def grant_role(
 ) -> RoleGrant:
     """Grant a built-in role to a user at a site, or in one zone of it, optionally until a time."""
     user = get_user_by_name(session, username)
-    _check_grant(role, site, zone)
+    check_grant_input(role, site, zone)
     now = ctx.clock.now()
     if valid_until is not None:
         if valid_until.tzinfo is None:
@@ -445,10 +445,6 @@ def list_grants(session: Session, username: str | None = None) -> Sequence[RoleG
 
 def check_grant_input(role: str, site: str, zone: str | None) -> None:
     """InvalidRole or InvalidGrant for an unknown role or a malformed site or zone."""
-    _check_grant(role, site, zone)
-
-
-def _check_grant(role: str, site: str, zone: str | None) -> None:
     if role not in BUILTIN_ROLES:
         raise InvalidRole(
             f"unknown role {role!r}: one of {', '.join(sorted(BUILTIN_ROLES))}", details={"role": role}

@@ -298,16 +298,23 @@ def allowed_places(
     return tuple(dict.fromkeys(places)), last
 
 
+def places_of(request: Request, actor: Actor, action: str) -> tuple[tuple[str, str | None], ...]:
+    """Where `actor` also holds `action` (a token only within its scopes), asked of the policy in
+    force: for a page that shows more to those who may (a panel, a link, a form). Not holding it
+    refuses nothing and records nothing; the route's `Requires` is what decides."""
+    cache = getattr(request.app.state, "policy", None)
+    if not isinstance(cache, PolicyCache) or actor.setup_pending:
+        return ()
+    if actor.scopes and action not in actor.scopes:
+        return ()
+    places, _ = allowed_places(cache, actor.username, action)
+    return places
+
+
 def may(request: Request, action: str) -> bool:
     """Whether the caller of this (already authenticated) request may do `action` somewhere: for
-    showing a link or a form, never for deciding (the route's `Requires` decides). Asking refuses
-    nothing and records nothing."""
+    showing a link or a form, never for deciding (the route's `Requires` decides)."""
     authenticated = getattr(request.state, "authenticated", None)
-    cache = getattr(request.app.state, "policy", None)
-    if not isinstance(authenticated, Authenticated) or not isinstance(cache, PolicyCache):
+    if not isinstance(authenticated, Authenticated):
         return False
-    actor = authenticated.actor
-    if actor.setup_pending or (actor.scopes and action not in actor.scopes):
-        return False
-    places, _ = allowed_places(cache, actor.username, action)
-    return bool(places)
+    return bool(places_of(request, authenticated.actor, action))

@@ -26,7 +26,7 @@ from plantwarden.core.records.backend import open_backend
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.settings import Settings
 from plantwarden.web import dashboard_views as overview
-from plantwarden.web.auth import PolicyCache, allowed_places
+from plantwarden.web.auth import places_of
 from plantwarden.zones import services as zones
 
 router = APIRouter(include_in_schema=False)
@@ -43,8 +43,8 @@ def dashboard(
     latest telemetry; store, schema, sites and their network segments. Each panel counts only
     where the caller holds its own action (alerts.read, records.read) besides sites.read."""
     store: Store = request.app.state.store
-    alert_places = _places(request, actor, ALERTS_READ)
-    telemetry_sites = sorted(site for site, zone in _places(request, actor, RECORDS_READ) if zone is None)
+    alert_places = places_of(request, actor, ALERTS_READ)
+    telemetry_sites = sorted(site for site, zone in places_of(request, actor, RECORDS_READ) if zone is None)
     now = datetime.now(UTC)
     with store.transaction() as session:
         sites = [
@@ -73,16 +73,6 @@ def dashboard(
     }
     page: HTMLResponse = request.app.state.templates.TemplateResponse(request, "dashboard.html", context)
     return page
-
-
-def _places(request: Request, actor: Actor, action: str) -> tuple[tuple[str, str | None], ...]:
-    """Where the caller also holds `action`, asked of the policy in force. Not holding it is no
-    refusal here (the overview leaves that panel out), so nothing goes to the audit log."""
-    if actor.scopes and action not in actor.scopes:
-        return ()
-    cache: PolicyCache = request.app.state.policy
-    places, _ = allowed_places(cache, actor.username, action)
-    return places
 
 
 @router.get("/alerts", response_class=HTMLResponse)

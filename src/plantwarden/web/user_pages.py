@@ -109,12 +109,11 @@ def grant_role(
 ) -> RedirectResponse:
     """Grant a role at a site (or one zone of it), optionally until a time (UTC)."""
     until = _moment(valid_until.strip())
+    grant = (role.strip(), site.strip(), zone.strip() or None)
     with _store(request).transaction() as session:
         name = accounts.get_user_by_name(session, username).username
-        authority.check_grant(actor, name, role.strip(), site.strip(), zone.strip() or None)
-        accounts.grant_role(
-            session, _context(actor), name, role.strip(), site.strip(), zone.strip() or None, until
-        )
+        authority.check_grant(actor, name, *grant)
+        accounts.grant_role(session, _context(actor), name, *grant, until)
     return _changed(request, name)
 
 
@@ -128,12 +127,11 @@ def revoke_grant(
     zone: Annotated[str, Form(max_length=NAME)] = "",
 ) -> RedirectResponse:
     """Revoke one grant of the user."""
+    grant = (role.strip(), site.strip(), zone.strip() or None)
     with _store(request).transaction() as session:
         name = accounts.get_user_by_name(session, username).username
-        authority.check_grant(actor, name, role.strip(), site.strip(), zone.strip() or None)
-        accounts.revoke_grant(
-            session, _context(actor), name, role.strip(), site.strip(), zone.strip() or None
-        )
+        authority.check_grant(actor, name, *grant)
+        accounts.revoke_grant(session, _context(actor), name, *grant)
     return _changed(request, name)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from plantwarden.core.access import Actor, Requires
 from plantwarden.core.db import Store
 from plantwarden.inventory.queries import Places
-from plantwarden.web.auth import PolicyCache, allowed_places
+from plantwarden.web.auth import places_of
 from plantwarden.web.conduit_views import Traffic, channel_rows, conduit_traffic
 from plantwarden.web.pagination import page_of
 from plantwarden.web.zone_views import (
@@ -58,13 +58,8 @@ def _store(request: Request) -> Store:
 
 
 def alert_places(request: Request, actor: Actor) -> Places:
-    """Where the caller may also read alerts, asked of the policy in force. Not being allowed is
-    no refusal here (the page simply leaves violations out), so nothing goes to the audit log."""
-    if actor.scopes and ALERTS_READ not in actor.scopes:
-        return ()
-    cache: PolicyCache = request.app.state.policy
-    places, _ = allowed_places(cache, actor.username, ALERTS_READ)
-    return places
+    """Where the caller may also read alerts (the page leaves other violations out)."""
+    return places_of(request, actor, ALERTS_READ)
 
 
 def _sites(model: PlantModel | None, actor: Actor) -> list[SiteModel]:
