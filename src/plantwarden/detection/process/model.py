@@ -321,16 +321,26 @@ def _patterns(
 
 
 def _slow(data: FloatArray, limit: float | None) -> NDArray[np.bool_]:
-    """Variables whose lag-1 autocorrelation over the training rows reaches `limit` (drifting states)."""
-    slow = np.zeros(data.shape[1], dtype=bool)
-    if limit is None:
-        return slow
-    for j, column in enumerate(data.T):
-        pairs = ~np.isnan(column[:-1]) & ~np.isnan(column[1:])
-        a, b = column[:-1][pairs], column[1:][pairs]
-        if len(a) > 2 and a.std() > 0 and b.std() > 0:
-            slow[j] = float(np.corrcoef(a, b)[0, 1]) >= limit
-    return slow
+    """Variables whose lag-1 autocorrelation over the training rows reaches `limit` (drifting states).
+
+    Over the pairs of consecutive rows where both values are present, per column at once; a
+    column with fewer than three pairs, or constant on either side, is not slow."""
+    width = data.shape[1]
+    if limit is None or len(data) < 2:
+        return np.zeros(width, dtype=bool)
+    before, after = data[:-1], data[1:]
+    pairs = ~np.isnan(before) & ~np.isnan(after)
+    count = pairs.sum(axis=0)
+    used = np.maximum(count, 1)
+    a = np.where(pairs, before, 0.0)
+    b = np.where(pairs, after, 0.0)
+    a = np.where(pairs, a - a.sum(axis=0) / used, 0.0)
+    b = np.where(pairs, b - b.sum(axis=0) / used, 0.0)
+    spread_a, spread_b = (a * a).sum(axis=0), (b * b).sum(axis=0)
+    valid = (count > 2) & (spread_a > 0) & (spread_b > 0)
+    product = np.where(valid, spread_a * spread_b, 1.0)
+    correlation = (a * b).sum(axis=0) / np.sqrt(product)
+    return np.asarray(valid & (correlation >= limit), dtype=bool)
 
 
 def _hours(times_ns: NDArray[np.int64]) -> NDArray[np.int64]:

@@ -44,8 +44,13 @@ class Scores:
 
     def top_variable(self) -> list[str]:
         """Per row, the variable furthest from what the others imply ('' when none is present)."""
+        if not len(self.names):
+            return [""] * len(self)
         magnitude = np.nan_to_num(np.abs(self.deviation), nan=-1.0)
-        return ["" if row.max() < 0 else self.names[int(row.argmax())] for row in magnitude]
+        best = magnitude.argmax(axis=1)
+        labels = np.array(self.names, dtype=object)[best]
+        labels[magnitude[np.arange(len(best)), best] < 0] = ""
+        return list(labels)
 
 
 class Scorer:

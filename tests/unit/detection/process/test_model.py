@@ -10,7 +10,7 @@ import pytest
 from plantwarden.core.errors import InvalidInput
 from plantwarden.detection.process import alarm
 from plantwarden.detection.process.config import ModelConfig
-from plantwarden.detection.process.model import ProcessModel, explain
+from plantwarden.detection.process.model import ProcessModel, _slow, explain
 
 SECOND = 1_000_000_000
 NAMES = ("flow", "pressure", "current")
@@ -154,6 +154,35 @@ def test_a_drifting_state_is_judged_by_its_change() -> None:
     assert scores.top_variable()[25] == "temperature"
     assert abs(scores.deviation[25, 3]) > 20 and np.nanmax(np.abs(scores.deviation[1:25, 3])) < 5
     assert explain(model, scores.measured[25], scores.deviation[25])[0].measure == "change"
+
+
+def test_slow_variables_are_judged_over_the_pairs_both_present() -> None:
+    rng = np.random.default_rng(11)
+    walk = np.cumsum(rng.normal(0, 1, 500))  # lag-1 autocorrelation near 1
+    noise = rng.normal(0, 1, 500)  # near 0
+    sparse = walk.copy()
+    sparse[rng.random(500) < 0.3] = np.nan  # still slow, over the pairs left
+    lonely = np.full(500, np.nan)
+    lonely[[10, 11, 40]] = (1.0, 2.0, 3.0)  # one pair only: too few to judge
+    data = np.column_stack([walk, noise, sparse, lonely])
+    for limit in (0.5, 0.9):
+        expected = []
+        for column in data.T:
+            pairs = ~np.isnan(column[:-1]) & ~np.isnan(column[1:])
+            a, b = column[:-1][pairs], column[1:][pairs]
+            expected.append(len(a) > 2 and bool(np.corrcoef(a, b)[0, 1] >= limit))
+        assert _slow(data, limit).tolist() == expected == [True, False, True, False]
+    assert not _slow(data, None).any()
+    assert not _slow(data[:1], 0.9).any()
+
+
+def test_the_top_variable_of_a_row_with_nothing_present_is_empty() -> None:
+    model = fitted()
+    times, values = plant(5, seed=3)
+    values[2] = np.nan
+    values[3, 0] = np.nan
+    top = model.scorer().score(times + 600 * SECOND, values).top_variable()
+    assert top[2] == "" and top[3] in NAMES[1:] and all(top[i] in NAMES for i in (0, 1, 4))
 
 
 def test_an_hourly_baseline_absorbs_the_daily_cycle() -> None:
