@@ -49,7 +49,12 @@ from plantwarden.sim.plant import Plant
 from plantwarden.sim.tap import Tap
 from plantwarden.sim.traffic.payloads import http_request
 
-PROBE_TIMEOUT = 0.5
+PROBE_TIMEOUT = 2.0
+"""Seconds a probe waits for its connection. A closed port answers at once (a reset), so only a
+port that drops the probe waits this long; generous, because the attack shares its event loop
+with the simulated plant, and a busy host must not turn an open port into "no answer"."""
+ANSWER_TIMEOUT = 2.0
+"""Seconds a Modbus request of an attack waits for its answer (the plant's HMI waits as long)."""
 DRIFT_TICK = 0.1
 """Real seconds between two settings of a drifting sensor's bias (the live physics' own tick)."""
 
@@ -183,7 +188,7 @@ class LiveAttack:
         async with connection:
             client = LiveModbusClient(connection, plc.unit_id, self.rng.randrange(0x10000))
             for request in step.requests:
-                answer = await client.call(request, timeout=1.0)
+                answer = await client.call(request, timeout=ANSWER_TIMEOUT)
                 result = "no answer" if answer is None else _answer_text(answer)
                 self._note(
                     step.source,
