@@ -7,7 +7,7 @@ from typing import Any, cast
 from plantwarden.zones.plant.context import SiteContext, address
 from plantwarden.zones.plant.model import Address, Asset, Register, Zone
 from plantwarden.zones.plant.source import Path
-from plantwarden.zones.plant.unit_ids import check_unit_id
+from plantwarden.zones.plant.unit_ids import check_gateway_routes, check_unit_id
 
 _READ_ONLY_KINDS = ("input", "discrete")
 
@@ -42,6 +42,7 @@ def build_assets(ctx: SiteContext, zones: tuple[Zone, ...]) -> tuple[Asset, ...]
                 rate_limits=_rate_limits(ctx, item.get("rate_limits") or {}, (*path, "rate_limits")),
             )
         )
+    check_gateway_routes(ctx, assets)
     return tuple(assets)
 
 

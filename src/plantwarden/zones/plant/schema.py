@@ -159,7 +159,8 @@ ASSET = _object(
             "minimum": 0,
             "maximum": 255,
             "description": "The Modbus unit id it answers: 1-247, or 255 for a Modbus/TCP device that"
-            " takes none (0 is broadcast, 248-254 reserved).",
+            " takes none (0 is broadcast, 248-254 reserved). Behind a site's one gateway, each of"
+            " several gateway_only assets needs its own.",
         },
         "registers": {"type": "array", "items": REGISTER},
         "rate_limits": {
