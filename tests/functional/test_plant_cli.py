@@ -19,6 +19,7 @@ from plantwarden.policy.compile import Request as PolicyRequest
 from plantwarden.policy.model import Subject
 from plantwarden.zones import applied
 from plantwarden.zones.models import PlantVersion, Site
+from plantwarden.zones.plant.load import load_plant
 from plantwarden.zones.plant_cli import plant_group
 from tests.conftest import make_settings
 from tests.helpers import plantwarden
@@ -101,6 +102,43 @@ def test_an_invalid_file_is_not_applied(provider: Provider, tmp_path: Path) -> N
     assert result.exit_code == 1 and "zone 'nowhere' is not one of the zones of conduit" in result.output
     with provider.runtime().ready_store().transaction() as session:
         assert applied.latest(session) is None
+
+
+def test_plcs_behind_one_gateway_on_one_unit_id_are_neither_valid_nor_applied(
+    provider: Provider, tmp_path: Path
+) -> None:
+    # the gateway routes by unit id: tank-1 and tank-2 both answer unit 1, so once both are
+    # gateway_only behind the site's one gateway, the gateway could not start on this model
+    text = RIVERSIDE.read_text().replace(
+        "    timezone: UTC\n", "    timezone: UTC\n    gateways: [127.10.1.60]\n", 1
+    )
+    text = text.replace(
+        "criticality: high\n        unit_id: 1\n",
+        "criticality: high\n        gateway_only: true\n        unit_id: 1\n",
+        2,
+    )
+    broken = tmp_path / "plant.yaml"
+    broken.write_text(text)
+    line = 1 + text[: text.index("unit_id: 1", text.index("id: tank-2"))].count("\n")
+    index = [asset.id for asset in load_plant(RIVERSIDE).site("riverside").assets].index("tank-2")
+    expected = (
+        f"{broken}:{line}:18: sites[0].assets[{index}].unit_id: unit id 1 is also the unit id of"
+        " gateway_only asset 'tank-1': the gateway routes requests by unit id, so the gateway_only"
+        " assets behind one gateway need distinct unit ids"
+    )
+    for command in ("validate", "apply"):
+        result = CliRunner().invoke(plant_group, [command, str(broken)], obj=provider)
+        assert result.exit_code == 1 and result.output.strip() == expected, result.output
+    with provider.runtime().ready_store().transaction() as session:
+        assert applied.latest(session) is None
+    broken.write_text(
+        text.replace(
+            "        gateway_only: true\n        unit_id: 1\n",
+            "        gateway_only: true\n        unit_id: 2\n",
+            1,
+        )
+    )
+    assert "applied" in run(provider, "apply", str(broken))
 
 
 @pytest.fixture

@@ -81,7 +81,9 @@ def routes_of(site: SiteModel, upstreams: Mapping[str, tuple[str, int]]) -> dict
     """The unit-id routes to the PLCs: the assets named in `upstreams` (at the address given), or,
     when none is named, the site's `gateway_only` assets (first address, port 502).
 
-    An asset with a `unit_id` answers that unit id; a single PLC without one answers any.
+    An asset with a `unit_id` answers that unit id; a single PLC without one answers any. Loading
+    plant.yaml already refuses a collision among the `gateway_only` assets of a site with one
+    gateway (`zones.plant.unit_ids`); this check stays for `--upstream` and sites with several.
     """
     unknown = sorted(set(upstreams) - {asset.id for asset in site.assets})
     if unknown:

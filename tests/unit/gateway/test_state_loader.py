@@ -32,13 +32,18 @@ def test_an_unchanged_store_gives_back_the_same_state_and_a_new_grant_a_new_one(
 
 def test_two_plcs_on_one_unit_id_are_refused_with_a_clear_message() -> None:
     # the gateway routes by unit id: a second PLC on the same id would silently take the first's
-    # requests, so the model is refused
-    text = PLANT.replace(
+    # requests, so the gateway refuses the model. plant.yaml refuses it too for a site with one
+    # gateway; with two listed, the model cannot say which PLC is behind which, so only the
+    # gateway can tell (without --upstream, or with an --upstream naming both)
+    text = PLANT.replace("    zones:", "    gateways: [127.0.0.60, 127.0.0.61]\n    zones:").replace(
         "    rights:",
         "      - {id: plc-2, address: 127.0.0.2, unit_id: 1, gateway_only: true}\n    rights:",
     )
-    with pytest.raises(InvalidInput, match="plc-1 and plc-2 both answer unit id 1"):
-        build_state(builtin_model([]), plant(text), SITE, {})
+    for upstreams in ({}, {"plc-1": ("127.0.0.1", 502), "plc-2": ("127.0.0.2", 502)}):
+        with pytest.raises(InvalidInput, match="plc-1 and plc-2 both answer unit id 1"):
+            build_state(builtin_model([]), plant(text), SITE, upstreams)
+    alone = build_state(builtin_model([]), plant(text), SITE, {"plc-2": ("127.0.0.2", 502)}).routes
+    assert {unit: target.asset for unit, target in alone.items()} == {1: "plc-2"}
     again = text.replace(
         "{id: plc-2, address: 127.0.0.2, unit_id: 1", "{id: plc-2, address: 127.0.0.2, unit_id: 2"
     )

@@ -1,4 +1,4 @@
-"""Checks and building of plant.yaml's assets: addresses, zone membership, register maps."""
+"""Checks and building of plant.yaml's assets: addresses, zone membership, register maps, unit ids."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any, cast
 from plantwarden.zones.plant.context import SiteContext, address
 from plantwarden.zones.plant.model import Address, Asset, Register, Zone
 from plantwarden.zones.plant.source import Path
+from plantwarden.zones.plant.unit_ids import check_gateway_routes, check_unit_id
 
 _READ_ONLY_KINDS = ("input", "discrete")
 
@@ -26,6 +27,7 @@ def build_assets(ctx: SiteContext, zones: tuple[Zone, ...]) -> tuple[Asset, ...]
                 ctx.problem(path, f"address {parsed} is also the address of asset {owners[parsed]!r}")
             owners.setdefault(parsed, item["id"])
         zone = _zone_of(ctx, item, path, addresses, zones, listed.get(item["id"]))
+        check_unit_id(ctx, item, index)
         assets.append(
             Asset(
                 id=item["id"],
@@ -40,6 +42,7 @@ def build_assets(ctx: SiteContext, zones: tuple[Zone, ...]) -> tuple[Asset, ...]
                 rate_limits=_rate_limits(ctx, item.get("rate_limits") or {}, (*path, "rate_limits")),
             )
         )
+    check_gateway_routes(ctx, assets)
     return tuple(assets)
 
 

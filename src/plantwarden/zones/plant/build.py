@@ -2,8 +2,9 @@
 
 Ids are unique, references resolve (zones, assets, windows, roles), subnets are networks and do
 not overlap within a segment, addresses are addresses, channels' zones belong to their conduit,
-register maps do not overlap, time zones exist. Every problem is collected with its position, so
-one run names all of them.
+register maps do not overlap, time zones exist, unit ids are in range and the gateway of a site
+with one gateway can route to each of its gateway_only assets (`unit_ids`). Every problem is
+collected with its position, so one run names all of them.
 """
 
 from __future__ import annotations

@@ -154,7 +154,14 @@ ASSET = _object(
         "zone": _doc(_ID, "Default: the zone whose subnet holds the address."),
         "criticality": {"enum": list(CRITICALITIES), "description": "critical: a crown jewel."},
         "gateway_only": {"type": "boolean", "description": "Only the site's gateways may reach it."},
-        "unit_id": {"type": "integer", "minimum": 0, "maximum": 255},
+        "unit_id": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 255,
+            "description": "The Modbus unit id it answers: 1-247, or 255 for a Modbus/TCP device that"
+            " takes none (0 is broadcast, 248-254 reserved). Behind a site's one gateway, each of"
+            " several gateway_only assets needs its own.",
+        },
         "registers": {"type": "array", "items": REGISTER},
         "rate_limits": {
             "type": "object",
