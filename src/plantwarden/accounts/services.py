@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import NoReturn
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from plantwarden.accounts import passwords, throttle, totp
@@ -386,9 +387,13 @@ def grant_role(
             raise InvalidGrant("valid_until needs a timezone")
         if valid_until <= now:
             raise InvalidGrant("valid_until is in the past")
+    where = f"{site}/{zone}" if zone else site
+    already = GrantExists(
+        f"{user.username} already holds {role} at {where}",
+        details={"username": user.username, "role": role, "site": site, "zone": zone},
+    )
     if _find_grant(session, user, role, site, zone) is not None:
-        where = f"{site}/{zone}" if zone else site
-        raise GrantExists(f"{user.username} already holds {role} at {where}")
+        raise already
     grant = RoleGrant(
         id=new_id(),
         user_id=user.id,
@@ -400,7 +405,10 @@ def grant_role(
         created_at=now,
     )
     session.add(grant)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # the same grant, committed by someone else since the check above
+        raise already from None
     event = RoleGranted(
         str(grant.id),
         str(user.id),
