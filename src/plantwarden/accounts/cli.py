@@ -34,6 +34,12 @@ def _settings(runtime: Runtime) -> AccountsSettings:
 
 
 by_option = click.option("--by", "by", help="Who acts (recorded); default: host:<login name>.")
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Even if this leaves a site with no active user who manages users (recorded as "
+    "accounts.last_user_manager_removed); `user grant` on the host is then the way back.",
+)
 
 
 @click.group("user")
@@ -113,13 +119,15 @@ def list_users(provider: RuntimeProvider) -> None:
 
 @user_group.command("disable")
 @click.argument("username")
+@force_option
 @by_option
 @click.pass_obj
-def disable_user(provider: RuntimeProvider, username: str, by: str | None) -> None:
-    """Disable a user: logins, sessions and tokens stop working."""
+def disable_user(provider: RuntimeProvider, username: str, force: bool, by: str | None) -> None:
+    """Disable a user: logins, sessions and tokens stop working. Refused when it would leave a
+    site with no active user who manages users (grant admin to someone else first), unless --force."""
     runtime = provider.runtime()
     with runtime.ready_store().transaction() as session:
-        user = services.disable_user(session, runtime.context(_host_actor(by)), username)
+        user = services.disable_user(session, runtime.context(_host_actor(by)), username, force=force)
         click.echo(f"disabled {user.username}")
 
 
@@ -192,15 +200,24 @@ def grant(
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--site", required=True)
 @click.option("--zone")
+@force_option
 @by_option
 @click.pass_obj
 def revoke(
-    provider: RuntimeProvider, username: str, role: str, site: str, zone: str | None, by: str | None
+    provider: RuntimeProvider,
+    username: str,
+    role: str,
+    site: str,
+    zone: str | None,
+    force: bool,
+    by: str | None,
 ) -> None:
-    """Revoke a role grant."""
+    """Revoke a role grant. Refused when it would leave the site with no active user who manages
+    users (grant admin to someone else first), unless --force."""
     runtime = provider.runtime()
+    ctx = runtime.context(_host_actor(by))
     with runtime.ready_store().transaction() as session:
-        services.revoke_grant(session, runtime.context(_host_actor(by)), username, role, site, zone)
+        services.revoke_grant(session, ctx, username, role, site, zone, force=force)
         click.echo(f"revoked {role} at {site}{'/' + zone if zone else ''} from {username}")
 
 

@@ -51,6 +51,13 @@ class GrantExists(Conflict):
     code = "grant_exists"
 
 
+class LastUserManager(Conflict):
+    """A revoke or a disable would leave a site with nobody who manages users there; the message
+    names the sites and says what to do first (`details["sites"]`)."""
+
+    code = "last_user_manager"
+
+
 class MfaAlreadyEnrolled(Conflict):
     code = "mfa_already_enrolled"
 

@@ -151,6 +151,19 @@ class RoleRevoked:
     by: str | None
 
 
+@event_type("accounts.LastUserManagerRemoved")
+@dataclass(frozen=True)
+class LastUserManagerRemoved:
+    """A change forced on the host (`--force`) left `site` with no active user who manages users
+    there: `change` (role_revoke, user_disable) of `username`'s grant or account."""
+
+    site: str
+    user_id: str
+    username: str
+    change: str
+    by: str | None
+
+
 @event_type("accounts.TokenCreated")
 @dataclass(frozen=True)
 class TokenCreated:

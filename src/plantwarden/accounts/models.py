@@ -11,11 +11,13 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -65,9 +67,21 @@ class RoleGrant(Base):
     who may do what where; `services.policy_model` compiles it)."""
 
     __tablename__ = "role_grants"
-    # Site-wide grants have zone NULL, which a unique constraint does not compare: the services
-    # refuse such duplicates themselves.
-    __table_args__ = (UniqueConstraint("user_id", "role", "site", "zone"),)
+    # One grant per user, role, site and zone. The unique constraint does not compare site-wide
+    # grants (zone NULL: both databases hold NULLs distinct in a UNIQUE), so a partial unique
+    # index covers those (migration 0020); `services.grant_role` checks first (GrantExists).
+    __table_args__ = (
+        UniqueConstraint("user_id", "role", "site", "zone"),
+        Index(
+            "uq_role_grants_site_wide",
+            "user_id",
+            "role",
+            "site",
+            unique=True,
+            sqlite_where=text("zone IS NULL"),
+            postgresql_where=text("zone IS NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True)

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import NoReturn
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from plantwarden.accounts import passwords, throttle, totp
@@ -41,6 +42,7 @@ from plantwarden.accounts.errors import (
     InvalidTokenRequest,
     InvalidTotpCode,
     InvalidUsername,
+    LastUserManager,
     MfaAlreadyEnrolled,
     MfaNotEnrolling,
     MfaRequired,
@@ -54,6 +56,7 @@ from plantwarden.accounts.events import (
     AccountLocked as AccountLockedEvent,
 )
 from plantwarden.accounts.events import (
+    LastUserManagerRemoved,
     LockoutReplacedByAlert,
     LoginFailed,
     LoginSucceeded,
@@ -89,7 +92,7 @@ from plantwarden.core.errors import ConfigurationError
 from plantwarden.core.events import envelope
 from plantwarden.core.ids import new_id
 from plantwarden.core.settings import Settings
-from plantwarden.policy.model import Grant, PolicyModel, Subject
+from plantwarden.policy.model import Grant, PolicyModel, Subject, action_matches
 from plantwarden.policy.roles import BUILTIN_ROLES, PLATFORM_ACTIONS, builtin_model
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$")  # 3-64 characters
@@ -332,13 +335,19 @@ def set_password(
     return user
 
 
-def disable_user(session: Session, ctx: Context, username: str) -> User:
-    """Disable a user: logins, sessions and tokens stop working; their sessions end."""
+def disable_user(session: Session, ctx: Context, username: str, *, force: bool = False) -> User:
+    """Disable a user: logins, sessions and tokens stop working; their sessions end.
+
+    `LastUserManager` (the refusal audited) when this would leave a site with no active user who
+    manages users there; `force` (the host's CLI only) disables them anyway, and records
+    `LastUserManagerRemoved` for each such site."""
     user = get_user_by_name(session, username)
     if not user.disabled:
+        sites = _keep_user_managers(session, ctx, user, list(user.grants), "user_disable", force=force)
         user.disabled = True
         _end_sessions(session, ctx, user, "disabled")
         session.flush()
+        _confirm_user_managers(session, user, list(user.grants), sites, "user_disable")
         _security_event(session, ctx, UserDisabled(str(user.id), user.username, ctx.actor))
     return user
 
@@ -386,9 +395,13 @@ def grant_role(
             raise InvalidGrant("valid_until needs a timezone")
         if valid_until <= now:
             raise InvalidGrant("valid_until is in the past")
+    where = f"{site}/{zone}" if zone else site
+    already = GrantExists(
+        f"{user.username} already holds {role} at {where}",
+        details={"username": user.username, "role": role, "site": site, "zone": zone},
+    )
     if _find_grant(session, user, role, site, zone) is not None:
-        where = f"{site}/{zone}" if zone else site
-        raise GrantExists(f"{user.username} already holds {role} at {where}")
+        raise already
     grant = RoleGrant(
         id=new_id(),
         user_id=user.id,
@@ -400,7 +413,10 @@ def grant_role(
         created_at=now,
     )
     session.add(grant)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # the same grant, committed by someone else since the check above
+        raise already from None
     event = RoleGranted(
         str(grant.id),
         str(user.id),
@@ -416,16 +432,29 @@ def grant_role(
 
 
 def revoke_grant(
-    session: Session, ctx: Context, username: str, role: str, site: str, zone: str | None = None
+    session: Session,
+    ctx: Context,
+    username: str,
+    role: str,
+    site: str,
+    zone: str | None = None,
+    *,
+    force: bool = False,
 ) -> RoleGrant:
-    """Remove the grant of `role` at `site` (or `zone` of it) from a user; returns it (deleted)."""
+    """Remove the grant of `role` at `site` (or `zone` of it) from a user; returns it (deleted).
+
+    `LastUserManager` (the refusal audited) when this would leave the site with no active user
+    who manages users there; `force` (the host's CLI only) revokes it anyway, and records
+    `LastUserManagerRemoved`."""
     user = get_user_by_name(session, username)
     grant = _find_grant(session, user, role, site, zone)
     if grant is None:
         where = f"{site}/{zone}" if zone else site
         raise GrantNotFound(f"{user.username} holds no {role} at {where}")
+    sites = _keep_user_managers(session, ctx, user, [grant], "role_revoke", force=force)
     session.delete(grant)
     session.flush()
+    _confirm_user_managers(session, user, [grant], sites, "role_revoke")
     event = RoleRevoked(str(grant.id), str(user.id), user.username, role, site, zone, ctx.actor)
     _security_event(session, ctx, event, site=site)
     return grant
@@ -502,6 +531,137 @@ def policy_model(session: Session) -> PolicyModel:
     return builtin_model(
         Grant(Subject("user", row.username), row.role, row.site, row.zone, row.valid_until) for row in rows
     )
+
+
+# --- the last user manager of a site ----------------------------------------------------------
+
+USERS_MANAGE = "platform:users.manage"
+USER_MANAGER_ROLES = frozenset(
+    role.name
+    for role in BUILTIN_ROLES.values()
+    if any(action_matches(pattern, USERS_MANAGE) for rule in role.rules for pattern in rule.actions)
+)
+"""The roles that give `platform:users.manage` (the administrator's)."""
+
+
+def user_managers(session: Session, sites: Sequence[str]) -> Sequence[tuple[str, uuid.UUID, str]]:
+    """(site, grant id, user name) of every lasting user manager at `sites`: an active user (not
+    disabled, not locked) with a site-wide grant, without an end, of a role that gives
+    `platform:users.manage`. A zone grant manages users of that zone only, and a grant with an
+    end leaves the site unmanaged when it ends: neither keeps a site managed."""
+    rows = session.execute(
+        select(RoleGrant.site, RoleGrant.id, User.username)
+        .join(User, User.id == RoleGrant.user_id)
+        .where(
+            RoleGrant.site.in_(sites),
+            RoleGrant.zone.is_(None),
+            RoleGrant.role.in_(USER_MANAGER_ROLES),
+            RoleGrant.valid_until.is_(None),
+            User.disabled.is_(False),
+            User.locked.is_(False),
+        )
+        .order_by(RoleGrant.site, User.username)
+    ).all()
+    return [(row.site, row.id, row.username) for row in rows]
+
+
+def _manages_users(user: User, grant: RoleGrant) -> bool:
+    return (
+        grant.role in USER_MANAGER_ROLES
+        and grant.zone is None
+        and grant.valid_until is None
+        and not user.disabled
+        and not user.locked
+    )
+
+
+def _sites_left_unmanaged(session: Session, user: User, grants: Sequence[RoleGrant]) -> list[str]:
+    """The sites where `user` is, through `grants` (those a change takes away), the last lasting
+    user manager. On PostgreSQL the sites' manager grants are locked first, so that two changes
+    at a site take turns and the second sees what the first left (SQLite writes one at a time:
+    `_confirm_user_managers` checks again once the change is written)."""
+    sites = sorted({grant.site for grant in grants if _manages_users(user, grant)})
+    if not sites:
+        return []
+    session.execute(
+        select(RoleGrant.id)
+        .where(RoleGrant.site.in_(sites), RoleGrant.zone.is_(None), RoleGrant.role.in_(USER_MANAGER_ROLES))
+        .order_by(RoleGrant.id)
+        .with_for_update()
+    ).all()
+    taken = {grant.id for grant in grants}
+    kept = {site for site, grant_id, _ in user_managers(session, sites) if grant_id not in taken}
+    return [site for site in sites if site not in kept]
+
+
+def _keep_user_managers(
+    session: Session, ctx: Context, user: User, grants: Sequence[RoleGrant], change: str, *, force: bool
+) -> list[str]:
+    """Refuse (`LastUserManager`, audited) a change that takes `grants` from `user` (revoked, or
+    the user disabled or locked) when it would leave a site without a user manager; with `force`,
+    record `LastUserManagerRemoved` instead. Returns the sites to check again after the change.
+    Call it before the caller's transaction writes anything (the refusal is committed on a
+    session of its own, and on SQLite a second writer waits)."""
+    sites = _sites_left_unmanaged(session, user, grants)
+    if not sites:
+        return sorted({grant.site for grant in grants if _manages_users(user, grant)})
+    if force:
+        for site in sites:
+            removed = LastUserManagerRemoved(site, str(user.id), user.username, change, ctx.actor)
+            _security_event(session, ctx, removed, site=site)
+        return []
+    error = _last_user_manager(user, grants, sites, change)
+    _audit_refusal(session, ctx, f"accounts.{change}_refused", user.username, sites, error)
+    raise error
+
+
+def _confirm_user_managers(
+    session: Session, user: User, grants: Sequence[RoleGrant], sites: Sequence[str], change: str
+) -> None:
+    """After the change is written: `LastUserManager` if a change committed meanwhile by someone
+    else left one of `sites` without a user manager (the caller's transaction then rolls back;
+    this race is not audited: the refusal cannot be committed while the change holds the lock)."""
+    kept = {site for site, _, _ in user_managers(session, sites)} if sites else set()
+    lost = [site for site in sites if site not in kept]
+    if lost:
+        raise _last_user_manager(user, grants, lost, change)
+
+
+def _last_user_manager(
+    user: User, grants: Sequence[RoleGrant], sites: Sequence[str], change: str
+) -> LastUserManager:
+    where = f"site {sites[0]}" if len(sites) == 1 else f"sites {', '.join(sites)}"
+    if change == "role_revoke":
+        doing = f"revoking {grants[0].role} at {grants[0].site} from {user.username}"
+    else:
+        doing = f"disabling {user.username}"
+    return LastUserManager(
+        f"{doing} would leave {where} with no active user who manages users there "
+        f"({USERS_MANAGE}): first grant {' or '.join(sorted(USER_MANAGER_ROLES))} at {where}, "
+        "without an end, to another user (or unlock or enable one who holds it)",
+        details={"username": user.username, "sites": list(sites), "change": change},
+    )
+
+
+def _audit_refusal(
+    session: Session, ctx: Context, action: str, target: str, sites: Sequence[str], error: LastUserManager
+) -> None:
+    """A refused change in the audit log, committed at once on a session of its own (on the
+    caller's engine), so that it stays when the caller's transaction rolls back on the error."""
+    audit = _configured.audit
+    if audit is None:
+        return
+    details = {**error.details, "reason": error.code, "message": error.message}
+    with Session(bind=session.get_bind()) as own, own.begin():
+        audit.record(
+            own,
+            ctx,
+            action,
+            site=sites[0] if len(sites) == 1 else None,
+            target=target,
+            details=details,
+            outcome="denied",
+        )
 
 
 # --- logging in -------------------------------------------------------------------------------
@@ -657,7 +817,11 @@ def _lock_or_alert(
     session: Session, ctx: Context, cfg: AccountsSettings, user: User, source: str, now: datetime
 ) -> None:
     roles = current_roles(session, user, now)
-    if roles <= cfg.lockout_role_set:
+    grants = list(session.scalars(select(RoleGrant).where(RoleGrant.user_id == user.id)))
+    # Locking the last user manager of a site would leave it to the host's CLI: anyone who knows
+    # the name could do that with wrong passwords. Such an account gets the alert instead.
+    last_at = _sites_left_unmanaged(session, user, grants)
+    if roles <= cfg.lockout_role_set and not last_at:
         user.locked = True
         session.flush()
         _security_event(session, ctx, AccountLockedEvent(str(user.id), user.username, user.failed_logins))
@@ -665,11 +829,12 @@ def _lock_or_alert(
     # An account that may not be locked (an operator's: locking it out of the console would be an
     # outage of an essential function) raises an alert at each site where it holds such a role.
     sites = sorted(
-        {
-            g.site
-            for g in session.scalars(select(RoleGrant).where(RoleGrant.user_id == user.id))
-            if g.valid_at(now) and g.role not in cfg.lockout_role_set
-        }
+        {g.site for g in grants if g.valid_at(now) and g.role not in cfg.lockout_role_set} | set(last_at)
+    )
+    why = (
+        f"who is the last active user who manages users at {', '.join(last_at)}"
+        if last_at
+        else f"whose roles ({', '.join(sorted(roles))}) exclude a hard lockout"
     )
     alert_ids = []
     for site in sites:
@@ -684,8 +849,8 @@ def _lock_or_alert(
                 rule_id=LOCKOUT_RULE_ID,
                 rule_name="Brute force against an account that is never locked",
                 description=(
-                    f"{user.failed_logins} failed logins in a row for {user.username}, whose roles "
-                    f"({', '.join(sorted(roles))}) exclude a hard lockout. Logins stay slowed down "
+                    f"{user.failed_logins} failed logins in a row for {user.username}, {why}, so "
+                    "the account is not locked. Logins stay slowed down "
                     "per account and per source; check who is trying, and reset the password or "
                     "disable the account if it is under attack."
                 ),

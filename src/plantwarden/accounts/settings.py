@@ -21,7 +21,8 @@ class AccountsSettings(SettingsSection):
     doc = (
         "Failed logins slow down exponentially per account and per source; a hard lockout applies "
         "only to accounts whose every role is listed in `lockout_roles` (an operator locked out of "
-        "the console is an outage, so operators get an alert instead). "
+        "the console is an outage, so operators get an alert instead), and never to a site's last "
+        "active user who manages users (an alert too). "
         "`plantwarden user unlock` is the break-glass path on the host."
     )
 

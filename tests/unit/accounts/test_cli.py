@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from plantwarden.accounts import services
 from plantwarden.accounts.cli import token_group, user_group
+from plantwarden.accounts.errors import LastUserManager
 from plantwarden.accounts.settings import AccountsSettings
 from plantwarden.cli.catalog import SECTIONS
 from plantwarden.core.clock import FixedClock
@@ -72,6 +73,7 @@ def test_add_a_first_admin_and_manage_users(provider: Provider) -> None:
     assert "admin@plant-a" in listing and "viewer@plant-b/cell-1" in listing
     run(provider, user_group, "revoke", "ada", "--role", "viewer", "--site", "plant-b", "--zone", "cell-1")
     assert "viewer" not in run(provider, user_group, "list")
+    run(provider, user_group, "add", "abe", "--role", "admin", "--site", "plant-a")  # ada is not the last
     assert "disabled ada" in run(provider, user_group, "disable", "ada")
     assert "disabled" in run(provider, user_group, "list")
     assert "enabled ada" in run(provider, user_group, "enable", "ada")
@@ -112,3 +114,17 @@ def test_tokens_from_the_command_line(provider: Provider) -> None:
     assert token.prefix in listing and "expires 2026-12-26" in listing and plaintext not in listing
     assert f"revoked token {token.id}" in run(provider, token_group, "revoke", str(token.id))
     assert "\trevoked\t" in run(provider, token_group, "list")
+
+
+def test_the_last_admin_of_a_site_is_kept_unless_forced(provider: Provider) -> None:
+    run(provider, user_group, "add", "ada", "--role", "admin", "--site", "plant-a")
+    for command in (("revoke", "ada", "--role", "admin", "--site", "plant-a"), ("disable", "ada")):
+        refused = CliRunner().invoke(user_group, list(command), obj=provider)
+        assert isinstance(refused.exception, LastUserManager), refused.output
+        assert "would leave site plant-a with no active user who manages users" in refused.exception.message
+    assert "admin@plant-a" in run(provider, user_group, "list")
+    out = run(provider, user_group, "revoke", "ada", "--role", "admin", "--site", "plant-a", "--force")
+    assert "revoked admin at plant-a from ada" in out
+    with provider.runtime().ready_store().transaction() as session:
+        assert services.list_grants(session, "ada") == []
+        assert services.user_managers(session, ["plant-a"]) == []

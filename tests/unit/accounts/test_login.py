@@ -116,6 +116,7 @@ def test_throttled_attempts_are_refused_before_any_hash(
 
 def test_an_admin_is_locked_and_unlock_clears_it(ready: Store, ctx: Context) -> None:
     add(ready, ctx, "ada", ("admin", "plant-a"))
+    add(ready, ctx, "abe", ("admin", "plant-a"))  # plant-a keeps a user manager: ada may be locked
     for _ in range(NO_BACKOFF.lockout_after):
         fail(ready, ctx, "ada", settings=NO_BACKOFF)
     before = computations()
@@ -162,12 +163,34 @@ def test_an_operator_is_never_locked_and_an_alert_is_raised_instead(ready: Store
 
 def test_holding_any_role_outside_the_lockout_roles_prevents_the_lockout(ready: Store, ctx: Context) -> None:
     add(ready, ctx, "ada", ("admin", "plant-a"), ("operator", "plant-a"))
+    add(ready, ctx, "abe", ("admin", "plant-a"))
     for _ in range(NO_BACKOFF.lockout_after):
         fail(ready, ctx, "ada", settings=NO_BACKOFF)
     with ready.transaction() as session:
         assert not services.get_user_by_name(session, "ada").locked
     lockable = AccountsSettings(**{**NO_BACKOFF.__dict__, "lockout_roles": "admin,operator"})
     fail(ready, ctx, "ada", settings=lockable)
+    with ready.transaction() as session:
+        assert services.get_user_by_name(session, "ada").locked
+
+
+def test_the_last_user_manager_of_a_site_is_never_locked_and_an_alert_is_raised_instead(
+    ready: Store, ctx: Context
+) -> None:
+    # Anyone who knows the name could otherwise leave plant-a to the host's CLI with wrong passwords.
+    add(ready, ctx, "ada", ("admin", "plant-a"), ("admin", "plant-b"))
+    add(ready, ctx, "abe", ("admin", "plant-b"))
+    for _ in range(NO_BACKOFF.lockout_after):
+        fail(ready, ctx, "ada", settings=NO_BACKOFF)
+    with ready.transaction() as session:
+        assert not services.get_user_by_name(session, "ada").locked
+        (alert,) = session.scalars(select(Alert)).all()
+        assert (alert.site, alert.rule_id) == ("plant-a", "PW-AUTH-001")
+        assert "last active user who manages users at plant-a" in alert.description
+        assert len(payloads(session, "accounts.LockoutReplacedByAlert")) == 1
+    # once plant-a has another user manager, ada is locked like any administrator
+    add(ready, ctx, "amy", ("admin", "plant-a"))
+    fail(ready, ctx, "ada", settings=NO_BACKOFF)
     with ready.transaction() as session:
         assert services.get_user_by_name(session, "ada").locked
 
