@@ -342,6 +342,10 @@ def disable_user(session: Session, ctx: Context, username: str, *, force: bool =
     manages users there; `force` (the host's CLI only) disables them anyway, and records
     `LastUserManagerRemoved` for each such site."""
     user = get_user_by_name(session, username)
+    # The account's row first, then the sites' admin grants (`_keep_user_managers`): the order of
+    # a failed login at the lockout threshold, which writes the row and then checks the grants
+    # (the other order deadlocks with it on PostgreSQL). Read again: such a login may have locked it.
+    session.refresh(user, with_for_update=True)
     if not user.disabled:
         sites = _keep_user_managers(session, ctx, user, list(user.grants), "user_disable", force=force)
         user.disabled = True
