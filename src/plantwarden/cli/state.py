@@ -6,12 +6,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from plantwarden.accounts import services as accounts
-from plantwarden.cli.catalog import SECTIONS
-from plantwarden.core.logs import configure_logging
-from plantwarden.core.runtime import Runtime
 from plantwarden.core.settings import CONFIG_ENV, Settings, declarations, load_settings
+
+if TYPE_CHECKING:
+    from plantwarden.core.runtime import Runtime
 
 
 @dataclass
@@ -33,6 +33,13 @@ class CliState:
 
     def runtime(self) -> Runtime:
         if self._runtime is None:
+            # Imported here, not above: every process builds a CliState, and these pull in the store
+            # (SQLAlchemy, alembic) and every package's settings, which `--help` does not need.
+            from plantwarden.accounts import services as accounts  # noqa: PLC0415
+            from plantwarden.cli.catalog import SECTIONS  # noqa: PLC0415
+            from plantwarden.core.logs import configure_logging  # noqa: PLC0415
+            from plantwarden.core.runtime import Runtime  # noqa: PLC0415
+
             settings = load_settings(SECTIONS, config_file=self.config_file, overrides=self.overrides)
             configure_logging(settings.value("log_level"), settings.secret_values())
             accounts.configure_for(settings)
@@ -42,6 +49,8 @@ class CliState:
     def child_environment(self) -> dict[str, str]:
         """Environment that gives a child process the same settings (flags become variables,
         so that secrets never show in a process listing)."""
+        from plantwarden.cli.catalog import SECTIONS  # noqa: PLC0415 - see runtime()
+
         env_names = {d.key: d.env_var for d in declarations(SECTIONS)}
         env = {env_names[key]: value for key, value in self.overrides.items()}
         config = self.config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)

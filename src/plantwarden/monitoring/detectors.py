@@ -1,10 +1,11 @@
 """The detectors `sensor run` puts in front of the records plane, built from factories it is given.
 
 Detection sits above monitoring, so the sensor does not import it: the root command puts each
-detector's factory in `click.Context.meta` under the keys below, and `open_detectors` builds the
-chain the sensor writes into: process models -> baselines -> rules -> zone check -> records
-plane. Each detector checks a batch and passes it on unchanged; every second without traffic,
-and at the end, each reports what it holds (`flush`, `close`), and prints one line (`summary`).
+detector's factory in `click.Context.meta` under the keys of `detector_keys.py`, and
+`open_detectors` builds the chain the sensor writes into: process models -> baselines -> rules ->
+zone check -> records plane. Each detector checks a batch and passes it on unchanged; every
+second without traffic, and at the end, each reports what it holds (`flush`, `close`), and prints
+one line (`summary`).
 """
 
 from __future__ import annotations
@@ -17,16 +18,13 @@ from typing import Any, Protocol
 import click
 
 from plantwarden.core.runtime import Runtime
+from plantwarden.monitoring.detector_keys import (
+    BASELINE_FACTORY,
+    PROCESS_FACTORY,
+    RULES_FACTORY,
+    ZONE_CHECK_FACTORY,
+)
 from plantwarden.monitoring.requests import RecordSink
-
-ZONE_CHECK_FACTORY = "plantwarden.sensor.zone_check"
-"""Key of the zone check's factory: `(runtime, plant, site, inner)`."""
-RULES_FACTORY = "plantwarden.sensor.rules"
-"""Key of the rule engine's factory: `(runtime, directory, site, inner, plant)`."""
-BASELINE_FACTORY = "plantwarden.sensor.baselines"
-"""Key of the learned baselines' factory: `(runtime, site, inner, plant, learning_ns=...)`."""
-PROCESS_FACTORY = "plantwarden.sensor.process_models"
-"""Key of the process models' factory: `(runtime, site, inner, learn_ns=..., trained_by=...)`."""
 
 
 class ClosingSink(RecordSink, Protocol):

@@ -1,0 +1,155 @@
+"""The root command loads its commands lazily: its table must say what the commands say."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import pkgutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import plantwarden
+from plantwarden.cli.lazy import LazyGroup, deferred, load
+from plantwarden.cli.main import COMMANDS, DETECTOR_FACTORIES, cli
+from plantwarden.monitoring.detector_keys import (
+    BASELINE_FACTORY,
+    PROCESS_FACTORY,
+    RULES_FACTORY,
+    ZONE_CHECK_FACTORY,
+)
+
+HEAVY = ("sqlalchemy", "alembic", "numpy", "pydantic", "fastapi", "psycopg")
+
+
+def root_command(name: str) -> click.Command:
+    command = cli.get_command(click.Context(cli, info_name="plantwarden"), name)
+    assert command is not None, name
+    return command
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_entry_names_its_command_and_its_short_help(name: str) -> None:
+    command = root_command(name)
+    assert command.name == name
+    assert COMMANDS[name].short_help == command.get_short_help_str(limit=1_000_000)
+
+
+def test_the_table_covers_every_command_there_is() -> None:
+    defined = {id(command): command for command in _module_level_commands()}
+    reachable = {id(command) for command in _walk(cli, click.Context(cli, info_name="plantwarden"))}
+    unmounted = sorted(f"{c.callback.__module__}:{c.name}" for i, c in defined.items() if i not in reachable)
+    assert unmounted == [], "commands that no path from the root reaches (add them to COMMANDS)"
+
+
+def test_the_root_lists_its_commands_as_click_would_without_importing_them() -> None:
+    table_only = LazyGroup(name="plantwarden", lazy_commands=COMMANDS)
+    loaded = click.Group(name="plantwarden", commands={name: root_command(name) for name in COMMANDS})
+    for width in (50, 80, 120):
+        assert _listing(table_only, width) == _listing(loaded, width)
+    assert table_only.commands == {}
+
+
+def test_an_unknown_command_is_a_usage_error_with_a_suggestion() -> None:
+    result = CliRunner().invoke(cli, ["simm"])
+    assert result.exit_code == 2
+    assert "No such command 'simm'. Did you mean 'sim'?" in result.output
+
+
+def test_the_subcommands_main_adds_are_in_their_groups() -> None:
+    for name, entry in COMMANDS.items():
+        group = root_command(name)
+        for target in entry.subcommands:
+            loaded = load(target)
+            for command in loaded if isinstance(loaded, tuple) else (loaded,):
+                assert isinstance(group, click.Group) and group.commands[command.name] is command
+
+
+def test_root_help_imports_no_command() -> None:
+    modules = _modules_after("--help")
+    assert {target.partition(":")[0] for target, *_ in COMMANDS.values()}.isdisjoint(modules)
+    assert not [name for name in HEAVY if name in modules]
+
+
+def test_a_command_imports_its_own_module_and_not_the_others() -> None:
+    modules = _modules_after("alerts", "--help")
+    imported = {entry.target.partition(":")[0] for entry in COMMANDS.values()} & modules
+    assert imported == {"plantwarden.alerts.cli"}
+    assert not any(name.startswith("plantwarden.detection") for name in modules)
+
+
+def test_the_sensors_detector_factories_are_imported_when_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = click.Context(cli, info_name="plantwarden")
+    assert cli.callback is not None
+    with ctx:
+        ctx.invoke(cli.callback, config_file=None, data_dir=None, assignments=())
+    assert set(DETECTOR_FACTORIES) <= set(ctx.meta)
+    module_name, _, name = DETECTOR_FACTORIES[RULES_FACTORY].partition(":")
+    monkeypatch.setattr(importlib.import_module(module_name), name, lambda *a, **k: (a, k))
+    assert ctx.meta[RULES_FACTORY](1, 2, site="x") == ((1, 2), {"site": "x"})
+
+
+@pytest.mark.parametrize(
+    ("key", "args", "kwargs"),
+    [  # as monitoring/detectors.py calls them
+        (ZONE_CHECK_FACTORY, 4, {"flush_seconds": 60.0}),
+        (RULES_FACTORY, 5, {}),
+        (BASELINE_FACTORY, 4, {"learning_ns": 1}),
+        (PROCESS_FACTORY, 3, {"learn_ns": 1, "trained_by": "sensor s"}),
+    ],
+)
+def test_each_detector_factory_takes_what_the_sensor_passes(
+    key: str, args: int, kwargs: dict[str, Any]
+) -> None:
+    factory = load(DETECTOR_FACTORIES[key])
+    inspect.signature(factory).bind(*range(args), **kwargs)
+    assert deferred(DETECTOR_FACTORIES[key]).__name__ == factory.__name__
+
+
+def _listing(group: click.Group, width: int) -> str:
+    formatter = click.HelpFormatter(width=width)
+    group.format_commands(click.Context(group, info_name="plantwarden"), formatter)
+    return formatter.getvalue()
+
+
+def _walk(command: click.Command, ctx: click.Context) -> Iterator[click.Command]:
+    yield command
+    if isinstance(command, click.Group):
+        for name in command.list_commands(ctx):
+            child = command.get_command(ctx, name)
+            assert child is not None, name
+            yield from _walk(child, click.Context(child, parent=ctx, info_name=name))
+
+
+def _module_level_commands() -> Iterator[click.Command]:
+    """Every click command a module of the package defines at its top (modules named *cli*)."""
+    for module in pkgutil.walk_packages(plantwarden.__path__, "plantwarden."):
+        short = module.name.rpartition(".")[2]
+        if "cli" not in short and not module.name.startswith("plantwarden.cli."):
+            continue
+        for value in vars(importlib.import_module(module.name)).values():
+            if isinstance(value, click.Command):
+                yield value
+
+
+def _modules_after(*args: str) -> set[str]:
+    """The modules a fresh interpreter has imported once the root command ran with ARGS."""
+    script = (
+        "import json, sys\n"
+        "from plantwarden.cli.main import cli\n"
+        "try:\n"
+        "    cli.main(sys.argv[1:], standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=True, timeout=120
+    )
+    return set(json.loads(result.stdout.splitlines()[-1]))
