@@ -50,7 +50,7 @@ def test_a_disable_during_a_failed_login_at_the_threshold_does_not_deadlock(
         try:
             with ready.transaction() as session:
                 work(session)
-        except BaseException as error:  # noqa: BLE001 - collected for the assertions
+        except BaseException as error:
             errors[name] = error
         else:
             errors[name] = None
