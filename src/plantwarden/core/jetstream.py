@@ -89,7 +89,8 @@ async def connect(settings: NatsSettings, *, name: str) -> Client:
         reconnected_cb=reconnected,
     )
     try:
-        await asyncio.wait_for(connecting, settings.connect_timeout)
+        async with asyncio.timeout(settings.connect_timeout):
+            await connecting
     except (TimeoutError, OSError, nats.errors.Error) as error:
         await client.close()
         reason = str(error) or f"no connection within {settings.connect_timeout:g} s"
@@ -364,7 +365,8 @@ async def repeat(
 async def pause(stop: asyncio.Event, seconds: float) -> None:
     """Wait `seconds`, or less if `stop` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await stop.wait()
 
 
 async def run_relay(

@@ -298,7 +298,8 @@ def broker_command(
         try:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), CRL_EVERY)
+                    async with asyncio.timeout(CRL_EVERY):
+                        await stop.wait()
                 if refresh is not None and not stop.is_set():
                     try:
                         fresh = await asyncio.to_thread(refresh)

@@ -71,14 +71,14 @@ class MqttPublisher:
         clean_session: bool = True,
     ) -> MqttPublisher:
         """Connect and wait for the broker to accept (CONNACK 0)."""
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(broker.host, broker.port, ssl=broker.tls), timeout
-        )
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(broker.host, broker.port, ssl=broker.tls)
         publisher = cls(reader, writer, keep_alive)
         try:
             writer.write(connect_packet(client_id, keep_alive, clean_session=clean_session))
             await writer.drain()
-            kind, _, body = await asyncio.wait_for(read_packet(reader), timeout)
+            async with asyncio.timeout(timeout):
+                kind, _, body = await read_packet(reader)
         except BaseException:
             await publisher.close()
             raise
@@ -124,7 +124,8 @@ class MqttPublisher:
             self._writer.write(publish_packet(topic, payload, qos=qos, packet_id=packet_id, dup=dup))
             await self._writer.drain()
             if waiter is not None:
-                await asyncio.wait_for(asyncio.shield(waiter), timeout)
+                async with asyncio.timeout(timeout):
+                    await asyncio.shield(waiter)
         except TimeoutError:
             raise MqttError(
                 f"the broker did not acknowledge the message on {topic!r} within {timeout:g} s"
@@ -164,4 +165,5 @@ class MqttPublisher:
         with contextlib.suppress(OSError, RuntimeError, TimeoutError):
             self._writer.write(packet(DISCONNECT, 0, b""))
             self._writer.close()
-            await asyncio.wait_for(self._writer.wait_closed(), 2.0)
+            async with asyncio.timeout(2.0):
+                await self._writer.wait_closed()

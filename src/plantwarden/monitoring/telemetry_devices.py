@@ -276,4 +276,5 @@ async def pause_before_retry(
     pause = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
     on_status(f"{problem}; retrying in {pause:.0f} s")
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), pause)
+        async with asyncio.timeout(pause):
+            await stop.wait()

@@ -198,12 +198,12 @@ class MqttSubscription:
         carries is safely stored); with `clean_session` false as well, the broker sends again, DUP
         set, what was not acknowledged when the connection ended (at least once)."""
         check_topic_filter(topic_filter)
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(broker.host, broker.port, ssl=broker.tls), timeout
-        )
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(broker.host, broker.port, ssl=broker.tls)
         subscription = cls(reader, writer, keep_alive, clean_session=clean_session, manual_ack=manual_ack)
         try:
-            await asyncio.wait_for(subscription._handshake(client_id, topic_filter), timeout)
+            async with asyncio.timeout(timeout):
+                await subscription._handshake(client_id, topic_filter)
         except BaseException:
             await subscription.close()
             raise
@@ -250,7 +250,8 @@ class MqttSubscription:
                 await self._send(packet(PINGREQ, 0, b""))
             wait = min(deadline, self._last_sent + self.keep_alive / 2) - time.monotonic()
             try:
-                item = await asyncio.wait_for(self._packets.get(), max(wait, 0.0))
+                async with asyncio.timeout(max(wait, 0.0)):
+                    item = await self._packets.get()
             except TimeoutError:
                 if time.monotonic() >= deadline:
                     return None
@@ -282,4 +283,5 @@ class MqttSubscription:
         with contextlib.suppress(OSError, RuntimeError):
             self._writer.write(packet(DISCONNECT, 0, b""))
             self._writer.close()
-            await asyncio.wait_for(self._writer.wait_closed(), 2.0)
+            async with asyncio.timeout(2.0):
+                await self._writer.wait_closed()

@@ -291,7 +291,8 @@ async def _run_plant(
         loop.add_signal_handler(signal_number, stop.set)
     try:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), duration)
+            async with asyncio.timeout(duration):
+                await stop.wait()
     finally:
         server.close()
         await live.stop()

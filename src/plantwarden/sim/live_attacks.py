@@ -157,8 +157,10 @@ class LiveAttack:
     async def _probe(self, step: Probe) -> None:
         port = self.targets.port_at(self.plant, step.address, step.port)
         try:
-            opening = asyncio.open_connection(step.address, port, local_addr=(self._source(step.source), 0))
-            _, writer = await asyncio.wait_for(opening, PROBE_TIMEOUT)
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                _, writer = await asyncio.open_connection(
+                    step.address, port, local_addr=(self._source(step.source), 0)
+                )
         except TimeoutError:
             result = "no answer"
         except OSError:

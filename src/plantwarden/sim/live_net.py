@@ -45,8 +45,8 @@ class LiveConnection:
     async def open(cls, source: str, host: str, port: int, tap: Tap | None = None) -> LiveConnection:
         """Connect from `source` to `host`:`port`; Unreachable if refused or unanswered."""
         try:
-            opening = asyncio.open_connection(host, port, local_addr=(source, 0))
-            reader, writer = await asyncio.wait_for(opening, CONNECT_TIMEOUT)
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0))
         except (OSError, TimeoutError) as error:
             raise Unreachable(f"{host}:{port} does not accept connections from {source} ({error})") from error
         connection = cls(reader, writer, tap)
@@ -75,12 +75,14 @@ class LiveConnection:
         With `report=False` the caller reports them itself (`received`), so that a message read
         in pieces reaches the tap as the one segment the server sent.
         """
-        data = await asyncio.wait_for(self.reader.readexactly(count), timeout)
+        async with asyncio.timeout(timeout):
+            data = await self.reader.readexactly(count)
         return self.received(data) if report else data
 
     async def receive_until(self, separator: bytes, timeout: float = ANSWER_TIMEOUT) -> bytes:
         """Bytes up to and including `separator`."""
-        return self.received(await asyncio.wait_for(self.reader.readuntil(separator), timeout))
+        async with asyncio.timeout(timeout):
+            return self.received(await self.reader.readuntil(separator))
 
     async def close(self) -> None:
         """Close the connection (reported to the tap first)."""

@@ -14,7 +14,6 @@ that the tap shows them too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -45,6 +44,8 @@ log = logging.getLogger(__name__)
 PIPELINE_RATE = 0.3
 RETRY_SECONDS = 2.0
 BROKER_RETRY_SECONDS = 5.0
+STOP_GRACE = 2.0
+"""Seconds a client has to end after it is cancelled before it is cancelled again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +110,13 @@ class LivePlant:
 
     async def stop(self) -> None:
         """Stop every client, then the servers."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        pending, self._tasks = set(self._tasks), []
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=STOP_GRACE)
+            for task in pending:  # a cancellation that was swallowed: ask again
+                log.warning("the plant's %s client runs on after a stop; cancelling again", task.get_name())
         await self.servers.stop()
 
     async def _connect(self, source: str, plc: Plc) -> LiveConnection:
