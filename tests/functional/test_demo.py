@@ -35,7 +35,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -266,7 +266,11 @@ def _shots(tmp_path: Path) -> Path:
 
 
 def _wait(driver: WebDriver, seconds: float = 20) -> WebDriverWait[WebDriver]:
-    return WebDriverWait(driver, seconds, poll_frequency=0.2)
+    # a click that submits a form leaves the old page in place for a moment: an element found
+    # there goes stale as the new page loads, and the next poll finds the new page's
+    return WebDriverWait(
+        driver, seconds, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
+    )
 
 
 def _submit(driver: WebDriver, fields: dict[str, str]) -> None:
