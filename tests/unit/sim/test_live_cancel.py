@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -42,7 +43,11 @@ async def connection() -> AsyncIterator[LiveConnection]:
 def test_a_read_cancelled_as_its_data_arrives_is_cancelled() -> None:
     async def scenario() -> None:
         async with connection() as live:
-            for read in (lambda: live.receive_exactly(4), lambda: live.receive_until(b"\n")):
+            reads: list[Callable[[], Coroutine[Any, Any, bytes]]] = [
+                lambda: live.receive_exactly(4),
+                lambda: live.receive_until(b"\n"),
+            ]
+            for read in reads:
                 reading = asyncio.create_task(read())
                 await asyncio.sleep(0.01)  # the read waits for data
                 live.reader.feed_data(b"abc\n")  # in one loop turn: the data, then the stop
