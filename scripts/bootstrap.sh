@@ -3,7 +3,8 @@
 #  - the Debian packages listed in scripts/debian-packages.txt (installed when run as root,
 #    otherwise named so that an administrator can install them);
 #  - uv (pinned), in .cache/uv-bootstrap when it is not on PATH;
-#  - the virtual environment .venv with the locked dependencies (uv.lock), offline from the lock.
+#  - the virtual environment .venv with the locked dependencies (uv.lock), offline from the lock,
+#    and the bytecode of those and of src/ compiled ahead.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,7 +49,11 @@ find_uv() {
 
 python_environment() {
     say "syncing .venv with uv.lock"
-    "${UV[@]}" sync --frozen --quiet --project "$ROOT"
+    # Bytecode compiled once here: every `plantwarden` process (the demo's, the tests' CLI runs)
+    # then loads .pyc files instead of compiling ~600 modules from source, which took 2.5 of the
+    # 4 s a short command spent where Python may not write bytecode (PYTHONDONTWRITEBYTECODE).
+    "${UV[@]}" sync --frozen --quiet --compile-bytecode --project "$ROOT"
+    "$ROOT/.venv/bin/python" -m compileall -q -j 0 "$ROOT/src" >/dev/null
 }
 
 bootstrap() {
