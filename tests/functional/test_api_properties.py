@@ -1,6 +1,8 @@
-"""A property-based run against the OpenAPI document: every operation, as every role, with up
-to 50 generated requests each (hypothesis stops earlier only where an operation has fewer distinct
-inputs, such as one without parameters), and no server error (schemathesis)."""
+"""A property-based run against the OpenAPI document: every operation, as every role, and no server
+error (schemathesis). An operation the role may call gets up to 50 generated requests (hypothesis
+stops earlier only where an operation has fewer distinct inputs, such as one without parameters);
+one the access matrix refuses to the role gets 10, none of which may succeed: the refusal comes
+before the handler, so more inputs would test the same few lines."""
 
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
+from tests.functional.test_access_matrix import EXPECTED, PUBLIC
 from tests.web_support import Server, server
 
 ROLES = ("viewer", "operator", "engineer", "security_analyst", "admin", "auditor")
 EXAMPLES = 50
+REFUSED_EXAMPLES = 10
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +35,24 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield made
 
 
-def runner(strategy: Any, headers: dict[str, str], calls: list[int]) -> Callable[[], None]:
-    """A hypothesis test sending generated requests of one operation with `headers`."""
+def runner(strategy: Any, headers: dict[str, str], examples: int, statuses: list[int]) -> Callable[[], None]:
+    """A hypothesis test sending up to `examples` generated requests of one operation with
+    `headers`, keeping the status of each answer in `statuses`."""
 
-    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(case=strategy)
     def run(case: Any) -> None:
-        calls.append(1)
-        case.call_and_validate(headers=headers, checks=[not_a_server_error])
+        response = case.call(headers=headers)
+        statuses.append(response.status_code)
+        case.validate_response(response, checks=[not_a_server_error])
 
     return run
+
+
+def may_call(role: str, operation: Any) -> bool:
+    """Whether the access matrix (test_access_matrix, written from docs/policy.md) lets `role` call it."""
+    allowed = EXPECTED[(operation.method.upper(), operation.path)]
+    return allowed == PUBLIC or role in allowed
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -49,10 +61,16 @@ def test_no_operation_fails_with_a_server_error(running: Server, role: str) -> N
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     assert len(operations) >= 13
     headers = {"Authorization": f"Bearer {running.token(role)}"}
-    counts = {}
+    counts, refused_successes = {}, {}
     for operation in operations:
-        calls: list[int] = []
-        runner(operation.as_strategy(), headers, calls)()
-        counts[operation.label] = len(calls)
-    with_parameters = [op.label for op in operations if op.path_parameters or op.query or op.body]
-    assert all(counts[label] >= EXAMPLES for label in with_parameters), counts
+        statuses: list[int] = []
+        examples = EXAMPLES if may_call(role, operation) else REFUSED_EXAMPLES
+        runner(operation.as_strategy(), headers, examples, statuses)()
+        counts[operation.label] = len(statuses)
+        if not may_call(role, operation) and any(status < 400 for status in statuses):
+            refused_successes[operation.label] = statuses
+    assert not refused_successes, f"refused to {role} by the access matrix, yet answered: {refused_successes}"
+    with_parameters = [op for op in operations if op.path_parameters or op.query or op.body]
+    open_ones = [op.label for op in with_parameters if may_call(role, op)]
+    assert open_ones, "no operation with parameters is open to this role"
+    assert all(counts[label] >= EXAMPLES for label in open_ones), counts
