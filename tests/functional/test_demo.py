@@ -129,6 +129,10 @@ def test_the_demo_comes_up_raises_an_attacks_alert_and_stops_on_ctrl_c(tmp_path:
         # and the security gateway in front of the PLCs
         gateway = "gateway of site riverside listening: modbus 127.10.1.60:5020"
         wait_for(lambda: True if gateway in "".join(said) else None, timeout=UP_WITHIN, what="the gateway")
+        # and the plant (its control socket carries the Exercises page's launches): with bytecode
+        # compiled the console can answer before the plant has started
+        control = directory / "sim" / "control.sock"
+        wait_for(lambda: control.exists() or None, timeout=UP_WITHIN, what="the plant's control socket")
         up = time.monotonic() - started
         banner = "".join(said)
         assert f"console:  http://127.0.0.1:{port}/" in banner, banner
