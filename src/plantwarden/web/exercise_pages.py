@@ -85,7 +85,10 @@ async def exercises_page(request: Request, actor: Annotated[Actor, Depends(RUN)]
     try:
         scenarios, gateway = await _scenarios(request)
     except NotFound:
-        problem = "No simulated plant runs with this server's data directory: `plantwarden demo` runs one."
+        problem = (
+            "No simulated plant runs with this server's data directory: `plantwarden demo` runs one"
+            " (its plant may answer a few seconds after the console: reload this page then)."
+        )
     except (PlantwardenError, OSError, TimeoutError) as error:
         problem = f"The simulated plant did not answer: {error}"
     context = {
