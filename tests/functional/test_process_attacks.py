@@ -100,6 +100,24 @@ def test_the_pump_raised_nothing_before_the_drift(attacked: Run) -> None:
     assert all(_epoch(a["evidence"][0]["since"]) >= drift["start"] for a in pump), pump
 
 
+def test_the_conveyor_jam_is_flagged_by_its_stall_current(attacked: Run) -> None:
+    """Seed 7's conveyor jams by itself at 08:39 (the simulation's seeded fault, not an attack):
+    the belt stops and the motor draws 18 A. The conveyor's first second in the capture (motor
+    still at 0 A) is settling, not learned, so it does not lift the threshold over the jam."""
+    found = [a for a in attacked.alerts if a["rule"] == "pw-process-anomaly" and "conveyor-1" in a["assets"]]
+    assert found, attacked.output
+    assert "motor_current = 18" in found[0]["title"], found[0]["title"]
+
+
+def test_the_tanks_ran_normally_and_raised_nothing(attacked: Run) -> None:
+    tanks = [
+        a
+        for a in attacked.alerts
+        if a["rule"] == "pw-process-anomaly" and {"tank-1", "tank-2"} & set(a["assets"])
+    ]
+    assert tanks == [], tanks
+
+
 def test_the_out_of_range_setpoint_breaks_the_boiler_s_baseline(attacked: Run) -> None:
     found = [a for a in attacked.alerts if a["rule"] == "pw-baseline-setpoint-outside"]
     assert len(found) == 1, found

@@ -12,6 +12,11 @@ from the same training rows, and saved with it:
   it (a speed never seen while learning) is told apart in the alert from relations broken inside it.
 - **counters left out**: a variable that only ever counts up in training (items made, batches
   run) leaves its range for good by design; it is not modelled, and the watch says so.
+
+The first `SETTLE_NS` of the training rows, and the same after each gap in them, are not learned
+from: a device seen from its start (or after a stop) is settling there (a motor drawing no
+current yet, a flow still zero), and one such second at the top of the window would otherwise set
+the threshold (the high quantile of the training scores) far above every later fault.
 """
 
 from __future__ import annotations
@@ -24,10 +29,13 @@ import numpy.typing as npt
 
 from plantwarden.core.errors import InvalidInput
 from plantwarden.detection.process.config import ModelConfig
-from plantwarden.detection.process.model import ProcessModel
+from plantwarden.detection.process.model import MIN_TRAINING_ROWS, ProcessModel
 
 MIN_LIMIT = 3.0
 """The least per-variable limit, in residual standard deviations."""
+SETTLE_NS = 30_000_000_000
+"""Training time left out after the start of the rows and after each gap in them (30 s)."""
+
 Floats = npt.NDArray[np.float64]
 
 
@@ -38,6 +46,22 @@ def counters(values: Floats) -> npt.NDArray[np.bool_]:
         present = values[:, column][~np.isnan(values[:, column])]
         steps = np.diff(present)
         found[column] = len(steps) > 0 and bool((steps >= 0).all()) and int((steps > 0).sum()) >= 3
+    return found
+
+
+def settling(times: npt.NDArray[np.int64], gap_periods: float) -> npt.NDArray[np.bool_]:
+    """Rows within `SETTLE_NS` of the first row or of the first row after a gap (a pause of more
+    than `gap_periods` median sampling steps); `times` in order."""
+    found = np.zeros(len(times), dtype=bool)
+    if not len(times):
+        return found
+    steps = np.diff(times)
+    positive = steps[steps > 0]
+    period = float(np.median(positive)) if len(positive) else 1e9
+    starts = np.concatenate(([0], np.flatnonzero(steps > gap_periods * period) + 1))
+    ends = np.searchsorted(times, times[starts] + SETTLE_NS, side="left")
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        found[start:end] = True
     return found
 
 
@@ -77,7 +101,14 @@ class WatchedModel:
 
     @classmethod
     def fit(cls, times: npt.NDArray[np.int64], values: Floats, names: list[str], config: ModelConfig) -> Self:
-        """Learn the model and its limits from the training rows alone."""
+        """Learn the model and its limits from the training rows alone (less the settling rows)."""
+        settled = ~settling(times, config.gap_periods)
+        if int(settled.sum()) < MIN_TRAINING_ROWS:
+            raise InvalidInput(
+                f"fewer than {MIN_TRAINING_ROWS} training rows once the first {SETTLE_NS // 10**9} s "
+                "after the start and after each gap are left out"
+            )
+        times, values = times[settled], values[settled]
         keep = ~counters(values)
         if not keep.any():
             raise InvalidInput("every variable is a counter: nothing to model")

@@ -11,15 +11,16 @@ from sqlalchemy.exc import OperationalError
 
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
+from plantwarden.core.errors import InvalidInput
 from plantwarden.core.migrate import ensure_ready
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.schema import TELEMETRY
 from plantwarden.detection.process_watch.alerts import draft
 from plantwarden.detection.process_watch.episodes import Episode
 from plantwarden.detection.process_watch.frames import SECOND_NS, DeviceFrames
-from plantwarden.detection.process_watch.limits import WatchedModel
+from plantwarden.detection.process_watch.limits import WatchedModel, settling
 from plantwarden.detection.process_watch.saved import forget_model, load_models, save_model
-from plantwarden.detection.process_watch.watch import ProcessWatch
+from plantwarden.detection.process_watch.watch import PLANT_CONFIG, ProcessWatch
 
 START = 1_767_600_000 * SECOND_NS
 VARIABLES = ("pump_speed", "flow", "discharge_pressure")
@@ -123,6 +124,40 @@ def test_a_device_learns_then_names_the_drifting_variable() -> None:
     alert = draft("riverside", first)
     assert "discharge_pressure" in alert.title and alert.dedup_key is not None
     assert alert.evidence[1]["variable"] == "discharge_pressure"
+
+
+def test_a_start_from_standstill_in_the_learning_window_does_not_hide_later_faults() -> None:
+    """The capture begins as the pump starts: its first second reads zero speed, flow and pressure.
+    That second is settling, not learned, so the threshold stays where normal operation puts it
+    and a blocked line (flow down by a third at full speed) half an hour later is flagged."""
+    data = pump(3600, seed=5)
+    data["pump_speed"][0] = data["flow"][0] = data["discharge_pressure"][0] = 0.0
+    data["flow"][1800:2100] *= 0.66
+    kept = Kept()
+    process = watch(kept)
+    for block in blocks(samples(data)):
+        process.write(block)
+    process.close()
+    model = kept.models["pump-skid-1"]
+    assert model.model.threshold < 5, model.model.threshold
+    assert kept.episodes, process.summary()
+    first = kept.episodes[0]
+    assert START + 1800 * SECOND_NS <= first.start_ns < START + 1830 * SECOND_NS
+    assert first.top is not None and first.top.variable == "flow"
+
+
+def test_settling_rows_follow_the_start_and_each_gap() -> None:
+    times = np.concatenate([np.arange(0, 100), np.arange(200, 300)]) * SECOND_NS
+    found = settling(times, 10.0)
+    assert list(np.flatnonzero(found)) == [*range(0, 30), *range(100, 130)]
+    assert not settling(times[:0], 10.0).any()
+
+
+def test_too_few_rows_once_settled_is_a_clear_error() -> None:
+    data = pump(35)
+    values = np.column_stack([data[name] for name in VARIABLES])
+    with pytest.raises(InvalidInput, match="fewer than 10 training rows once the first 30 s"):
+        WatchedModel.fit(START + data["t"] * SECOND_NS, values, list(VARIABLES), PLANT_CONFIG)
 
 
 def test_normal_operation_raises_nothing() -> None:
