@@ -2,11 +2,14 @@
 
 Kept apart from the model (the learned, long-term state) because it is what a restart loses
 and what a gap in the data clears: a gap longer than the allowed number of sampling periods
-starts the average afresh and drops a held alarm (the plant may have been stopped).
+starts the average afresh and drops a held alarm (the plant may have been stopped). A row with
+no value at all (a NaN score) is not evidence of normal operation: it leaves the average and the
+time of the last measured row as they were, and only a held alarm covers it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +43,10 @@ def run(
     level, last, hold = state.level, state.last_time_ns, state.hold_until_ns
     keep = 1.0 - smoothing
     for i, (value, moment) in enumerate(zip(raw.tolist(), times_ns.tolist(), strict=True)):
+        if value != value:  # NaN: a row with nothing measured changes neither the level nor the time
+            smoothed[i] = math.nan if level is None else level
+            flags[i] = hold is not None and moment <= hold
+            continue
         if last is not None and moment - last > gap_ns:
             level, hold = None, None
             resets[i] = True

@@ -131,7 +131,7 @@ class ProcessModel:
             hold_ns=0,
             state=alarm.AlarmState(),
         )
-        return float(np.quantile(smoothed, self.config.quantile) * self.config.factor)
+        return float(np.nanquantile(smoothed, self.config.quantile) * self.config.factor)
 
     @property
     def gap_ns(self) -> int:
@@ -148,7 +148,8 @@ class ProcessModel:
         return np.asarray((centred - self.mean) / self.scale, dtype=np.float64)
 
     def residuals(self, times_ns: NDArray[np.int64], measured: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Row scores (T,) and signed per-variable residuals (T, V), NaN where a value is missing.
+        """Row scores (T,) and signed per-variable residuals (T, V), NaN where a value is missing
+        (a row with no value at all has a NaN score: nothing was measured, not "normal").
 
         `measured` comes from `measure` (values, and changes for slow variables)."""
         z = self.standardise(times_ns, measured)
@@ -161,7 +162,7 @@ class ProcessModel:
             deviation[np.ix_(rows, pattern)] = u / np.sqrt(np.diag(precision))
         counts = present.sum(axis=1)
         squares = np.nansum(deviation**2, axis=1)
-        score = np.sqrt(np.divide(squares, counts, out=np.zeros(len(z)), where=counts > 0))
+        score = np.sqrt(np.divide(squares, counts, out=np.full(len(z), np.nan), where=counts > 0))
         return score, deviation
 
     def expected(self, time_ns: int, row: FloatArray) -> FloatArray:

@@ -185,6 +185,25 @@ def test_the_top_variable_of_a_row_with_nothing_present_is_empty() -> None:
     assert top[2] == "" and top[3] in NAMES[1:] and all(top[i] in NAMES for i in (0, 1, 4))
 
 
+def test_rows_with_nothing_measured_neither_hide_a_fault_nor_count_as_normal() -> None:
+    """Every other row of a fault arrives empty (a device answering with nothing): those rows leave
+    the smoothed score as it was, so the fault is flagged as if they were simply absent."""
+    model = fitted()
+    times, values = plant(60, seed=14)
+    times = times + 1000 * SECOND
+    values[20:50, 1] += 0.12  # pressure 6 residual sd off for 30 s
+    emptied = values.copy()
+    emptied[20:50:2] = np.nan
+    with_empty = model.scorer().score(times, emptied)
+    present = ~np.isnan(emptied).all(axis=1)
+    without = model.scorer().score(times[present], emptied[present])
+    assert np.isnan(with_empty.raw[20]) and not with_empty.reset[21]
+    assert np.array_equal(with_empty.flag[present], without.flag)
+    assert np.allclose(with_empty.score[present], without.score)
+    assert with_empty.flag[21:50:2].sum() >= 10
+    assert with_empty.score[22] == with_empty.score[21]  # the empty row carries the level
+
+
 def test_an_hourly_baseline_absorbs_the_daily_cycle() -> None:
     hours = np.arange(24 * 60)
     rng = np.random.default_rng(4)
