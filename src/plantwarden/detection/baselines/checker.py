@@ -8,7 +8,9 @@ Pure functions over plain values (`facts.Observation` values and stored fact val
 
 Tolerances: a polling period is changed when the median of the last `POLL_WINDOW` (5) intervals
 seen is more than `POLL_TOLERANCE` (50 %) away from the learned median, and the learned median
-rests on at least `POLL_WINDOW` intervals. A setpoint breaks its fact when a written value lies
+rests on at least `POLL_WINDOW` intervals. The learnt period counts at most `POLL_INTERVALS_KEPT`
+(100,000) intervals: past that, what is learnt moves it as a moving average would, and the count
+stays a small number in the store. A setpoint breaks its fact when a written value lies
 outside the learned [min, max] (no margin: a write outside what was ever written is what an
 analyst wants to see), or, when the plant model gives the register a safe range, outside that
 range (the safe range replaces the learned one; judged per record on the raw word as the rule
@@ -27,6 +29,7 @@ from plantwarden.detection.baselines.grouping import merge_intervals
 
 POLL_WINDOW = 5
 POLL_TOLERANCE = 0.5
+POLL_INTERVALS_KEPT = 100_000
 
 
 @dataclass(slots=True)
@@ -51,7 +54,10 @@ class Deviation:
 
 
 def merge_value(kind: FactKind, learned: dict[str, Any], seen: dict[str, Any]) -> dict[str, Any]:
-    """The learned value widened by what was seen."""
+    """The learned value widened by what was seen (nothing seen: the learned value, a polling
+    period's count of intervals bounded)."""
+    if not seen and kind is not FactKind.POLLING:
+        return dict(learned)
     if kind is FactKind.WRITTEN_RANGE:
         both = [*learned.get("ranges", []), *seen.get("ranges", [])]
         starts = np.array([r[0] for r in both], dtype=np.int64)
@@ -63,13 +69,14 @@ def merge_value(kind: FactKind, learned: dict[str, Any], seen: dict[str, Any]) -
         merged.pop("outside_safe", None)
         return merged
     if kind is FactKind.POLLING:
-        old, new = int(learned.get("intervals", 0)), int(seen.get("intervals", 0))
+        old = min(int(learned.get("intervals", 0)), POLL_INTERVALS_KEPT)
+        new = min(int(seen.get("intervals", 0)), POLL_INTERVALS_KEPT)
         if new == 0:
-            return dict(learned)
+            return {**learned, "intervals": old} if "intervals" in learned else dict(learned)
         if old == 0:
             return {"median_ns": int(seen["median_ns"]), "intervals": new}
         mean = (int(learned["median_ns"]) * old + int(seen["median_ns"]) * new) // (old + new)
-        return {"median_ns": mean, "intervals": old + new}
+        return {"median_ns": mean, "intervals": min(old + new, POLL_INTERVALS_KEPT)}
     if kind is FactKind.SERVICE:
         return {**learned, **seen}
     return dict(learned)

@@ -44,7 +44,9 @@ KEYS_KEPT = 1 << 20
 
 @dataclass(slots=True)
 class Fact:
-    """A learned (or accepted) fact; `unsaved` counts the sightings not yet in the store."""
+    """A learned (or accepted) fact; `unsaved` counts the sightings not yet in the store, `delta`
+    is what was learnt of its value since the last save (the save merges only that into the
+    stored value, which already holds the rest)."""
 
     key: FactKey
     value: dict[str, Any]
@@ -56,6 +58,7 @@ class Fact:
     source: str = "learned"
     dirty: bool = True
     unsaved: int = 0
+    delta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -266,9 +269,11 @@ class Baseline:
                 where.scope,
                 where.conduit,
                 unsaved=seen.count,
+                delta=dict(value),
             )
             return
         fact.value = merge_value(seen.key.kind, fact.value, seen.value)
+        fact.delta = merge_value(seen.key.kind, fact.delta, seen.value)
         fact.first_ns, fact.last_ns = min(fact.first_ns, seen.first_ns), max(fact.last_ns, seen.last_ns)
         fact.count += seen.count
         fact.unsaved += seen.count
@@ -286,6 +291,7 @@ class Baseline:
             self.facts[key] = fact
         else:
             fact.value = merge_value(key.kind, fact.value, value)
+        fact.delta = merge_value(key.kind, fact.delta, value)
         fact.source, fact.dirty = "accepted", True
         return fact
 

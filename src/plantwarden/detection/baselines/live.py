@@ -107,7 +107,7 @@ class BaselineTee:
         only counted); how many there were."""
         self._next_flush = self.monotonic() + self.flush_seconds
         found = list(self.pending.values())
-        unsaved = {key: fact.unsaved for key, fact in self.baseline.facts.items() if fact.dirty}
+        unsaved = {key: (fact.unsaved, fact.delta) for key, fact in self.baseline.facts.items() if fact.dirty}
         changed = [scope for scope in self.baseline.scopes.values() if scope.dirty]
         try:
             with self.store.transaction() as session:
@@ -115,10 +115,10 @@ class BaselineTee:
                 if found and self.raise_alerts:
                     services.raise_deviations(session, self.ctx, found, self.scoper.names)
         except (PlantwardenError, SQLAlchemyError) as error:
-            for key, count in unsaved.items():  # the transaction rolled back: save them next time
+            for key, (count, delta) in unsaved.items():  # rolled back: save them next time
                 fact = self.baseline.facts.get(key)
                 if fact is not None:
-                    fact.dirty, fact.unsaved = True, fact.unsaved + count
+                    fact.dirty, fact.unsaved, fact.delta = True, fact.unsaved + count, delta
             for scope in changed:
                 scope.dirty = True
             log.error("baselines not saved, %d deviations not raised yet (retried): %s", len(found), error)

@@ -111,8 +111,8 @@ def sync(session: Session, ctx: Context, baseline: Baseline, site: str) -> None:
         saved = stored.get((key.kind.value, key.text))
         if fact.dirty:
             _save_fact(session, fact, saved)
-        elif saved is not None and saved.source == "accepted" and fact.source != "accepted":
-            fact.value, fact.source = merge_value(key.kind, fact.value, saved.value), "accepted"
+        elif saved is not None:  # nothing learnt since the last save: the store's value holds
+            fact.value, fact.source = dict(saved.value), saved.source  # what was accepted since
     known = {(k.kind.value, k.text) for k in baseline.facts if k.site == site}
     for (kind, text), saved in stored.items():
         if (kind, text) not in known:
@@ -155,15 +155,15 @@ def _save_fact(session: Session, fact: Fact, row: BaselineFact | None) -> None:
                 source=fact.source,
             )
         )
-    else:
-        row.value = merge_value(key.kind, dict(row.value), fact.value)
+    else:  # the stored value holds what earlier saves (and acceptances) gave it: add the rest
+        row.value = merge_value(key.kind, dict(row.value), fact.delta)
         row.first_seen = min(row.first_seen, to_time(fact.first_ns))
         row.last_seen = max(row.last_seen, to_time(fact.last_ns))
         row.count = row.count + fact.unsaved
         if row.source == "accepted":
             fact.source = "accepted"
         fact.value = dict(row.value)
-    fact.dirty, fact.unsaved = False, 0
+    fact.dirty, fact.unsaved, fact.delta = False, 0, {}
 
 
 def _forget(baseline: Baseline, site: str, scope: str) -> None:

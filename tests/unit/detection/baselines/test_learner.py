@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from plantwarden.core.records.batch import RecordBatch
-from plantwarden.detection.baselines.checker import Deviation
+from plantwarden.detection.baselines.checker import POLL_INTERVALS_KEPT, Deviation, merge_value
 from plantwarden.detection.baselines.facts import FactKind, observe
 from plantwarden.detection.baselines.grouping import merge_intervals
 from plantwarden.detection.baselines.learner import DAY_NS, LEARNING, PROTECTING, Baseline
@@ -163,3 +163,11 @@ def test_a_scope_protected_by_hand_judges_what_comes_after_the_newest_record_it_
     assert check(baseline, scoper, before) == {}
     after = flows([{"dst": "10.2.0.10", "port": 161, "transport": "udp", "ts": WEDNESDAY_NOON + 61 * SECOND}])
     assert set(check(baseline, scoper, after)) == {FactKind.EDGE}
+
+
+def test_a_learnt_polling_period_counts_a_bounded_number_of_intervals() -> None:
+    full = {"median_ns": 10 * SECOND, "intervals": POLL_INTERVALS_KEPT}
+    merged = merge_value(FactKind.POLLING, full, {"median_ns": 20 * SECOND, "intervals": 10})
+    assert merged["intervals"] == POLL_INTERVALS_KEPT and 10 * SECOND < merged["median_ns"] < 11 * SECOND
+    huge = {"median_ns": SECOND, "intervals": 10**4000}  # a store that saves doubled for days
+    assert merge_value(FactKind.POLLING, huge, {})["intervals"] == POLL_INTERVALS_KEPT

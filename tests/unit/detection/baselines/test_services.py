@@ -18,8 +18,8 @@ from plantwarden.detection.baselines import services
 from plantwarden.detection.baselines.live import BaselineTee
 from plantwarden.detection.baselines.models import BaselineFact
 from plantwarden.detection.baselines.scoping import Scoper
-from tests.unit.detection.baselines.batches import records, write
-from tests.unit.detection.plant_models import SITE, plant_site
+from tests.unit.detection.baselines.batches import SECOND, polls, records, write
+from tests.unit.detection.plant_models import SITE, WEDNESDAY_NOON, plant_site
 
 
 @pytest.fixture
@@ -178,3 +178,28 @@ def test_resetting_a_conduit_forgets_its_facts(ready: Store, ctx: Context, audit
     with ready.transaction() as session:
         left = session.scalars(select(BaselineFact).where(BaselineFact.conduit == conduit)).all()
         assert left == []
+
+
+def stored_polling(store: Store) -> dict[str, object]:
+    with store.transaction() as session:
+        (fact,) = session.scalars(select(BaselineFact).where(BaselineFact.kind == "polling"))
+        return dict(fact.value)
+
+
+def test_saves_add_only_the_intervals_seen_since_the_last_save(ready: Store, ctx: Context) -> None:
+    """A live sensor saves every minute: each save adds what was learnt since the one before, and
+    saves of a protecting scope's sightings add nothing (they doubled the count at every save)."""
+    sensor = tee(ready, ctx)
+    sensor.write(polls(11, 1.0))  # 10 intervals of 1 s
+    sensor.flush()
+    assert stored_polling(ready) == {"median_ns": SECOND, "intervals": 10}
+    for i in range(11, 31):  # one read a minute: one more interval each
+        sensor.write(polls(1, 1.0, start=WEDNESDAY_NOON + i * SECOND))
+        sensor.flush()
+    assert stored_polling(ready) == {"median_ns": SECOND, "intervals": 30}
+    sensor.baseline.protect(SITE)
+    for i in range(31, 81):
+        sensor.write(polls(1, 1.0, start=WEDNESDAY_NOON + i * SECOND))
+        sensor.flush()
+    assert stored_polling(ready) == {"median_ns": SECOND, "intervals": 30}
+    assert alerts(ready) == []
