@@ -78,6 +78,7 @@ class ProcessModel:
         threshold: float = float("inf"),
         *,
         slow: NDArray[np.bool_] | None = None,
+        spread: FloatArray | None = None,
     ) -> None:
         self.names = tuple(names)
         self.config = config
@@ -88,6 +89,10 @@ class ProcessModel:
         self.period_ns = period_ns
         self.threshold = threshold
         self.slow = np.zeros(len(self.names), dtype=bool) if slow is None else slow
+        self.spread = np.ones(len(self.names)) if spread is None else spread
+        """Each variable's root mean square residual over the training rows: with shrinkage the raw
+        residual of a variable the others predict well reads small, and this brings every
+        variable's deviation to one residual standard deviation = 1 (explanations, limits)."""
         self._inverses: dict[bytes, FloatArray] = {}
 
     @classmethod
@@ -111,6 +116,9 @@ class ProcessModel:
         correlation = (1.0 - config.shrinkage) * _correlation(z) + config.shrinkage * np.eye(len(names))
         model = cls(names, config, mean, scale, correlation, baseline, period, slow=slow)
         model.threshold = model.training_threshold(stamps, measured)
+        _, deviation = model.residuals(stamps, measured)
+        spread = np.sqrt(np.nanmean(deviation**2, axis=0))
+        model.spread = np.where(np.isfinite(spread) & (spread > 1e-9), spread, 1.0)
         return model
 
     def measure(
@@ -151,6 +159,10 @@ class ProcessModel:
         """Row scores (T,) and signed per-variable residuals (T, V), NaN where a value is missing
         (a row with no value at all has a NaN score: nothing was measured, not "normal").
 
+        The residuals are in each variable's training residual standard deviations (`spread`);
+        the row score is the root mean square of the raw residuals (the model's own unit, which
+        its threshold is in).
+
         `measured` comes from `measure` (values, and changes for slow variables)."""
         z = self.standardise(times_ns, measured)
         present = ~np.isnan(z)
@@ -163,7 +175,7 @@ class ProcessModel:
         counts = present.sum(axis=1)
         squares = np.nansum(deviation**2, axis=1)
         score = np.sqrt(np.divide(squares, counts, out=np.full(len(z), np.nan), where=counts > 0))
-        return score, deviation
+        return score, deviation / self.spread
 
     def expected(self, time_ns: int, row: FloatArray) -> FloatArray:
         """What each measured quantity should be given the others in this (measured) row."""
@@ -201,6 +213,7 @@ class ProcessModel:
             "period_ns": self.period_ns,
             "threshold": self.threshold,
             "slow": self.slow.tolist(),
+            "spread": self.spread.tolist(),
         }
 
     @classmethod
@@ -219,12 +232,19 @@ class ProcessModel:
                 int(data["period_ns"]),
                 float(data["threshold"]),
                 slow=np.array(data["slow"], dtype=bool),
+                spread=None if data.get("spread") is None else np.array(data["spread"], dtype=np.float64),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise InvalidInput(f"saved process model is incomplete: {error}") from None
         width = len(names)
-        shapes = (model.mean.shape, model.scale.shape, model.slow.shape, model.correlation.shape)
-        if shapes != ((width,), (width,), (width,), (width, width)):
+        shapes = (
+            model.mean.shape,
+            model.scale.shape,
+            model.slow.shape,
+            model.spread.shape,
+            model.correlation.shape,
+        )
+        if shapes != ((width,), (width,), (width,), (width,), (width, width)):
             raise InvalidInput("saved process model: array shapes do not match the variable names")
         return model
 

@@ -56,6 +56,29 @@ def test_relations_matter_not_only_ranges() -> None:
     assert scores.raw[0] > model.threshold
 
 
+def test_deviations_are_in_residual_standard_deviations_whatever_the_shrinkage() -> None:
+    """b follows a closely, c is independent noise. With shrinkage the raw residual of b (or a)
+    reads far below its true size; the training spread brings each to 1 sd, so a broken a-b
+    relation is told in its real size and ranks above the noise variable."""
+    rng = np.random.default_rng(0)
+    t = np.arange(1000)
+    a = np.sin(t / 30) + rng.normal(0, 0.1, len(t))
+    b = 2 * a + rng.normal(0, 0.1, len(t))
+    c = rng.normal(5, 1, len(t))
+    values, times = np.column_stack([a, b, c]), t.astype(np.int64) * SECOND
+    model = ProcessModel.fit(values[:500], ("a", "b", "c"), ModelConfig(shrinkage=0.05), times[:500])
+    _, training = model.residuals(times[:500], model.measure(times[:500], values[:500], None))
+    assert np.sqrt(np.mean(training**2, axis=0)) == pytest.approx([1.0, 1.0, 1.0], abs=1e-6)
+    broken = values.copy()
+    broken[700:730, 1] += 1.0  # b about 7 residual sd off what a implies
+    scores = model.scorer().score(times, broken)
+    assert np.median(np.abs(scores.deviation[700:730, 1])) > 4
+    ranked = [explain(model, scores.measured[i], scores.deviation[i])[0].variable for i in range(700, 730)]
+    assert ranked.count("c") <= 2, ranked
+    again = ProcessModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    assert np.array_equal(again.spread, model.spread)
+
+
 def test_a_missing_value_is_left_out_and_reported() -> None:
     model = fitted()
     times, values = plant(20, seed=10)
