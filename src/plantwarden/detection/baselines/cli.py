@@ -172,10 +172,19 @@ def accept_command(provider: RuntimeProvider, alert_id: str, reason: str, actor:
 @click.argument("scope")
 @click.option("--site", required=True)
 @click.option("--actor", default=None, help="Who resets (for the audit log).")
+@click.option(
+    "--learning",
+    callback=duration_ns,
+    default="7d",
+    show_default=True,
+    metavar="DURATION",
+    help="How long the scope learns again from now (as `sensor run --baseline-learning`).",
+)
 @click.pass_obj
-def reset_command(provider: RuntimeProvider, scope: str, site: str, actor: str | None) -> None:
-    """Forget a scope's facts and learn it again from now."""
+def reset_command(provider: RuntimeProvider, scope: str, site: str, actor: str | None, learning: int) -> None:
+    """Forget a scope's facts and learn it again from now (this host's clock)."""
     runtime = provider.runtime()
     with runtime.ready_store().transaction() as session:
-        forgotten = services.reset(session, runtime.context(actor), _audit(runtime), site, scope)
-    click.echo(f"{scope}: {forgotten:,} facts forgotten, learning again")
+        forgotten = services.reset(session, runtime.context(actor), _audit(runtime), site, scope, learning)
+        ends = services.get_scope(session, site, scope).learning_ends
+    click.echo(f"{scope}: {forgotten:,} facts forgotten, learning again until {ends:%Y-%m-%d %H:%M} UTC")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select
@@ -20,7 +20,7 @@ from plantwarden.core.errors import InvalidInput, NotFound
 from plantwarden.detection.baselines.alerting import EVIDENCE_KIND, draft
 from plantwarden.detection.baselines.checker import Deviation, merge_value
 from plantwarden.detection.baselines.facts import FactKey, FactKind
-from plantwarden.detection.baselines.learner import LEARNING, PROTECTING, Baseline, Fact, Scope
+from plantwarden.detection.baselines.learner import LEARNING, LEARNING_NS, PROTECTING, Baseline, Fact, Scope
 from plantwarden.detection.baselines.models import BaselineFact, BaselineScope
 from plantwarden.detection.baselines.naming import PlantNames
 
@@ -232,15 +232,27 @@ def promote_due(session: Session, ctx: Context, site: str | None = None) -> list
     return turned
 
 
-def reset(session: Session, ctx: Context, audit: AuditLog | None, site: str, scope: str) -> int:
-    """Forget a scope's facts and learn it again from now; how many facts were forgotten."""
+def reset(
+    session: Session,
+    ctx: Context,
+    audit: AuditLog | None,
+    site: str,
+    scope: str,
+    learning_ns: int = LEARNING_NS,
+) -> int:
+    """Forget a scope's facts and learn it again for `learning_ns` from now (the context's
+    clock: the wall clock of the host that resets); how many facts were forgotten. The window is
+    given, not the scope's last one: protecting by hand ends that where it began."""
     row = get_scope(session, site, scope)
     mine = or_(BaselineFact.scope == scope, BaselineFact.conduit == scope)  # a conduit's facts too
     found = len(session.scalars(select(BaselineFact).where(BaselineFact.site == site, mine)).all())
     session.execute(delete(BaselineFact).where(BaselineFact.site == site, mine))
     now = ctx.clock.now()
-    span = row.learning_ends - row.learning_started
-    row.state, row.learning_started, row.learning_ends = LEARNING, now, now + span
+    row.state, row.learning_started, row.learning_ends = (
+        LEARNING,
+        now,
+        now + timedelta(microseconds=learning_ns // 1000),
+    )
     row.protected_at, row.facts, row.generation, row.updated_at = None, 0, row.generation + 1, now
     _audit(session, ctx, audit, "baseline.reset", site, scope, {"facts_forgotten": int(found or 0)})
     return int(found or 0)

@@ -3,6 +3,7 @@ per site; deviations raised as alerts; accept, protect and reset, each in the au
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,23 @@ def test_saves_add_only_the_intervals_seen_since_the_last_save(ready: Store, ctx
         sensor.flush()
     assert stored_polling(ready) == {"median_ns": SECOND, "intervals": 30}
     assert alerts(ready) == []
+
+
+def test_a_reset_after_protecting_by_hand_learns_for_a_whole_window_again(
+    ready: Store, ctx: Context, audit: AuditLog
+) -> None:
+    sensor = tee(ready, ctx)
+    sensor.write(records([{}]))
+    sensor.close()
+    with ready.transaction() as session:
+        services.protect(session, ctx, audit, SITE, "asset:10.2.0.10")  # by hand: ends where it began
+        services.reset(session, ctx, audit, SITE, "asset:10.2.0.10")
+        row = services.get_scope(session, SITE, "asset:10.2.0.10")
+        assert row.state == "learning" and row.learning_started == ctx.clock.now()
+        assert row.learning_ends - row.learning_started == timedelta(days=7)
+        services.protect(session, ctx, audit, SITE, "asset:10.2.0.10")
+        services.reset(session, ctx, audit, SITE, "asset:10.2.0.10", learning_ns=3600 * SECOND)
+        assert row.learning_ends - row.learning_started == timedelta(hours=1)
+    sensor = tee(ready, ctx)  # a sensor learns it again: traffic after the reset is no deviation
+    sensor.write(records([{"ts": WEDNESDAY_NOON + 60 * SECOND, "function": 4}]))
+    assert sensor.pending == {}
