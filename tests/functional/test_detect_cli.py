@@ -26,10 +26,16 @@ def pump_csv(seconds: int, drift_from: int | None = None) -> str:
     pressure = 0.001 * speed**2 + rng.normal(0, 0.05, seconds)
     if drift_from is not None:
         pressure += np.clip(t - drift_from, 0, None) * 0.02
+    items = t // 10  # a counter: only ever goes up, so it is left out of the model
     lines = ["ts,device,variable,value"]
     for i in range(seconds):
         ns = (START + i) * 1_000_000_000
-        for name, values in (("pump_speed", speed), ("flow", flow), ("discharge_pressure", pressure)):
+        for name, values in (
+            ("pump_speed", speed),
+            ("flow", flow),
+            ("discharge_pressure", pressure),
+            ("items", items),
+        ):
             lines.append(f"{ns},pump-skid-1,{name},{values[i]:.5f}")
     return "\n".join(lines) + "\n"
 
@@ -41,10 +47,13 @@ def test_train_then_check_names_the_drifting_variable(tmp_path: Path) -> None:
     window = ["--site", "riverside", "--since", "2026-01-05T08:00:00Z"]
     trained = run(data, "detect", "train", *window, "--until", "2026-01-05T08:15:00Z")
     assert trained.exit_code == 0 and "trained pump-skid-1: 900 rows" in trained.output, trained.output
+    assert "left out (counters): items" in trained.output, trained.output
     listed = run(data, "detect", "models", "--site", "riverside")
     assert "pump-skid-1" in listed.output and "discharge_pressure" in listed.output, listed.output
+    assert "left out (counters): items" in listed.output, listed.output
     quiet = run(data, "detect", "check", *window, "--until", "2026-01-05T08:29:00Z")
     assert quiet.exit_code == 0 and "Process anomaly" not in quiet.output, quiet.output
+    assert "0 episode(s) found" in quiet.output, quiet.output
     found = run(data, "detect", "check", *window, "--until", "2026-01-05T09:00:00Z", "--raise-alerts")
     assert found.exit_code == 0, found.output
     assert "Process anomaly at pump-skid-1: discharge_pressure" in found.output, found.output

@@ -131,6 +131,8 @@ def test_the_out_of_range_setpoint_breaks_the_boiler_s_baseline(attacked: Run) -
 
 def test_every_device_learned_a_model_that_survives_the_run(attacked: Run) -> None:
     assert "trained now:" in attacked.output
+    summary = next(line for line in attacked.output.splitlines() if line.startswith("process models:"))
+    assert "left out (counters): " in summary and "mixer-1 batch_count" in summary, summary
     runtime = Runtime(make_settings(attacked.directory / "data"), SystemClock())
     try:
         with runtime.ready_store().transaction() as session:

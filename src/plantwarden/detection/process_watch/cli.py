@@ -101,8 +101,9 @@ def train_command(
     watch.fit_now()
     for name, model, rows in trained:
         names = ", ".join(model.names)
+        left = f"; left out (counters): {', '.join(model.left_out)}" if model.left_out else ""
         click.echo(
-            f"trained {name}: {rows:,} rows, threshold {model.model.threshold:.4g}; variables: {names}"
+            f"trained {name}: {rows:,} rows, threshold {model.model.threshold:.4g}; variables: {names}{left}"
         )
     short = {name: item.rows for name, item in watch.learning.items()}
     for name, rows in sorted(short.items()):
@@ -152,7 +153,7 @@ def check_command(
     if output == "json":
         click.echo(json.dumps([_json(site, episode) for episode in found], indent=1))
     else:
-        click.echo(watch.summary())
+        click.echo(watch.summary(raised=raise_alerts_))
         for episode in found:
             click.echo(draft(site, episode).title + f"  [{_span(episode)}]")
     if raise_alerts_ and found:
@@ -174,6 +175,7 @@ def models_command(provider: RuntimeProvider, site: str, output: str) -> None:
         {
             "device": item.device,
             "variables": list(item.model.names),
+            "left_out": list(item.model.left_out),
             "rows": item.rows,
             "trained_from": item.trained_from.isoformat(),
             "trained_until": item.trained_until.isoformat(),
@@ -194,6 +196,8 @@ def models_command(provider: RuntimeProvider, site: str, output: str) -> None:
         window = f"{row['trained_from'][:19]} .. {row['trained_until'][:19]}"
         click.echo(f"{row['device']:20} {row['rows']:>8,} rows  {window}  threshold {row['threshold']:.4g}")
         click.echo(f"  {', '.join(row['variables'])}")
+        if row["left_out"]:
+            click.echo(f"  left out (counters): {', '.join(row['left_out'])}")
 
 
 @click.command("forget")

@@ -258,20 +258,34 @@ class ProcessWatch:
             watched.episodes.finish()
         self.flush()
 
-    def summary(self) -> str:
-        """One line for the end of `sensor run`."""
+    def summary(self, *, raised: bool = True) -> str:
+        """One line for the end of `sensor run` (`raised`: whether the episodes became alerts)."""
         parts = [
             f"{device} {watched.flagged}/{watched.rows} rows flagged"
             for device, watched in sorted(self.protecting.items())
         ]
         learning = [f"{device} ({item.rows} rows)" for device, item in sorted(self.learning.items())]
-        text = f"process models: {self.reported} episode(s) raised"
+        text = f"process models: {self.reported} episode(s) {'raised' if raised else 'found'}"
         if parts:
             text += "; watching " + ", ".join(parts)
         if self.trained:
             text += "; trained now: " + ", ".join(self.trained)
         if learning:
             text += "; still learning: " + ", ".join(learning)
+        left = [
+            f"{device} {name}"
+            for device, watched in sorted(self.protecting.items())
+            for name in watched.model.left_out
+        ]
+        if left:
+            text += "; left out (counters): " + ", ".join(left)
+        unknown = [
+            f"{device} {name}"
+            for device, watched in sorted(self.protecting.items())
+            for name in sorted(watched.unknown - set(watched.model.left_out))
+        ]
+        if unknown:
+            text += "; not in the model (ignored): " + ", ".join(unknown)
         if self.frames.late:
             text += f"; {self.frames.late} late sample(s) dropped"
         return text
