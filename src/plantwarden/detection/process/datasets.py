@@ -1,14 +1,17 @@
 """Readers for process time series: SKAB files, the BATADAL sets, and any CSV of numbers.
 
 Every reader returns a `Series` (times in UTC nanoseconds, a float matrix with NaN for an empty
-or unreadable cell, the variable names, and labels when the file has them) and raises
+or `nan` cell, the variable names, and labels when the file has them) and raises
 `InvalidInput` naming the file, the line and the column when the file is not what it claims.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +25,9 @@ from plantwarden.core.errors import InvalidInput, NotFound
 SKAB_FOLDERS = ("valve1", "valve2", "other")
 SKAB_LABELS = ("anomaly", "changepoint")
 SECOND_NS = 1_000_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE)
+"""A decimal number in ASCII (`float()` also takes '1_000' and other scripts' digits), or nan/inf."""
 
 
 @dataclass(frozen=True)
@@ -59,14 +65,20 @@ def read_table(
     time_format: str | None,
     label_columns: Sequence[str] = (),
     delimiter: str = ",",
+    binary_labels: bool = False,
 ) -> tuple[NDArray[np.int64], NDArray[np.float64], tuple[str, ...], dict[str, NDArray[np.float64]]]:
-    """Times, the value columns and their names, and those of `label_columns` the file has."""
+    """Times, the value columns and their names, and those of `label_columns` the file has.
+
+    A value cell is a finite decimal number, or missing (empty or `nan`); anything else is refused
+    with its line and column. With `binary_labels`, every label cell is 0 or 1.
+    """
     if not path.is_file():
         raise NotFound(f"{path}: no such file")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
-        header = [cell.strip() for cell in next(reader, [])]
-        rows = [row for row in reader if any(cell.strip() for cell in row)]
+    if time_column in label_columns:
+        raise InvalidInput(f"{path}: {time_column!r} cannot be both the time column and a label column")
+    if time_format is not None:
+        check_time_format(time_format)
+    header, lines, rows = _read_rows(path, delimiter)
     if time_column not in header:
         raise InvalidInput(f"{path}: no time column {time_column!r} (columns: {', '.join(header)})")
     labels = [name for name in label_columns if name in header]
@@ -76,11 +88,71 @@ def read_table(
     if not rows:
         raise InvalidInput(f"{path}: no data rows")
     at = header.index(time_column)
-    times = np.array([_time(path, line, row, at, time_format) for line, row in enumerate(rows, start=2)])
+    times = np.array([_time(path, line, row, at, time_format) for line, row in zip(lines, rows, strict=True)])
     columns = [header.index(name) for name in [*numeric, *labels]]
-    matrix = np.array([[_number(row, index) for index in columns] for row in rows], dtype=np.float64)
+    matrix = np.array(
+        [
+            [_number(path, line, row, index, header) for index in columns]
+            for line, row in zip(lines, rows, strict=True)
+        ],
+        dtype=np.float64,
+    )
     extra = {name: matrix[:, len(numeric) + i] for i, name in enumerate(labels)}
+    if binary_labels:
+        for name, values in extra.items():
+            wrong = np.flatnonzero((values != 0) & (values != 1))
+            if len(wrong):
+                row = rows[wrong[0]]
+                cell = row[header.index(name)].strip() if header.index(name) < len(row) else ""
+                raise InvalidInput(
+                    f"{path}, line {lines[wrong[0]]}, column {name}: label {cell!r} is not 0 or 1"
+                )
     return times.astype(np.int64), matrix[:, : len(numeric)], tuple(numeric), extra
+
+
+def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[int], list[list[str]]]:
+    """The header, and the non-blank rows with the line each ends on."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise InvalidInput(f"{path}, line {line}: not UTF-8 text (byte 0x{data[error.start]:02x})") from None
+    if not text.strip():
+        raise InvalidInput(f"{path}: the file is empty")
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    except TypeError:
+        raise InvalidInput(f"delimiter {delimiter!r}: a delimiter is one character") from None
+    lines, rows = [], []
+    try:
+        header = [cell.strip() for cell in next(reader, [])]
+        if not header:
+            raise InvalidInput(f"{path}, line 1: blank (the header is expected there)")
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                lines.append(reader.line_num)
+                rows.append(row)
+    except csv.Error as error:
+        too_long = "field limit" in str(error)
+        problem = f"a field is longer than {csv.field_size_limit()} characters (an unclosed quote?)"
+        raise InvalidInput(f"{path}, line {reader.line_num}: {problem if too_long else error}") from None
+    return header, lines, rows
+
+
+def check_time_format(time_format: str) -> None:
+    """Refuse a strptime format with an unknown directive (not the data's fault)."""
+    try:
+        datetime.strptime("", time_format)  # noqa: DTZ007 - only the format is checked
+    except ValueError as error:
+        if "directive" in str(error) or "stray %" in str(error):
+            raise InvalidInput(f"time format {time_format!r} is invalid: {error}") from None
+
+
+def utc_ns(moment: datetime) -> int:
+    """A time as nanoseconds since the epoch, exactly (a naive time is UTC)."""
+    delta = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)) - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * SECOND_NS + delta.microseconds * 1000
 
 
 def _time(path: Path, line: int, row: list[str], index: int, time_format: str | None) -> int:
@@ -93,16 +165,22 @@ def _time(path: Path, line: int, row: list[str], index: int, time_format: str | 
         raise InvalidInput(
             f"{path}, line {line}: {cell!r} is not a time ({time_format or 'ISO 8601'})"
         ) from None
-    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return int(moment.timestamp()) * SECOND_NS + moment.microsecond * 1000
+    return utc_ns(moment)
 
 
-def _number(row: list[str], index: int) -> float:
+def _number(path: Path, line: int, row: list[str], index: int, header: list[str]) -> float:
     cell = row[index].strip() if index < len(row) else ""
-    try:
-        return float(cell) if cell else float("nan")
-    except ValueError:
+    if not cell:
         return float("nan")
+    if not NUMBER.fullmatch(cell):
+        raise InvalidInput(f"{path}, line {line}, column {header[index]}: {cell[:40]!r} is not a number")
+    value = float(cell)
+    if math.isinf(value):
+        raise InvalidInput(
+            f"{path}, line {line}, column {header[index]}: {cell[:40]!r} is not a finite number"
+            " (leave the cell empty for a missing value)"
+        )
+    return value
 
 
 def read_skab_file(path: Path, name: str | None = None) -> Series:

@@ -209,6 +209,7 @@ def evaluate_csv(
         time_format=time_format,
         delimiter=delimiter,
         label_columns=() if label_column is None else (label_column,),
+        binary_labels=True,
     )
     if label_column is not None and label_column not in extra:
         raise InvalidInput(f"{path}: no label column {label_column!r}")
