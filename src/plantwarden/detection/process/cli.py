@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import typing
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -10,6 +13,7 @@ import click
 from plantwarden.core.errors import InvalidInput
 from plantwarden.detection.process import config as configs
 from plantwarden.detection.process.config import ModelConfig
+from plantwarden.detection.process.datasets import utc_ns
 from plantwarden.detection.process.evaluate import (
     Run,
     evaluate_batadal,
@@ -55,10 +59,19 @@ def detect_group() -> None:
 )
 @click.option("--time-format", help="CSV: strptime format of the time column (default ISO 8601).")
 @click.option("--label-column", help="CSV: 0/1 label column (metrics are printed when given).")
-@click.option("--delimiter", default=",", show_default=True, help="CSV: field separator.")
+@click.option(
+    "--delimiter",
+    default=",",
+    show_default=True,
+    callback=lambda _ctx, _param, value: _delimiter(value),
+    help="CSV: field separator (one character; \\t for a tab).",
+)
 @click.option("--train-rows", type=click.IntRange(min=1), help="CSV: the first N rows (in time order) train.")
 @click.option(
-    "--train-until", help="CSV: rows before this ISO 8601 time train (UTC unless it has an offset)."
+    "--train-until",
+    "train_until_ns",
+    callback=lambda _ctx, _param, value: _time(value),
+    help="CSV: rows before this ISO 8601 time train (UTC unless it has an offset).",
 )
 def evaluate_command(
     dataset: str,
@@ -72,9 +85,13 @@ def evaluate_command(
     label_column: str | None,
     delimiter: str,
     train_rows: int | None,
-    train_until: str | None,
+    train_until_ns: int | None,
 ) -> None:
     """Run DATASET's protocol on PATH (the SKAB or BATADAL folder, or a CSV file) and print its metrics."""
+    if predictions_out is not None and not predictions_out.parent.is_dir():
+        raise click.BadParameter(
+            f"{str(predictions_out.parent)!r} is not a folder", param_hint="--predictions-out"
+        )
     config = _config(config_file, DEFAULTS[dataset])
     progress = _progress
     if dataset == "skab":
@@ -90,7 +107,7 @@ def evaluate_command(
             label_column=label_column,
             delimiter=delimiter,
             train_rows=train_rows,
-            train_until_ns=_time(train_until),
+            train_until_ns=train_until_ns,
         )
     _report(run, predictions_out)
 
@@ -117,17 +134,50 @@ def _config(path: Path | None, default: ModelConfig) -> ModelConfig:
         raise InvalidInput(f"{path}: not JSON ({error})") from None
     if not isinstance(data, dict):
         raise InvalidInput(f"{path}: a JSON object of model settings is expected")
-    return ModelConfig.from_dict({**default.to_dict(), **data})
+    for name, value in data.items():
+        _check_setting(path, name, value)
+    try:
+        return ModelConfig.from_dict({**default.to_dict(), **data})
+    except (TypeError, ValueError) as error:  # a check above missed a wrong type: still one line
+        raise InvalidInput(f"{path}: a model setting has the wrong type ({error})") from None
+
+
+SETTING_TYPES = typing.get_type_hints(ModelConfig)
+
+
+def _check_setting(path: Path, name: str, value: object) -> None:
+    """A setting of the JSON file has its field's type: a finite number, true/false, or null."""
+    kind = SETTING_TYPES.get(name)
+    if kind is None:
+        return  # an unknown setting: ModelConfig.from_dict names them all
+    allowed = typing.get_args(kind) or (kind,)
+    if value is None and type(None) in allowed:
+        return
+    if bool in allowed and isinstance(value, bool):
+        return
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if float in allowed and number and math.isfinite(typing.cast(float, value)):
+        return
+    expected = "true or false" if bool in allowed else "a finite number"
+    if type(None) in allowed:
+        expected += " or null"
+    raise InvalidInput(f"{path}: model setting {name!r} must be {expected}, not {json.dumps(value)}")
+
+
+def _delimiter(value: str) -> str:
+    delimiter = "\t" if value == "\\t" else value
+    if len(delimiter) != 1 or delimiter in '"\r\n':
+        raise click.BadParameter(
+            f"{value!r}: one character other than a quote or a line break (\\t for a tab)",
+            param_hint="--delimiter",
+        )
+    return delimiter
 
 
 def _time(value: str | None) -> int | None:
     if value is None:
         return None
-    from datetime import UTC, datetime  # noqa: PLC0415 - only this option needs it
-
     try:
-        moment = datetime.fromisoformat(value)
+        return utc_ns(datetime.fromisoformat(value))
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint="--train-until") from None
-    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return int(moment.timestamp()) * 1_000_000_000

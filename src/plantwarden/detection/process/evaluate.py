@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -81,11 +82,13 @@ def score_series(
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_], list[str]]:
     """Stream every row of `series` through a fresh scorer; keep the rows from `start` on."""
     scorer = model.scorer()
-    scores = scorer.score(series.times_ns, series.values)
-    rest = scorer.flush()
-    if len(rest) or len(scores) != len(series.times_ns):
+    now = scorer.score(series.times_ns, series.values)
+    rest = scorer.flush()  # the rows a reorder buffer still holds
+    if not np.array_equal(np.concatenate([now.times_ns, rest.times_ns]), series.times_ns):
         raise InvalidInput(f"{series.name}: rows out of time order (sort the file first)")
-    return scores.score[start:], scores.flag[start:], scores.top_variable()[start:]
+    score = np.concatenate([now.score, rest.score])
+    flag = np.concatenate([now.flag, rest.flag])
+    return score[start:], flag[start:], (now.top_variable() + rest.top_variable())[start:]
 
 
 def evaluate_skab(
@@ -250,7 +253,7 @@ def write_predictions(path: Path, predictions: Sequence[Prediction]) -> int:
         writer = csv.writer(handle)
         writer.writerow(PREDICTION_HEADER)
         for p in predictions:
-            stamps = np.datetime_as_string(p.times_ns.astype("datetime64[ns]"), unit="s")
+            stamps = np.datetime_as_string(p.times_ns.astype("datetime64[ns]"), unit=_time_unit(p.times_ns))
             labels = [""] * len(stamps) if p.label is None else [str(int(v)) for v in p.label]
             for stamp, score, flag, label, top in zip(stamps, p.score, p.flag, labels, p.top, strict=True):
                 writer.writerow(
@@ -267,3 +270,12 @@ def write_predictions(path: Path, predictions: Sequence[Prediction]) -> int:
                 )
                 rows += 1
     return rows
+
+
+def _time_unit(times_ns: NDArray[np.int64]) -> Literal["s", "ms", "us", "ns"]:
+    """The coarsest of s, ms, us and ns that writes every time of a file exactly."""
+    if not (times_ns % 1_000_000_000).any():
+        return "s"
+    if not (times_ns % 1_000_000).any():
+        return "ms"
+    return "us" if not (times_ns % 1_000).any() else "ns"
