@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.services import RaisedCounts, get_alert, raise_alerts
@@ -23,6 +23,8 @@ from plantwarden.detection.baselines.facts import FactKey, FactKind
 from plantwarden.detection.baselines.learner import LEARNING, LEARNING_NS, PROTECTING, Baseline, Fact, Scope
 from plantwarden.detection.baselines.models import BaselineFact, BaselineScope
 from plantwarden.detection.baselines.naming import PlantNames
+
+CONDUIT_PREFIX = "conduit:"
 
 
 def to_time(ns: int) -> datetime:
@@ -167,8 +169,14 @@ def _save_fact(session: Session, fact: Fact, row: BaselineFact | None) -> None:
 
 
 def _forget(baseline: Baseline, site: str, scope: str) -> None:
-    for key in [k for k, f in baseline.facts.items() if k.site == site and scope in (f.scope, f.conduit)]:
-        del baseline.facts[key]
+    """What a reset elsewhere did, in memory: the scope's facts forgotten (a conduit's released)."""
+    for key, fact in list(baseline.facts.items()):
+        if key.site != site:
+            continue
+        if fact.scope == scope:
+            del baseline.facts[key]
+        elif fact.conduit == scope:
+            fact.conduit = None
 
 
 def raise_deviations(
@@ -242,20 +250,41 @@ def reset(
 ) -> int:
     """Forget a scope's facts and learn it again for `learning_ns` from now (the context's
     clock: the wall clock of the host that resets); how many facts were forgotten. The window is
-    given, not the scope's last one: protecting by hand ends that where it began."""
+    given, not the scope's last one: protecting by hand ends that where it began.
+
+    An asset (or the site) scope forgets its facts, also in the conduits that share them. A
+    conduit forgets none: each of its facts is also the asset fact of its server, which that
+    asset's scope judges with; they are released from the conduit (its count drops to zero)."""
     row = get_scope(session, site, scope)
-    mine = or_(BaselineFact.scope == scope, BaselineFact.conduit == scope)  # a conduit's facts too
-    found = len(session.scalars(select(BaselineFact).where(BaselineFact.site == site, mine)).all())
-    session.execute(delete(BaselineFact).where(BaselineFact.site == site, mine))
+    conduit = scope.startswith(CONDUIT_PREFIX)
+    mine = BaselineFact.conduit == scope if conduit else BaselineFact.scope == scope
+    held = list(session.scalars(select(BaselineFact).where(BaselineFact.site == site, mine)))
+    touched = {name for fact in held for name in (fact.scope, fact.conduit) if name is not None}
+    for fact in held:
+        if conduit:
+            fact.conduit = None
+        else:
+            session.delete(fact)
+    session.flush()
     now = ctx.clock.now()
-    row.state, row.learning_started, row.learning_ends = (
-        LEARNING,
-        now,
-        now + timedelta(microseconds=learning_ns // 1000),
-    )
-    row.protected_at, row.facts, row.generation, row.updated_at = None, 0, row.generation + 1, now
-    _audit(session, ctx, audit, "baseline.reset", site, scope, {"facts_forgotten": int(found or 0)})
-    return int(found or 0)
+    window = timedelta(microseconds=learning_ns // 1000)
+    row.state, row.learning_started, row.learning_ends = LEARNING, now, now + window
+    row.protected_at, row.generation, row.updated_at = None, row.generation + 1, now
+    _recount(session, site, touched | {scope})
+    forgotten = 0 if conduit else len(held)
+    details = {"facts_forgotten": forgotten} | ({"facts_released": len(held)} if conduit else {})
+    _audit(session, ctx, audit, "baseline.reset", site, scope, details)
+    return forgotten
+
+
+def _recount(session: Session, site: str, names: set[str]) -> None:
+    """Store how many facts each of the named scopes holds (as asset scope or conduit)."""
+    for name in sorted(names):
+        found = session.get(BaselineScope, (site, name))
+        if found is not None:
+            mine = (BaselineFact.scope == name) | (BaselineFact.conduit == name)
+            statement = select(func.count()).select_from(BaselineFact).where(BaselineFact.site == site, mine)
+            found.facts = int(session.scalar(statement) or 0)
 
 
 def accept_alert(

@@ -167,18 +167,31 @@ def test_facts_are_saved_at_the_next_flush_when_a_save_fails(
     assert stored == len(sensor.baseline.facts)
 
 
-def test_resetting_a_conduit_forgets_its_facts(ready: Store, ctx: Context, audit: AuditLog) -> None:
+def test_resetting_a_conduit_keeps_the_facts_its_protecting_assets_judge_with(
+    ready: Store, ctx: Context, audit: AuditLog
+) -> None:
+    """Every fact across a conduit is also its server's asset fact: a conduit's reset releases
+    them from the conduit (they were deleted, and the asset scopes flooded normal traffic)."""
     sensor = tee(ready, ctx)
     sensor.write(records([{}, write()]))
-    sensor.close()
+    sensor.baseline.protect(SITE)
+    sensor.flush()
     with ready.transaction() as session:
-        conduit = next(
-            row.scope for row in services.scopes(session, SITE) if row.scope.startswith("conduit:")
-        )
-        assert services.reset(session, ctx, audit, SITE, conduit) > 0
-    with ready.transaction() as session:
-        left = session.scalars(select(BaselineFact).where(BaselineFact.conduit == conduit)).all()
-        assert left == []
+        before = {row.scope: row.facts for row in services.scopes(session, SITE)}
+        conduit = next(scope for scope in before if scope.startswith("conduit:"))
+        assert services.reset(session, ctx, audit, SITE, conduit) == 0  # none forgotten
+        after = {row.scope: row.facts for row in services.scopes(session, SITE)}
+        assert after == {**before, conduit: 0}
+        assert session.scalars(select(BaselineFact).where(BaselineFact.conduit == conduit)).all() == []
+        (entry,) = session.scalars(select(AuditEntry).where(AuditEntry.action == "baseline.reset"))
+        assert entry.details == {"facts_forgotten": 0, "facts_released": before[conduit]}
+    sensor.flush()  # the running sensor follows
+    sensor.write(records([{"ts": WEDNESDAY_NOON + 60 * SECOND}, write(ts=WEDNESDAY_NOON + 60 * SECOND)]))
+    assert sensor.pending == {}
+    restarted = tee(ready, ctx)
+    restarted.write(records([{"ts": WEDNESDAY_NOON + 90 * SECOND}, write(ts=WEDNESDAY_NOON + 90 * SECOND)]))
+    assert restarted.pending == {}
+    assert sensor.baseline.counts()[(SITE, "asset:10.2.0.10")] == before["asset:10.2.0.10"]
 
 
 def stored_polling(store: Store) -> dict[str, object]:
