@@ -3,7 +3,8 @@
 Pure functions over plain values (`facts.Observation` values and stored fact values):
 
 - `merge_value` widens a learned value with an observed one (intervals joined, ranges widened,
-  polling periods averaged by their interval counts): learning, and accepting a deviation;
+  polling periods averaged by their interval counts): learning, and accepting a deviation
+  (`accepted_value`: an accepted polling period replaces the learnt one);
 - `compare` says how an observation breaks a learned fact, or None when it does not.
 
 Tolerances: a polling period is changed when the median of the last `POLL_WINDOW` (5) intervals
@@ -80,6 +81,18 @@ def merge_value(kind: FactKind, learned: dict[str, Any], seen: dict[str, Any]) -
     if kind is FactKind.SERVICE:
         return {**learned, **seen}
     return dict(learned)
+
+
+def accepted_value(kind: FactKind, learned: dict[str, Any], seen: dict[str, Any]) -> dict[str, Any]:
+    """The value of a fact once an analyst accepts what was seen: a polling period replaces the
+    learnt one (weighed against the intervals learnt, the few seen would not move it); any
+    other value is widened by what was seen (`merge_value`)."""
+    if kind is FactKind.POLLING and int(seen.get("median_ns", 0)) > 0:
+        return {
+            "median_ns": int(seen["median_ns"]),
+            "intervals": max(int(seen.get("intervals", 0)), POLL_WINDOW),
+        }
+    return merge_value(kind, learned, seen)
 
 
 def compare(kind: FactKind, learned: dict[str, Any], seen: dict[str, Any]) -> str | None:

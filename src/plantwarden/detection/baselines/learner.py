@@ -279,22 +279,6 @@ class Baseline:
         fact.unsaved += seen.count
         fact.dirty = True
 
-    def accept(
-        self, key: FactKey, value: dict[str, Any], where: ScopeOf, first_ns: int, last_ns: int
-    ) -> Fact:
-        """Put a deviation's observed value into the baseline as accepted."""
-        fact = self.facts.get(key)
-        if fact is None:
-            fact = Fact(
-                key, merge_value(key.kind, {}, value), first_ns, last_ns, 0, where.scope, where.conduit
-            )
-            self.facts[key] = fact
-        else:
-            fact.value = merge_value(key.kind, fact.value, value)
-        fact.delta = merge_value(key.kind, fact.delta, value)
-        fact.source, fact.dirty = "accepted", True
-        return fact
-
     def counts(self) -> dict[tuple[str, str], int]:
         """Facts per (site, scope): a fact counts in its asset scope and in its conduit scope."""
         counted: dict[tuple[str, str], int] = {}

@@ -18,7 +18,7 @@ from plantwarden.core.auditlog import AuditLog
 from plantwarden.core.context import Context
 from plantwarden.core.errors import InvalidInput, NotFound
 from plantwarden.detection.baselines.alerting import EVIDENCE_KIND, draft
-from plantwarden.detection.baselines.checker import Deviation, merge_value
+from plantwarden.detection.baselines.checker import Deviation, accepted_value, merge_value
 from plantwarden.detection.baselines.facts import FactKey, FactKind
 from plantwarden.detection.baselines.learner import LEARNING, LEARNING_NS, PROTECTING, Baseline, Fact, Scope
 from plantwarden.detection.baselines.models import BaselineFact, BaselineScope
@@ -349,7 +349,7 @@ def accept_fact(
             key=parsed.text,
             scope=scope,
             conduit=conduit,
-            value=merge_value(parsed.kind, {}, clean) if clean else {},
+            value=accepted_value(parsed.kind, {}, clean) if clean else {},
             first_seen=now,
             last_seen=now,
             count=0,
@@ -357,7 +357,7 @@ def accept_fact(
         )
         session.add(row)
     else:
-        row.value = merge_value(parsed.kind, dict(row.value), clean)
+        row.value = accepted_value(parsed.kind, dict(row.value), clean)
         row.source = "accepted"
     row.accepted_by, row.accepted_at, row.reason = ctx.actor or "system", now, reason[:1000]
     session.flush()

@@ -237,3 +237,26 @@ def test_a_reset_after_protecting_by_hand_learns_for_a_whole_window_again(
     sensor = tee(ready, ctx)  # a sensor learns it again: traffic after the reset is no deviation
     sensor.write(records([{"ts": WEDNESDAY_NOON + 60 * SECOND, "function": 4}]))
     assert sensor.pending == {}
+
+
+def test_accepting_a_polling_change_makes_the_new_period_the_learnt_one(
+    ready: Store, ctx: Context, audit: AuditLog
+) -> None:
+    sensor = tee(ready, ctx)
+    sensor.write(polls(2000, 10.0))  # a long-learnt 10 s period
+    sensor.baseline.protect(SITE)
+    later = WEDNESDAY_NOON + 30_000 * SECOND
+    sensor.write(polls(10, 2.0, start=later))
+    sensor.flush()
+    (alert,) = alerts(ready)
+    assert alert.rule_id == "pw-baseline-polling-changed"
+    with ready.transaction() as session:
+        fact = services.accept_alert(session, ctx, audit, alert.id, "faster polling for the new recipe")
+        assert fact.value["median_ns"] == 2 * SECOND
+    sensor.flush()  # takes in the accepted period
+    for minute in range(1, 4):
+        sensor.write(polls(30, 2.0, start=later + minute * 60 * SECOND))
+        sensor.flush()
+    (again,) = alerts(ready)
+    assert again.occurrences == 1
+    assert stored_polling(ready)["median_ns"] == 2 * SECOND
