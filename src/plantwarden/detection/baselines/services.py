@@ -332,6 +332,7 @@ def accept_fact(
         parsed = FactKey.parse(kind, site, key)
     except ValueError as error:
         raise InvalidInput(f"not a fact: {error}") from error
+    _acceptable(parsed, value)
     named = parsed.named()
     scope = (
         "site"
@@ -366,6 +367,22 @@ def accept_fact(
         details["alert"] = alert
     _audit(session, ctx, audit, "baseline.accepted", site, f"{parsed.kind.value}:{parsed.text}", details)
     return row
+
+
+def _acceptable(key: FactKey, value: dict[str, Any]) -> None:
+    """Refuse a value the baseline cannot take: a setpoint written outside the register map's
+    safe range is judged against that range alone, whatever was accepted."""
+    outside = int(value.get("outside_safe", 0) or 0)
+    if key.kind is FactKind.SETPOINT and outside > 0:
+        safe = value.get("safe")
+        limits = (
+            f" [{float(safe[0]):g}, {float(safe[1]):g}]" if isinstance(safe, list) and len(safe) == 2 else ""
+        )
+        raise InvalidInput(
+            f"{outside} writes of {key.text} lie outside the register's safe range{limits}, which no "
+            "acceptance widens: the safe range comes from the register map in plant.yaml; change it "
+            "there (plantwarden plant apply) if the new value is safe, then close the alert"
+        )
 
 
 def _audit(

@@ -3,6 +3,7 @@ per site; deviations raised as alerts; accept, protect and reset, each in the au
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from plantwarden.detection.baselines import services
 from plantwarden.detection.baselines.live import BaselineTee
 from plantwarden.detection.baselines.models import BaselineFact
 from plantwarden.detection.baselines.scoping import Scoper
+from plantwarden.zones.plant.model import Register, SiteModel
 from tests.unit.detection.baselines.batches import SECOND, polls, records, write
 from tests.unit.detection.plant_models import SITE, WEDNESDAY_NOON, plant_site
 
@@ -260,3 +262,26 @@ def test_accepting_a_polling_change_makes_the_new_period_the_learnt_one(
     (again,) = alerts(ready)
     assert again.occurrences == 1
     assert stored_polling(ready)["median_ns"] == 2 * SECOND
+
+
+def guarded_site() -> SiteModel:
+    """The plant site with a safe range of 0 to 70 on the PLC's holding register 100."""
+    site = plant_site()
+    register = Register(100, "speed", "holding", "uint16", safe_range=(0.0, 70.0))
+    plc = replace(site.assets[1], registers=(register,))
+    return replace(site, assets=(site.assets[0], plc, *site.assets[2:]))
+
+
+def test_a_setpoint_outside_the_register_maps_safe_range_cannot_be_accepted(
+    ready: Store, ctx: Context, audit: AuditLog
+) -> None:
+    sensor = BaselineTee(ready, ctx, SITE, None, scoper=Scoper([guarded_site()]), monotonic=lambda: 0.0)
+    sensor.write(records([write(value=40)]))
+    sensor.baseline.protect(SITE)
+    sensor.write(records([write(value=90)]))
+    sensor.flush()
+    (alert,) = alerts(ready)
+    with ready.transaction() as session:
+        with pytest.raises(InvalidInput, match=r"safe range comes from the register map in plant\.yaml"):
+            services.accept_alert(session, ctx, audit, alert.id, "the new recipe")
+        assert session.scalars(select(AuditEntry)).all() == []
