@@ -3,8 +3,9 @@ records, protecting, accepting a deviation, resetting a scope."""
 
 from __future__ import annotations
 
+import getpass
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import click
 
@@ -29,6 +30,28 @@ def baseline_group() -> None:
 
 def _audit(runtime: Runtime) -> AuditLog:
     return AuditLog.open(runtime.core, runtime.settings[AuditSettings])
+
+
+def _by(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """`--by NAME` (who acts, for the audit log; default: host:<login name>), and `--actor`, its
+    older spelling, hidden."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        command = click.option("--actor", "actor", hidden=True, help="The same as --by.")(command)
+        text = f"Who {what} (for the audit log); default: host:<login name>."
+        return click.option("--by", "by", metavar="NAME", help=text)(command)
+
+    return decorate
+
+
+def _host_actor(by: str | None, actor: str | None) -> str:
+    """Who acts: `--by` (or `--actor`), else the host account running the command."""
+    if by or actor:
+        return str(by or actor)
+    try:
+        return f"host:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "host"
 
 
 @baseline_group.command("status")
@@ -144,34 +167,40 @@ def check_command(
 @baseline_group.command("protect")
 @click.argument("scope", required=False)
 @click.option("--site", required=True)
-@click.option("--actor", default=None, help="Who protects (for the audit log).")
+@_by("protects")
 @click.pass_obj
-def protect_command(provider: RuntimeProvider, scope: str | None, site: str, actor: str | None) -> None:
+def protect_command(
+    provider: RuntimeProvider, scope: str | None, site: str, by: str | None, actor: str | None
+) -> None:
     """Start protecting one scope now (default: every learning scope of the site)."""
     runtime = provider.runtime()
     with runtime.ready_store().transaction() as session:
-        turned = services.protect(session, runtime.context(actor), _audit(runtime), site, scope)
+        ctx = runtime.context(_host_actor(by, actor))
+        turned = services.protect(session, ctx, _audit(runtime), site, scope)
     click.echo(f"protecting now: {', '.join(turned) or 'nothing (no learning scope)'}")
 
 
 @baseline_group.command("accept")
 @click.argument("alert_id")
 @click.option("--reason", required=True, help="Why the deviation is normal (kept in the audit log).")
-@click.option("--actor", default=None, help="Who accepts (for the audit log).")
+@_by("accepts")
 @click.pass_obj
-def accept_command(provider: RuntimeProvider, alert_id: str, reason: str, actor: str | None) -> None:
+def accept_command(
+    provider: RuntimeProvider, alert_id: str, reason: str, by: str | None, actor: str | None
+) -> None:
     """Accept the deviation an alert reports into the baseline (close the alert with a verdict
     with `plantwarden alerts close`)."""
     runtime = provider.runtime()
     with runtime.ready_store().transaction() as session:
-        fact = services.accept_alert(session, runtime.context(actor), _audit(runtime), alert_id, reason)
+        ctx = runtime.context(_host_actor(by, actor))
+        fact = services.accept_alert(session, ctx, _audit(runtime), alert_id, reason)
         click.echo(f"accepted into {fact.scope}: {fact.kind} {fact.key} {json.dumps(fact.value)}")
 
 
 @baseline_group.command("reset")
 @click.argument("scope")
 @click.option("--site", required=True)
-@click.option("--actor", default=None, help="Who resets (for the audit log).")
+@_by("resets")
 @click.option(
     "--learning",
     callback=duration_ns,
@@ -181,10 +210,13 @@ def accept_command(provider: RuntimeProvider, alert_id: str, reason: str, actor:
     help="How long the scope learns again from now (as `sensor run --baseline-learning`).",
 )
 @click.pass_obj
-def reset_command(provider: RuntimeProvider, scope: str, site: str, actor: str | None, learning: int) -> None:
+def reset_command(
+    provider: RuntimeProvider, scope: str, site: str, by: str | None, actor: str | None, learning: int
+) -> None:
     """Forget a scope's facts and learn it again from now (this host's clock)."""
     runtime = provider.runtime()
     with runtime.ready_store().transaction() as session:
-        forgotten = services.reset(session, runtime.context(actor), _audit(runtime), site, scope, learning)
+        ctx = runtime.context(_host_actor(by, actor))
+        forgotten = services.reset(session, ctx, _audit(runtime), site, scope, learning)
         ends = services.get_scope(session, site, scope).learning_ends
     click.echo(f"{scope}: {forgotten:,} facts forgotten, learning again until {ends:%Y-%m-%d %H:%M} UTC")

@@ -3,6 +3,7 @@ show, protect, accept, reset."""
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
@@ -55,8 +56,12 @@ def test_learn_protect_check_accept_and_reset_from_the_command_line(data_dir: Pa
         assert alert.rule_id == "pw-baseline-new-service"
     accepted = run(provider, "accept", str(alert.id), "--reason", "vendor diagnostics", "--actor", "ana")
     assert "accepted into asset:10.2.0.10: service" in accepted
-    assert "facts forgotten" in run(provider, "reset", "asset:10.2.0.10", "--site", SITE)
+    assert "facts forgotten" in run(provider, "reset", "asset:10.2.0.10", "--site", SITE, "--by", "sam")
     with runtime.ready_store().transaction() as session:
-        actions = list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.seq)))
-        assert actions == ["baseline.protected", "baseline.accepted", "baseline.reset"]
+        actions = list(session.execute(select(AuditEntry.action, AuditEntry.actor).order_by(AuditEntry.seq)))
+        assert [tuple(a) for a in actions] == [
+            ("baseline.protected", f"host:{getpass.getuser()}"),  # who runs the command, by default
+            ("baseline.accepted", "ana"),  # --actor: the older spelling of --by
+            ("baseline.reset", "sam"),
+        ]
     runtime.close()
