@@ -9,10 +9,12 @@ so each one is checked before anything is written:
 - device and variable are 1-128 characters without control characters or lone surrogates (which
   JSON can carry and no database can store);
 - the value is a finite number, or missing: `null` (or NaN) is stored as NaN and means "no value"
-  (its quality is then at least 1 unless given); an infinity is refused;
-- the time is an ISO 8601 string (UTC unless it carries an offset) or an integer of nanoseconds
-  since the Unix epoch, from 2000-01-01 up to one day after the receiver's clock (an integer that
-  looks like seconds or milliseconds is refused with that hint);
+  (its quality is then at least 1 unless given); an infinity is refused, and so is text that is not
+  a decimal number in ASCII digits (`float()` would take '1_000' as 1000);
+- the time is an ISO 8601 string (UTC unless it carries an offset; up to nine fractional digits,
+  kept to the nanosecond) or an integer of nanoseconds since the Unix epoch, from 2000-01-01 up to
+  one day after the receiver's clock (an integer that looks like seconds or milliseconds is refused
+  with that hint);
 - quality is an integer 0-127: 0 good, above 0 questionable or bad in the source's own terms.
 
 Writing goes through one `RecordWriter` under a writer name; a partition has one writer at a
@@ -53,6 +55,13 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FIELDS = ("ts", "device", "variable", "value", "quality")
 INTEGER = re.compile(r"-?[0-9]+")
 """An integer in ASCII digits: `str.isdigit()` also accepts '²' and other digits `int()` refuses."""
+DECIMAL = re.compile(
+    r"\s*[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?|inf|infinity|nan)\s*", re.IGNORECASE
+)
+"""A number as text: ASCII digits, no '_' (`float()` takes '1_000' and other scripts' digits)."""
+FRACTION = re.compile(r"[.,]([0-9]+)")
+"""The fractional seconds of an ISO 8601 time (its only decimal separator)."""
+NANO_DIGITS = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +95,9 @@ def parse_time(value: object, now_ns: int) -> int:
         if INTEGER.fullmatch(text):
             return parse_time(int(text), now_ns)
         try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            raise InvalidInput(
-                f"ts {value[:40]!r} is not an ISO 8601 time (e.g. 2026-11-26T08:00:00Z)"
-            ) from None
-        ns = nanoseconds(moment)
+            ns = iso_nanoseconds(text)
+        except ValueError as error:
+            raise InvalidInput(f"ts {value[:40]!r} {error}") from None
     else:
         ns = value
     if ns < EARLIEST_NS:
@@ -100,6 +106,23 @@ def parse_time(value: object, now_ns: int) -> int:
     if ns > now_ns + DAY_NS:
         raise InvalidInput(f"ts {value!r} is more than a day ahead of this receiver's clock")
     return int(ns)
+
+
+def iso_nanoseconds(text: str) -> int:
+    """ISO 8601 text as nanoseconds since the epoch, with up to nine fractional digits (`datetime`
+    keeps six: the rest is added here); ValueError says what is wrong."""
+    fraction = FRACTION.search(text)
+    extra = 0
+    if fraction is not None and len(fraction[1]) > 6:
+        digits = fraction[1]
+        if len(digits) > NANO_DIGITS:
+            raise ValueError(f"has {len(digits)} fractional digits (nanoseconds at most: {NANO_DIGITS})")
+        extra = int(digits[6:].ljust(3, "0"))
+        text = text[: fraction.start(1) + 6] + text[fraction.end(1) :]
+    try:
+        return nanoseconds(datetime.fromisoformat(text)) + extra
+    except ValueError:
+        raise ValueError("is not an ISO 8601 time (e.g. 2026-11-26T08:00:00Z)") from None
 
 
 def nanoseconds(moment: datetime) -> int:
@@ -125,6 +148,8 @@ def _value(value: object) -> float:
         return math.nan
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise InvalidInput("value must be a number (or null when missing)")
+    if isinstance(value, str) and not DECIMAL.fullmatch(value):
+        raise InvalidInput(f"value {value[:40]!r} is not a number")
     try:
         number = float(value)
     except (ValueError, OverflowError):

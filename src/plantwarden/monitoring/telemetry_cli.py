@@ -18,7 +18,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,7 +33,7 @@ from plantwarden.monitoring.telemetry import (
     SampleQuery,
     TelemetryIngest,
     check_site,
-    nanoseconds,
+    iso_nanoseconds,
     query_samples,
     sample_from,
     sample_rows,
@@ -69,10 +68,9 @@ def _moment(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
     if INTEGER.fullmatch(value):
         return int(value)
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not ISO 8601 (e.g. 2026-11-26T08:00:00Z)") from None
-    return nanoseconds(moment)
+        return iso_nanoseconds(value)
+    except ValueError as error:
+        raise click.BadParameter(f"{value!r} {error}") from None
 
 
 def _ingest(runtime: Runtime, name: str) -> TelemetryIngest:
@@ -141,28 +139,39 @@ def _read_samples(source: IO[str], file_format: str) -> tuple[list[Sample], list
     samples: list[Sample] = []
     problems: list[tuple[int, str]] = []
     rows = _csv_rows(source) if file_format == "csv" else _jsonl_rows(source)
-    for line, row in rows:
-        try:
-            if isinstance(row, str):
-                raise InvalidInput(row)
-            samples.append(sample_from(row, now))
-        except InvalidInput as error:
-            problems.append((line, error.message))
-        if line % 100_000 == 0:
-            click.echo(f"checked {line:,} lines", err=True)
+    try:
+        for line, row in rows:
+            try:
+                if isinstance(row, str):
+                    raise InvalidInput(row)
+                samples.append(sample_from(row, now))
+            except InvalidInput as error:
+                problems.append((line, error.message))
+            if line % 100_000 == 0:
+                click.echo(f"checked {line:,} lines", err=True)
+    except UnicodeDecodeError as error:
+        byte = error.object[error.start : error.start + 1].hex()
+        raise click.ClickException(
+            f"the input is not UTF-8 text (byte 0x{byte}): nothing was written"
+        ) from None
     return samples, problems
 
 
 def _csv_rows(source: IO[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
     reader = csv.reader(source)
-    header = next(reader, None)
-    if header is None:
+    rows = _checked(reader)
+    header = next(rows, None)
+    if header is None or isinstance(header, str):
+        yield from [] if header is None else [(1, header)]
         return
     names = [name.strip() for name in header]
     if not {"ts", "device", "variable", "value"} <= set(names) or not set(names) <= set(FIELDS):
         yield 1, f"the header must be ts,device,variable,value[,quality], not {','.join(names)[:100]}"
         return
-    for row in reader:
+    for row in rows:
+        if isinstance(row, str):
+            yield reader.line_num, row
+            return
         if not row:
             continue
         if len(row) != len(names):
@@ -171,6 +180,20 @@ def _csv_rows(source: IO[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
         yield (
             reader.line_num,
             {n: (v if v.strip() or n != "value" else None) for n, v in zip(names, row, strict=True)},
+        )
+
+
+def _checked(reader: Any) -> Iterator[list[str] | str]:
+    """The reader's rows, then the reason it stopped at a line that is not CSV (if it did)."""
+    try:
+        yield from reader
+    except csv.Error as error:
+        too_long = "field limit" in str(error)
+        yield (
+            f"a field is longer than {csv.field_size_limit()} characters (an unclosed quote?);"
+            " the rest of the input was not read"
+            if too_long
+            else f"not CSV ({error}); the rest of the input was not read"
         )
 
 

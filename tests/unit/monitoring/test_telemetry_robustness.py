@@ -128,7 +128,7 @@ def test_digits_int_refuses_are_invalid_input(digits: str) -> None:
     with pytest.raises(InvalidInput, match="quality must be an integer"):
         sample_from({**GOOD, "quality": digits}, NOW)
     result = CliRunner().invoke(telemetry_group, ["query", "--site", "plant-a", "--since", digits])
-    assert result.exit_code == 2 and "is not ISO 8601" in result.stderr
+    assert result.exit_code == 2 and "is not an ISO 8601 time" in result.stderr
 
 
 def test_a_name_with_a_lone_surrogate_is_refused_not_stored() -> None:
