@@ -50,6 +50,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/alerts"): ALERT_READERS,
     ("GET", "/alerts/{alert_id}"): ALERT_READERS,
     ("POST", "/alerts/{alert_id}/acknowledge"): frozenset({"operator", "engineer", "security_analyst"}),
+    ("POST", "/alerts/{alert_id}/accept-baseline"): frozenset({"security_analyst"}),
     ("GET", "/live"): ALERT_READERS,  # server-sent events (the test servers' streams end at once)
     ("GET", "/assets"): READERS,
     ("GET", "/assets/{key}"): READERS,
@@ -127,6 +128,7 @@ CONSOLE = {
     "/alerts",
     "/alerts/{alert_id}",
     "/alerts/{alert_id}/acknowledge",
+    "/alerts/{alert_id}/accept-baseline",
     "/assets",
     "/assets/{key}",
     "/map",
@@ -257,6 +259,7 @@ def _body(method: str, path: str, fresh: Callable[[str], str]) -> dict[str, Any]
         "/account/mfa": {"code": "000000"},
         "/api/v1/plant": {"content": PLANT_A, "source": "matrix.yaml"},
         "/api/v1/baselines/protect": {"site": "plant-a"},
+        "/alerts/{alert_id}/accept-baseline": {"reason": "matrix"},
         "/api/v1/pki/tokens": {"site": "plant-a", "device": "plc-1", "zone": "cell-1"},
         "/api/v1/pki/certificates/{serial}/revoke": {"reason": "matrix"},
         "/api/v1/quarantine": {"site": "plant-a", "subject": "address:10.9.9.9", "reason": "matrix"},

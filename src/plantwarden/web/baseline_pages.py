@@ -6,34 +6,47 @@ Both pages need `platform:baselines.read` (security analysts and auditors) and s
 sites the caller may read baselines at, as the JSON API does (`detection/baselines/api.py`): a
 baseline belongs to a whole site, so a grant limited to one zone does not show it, and another
 site's scope is answered as not found.
+
+A baseline deviation's alert page carries an "Accept into the baseline" form for those who hold
+`platform:baselines.manage` at its site: the deviation becomes an accepted fact (audited with the
+reason, as `baseline accept` and the API do) and the scope's page then shows it.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import Row, func, or_, select
 from sqlalchemy.orm import Session
 
+from plantwarden.alerts.errors import AlertNotFound
+from plantwarden.alerts.models import Alert
+from plantwarden.alerts.services import get_alert
 from plantwarden.core.access import Actor, Requires
+from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.core.errors import InvalidInput, NotFound
 from plantwarden.core.records.schema import Protocol
 from plantwarden.detection.baselines import services
+from plantwarden.detection.baselines.alerting import EVIDENCE_KIND
 from plantwarden.detection.baselines.facts import FactKey, FactKind
 from plantwarden.detection.baselines.learner import LEARNING, SITE_SCOPE
 from plantwarden.detection.baselines.models import BaselineFact, BaselineScope
+from plantwarden.web.auth import places_of
 from plantwarden.web.pagination import page_of
 
 router = APIRouter(include_in_schema=False)
 READ = Requires("platform:baselines.read")
+MANAGE_ACTION = "platform:baselines.manage"
 TIME = "%Y-%m-%d %H:%M:%S"
 KINDS = tuple(kind.value for kind in FactKind)
 FACT_LIMIT = 2000
@@ -219,6 +232,33 @@ def baseline_page(
             "limit": FACT_LIMIT,
         }
     return _render(request, "baseline.html", context)
+
+
+def may_accept(request: Request, actor: Actor, alert: Alert) -> bool:
+    """Whether the alert page shows the accept form: one baseline deviation (not a rate-limited
+    alert folding many), and the caller may manage baselines at its site (showing only: the
+    route's `Requires` decides)."""
+    deviation = not alert.rate_limited and any(item.get("kind") == EVIDENCE_KIND for item in alert.evidence)
+    return deviation and actor.with_places(places_of(request, actor, MANAGE_ACTION)).may_see(alert.site)
+
+
+@router.post("/alerts/{alert_id}/accept-baseline")
+def accept_into_baseline(
+    request: Request,
+    actor: Annotated[Actor, Depends(Requires(MANAGE_ACTION))],
+    alert_id: uuid.UUID,
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> RedirectResponse:
+    """The alert page's "Accept into the baseline" form: the deviation the alert reports becomes an
+    accepted fact (audited with the reason), then the scope's page shows it among its kind."""
+    with _store(request).transaction() as session:
+        alert = get_alert(session, alert_id)
+        if not actor.may_see(alert.site):
+            raise AlertNotFound(f"no alert {alert_id}")
+        context = Context(source="console", actor=actor.username)
+        fact = services.accept_alert(session, context, request.app.state.audit, alert.id, reason)
+        target = f"/baselines/{quote(fact.site, safe='')}/{quote(fact.scope, safe='')}?kind={fact.kind}"
+    return RedirectResponse(target, status_code=303)
 
 
 def _facts(session: Session, site: str, scope: str, kind: str | None) -> list[BaselineFact]:

@@ -27,6 +27,7 @@ from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.settings import Settings
 from plantwarden.web import dashboard_views as overview
 from plantwarden.web.auth import places_of
+from plantwarden.web.baseline_pages import may_accept
 from plantwarden.zones import services as zones
 
 router = APIRouter(include_in_schema=False)
@@ -188,6 +189,7 @@ def alert_page(
         context = {
             "alert": {**_alert_row(alert), **_alert_details(alert)},
             "evidence": [json.dumps(item, indent=1, sort_keys=True) for item in alert.evidence],
+            "accept_baseline": may_accept(request, actor, alert),
             "pcaps": [
                 {"command": pointer.command(f"alert-{alert.id}-{number}.pcap"), "number": number}
                 for number, pointer in enumerate(ring_pointers(alert.evidence))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,19 @@ def _mounted(made: Server) -> Server:
     return made
 
 
+def learn_then_deviate(made: Server) -> uuid.UUID:
+    """A sensor's tee learns plant-a, the PLC's scope is protected, and a setpoint written outside
+    the learned 40..40 raises a deviation; its alert's id."""
+    tee = BaselineTee(made.store, CTX, SITE, None, scoper=Scoper([plant_site()]), monotonic=lambda: 0.0)
+    tee.write(records([{}, write(value=40)]))
+    tee.baseline.protect(SITE, PLC_SCOPE)
+    tee.write(records([write(value=90)]))
+    tee.close()
+    with made.store.transaction() as session:
+        (alert,) = session.scalars(select(Alert))
+        return alert.id
+
+
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Sam analyses plant-a, Bob plant-b; Vera views plant-a; Aude audits plant-a."""
@@ -51,15 +65,10 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         made.user("bob", "security_analyst", site="plant-b")
         made.user("vera", "viewer")
         made.user("aude", "auditor")
-        tee = BaselineTee(made.store, CTX, SITE, None, scoper=Scoper([plant_site()]), monotonic=lambda: 0.0)
-        tee.write(records([{}, write(value=40)]))
-        tee.baseline.protect(SITE, PLC_SCOPE)
-        tee.write(records([write(value=90)]))  # outside the learned 40..40: a deviation
-        tee.close()
+        alert_id = learn_then_deviate(made)
         with made.store.transaction() as session:
-            (alert,) = session.scalars(select(Alert))
             services.accept_alert(
-                session, Context(source="test", actor="sam"), None, alert.id, HOSTILE_REASON
+                session, Context(source="test", actor="sam"), None, alert_id, HOSTILE_REASON
             )
         yield made
 
