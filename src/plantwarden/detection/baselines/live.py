@@ -67,6 +67,8 @@ class BaselineTee:
             self.baseline = services.load(session, site, Baseline(learning_ns=learning_ns))
         self.pending: dict[str, Deviation] = {}
         self.checked = 0
+        self.deviations = 0
+        """Deviations saved by a flush: raised as alerts, or only counted (`raise_alerts` off)."""
         self.reported = 0
         self._next_flush = monotonic() + flush_seconds
 
@@ -124,7 +126,8 @@ class BaselineTee:
             log.error("baselines not saved, %d deviations not raised yet (retried): %s", len(found), error)
             return 0
         self.pending = {}
-        self.reported += len(found)
+        self.deviations += len(found)
+        self.reported += len(found) if self.raise_alerts else 0
         return len(found)
 
     def close(self) -> None:
@@ -138,7 +141,11 @@ class BaselineTee:
         return (
             f"{'baselines':<27}{self.checked:,} records checked at site {self.site}: "
             f"{len(states):,} scopes ({protecting:,} protecting), {len(self.baseline.facts):,} facts, "
-            f"{self.reported:,} deviations reported as alerts"
+            + (
+                f"{self.reported:,} deviations reported as alerts"
+                if self.raise_alerts
+                else f"{self.deviations:,} deviations found, none raised as alerts"
+            )
         )
 
 

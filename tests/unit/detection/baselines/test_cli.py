@@ -50,6 +50,9 @@ def test_learn_protect_check_accept_and_reset_from_the_command_line(data_dir: Pa
     assert "protecting now: asset:10.2.0.10, site" in run(provider, "protect", "--site", SITE)
     assert "written_range" in run(provider, "show", "asset:10.2.0.10", "--site", SITE)
     later = ["--since", "2026-11-25T13:00:00Z", "--until", "2026-11-25T14:00:00Z"]
+    learnt = run(provider, "learn", "--site", SITE, *later)  # counts the deviation, raises nothing
+    assert "1 records; 1 deviations (not raised" in learnt and "reported as alerts" not in learnt
+    assert "1 deviations found, none raised as alerts" in learnt
     assert "1 deviations raised as alerts" in run(provider, "check", "--site", SITE, *later)
     with runtime.ready_store().transaction() as session:
         (alert,) = session.scalars(select(Alert))
