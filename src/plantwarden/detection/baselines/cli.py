@@ -18,6 +18,7 @@ from plantwarden.detection.baselines import services
 from plantwarden.detection.baselines.live import KINDS, BaselineTee
 from plantwarden.detection.baselines.scoping import Scoper
 from plantwarden.detection.cli import duration_ns, time_ns, time_range
+from plantwarden.monitoring.cli import PLACE_NAME
 from plantwarden.zones.applied import current_model
 
 HOUR_NS = 3600 * 1_000_000_000
@@ -30,6 +31,16 @@ def baseline_group() -> None:
 
 def _audit(runtime: Runtime) -> AuditLog:
     return AuditLog.open(runtime.core, runtime.settings[AuditSettings])
+
+
+def _site_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: refuse what is no site name, as `sensor run --site` does."""
+    if value is not None and not PLACE_NAME.fullmatch(value):
+        raise click.BadParameter(
+            f"{value!r} is not a site name: 1-63 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
 
 
 def _by(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -55,7 +66,7 @@ def _host_actor(by: str | None, actor: str | None) -> str:
 
 
 @baseline_group.command("status")
-@click.option("--site", help="Only this site.")
+@click.option("--site", callback=_site_name, help="Only this site.")
 @click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_obj
 def status_command(provider: RuntimeProvider, site: str | None, output: str) -> None:
@@ -86,7 +97,7 @@ def status_command(provider: RuntimeProvider, site: str | None, output: str) -> 
 
 @baseline_group.command("show")
 @click.argument("scope")
-@click.option("--site", required=True, help="The site of the scope.")
+@click.option("--site", required=True, callback=_site_name, help="The site of the scope.")
 @click.pass_obj
 def show_command(provider: RuntimeProvider, scope: str, site: str) -> None:
     """The facts of a scope (asset:<address>, conduit:<id> or site)."""
@@ -136,7 +147,7 @@ def _run(provider: RuntimeProvider, site: str, start: int, end: int, raise_alert
 
 
 @baseline_group.command("learn")
-@click.option("--site", required=True)
+@click.option("--site", required=True, callback=_site_name)
 @_SINCE
 @_UNTIL
 @_LAST
@@ -150,7 +161,7 @@ def learn_command(
 
 
 @baseline_group.command("check")
-@click.option("--site", required=True)
+@click.option("--site", required=True, callback=_site_name)
 @_SINCE
 @_UNTIL
 @_LAST
@@ -165,7 +176,7 @@ def check_command(
 
 @baseline_group.command("protect")
 @click.argument("scope", required=False)
-@click.option("--site", required=True)
+@click.option("--site", required=True, callback=_site_name)
 @_by("protects")
 @click.pass_obj
 def protect_command(
@@ -198,7 +209,7 @@ def accept_command(
 
 @baseline_group.command("reset")
 @click.argument("scope")
-@click.option("--site", required=True)
+@click.option("--site", required=True, callback=_site_name)
 @_by("resets")
 @click.option(
     "--learning",

@@ -216,8 +216,11 @@ def facts_of(session: Session, site: str, scope: str) -> list[BaselineFact]:
 def protect(
     session: Session, ctx: Context, audit: AuditLog | None, site: str, scope: str | None = None
 ) -> list[str]:
-    """Start protecting one scope (or every learning scope of the site) now; the scopes turned."""
+    """Start protecting one scope (or every learning scope of the site) now; the scopes turned.
+    Audited when one turned (protecting what already protects changes nothing)."""
     rows = [get_scope(session, site, scope)] if scope is not None else scopes(session, site)
+    if not rows:
+        raise NotFound(f"site {site} has no baselines: nothing learnt there (plantwarden baseline status)")
     now = ctx.clock.now()
     turned = []
     for row in rows:
@@ -225,7 +228,8 @@ def protect(
             row.state, row.protected_at, row.updated_at = PROTECTING, now, now
             row.learning_ends = row.learning_started
             turned.append(row.scope)
-    _audit(session, ctx, audit, "baseline.protected", site, scope or "*", {"scopes": turned})
+    if turned:
+        _audit(session, ctx, audit, "baseline.protected", site, scope or "*", {"scopes": turned})
     return turned
 
 

@@ -68,3 +68,31 @@ def test_learn_protect_check_accept_and_reset_from_the_command_line(data_dir: Pa
             ("baseline.reset", "sam"),
         ]
     runtime.close()
+
+
+def test_a_site_that_is_no_site_name_or_has_no_baselines_is_refused_and_not_audited(data_dir: Path) -> None:
+    provider = Provider(data_dir)
+    runtime = provider.runtime()
+    runner = CliRunner()
+    for command in (["protect"], ["reset", "asset:10.2.0.10"], ["show", "site"], ["status"]):
+        result = runner.invoke(baseline_group, [*command, "--site", "bad site!"], obj=provider)
+        assert result.exit_code == 2 and "'bad site!' is not a site name" in result.output, result.output
+    result = runner.invoke(baseline_group, ["protect", "--site", "nowhere"], obj=provider)
+    assert result.exit_code != 0 and "site nowhere has no baselines" in str(result.exception)
+    with RecordWriter(runtime.records(), "test") as writer:
+        writer.write(records([{}]))
+    run(
+        provider,
+        "learn",
+        "--site",
+        SITE,
+        "--since",
+        "2026-11-25T10:00:00Z",
+        "--until",
+        "2026-11-25T12:00:01Z",
+    )
+    run(provider, "protect", "--site", SITE)
+    assert "nothing (no learning scope)" in run(provider, "protect", "--site", SITE)  # a no-op
+    with runtime.ready_store().transaction() as session:
+        assert list(session.scalars(select(AuditEntry.action))) == ["baseline.protected"]
+    runtime.close()
