@@ -13,11 +13,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from plantwarden.alerts.models import Alert
 from plantwarden.alerts.services import RaisedCounts, get_alert, raise_alerts
 from plantwarden.core.auditlog import AuditLog
 from plantwarden.core.context import Context
 from plantwarden.core.errors import InvalidInput, NotFound
-from plantwarden.detection.baselines.alerting import EVIDENCE_KIND, draft
+from plantwarden.detection.baselines.alerting import DETECTOR, EVIDENCE_KIND, draft
 from plantwarden.detection.baselines.checker import Deviation, accepted_value, merge_value
 from plantwarden.detection.baselines.facts import FactKey, FactKind
 from plantwarden.detection.baselines.learner import LEARNING, LEARNING_NS, PROTECTING, Baseline, Fact, Scope
@@ -299,7 +300,7 @@ def accept_alert(
     alert = get_alert(session, alert_id)
     item = next((e for e in alert.evidence if e.get("kind") == EVIDENCE_KIND), None)
     if item is None:
-        raise InvalidInput(f"alert {alert.id} is not a baseline deviation (detector {alert.detector})")
+        raise InvalidInput(_not_acceptable(alert))
     scopes_named = list(item.get("scopes") or [])
     fact = accept_fact(
         session,
@@ -314,6 +315,25 @@ def accept_alert(
         alert=str(alert.id),
     )
     return fact
+
+
+def _not_acceptable(alert: Alert) -> str:
+    """Why an alert names no deviation to accept, and what to do instead."""
+    if alert.detector != DETECTOR:
+        return (
+            f"alert {alert.id} is not a baseline deviation (the {alert.detector} detector raised it): "
+            "only a baseline's deviation can be accepted into it; close this one with a verdict "
+            "(plantwarden alerts close)"
+        )
+    if alert.rate_limited:
+        return (
+            f"alert {alert.id} counts {alert.occurrences} {alert.rule_id} deviations raised past the rate "
+            "limit: it holds no single fact to accept. Close it (plantwarden alerts close): the "
+            "deviations that recur raise alerts of their own, which can be accepted one by one; if "
+            "the scope's traffic changed as a whole, reset the scope instead (plantwarden baseline "
+            "reset SCOPE --site SITE) so that it learns again"
+        )
+    return f"alert {alert.id} names no baseline deviation (its evidence holds none) and cannot be accepted"
 
 
 def accept_fact(

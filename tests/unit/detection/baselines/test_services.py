@@ -285,3 +285,19 @@ def test_a_setpoint_outside_the_register_maps_safe_range_cannot_be_accepted(
         with pytest.raises(InvalidInput, match=r"safe range comes from the register map in plant\.yaml"):
             services.accept_alert(session, ctx, audit, alert.id, "the new recipe")
         assert session.scalars(select(AuditEntry)).all() == []
+
+
+def test_a_rate_limited_alert_of_deviations_says_how_to_accept_them(
+    ready: Store, ctx: Context, audit: AuditLog
+) -> None:
+    sensor = tee(ready, ctx)
+    sensor.write(records([{}]))
+    sensor.baseline.protect(SITE)
+    sensor.write(records([{"src": f"10.1.0.{100 + i}"} for i in range(40)]))  # 40 new edges at once
+    sensor.flush()
+    (folded,) = [a for a in alerts(ready) if a.rate_limited and a.rule_id == "pw-baseline-new-edge"]
+    with ready.transaction() as session:
+        with pytest.raises(InvalidInput, match="past the rate limit") as refused:
+            services.accept_alert(session, ctx, audit, folded.id, "new HMIs")
+        assert "not a baseline deviation" not in str(refused.value)
+        assert "accepted one by one" in str(refused.value)
