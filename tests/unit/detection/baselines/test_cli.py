@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -96,3 +97,17 @@ def test_a_site_that_is_no_site_name_or_has_no_baselines_is_refused_and_not_audi
     with runtime.ready_store().transaction() as session:
         assert list(session.scalars(select(AuditEntry.action))) == ["baseline.protected"]
     runtime.close()
+
+
+def test_the_readme_shows_each_baseline_command_with_its_required_options() -> None:
+    readme = (Path(__file__).parents[4] / "README.md").read_text(encoding="utf-8")
+    shown = re.findall(r"`(?:plantwarden )?baseline ([\w\\|]+)([^`]*)`", readme)
+    assert {command for name, _ in shown for command in name.split("\\|")} >= set(baseline_group.commands)
+    for name, rest in shown:
+        for command in name.split("\\|"):
+            required = [
+                p.opts[0]
+                for p in baseline_group.commands[command].params
+                if p.required and p.opts[0][:2] == "--"
+            ]
+            assert all(option in rest for option in required), f"baseline {name}{rest} lacks {required}"
