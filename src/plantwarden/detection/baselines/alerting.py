@@ -239,9 +239,19 @@ def seconds(value: float) -> str:
     return f"{value:.3g} s"
 
 
+SETPOINT_UNITS = {
+    "safe": "engineering units (the register map's safe_range)",
+    "min": "raw written word",
+    "max": "raw written word",
+}
+"""What a setpoint's values count: the safe range is the register map's, in engineering units;
+the values written are the raw words of the records (raw / scale is the engineering value)."""
+
+
 def evidence(deviation: Deviation, names: PlantNames = NO_NAMES) -> dict[str, Any]:
     """The evidence item naming the fact broken and its values (read back by `accept`); `names`
-    holds the key's parts as the alert names them."""
+    holds the key's parts as the alert names them, `units` (setpoints) what their values count."""
+    units = {"units": SETPOINT_UNITS} if deviation.key.kind is FactKind.SETPOINT else {}
     return {
         "kind": EVIDENCE_KIND,
         "fact": deviation.key.kind.value,
@@ -255,6 +265,7 @@ def evidence(deviation: Deviation, names: PlantNames = NO_NAMES) -> dict[str, An
         "records": deviation.count,
         "first": iso(deviation.first_ns),
         "last": iso(deviation.last_ns),
+        **units,
     }
 
 

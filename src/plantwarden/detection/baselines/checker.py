@@ -109,7 +109,7 @@ def compare(kind: FactKind, learned: dict[str, Any], seen: dict[str, Any]) -> st
             if int(seen.get("outside_safe", 0)) > 0:
                 return (
                     f"{seen['outside_safe']} writes (raw values {_span(seen)}) outside the register "
-                    f"map's safe range [{safe[0]:g}, {safe[1]:g}]"
+                    f"map's safe range [{safe[0]:g}, {safe[1]:g}] (engineering units)"
                 )
             return None
         if seen["min"] < learned["min"] or seen["max"] > learned["max"]:

@@ -351,7 +351,7 @@ def accept_fact(
 ) -> BaselineFact:
     """Put a fact (given by hand, or from a deviation) into the baseline as accepted."""
     if not reason.strip():
-        raise InvalidInput("say why the deviation is accepted (--reason)")
+        raise InvalidInput("say why the deviation is accepted: the reason is empty")
     try:
         parsed = FactKey.parse(kind, site, key)
     except ValueError as error:

@@ -52,6 +52,13 @@ def test_a_setpoint_outside_the_safe_range_is_named_with_its_register_and_engine
     evidence = alert.evidence[0]
     assert evidence["fields"] == {"server": "10.2.0.10", "unit": 1, "address": 100}
     assert evidence["names"] == {"server": "plc-1 (10.2.0.10)", "register": "pressure_setpoint"}
+    assert evidence["learned"]["safe"] == [2.0, 10.0] and evidence["observed"]["max"] == 1400.0
+    assert evidence["units"] == {  # the safe range and the written words are in different units
+        "safe": "engineering units (the register map's safe_range)",
+        "min": "raw written word",
+        "max": "raw written word",
+    }
+    assert "safe range [2, 10] (engineering units)" in found[FactKind.SETPOINT].reason
     assert (
         alert.dedup_key == dedup_key(found[FactKind.SETPOINT]) == "baseline:plant-a:setpoint:10.2.0.10|1|100"
     )

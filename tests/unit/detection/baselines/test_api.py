@@ -82,3 +82,5 @@ def test_accept_and_protect_need_the_manage_permission(running: Server) -> None:
     assert sorted(actions) == ["baseline.accepted", "baseline.protected"]
     empty = running.client.post("/api/v1/baselines/accept", json={**body, "reason": ""}, headers=sam)
     assert empty.status_code == 422
+    blank = running.client.post("/api/v1/baselines/accept", json={**body, "reason": "  "}, headers=sam)
+    assert blank.status_code == 422 and "reason" in blank.text and "--reason" not in blank.text, blank.text
