@@ -136,7 +136,7 @@ def test_a_scope_page_lists_its_facts_with_their_provenance(running: Server, sam
     counted = _kind_counts(running, PLC_SCOPE)
     assert len(re.findall(r"<tr>", page.text)) - 1 == sum(counted.values())
     setpoint = _cells(page.text, "setpoint")
-    assert setpoint[1] == "server 10.2.0.10, unit 1, address 100"
+    assert setpoint[1] == "server 10.2.0.10, unit 1, address 100, table holding"
     assert setpoint[2] == "written 40 to 90"
     assert setpoint[6].startswith("accepted by sam at ") and setpoint[6].endswith(HOSTILE_REASON)
     assert setpoint[7] == CONDUIT_SCOPE

@@ -14,6 +14,7 @@ from plantwarden.alerts.services import AlertDraft
 from plantwarden.core.records.schema import Protocol
 from plantwarden.detection.baselines.checker import POLL_TOLERANCE, POLL_WINDOW, Deviation
 from plantwarden.detection.baselines.facts import FactKind
+from plantwarden.detection.baselines.keys import TABLES
 from plantwarden.detection.baselines.naming import (
     PlantNames,
     Setpoint,
@@ -108,9 +109,18 @@ class Wording:
         return text
 
     def registers(self, plural: bool = True) -> str:
-        """What the key's addresses count: Modbus registers, another protocol's addresses."""
+        """What the key's addresses count: its table's (coils, holding registers), else Modbus
+        registers or another protocol's addresses."""
+        table = self.fields.get("table")
+        if table in TABLES:
+            return TABLES[str(table)][1 if plural else 0]
         word = "register" if int(self.fields["protocol"]) == Protocol.MODBUS else "address"
         return word + ("es" if word == "address" else "s") if plural else word
+
+    @property
+    def holding(self) -> bool:
+        """Whether the key's addresses are holding registers (the register map names those)."""
+        return self.fields.get("table") == "holding"
 
     def assets(self) -> list[str]:
         """The alert's assets: asset ids, else addresses (never a register or unit number)."""
@@ -151,9 +161,10 @@ class Wording:
         learned = (self.deviation.learned or {}).get("ranges", [])
         seen = self.deviation.observed.get("ranges", [])
         fresh = [r for r in seen if not any(a <= r[0] and r[1] <= b for a, b in learned)] or seen
-        written = self.names.covered(self.site, server, unit, fresh)
+        names = self.names if self.holding else NO_NAMES
+        written = names.covered(self.site, server, unit, fresh)
         self.named["registers"] = [
-            r.name for low, high in fresh for r in self.names.holding(self.site, server, unit, low, high)
+            r.name for low, high in fresh for r in names.holding(self.site, server, unit, low, high)
         ]
         if not learned:
             return (
@@ -161,7 +172,7 @@ class Wording:
                 f"{protocol} writes to {where} {self.registers()} {written}: "
                 "this unit was never written while learning",
             )
-        known = self.names.covered(self.site, server, unit, learned)
+        known = names.covered(self.site, server, unit, learned)
         return (
             f"{where} {self.registers()} {written}",
             f"{protocol} writes to {where} {self.registers()} {written}, outside those written while "
@@ -199,9 +210,9 @@ class Wording:
         seen, learned = self.deviation.observed, self.deviation.learned or {}
         low, high = float(seen["min"]), float(seen["max"])
         raw = f"raw {range_text(low, high)}"
-        known = self.names.setpoint(self.site, server, unit, register)
+        known = self.names.setpoint(self.site, server, unit, register) if self.holding else None
         if known is None:
-            label = f"{self._unit()} register {register}"
+            label = f"{self._unit()} {self.registers(plural=False)} {register}"
             value, scale, unit_text, where = raw, "", "", ""
         else:
             self.named["register"] = known.register.name

@@ -27,6 +27,7 @@ import numpy as np
 
 from plantwarden.detection.baselines.facts import FactKey, FactKind
 from plantwarden.detection.baselines.grouping import merge_intervals
+from plantwarden.detection.baselines.keys import TABLES
 
 POLL_WINDOW = 5
 POLL_TOLERANCE = 0.5
@@ -161,10 +162,11 @@ def new_fact_reason(key: FactKey) -> str:
     if key.kind is FactKind.SERVICE:
         return f"new function code {n['function']} on {edge}"
     if key.kind is FactKind.WRITTEN_RANGE:
-        return f"first write to server {n['server']} unit {n['unit']} (protocol {n['protocol']})"
+        space = TABLES[str(n["table"])][1]
+        return f"first write to server {n['server']} unit {n['unit']} {space} (protocol {n['protocol']})"
     if key.kind is FactKind.POLLING:
         return (
             f"new polling of {n['server']} unit {n['unit']} address {n['address']} "
             f"(function {n['function']}) by {n['client']}"
         )
-    return f"first write of {n['server']} unit {n['unit']} address {n['address']}"
+    return f"first write of {n['server']} unit {n['unit']} {TABLES[str(n['table'])][0]} {n['address']}"

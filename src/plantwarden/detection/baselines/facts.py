@@ -10,9 +10,12 @@ the key's columns; Python only loops over the distinct keys, never over records.
 | `asset` | address | - |
 | `edge` | client, server, transport, server port, protocol | - |
 | `service` | edge + function code | the operation |
-| `written_range` | server, unit, protocol | register/object intervals written, merged |
+| `written_range` | server, unit, protocol, table | register/object intervals written, merged |
 | `polling` | client, server, protocol, function, unit, address | median read interval (ns), intervals |
-| `setpoint` | server, unit, address | least and greatest value written |
+| `setpoint` | server, unit, address, table | least and greatest value written |
+
+`table` is the address space written (`keys.TABLES`): a Modbus coil 5 and holding register 5 are
+two addresses, told apart by the write's function code.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from plantwarden.core.records.batch import RecordBatch
-from plantwarden.core.records.schema import ADDRESS_DTYPE, Operation, address_text
+from plantwarden.core.records.schema import ADDRESS_DTYPE, Operation, Protocol, address_text
 from plantwarden.detection.baselines.grouping import (
     Groups,
     group,
@@ -33,6 +36,7 @@ from plantwarden.detection.baselines.grouping import (
     times,
 )
 from plantwarden.detection.baselines.keys import KEY_FIELDS as KEY_FIELDS
+from plantwarden.detection.baselines.keys import MODBUS_TABLES, TABLE_CODES
 from plantwarden.detection.baselines.keys import FactKey as FactKey
 from plantwarden.detection.baselines.keys import FactKind as FactKind
 from plantwarden.detection.baselines.keys import Observation as Observation
@@ -193,13 +197,24 @@ def _keyed(
     return Plain(kind, site, _raw(unique), highs, counts, key, make)
 
 
+def tables(batch: RecordBatch, picked: Array) -> Array:
+    """The address space (`keys.TABLE_CODES` index) each picked record writes: by the Modbus
+    function code, 0 for another protocol (or a Modbus function that names none)."""
+    codes = np.zeros(len(picked), dtype=np.uint8)
+    modbus = batch["protocol"][picked] == int(Protocol.MODBUS)
+    functions = batch["function"][picked]
+    for function, code in MODBUS_TABLES.items():
+        codes[modbus & (functions == function)] = code
+    return codes
+
+
 def _written(
     batch: RecordBatch, site: str, rows: Array, texts: AddressTexts, mask: Mask
 ) -> Iterator[Observation]:
     picked = np.flatnonzero(mask)
     if not len(picked):
         return
-    columns = [batch[c][picked] for c in ("dst_addr", "unit", "protocol")]
+    columns = [*(batch[c][picked] for c in ("dst_addr", "unit", "protocol")), tables(batch, picked)]
     unique, groups = group(columns)
     low, high = times(batch["ts"][picked], groups, len(unique))
     starts = batch["address"][picked].astype(np.int64)
@@ -211,7 +226,9 @@ def _written(
     for g in range(len(unique)):
         server = texts(fields[0][g])
         yield Observation(
-            FactKey(FactKind.WRITTEN_RANGE, site, (server, fields[1][g], fields[2][g])),
+            FactKey(
+                FactKind.WRITTEN_RANGE, site, (server, fields[1][g], fields[2][g], TABLE_CODES[fields[3][g]])
+            ),
             {"ranges": merged[g]},
             int(low[g]),
             int(high[g]),
@@ -229,7 +246,9 @@ def _setpoints(
     picked = np.flatnonzero(mask)
     if not len(picked):
         return
-    unique, groups = group([batch[c][picked] for c in ("dst_addr", "unit", "address")])
+    unique, groups = group(
+        [*(batch[c][picked] for c in ("dst_addr", "unit", "address")), tables(batch, picked)]
+    )
     ts, values = batch["ts"][picked], batch["value"][picked]
     low, high = times(ts, groups, len(unique))
     least = np.full(len(unique), np.inf)
@@ -245,7 +264,7 @@ def _setpoints(
         first = int(picked[groups.first[g]])
         server = texts(item[0])
         yield Observation(
-            FactKey(FactKind.SETPOINT, site, (server, int(item[1]), int(item[2]))),
+            FactKey(FactKind.SETPOINT, site, (server, int(item[1]), int(item[2]), TABLE_CODES[int(item[3])])),
             {"min": float(least[g]), "max": float(most[g]), "outside_safe": int(unsafe[g])},
             int(low[g]),
             int(high[g]),

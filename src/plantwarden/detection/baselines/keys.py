@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from plantwarden.core.records.schema import Protocol
+
 Part = str | int
 
 
@@ -30,10 +32,34 @@ KEY_FIELDS: dict[FactKind, tuple[str, ...]] = {
     FactKind.ASSET: ("address",),
     FactKind.EDGE: ("client", "server", "transport", "port", "protocol"),
     FactKind.SERVICE: ("client", "server", "transport", "port", "protocol", "function"),
-    FactKind.WRITTEN_RANGE: ("server", "unit", "protocol"),
+    FactKind.WRITTEN_RANGE: ("server", "unit", "protocol", "table"),
     FactKind.POLLING: ("client", "server", "protocol", "function", "unit", "address"),
-    FactKind.SETPOINT: ("server", "unit", "address"),
+    FactKind.SETPOINT: ("server", "unit", "address", "table"),
 }
+TEXT_FIELDS = frozenset({"address", "client", "server", "table"})
+"""Fields kept as text when they are not a number (an address, the address space)."""
+
+TABLES: dict[str, tuple[str, str]] = {
+    "coil": ("coil", "coils"),
+    "holding": ("holding register", "holding registers"),
+    "file": ("file record", "file records"),
+    "-": ("address", "addresses"),
+}
+"""The address spaces of written addresses (the key's `table`), with their words (one, many):
+Modbus writes coils (functions 5, 15), holding registers (6, 16, 22, 23) or file records (21);
+another protocol's addresses are one space (`-`)."""
+TABLE_CODES = ("-", "coil", "holding", "file")
+"""`TABLES`' names by the code `facts` computes per record (0 for another protocol)."""
+MODBUS_TABLES: dict[int, int] = {5: 1, 15: 1, 6: 2, 16: 2, 22: 2, 23: 2, 21: 3}
+"""Modbus write function code -> `TABLE_CODES` index."""
+
+
+def legacy_table(kind: FactKind, parts: tuple[Part, ...]) -> str:
+    """The table of a key stored before keys had one (its writes to coils and registers mixed):
+    a Modbus one is taken for holding registers, where most writes go; another protocol's `-`."""
+    if kind is FactKind.WRITTEN_RANGE and parts[2] != Protocol.MODBUS:
+        return "-"
+    return "holding"
 
 
 class FactKey(NamedTuple):
@@ -55,17 +81,24 @@ class FactKey(NamedTuple):
 
     @classmethod
     def parse(cls, kind: str, site: str, text: str) -> FactKey:
-        """The key stored as `text` (numbers come back as ints, addresses as text)."""
+        """The key stored as `text` (numbers come back as ints, addresses as text). A written
+        range or setpoint key stored without its table gets one (`legacy_table`)."""
         fact_kind = FactKind(kind)
         raw = text.split("|")
-        if len(raw) != len(KEY_FIELDS[fact_kind]):
-            raise ValueError(f"a {kind} key has {len(KEY_FIELDS[fact_kind])} parts, not {len(raw)}: {text!r}")
-        parts = tuple(_part(name, value) for name, value in zip(KEY_FIELDS[fact_kind], raw, strict=True))
+        fields = KEY_FIELDS[fact_kind]
+        legacy = fields[-1] == "table" and len(raw) == len(fields) - 1
+        if len(raw) != len(fields) and not legacy:
+            raise ValueError(f"a {kind} key has {len(fields)} parts, not {len(raw)}: {text!r}")
+        parts = tuple(_part(name, value) for name, value in zip(fields, raw, strict=False))
+        if legacy:
+            parts = (*parts, legacy_table(fact_kind, parts))
+        elif fact_kind in (FactKind.WRITTEN_RANGE, FactKind.SETPOINT) and parts[-1] not in TABLES:
+            raise ValueError(f"{parts[-1]!r} is not an address space ({', '.join(TABLES)}): {text!r}")
         return cls(fact_kind, site, parts)
 
 
 def _part(name: str, value: str) -> Part:
-    return value if name in ("address", "client", "server") and not _is_int(value) else int(value)
+    return value if name in TEXT_FIELDS and not _is_int(value) else int(value)
 
 
 def _is_int(value: str) -> bool:

@@ -5,8 +5,9 @@ numbers their names, Modbus function codes their names, and a written register i
 asset's register map with its engineering value: the raw word divided by the register's scale, as
 `rules.setpoints` judges a write against `Register.safe_range` (engineering units) and
 `monitoring.register_map` decodes telemetry. Only 16-bit holding registers get an engineering
-value: a write's first word of a 32-bit register is half of it, and a setpoint fact does not say
-whether a coil or a register was written (coil writes have no scale).
+value: a write's first word of a 32-bit register is half of it, and coil writes have no scale
+(a setpoint or written-range fact's `table` says which was written; `alerting` names only holding
+registers from the register map).
 
 Without a plant model (or for a site it does not declare) everything is named by its number.
 An address that two assets of a site declare (the same subnet behind NAT on two segments) keeps

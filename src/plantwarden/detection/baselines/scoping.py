@@ -88,8 +88,9 @@ class Scoper(Scoping):
             conduit = self._cache[key]
         safe = None
         if seen.key.kind is FactKind.SETPOINT:
-            server, _, register = seen.key.parts
-            safe = self.safe.get((site, str(server), int(register)))
+            named = seen.key.named()  # the register map's safe ranges are of holding registers
+            if named["table"] == "holding":
+                safe = self.safe.get((site, str(named["server"]), int(named["address"])))
         return ScopeOf(base.scope, conduit, safe)
 
     def _zone(self, site: str, segment: str, text: str) -> str | None:

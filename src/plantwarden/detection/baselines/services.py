@@ -20,7 +20,7 @@ from plantwarden.core.context import Context
 from plantwarden.core.errors import InvalidInput, NotFound
 from plantwarden.detection.baselines.alerting import DETECTOR, EVIDENCE_KIND, draft
 from plantwarden.detection.baselines.checker import Deviation, accepted_value, merge_value
-from plantwarden.detection.baselines.facts import FactKey, FactKind
+from plantwarden.detection.baselines.facts import KEY_FIELDS, FactKey, FactKind
 from plantwarden.detection.baselines.learner import LEARNING, LEARNING_NS, PROTECTING, Baseline, Fact, Scope
 from plantwarden.detection.baselines.models import BaselineFact, BaselineScope
 from plantwarden.detection.baselines.naming import PlantNames
@@ -37,13 +37,45 @@ def to_ns(moment: datetime) -> int:
 
 
 def load(session: Session, site: str, baseline: Baseline | None = None) -> Baseline:
-    """The site's scopes and facts from the store, into `baseline` (a new one by default)."""
+    """The site's scopes and facts from the store, into `baseline` (a new one by default); facts
+    stored with a key of an older shape are given the current one first (`upgrade_keys`)."""
+    upgrade_keys(session, site)
     baseline = baseline if baseline is not None else Baseline()
     for row in session.scalars(select(BaselineScope).where(BaselineScope.site == site)):
         baseline.scopes[(site, row.scope)] = _scope(row)
     for fact in session.scalars(select(BaselineFact).where(BaselineFact.site == site)):
         baseline.facts[FactKey.parse(fact.kind, site, fact.key)] = _fact(fact)
     return baseline
+
+
+def upgrade_keys(session: Session, site: str) -> int:
+    """Store the site's written-range and setpoint facts kept without a table under their key with
+    one (`keys.legacy_table`), merged into the fact of that key if there is one already; how many."""
+    legacy = [
+        row
+        for row in session.scalars(
+            select(BaselineFact).where(
+                BaselineFact.site == site,
+                BaselineFact.kind.in_((FactKind.WRITTEN_RANGE.value, FactKind.SETPOINT.value)),
+            )
+        )
+        if row.key.count("|") == len(KEY_FIELDS[FactKind(row.kind)]) - 2
+    ]
+    for row in legacy:
+        key = FactKey.parse(row.kind, site, row.key)
+        found = session.get(BaselineFact, (site, row.kind, key.text))
+        if found is None:
+            row.key = key.text
+            continue
+        found.value = merge_value(key.kind, dict(found.value), dict(row.value))
+        found.first_seen, found.last_seen = (
+            min(found.first_seen, row.first_seen),
+            max(found.last_seen, row.last_seen),
+        )
+        found.count += row.count
+        session.delete(row)
+    session.flush()
+    return len(legacy)
 
 
 def _scope(row: BaselineScope) -> Scope:

@@ -50,7 +50,7 @@ def test_a_setpoint_outside_the_safe_range_is_named_with_its_register_and_engine
     assert alert.assets == ["plc-1"]
     assert alert.rule_id == "pw-baseline-setpoint-outside" and alert.techniques == ("T0836", "T0831")
     evidence = alert.evidence[0]
-    assert evidence["fields"] == {"server": "10.2.0.10", "unit": 1, "address": 100}
+    assert evidence["fields"] == {"server": "10.2.0.10", "unit": 1, "address": 100, "table": "holding"}
     assert evidence["names"] == {"server": "plc-1 (10.2.0.10)", "register": "pressure_setpoint"}
     assert evidence["learned"]["safe"] == [2.0, 10.0] and evidence["observed"]["max"] == 1400.0
     assert evidence["units"] == {  # the safe range and the written words are in different units
@@ -60,7 +60,9 @@ def test_a_setpoint_outside_the_safe_range_is_named_with_its_register_and_engine
     }
     assert "safe range [2, 10] (engineering units)" in found[FactKind.SETPOINT].reason
     assert (
-        alert.dedup_key == dedup_key(found[FactKind.SETPOINT]) == "baseline:plant-a:setpoint:10.2.0.10|1|100"
+        alert.dedup_key
+        == dedup_key(found[FactKind.SETPOINT])
+        == "baseline:plant-a:setpoint:10.2.0.10|1|100|holding"
     )
 
 
@@ -79,7 +81,7 @@ def test_without_a_plant_model_a_setpoint_is_named_by_numbers_and_its_asset_is_i
     scoper = Scoper()
     found = deviations(scoper, records([write(value=40), write(value=60)]), records([write(value=75)]))
     alert = draft(found[FactKind.SETPOINT], scoper.names)
-    assert alert.title == "Setpoint outside range: 10.2.0.10 unit 1 register 100 written raw 75"
+    assert alert.title == "Setpoint outside range: 10.2.0.10 unit 1 holding register 100 written raw 75"
     assert "outside the values written while learning; learned raw 40 to 60" in alert.description
     assert alert.assets == ["10.2.0.10"]  # not the unit nor the register number
 
@@ -112,7 +114,7 @@ def test_new_registers_written_are_named_with_the_registers_they_cover() -> None
     learn = records([write(address=100, quantity=2, value=500)])
     found = deviations(scoper, learn, records([write(address=300, value=5)]))
     alert = draft(found[FactKind.WRITTEN_RANGE], scoper.names)
-    assert alert.title == "New registers written: plc-1 (10.2.0.10) unit 1 registers 300 (level_sp)"
+    assert alert.title == "New registers written: plc-1 (10.2.0.10) unit 1 holding registers 300 (level_sp)"
     assert "outside those written while learning: 100-101 (pressure_setpoint, mode)" in (alert.description)
     assert alert.evidence[0]["names"]["registers"] == ["level_sp"]
 

@@ -7,8 +7,9 @@ from dataclasses import replace
 import numpy as np
 
 from plantwarden.core.records.batch import RecordBatch
+from plantwarden.detection.baselines.alerting import draft
 from plantwarden.detection.baselines.checker import POLL_INTERVALS_KEPT, Deviation, merge_value
-from plantwarden.detection.baselines.facts import FactKind, observe
+from plantwarden.detection.baselines.facts import FactKey, FactKind, observe
 from plantwarden.detection.baselines.grouping import merge_intervals
 from plantwarden.detection.baselines.learner import DAY_NS, LEARNING, PROTECTING, Baseline
 from plantwarden.detection.baselines.scoping import Scoper
@@ -38,8 +39,8 @@ def test_facts_of_a_batch_are_keyed_by_site_and_fields() -> None:
     assert edge.count == 3 and edge.key.site == SITE
     assert found[(FactKind.SERVICE, "10.1.0.5|10.2.0.10|6|502|1|3")].value == {"operation": "read"}
     assert found[(FactKind.SERVICE, "10.1.0.5|10.2.0.10|6|502|1|6")].value == {"operation": "write"}
-    assert found[(FactKind.WRITTEN_RANGE, "10.2.0.10|1|1")].value == {"ranges": [[100, 100]]}
-    assert found[(FactKind.SETPOINT, "10.2.0.10|1|100")].value["max"] == 50.0
+    assert found[(FactKind.WRITTEN_RANGE, "10.2.0.10|1|1|holding")].value == {"ranges": [[100, 100]]}
+    assert found[(FactKind.SETPOINT, "10.2.0.10|1|100|holding")].value["max"] == 50.0
 
 
 def test_intervals_merge_where_they_overlap_or_touch() -> None:
@@ -171,3 +172,22 @@ def test_a_learnt_polling_period_counts_a_bounded_number_of_intervals() -> None:
     assert merged["intervals"] == POLL_INTERVALS_KEPT and 10 * SECOND < merged["median_ns"] < 11 * SECOND
     huge = {"median_ns": SECOND, "intervals": 10**4000}  # a store that saves doubled for days
     assert merge_value(FactKind.POLLING, huge, {})["intervals"] == POLL_INTERVALS_KEPT
+
+
+def test_coils_and_holding_registers_are_two_address_spaces() -> None:
+    coils = {"operation": "write", "function": 15, "address": 5, "quantity": 2, "value": 1}
+    baseline, scoper = learnt(records([coils, write(address=100)]))
+    found = check(baseline, scoper, records([write(address=5, value=9000)]))  # holding register 5
+    deviation = found[FactKind.WRITTEN_RANGE]
+    assert deviation.key.named()["table"] == "holding" and deviation.learned == {"ranges": [[100, 100]]}
+    alert = draft(deviation)
+    assert alert.title == "New registers written: 10.2.0.10 unit 1 holding registers 5"
+    assert check(baseline, scoper, records([coils])) == {}  # the coils learnt
+    tables = {k.text for k in baseline.facts if k.kind in (FactKind.SETPOINT, FactKind.WRITTEN_RANGE)}
+    assert tables >= {"10.2.0.10|1|1|coil", "10.2.0.10|1|1|holding", "10.2.0.10|1|5|coil"}
+
+
+def test_keys_stored_without_a_table_still_parse() -> None:
+    assert FactKey.parse("setpoint", SITE, "10.2.0.10|1|100").text == "10.2.0.10|1|100|holding"
+    assert FactKey.parse("written_range", SITE, "10.2.0.10|1|1").text == "10.2.0.10|1|1|holding"
+    assert FactKey.parse("written_range", SITE, "10.2.0.10|1|3").text == "10.2.0.10|1|3|-"  # S7comm

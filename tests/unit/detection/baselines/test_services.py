@@ -301,3 +301,26 @@ def test_a_rate_limited_alert_of_deviations_says_how_to_accept_them(
             services.accept_alert(session, ctx, audit, folded.id, "new HMIs")
         assert "not a baseline deviation" not in str(refused.value)
         assert "accepted one by one" in str(refused.value)
+
+
+def test_facts_stored_without_a_table_are_given_one_when_a_sensor_loads_them(
+    ready: Store, ctx: Context, audit: AuditLog
+) -> None:
+    sensor = tee(ready, ctx)
+    sensor.write(records([write(value=40), write(value=60)]))
+    sensor.close()
+    with ready.transaction() as session:  # as an older version stored them: no table in the key
+        for row in session.scalars(
+            select(BaselineFact).where(BaselineFact.kind.in_(["written_range", "setpoint"]))
+        ):
+            row.key = row.key.rsplit("|", 1)[0]
+        services.protect(session, ctx, audit, SITE)
+    restarted = tee(ready, ctx)
+    restarted.write(records([write(value=50, ts=WEDNESDAY_NOON + 60 * SECOND)]))
+    assert restarted.pending == {}  # the learnt range and setpoint hold
+    restarted.close()
+    with ready.transaction() as session:
+        keys = session.scalars(
+            select(BaselineFact.key).where(BaselineFact.kind.in_(["written_range", "setpoint"]))
+        )
+        assert set(keys) == {"10.2.0.10|1|1|holding", "10.2.0.10|1|100|holding"}  # no legacy row left
