@@ -107,8 +107,10 @@ def _fact(row: BaselineFact) -> Fact:
 
 def sync(session: Session, ctx: Context, baseline: Baseline, site: str) -> None:
     """Save what `baseline` learned about `site` and take in what changed in the store since:
-    a scope reset elsewhere (its generation grew) loses its facts in memory; a scope protected by
-    hand protects here; facts accepted elsewhere are merged in."""
+    a scope reset elsewhere (its generation grew) loses its facts in memory (a conduit's are
+    released); a scope protected by hand protects here; each fact saved or unchanged takes the
+    stored value, which holds what was accepted elsewhere. A save adds to the stored value only
+    what was learnt since the last save (`Fact.delta`), never the whole value again."""
     now = ctx.clock.now()
     rows = {
         row.scope: row for row in session.scalars(select(BaselineScope).where(BaselineScope.site == site))
