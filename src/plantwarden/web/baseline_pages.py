@@ -275,11 +275,12 @@ def _facts(session: Session, site: str, scope: str, kind: str | None) -> list[Ba
 
 def _fact_row(fact: BaselineFact, scope: str) -> dict[str, Any]:
     other = fact.conduit if fact.scope == scope else fact.scope
+    fields = _fields(fact)
     return {
         "kind": fact.kind,
         "key": fact.key,
-        "fields": _fields(fact),
-        "value": value_summary(fact.kind, fact.value),
+        "fields": fields,
+        "value": value_summary(fact.kind, fact.value, dict(fields).get("table", "holding")),
         "first_seen": fact.first_seen.strftime(TIME),
         "last_seen": fact.last_seen.strftime(TIME),
         "count": fact.count,
@@ -316,24 +317,29 @@ def _protocol_name(value: int) -> str:
         return str(value)
 
 
-def value_summary(kind: str, value: Mapping[str, Any]) -> str:
-    """What was learned of a fact's value, as a person reads it; `-` for kinds without one."""
+SPACES = {"coil": "coils", "holding": "registers", "file": "file records"}
+"""A written range's address space (the key's `table`) as its summary names it."""
+
+
+def value_summary(kind: str, value: Mapping[str, Any], table: str = "holding") -> str:
+    """What was learned of a fact's value, as a person reads it; `-` for kinds without one.
+    `table`: a written range's address space, from its key (`coil`, `holding`, `file`, `-`)."""
     if kind == FactKind.POLLING and not int(value.get("intervals", 0) or 0):
         return "no interval measured yet"
     if not value:
         return "-"
     try:
-        return _summary(FactKind(kind), value)
+        return _summary(FactKind(kind), value, SPACES.get(table, "addresses"))
     except (KeyError, TypeError, ValueError):
         return json.dumps(value, sort_keys=True, default=str)[:300]
 
 
-def _summary(kind: FactKind, value: Mapping[str, Any]) -> str:
+def _summary(kind: FactKind, value: Mapping[str, Any], space: str) -> str:
     if kind is FactKind.SERVICE:
         return f"operation {value['operation']}"
     if kind is FactKind.WRITTEN_RANGE:
         spans = [f"{int(a)}" if int(a) == int(b) else f"{int(a)}-{int(b)}" for a, b in value["ranges"]]
-        return f"registers {', '.join(spans)}" if spans else "-"
+        return f"{space} {', '.join(spans)}" if spans else "-"
     if kind is FactKind.POLLING:
         intervals = int(value["intervals"])
         plural = "s" if intervals != 1 else ""

@@ -194,6 +194,9 @@ def test_nothing_learned_says_how_to_learn(tmp_path: Path) -> None:
         ("asset", {}, "-"),
         ("service", {"operation": "write"}, "operation write"),
         ("written_range", {"ranges": [[0, 9], [20, 20]]}, "registers 0-9, 20"),
+        ("written_range:coil", {"ranges": [[5, 5]]}, "coils 5"),
+        ("written_range:file", {"ranges": [[1, 2]]}, "file records 1-2"),
+        ("written_range:-", {"ranges": [[7, 7]]}, "addresses 7"),
         ("polling", {"median_ns": 1_500_000_000, "intervals": 12}, "every 1.50 s (median of 12 intervals)"),
         ("polling", {}, "no interval measured yet"),
         ("setpoint", {"min": 40.0, "max": 90.5}, "written 40 to 90.5"),
@@ -202,4 +205,5 @@ def test_nothing_learned_says_how_to_learn(tmp_path: Path) -> None:
     ],
 )
 def test_value_summaries(kind: str, value: dict[str, object], summary: str) -> None:
-    assert value_summary(kind, value) == summary
+    fact, _, table = kind.partition(":")
+    assert value_summary(fact, value, table or "holding") == summary
