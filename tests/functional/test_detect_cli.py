@@ -46,7 +46,8 @@ def test_train_then_check_names_the_drifting_variable(tmp_path: Path) -> None:
     assert pushed.exit_code == 0, pushed.output
     window = ["--site", "riverside", "--since", "2026-01-05T08:00:00Z"]
     trained = run(data, "detect", "train", *window, "--until", "2026-01-05T08:15:00Z")
-    assert trained.exit_code == 0 and "trained pump-skid-1: 900 rows" in trained.output, trained.output
+    assert trained.exit_code == 0, trained.output
+    assert "trained pump-skid-1: 870 rows" in trained.output, trained.output  # 900, less 30 settling
     assert "left out (counters): items" in trained.output, trained.output
     listed = run(data, "detect", "models", "--site", "riverside")
     assert "pump-skid-1" in listed.output and "discharge_pressure" in listed.output, listed.output

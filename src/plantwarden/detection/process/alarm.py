@@ -43,13 +43,13 @@ def run(
     level, last, hold = state.level, state.last_time_ns, state.hold_until_ns
     keep = 1.0 - smoothing
     for i, (value, moment) in enumerate(zip(raw.tolist(), times_ns.tolist(), strict=True)):
+        if last is not None and moment - last > gap_ns:
+            level, hold = None, None
+            resets[i] = True
         if value != value:  # NaN: a row with nothing measured changes neither the level nor the time
             smoothed[i] = math.nan if level is None else level
             flags[i] = hold is not None and moment <= hold
             continue
-        if last is not None and moment - last > gap_ns:
-            level, hold = None, None
-            resets[i] = True
         level = value if level is None else keep * level + smoothing * value
         last = moment
         smoothed[i] = level

@@ -105,7 +105,8 @@ def read_table(
                 row = rows[wrong[0]]
                 cell = row[header.index(name)].strip() if header.index(name) < len(row) else ""
                 raise InvalidInput(
-                    f"{path}, line {lines[wrong[0]]}, column {name}: label {cell!r} is not 0 or 1"
+                    f"{path}, line {lines[wrong[0]]}, column {name}: "
+                    + (f"label {cell!r} is not 0 or 1" if cell else "the label is empty (0 or 1)")
                 )
     return times.astype(np.int64), matrix[:, : len(numeric)], tuple(numeric), extra
 

@@ -107,10 +107,12 @@ def train_command(
         )
     short = {name: item.rows for name, item in watch.learning.items()}
     for name, rows in sorted(short.items()):
-        click.echo(f"not trained {name}: {rows:,} rows, fewer than --min-rows {min_rows}", err=True)
+        why = watch.not_trained.get(name, f"fewer than --min-rows {min_rows}")
+        click.echo(f"not trained {name}: {rows:,} rows, {why}", err=True)
     if not trained:
         raise click.ClickException(
-            f"no device of site {site!r} has {min_rows} rows of telemetry in the window"
+            f"no device of site {site!r} could be trained on the window"
+            + ("" if watch.not_trained else f": none has {min_rows} rows of telemetry in it")
         )
 
 

@@ -16,7 +16,8 @@ from the same training rows, and saved with it:
 The first `SETTLE_NS` of the training rows, and the same after each gap in them, are not learned
 from: a device seen from its start (or after a stop) is settling there (a motor drawing no
 current yet, a flow still zero), and one such second at the top of the window would otherwise set
-the threshold (the high quantile of the training scores) far above every later fault.
+the threshold (the high quantile of the training scores) far above every later fault. A
+variable seen only in those rows is not modelled (the watch lists it as not in the model).
 """
 
 from __future__ import annotations
@@ -109,9 +110,10 @@ class WatchedModel:
                 "after the start and after each gap are left out"
             )
         times, values = times[settled], values[settled]
-        keep = ~counters(values)
+        seen = np.asarray(~np.isnan(values).all(axis=0), dtype=bool)  # seen only while settling: not modelled
+        keep = ~counters(values) & seen
         if not keep.any():
-            raise InvalidInput("every variable is a counter: nothing to model")
+            raise InvalidInput("nothing to model: every variable is a counter or seen only while settling")
         kept = [name for name, use in zip(names, keep, strict=True) if use]
         data = values[:, keep]
         model = ProcessModel.fit(data, kept, config, times)
@@ -128,7 +130,7 @@ class WatchedModel:
             ]
         )
         limits = np.maximum(config.factor * quantile, MIN_LIMIT)
-        left_out = [name for name, use in zip(names, keep, strict=True) if not use]
+        left_out = [name for name, use, was in zip(names, keep, seen, strict=True) if was and not use]
         return cls(model, limits, np.nanmin(data, axis=0), np.nanmax(data, axis=0), left_out)
 
     def outside(self, row: Floats) -> list[tuple[str, float, float, float]]:

@@ -8,6 +8,10 @@ rows), then its model is fitted on them alone (thresholds included), saved in th
 survives a restart and holds per site) and the device is *protecting* from the next row on.
 Flagged rows become episodes (`episodes.py`) and every `flush_seconds`, and at the end, new
 episodes become alerts naming the variables off and by how much. Every batch goes on unchanged.
+
+A protecting device settles as it learned: its first `SETTLE_NS` of rows, and those after each gap
+(a stop and a start), are scored as rows with nothing measured, so a start-up transient is neither
+flagged nor carried into the smoothed score; a fault that lasts past the settling is flagged then.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from plantwarden.detection.process.config import ModelConfig
 from plantwarden.detection.process.stream import Scorer, Scores
 from plantwarden.detection.process_watch.episodes import Episode, Episodes
 from plantwarden.detection.process_watch.frames import SECOND_NS, DeviceFrames, Rows
-from plantwarden.detection.process_watch.limits import WatchedModel, smoothed
+from plantwarden.detection.process_watch.limits import SETTLE_NS, WatchedModel, settling, smoothed
 from plantwarden.monitoring.requests import RecordSink
 
 log = logging.getLogger(__name__)
@@ -80,6 +84,10 @@ class Protecting:
     flagged: int = 0
     unknown: set[str] = field(default_factory=set)
     """Variables the device reports that its model was not trained on (ignored, listed)."""
+    last_ns: int | None = None
+    """The time of the device's last row (None before its first: it settles then)."""
+    settle_until_ns: int = 0
+    """Rows before this time are settling: scored as nothing measured."""
 
 
 SaveModel = Callable[[str, WatchedModel, int, int, tuple[int, int]], object]
@@ -122,6 +130,8 @@ class ProcessWatch:
             device: _protecting(device, model) for device, model in (models or {}).items()
         }
         self.trained: list[str] = []
+        self.not_trained: dict[str, str] = {}
+        """Why a device with enough rows could not be trained yet (the last reason)."""
         self.reported = 0
         self._unsaved: list[tuple[str, WatchedModel, int, int, tuple[int, int]]] = []
         self._unreported: list[Episode] = []
@@ -179,21 +189,25 @@ class ProcessWatch:
         try:
             model = WatchedModel.fit(times, values, names, self.config)
         except InvalidInput as error:  # e.g. nothing but missing values: keep learning
-            log.warning("process model of %s at %s cannot be trained yet: %s", device, self.site, error)
+            if self.not_trained.get(device) != str(error):
+                log.warning("process model of %s at %s cannot be trained yet: %s", device, self.site, error)
+            self.not_trained[device] = str(error)
             return
-        self._unsaved.append(
-            (device, model, self.frames.step_ns, len(times), (int(times[0]), int(times[-1])))
-        )
+        used = int((~settling(times, self.config.gap_periods)).sum())
+        self._unsaved.append((device, model, self.frames.step_ns, used, (int(times[0]), int(times[-1]))))
         self._save_pending()
         del self.learning[device]
+        self.not_trained.pop(device, None)
         self.protecting[device] = _protecting(device, model)
+        self.protecting[device].last_ns = int(times[-1])  # it runs on: no settling where learning ends
         self.trained.append(device)
         log.info(
-            "process model of %s at %s trained on %d rows of %d variables",
+            "process model of %s at %s trained on %d rows of %d variables (%d settling rows left out)",
             device,
             self.site,
-            len(times),
-            len(names),
+            used,
+            len(model.names),
+            len(times) - used,
         )
 
     def _score(self, watched: Protecting, rows: Rows) -> None:
@@ -205,7 +219,21 @@ class ProcessWatch:
             if source is not None:
                 values[:, target] = rows.values[:, source]
         watched.unknown.update(set(rows.variables) - set(names))
+        values[self._settling(watched, rows.times)] = np.nan
         self._scored(watched, watched.scorer.score(rows.times, values))
+
+    @staticmethod
+    def _settling(watched: Protecting, times: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Which of these rows (in time order) fall in a settling stretch: the device's first
+        `SETTLE_NS`, or the `SETTLE_NS` after a gap longer than its model's gap."""
+        found = np.zeros(len(times), dtype=bool)
+        gap = watched.model.model.gap_ns
+        for index, moment in enumerate(times.tolist()):
+            if watched.last_ns is None or moment - watched.last_ns > gap:
+                watched.settle_until_ns = moment + SETTLE_NS
+            watched.last_ns = moment
+            found[index] = moment < watched.settle_until_ns
+        return found
 
     def _scored(self, watched: Protecting, scores: Scores) -> None:
         """Flag a row when its score passes the model's threshold or a variable its own limit."""

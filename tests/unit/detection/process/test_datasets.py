@@ -74,11 +74,19 @@ def test_an_empty_or_nan_cell_is_a_missing_value(tmp_path: Path, cell: str) -> N
     assert math.isnan(values[100, 0]) and not math.isnan(values[100, 1])
 
 
-@pytest.mark.parametrize(("cell", "said"), [("2", "'2'"), ("-1", "'-1'"), ("0.5", "'0.5'"), ("", "''")])
+@pytest.mark.parametrize(
+    ("cell", "said"),
+    [
+        ("2", "label '2' is not 0 or 1"),
+        ("-1", "label '-1' is not 0 or 1"),
+        ("0.5", "label '0.5' is not 0 or 1"),
+        ("", "the label is empty (0 or 1)"),
+    ],
+)
 def test_a_label_other_than_0_or_1_is_refused(tmp_path: Path, cell: str, said: str) -> None:
     source = edited(tmp_path / "plant.csv", 472, "label", cell)
     message = refusal(source, "--train-rows", "400")
-    assert message == f"{source}, line 472, column label: label {said} is not 0 or 1"
+    assert message == f"{source}, line 472, column label: {said}"
 
 
 def test_a_label_that_is_not_a_number_is_refused(tmp_path: Path) -> None:

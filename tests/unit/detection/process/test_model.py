@@ -227,6 +227,22 @@ def test_rows_with_nothing_measured_neither_hide_a_fault_nor_count_as_normal() -
     assert with_empty.score[22] == with_empty.score[21]  # the empty row carries the level
 
 
+def test_an_empty_row_after_a_gap_carries_nothing_over() -> None:
+    """A held alarm before a gap does not cover an empty row after it, nor lend it its level."""
+    times = np.array([0, 1, 20, 21], dtype=np.int64) * SECOND
+    smoothed, flags, resets = alarm.run(
+        np.array([5.0, 5.0, np.nan, 1.0]),
+        times,
+        smoothing=1.0,
+        gap_ns=10 * SECOND,
+        threshold=2.0,
+        hold_ns=30 * SECOND,
+        state=alarm.AlarmState(),
+    )
+    assert list(flags) == [True, True, False, False]
+    assert np.isnan(smoothed[2]) and smoothed[3] == 1.0 and list(resets) == [False, False, True, True]
+
+
 def test_an_hourly_baseline_absorbs_the_daily_cycle() -> None:
     hours = np.arange(24 * 60)
     rng = np.random.default_rng(4)

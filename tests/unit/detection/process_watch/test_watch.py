@@ -146,6 +146,60 @@ def test_a_start_from_standstill_in_the_learning_window_does_not_hide_later_faul
     assert first.top is not None and first.top.variable == "flow"
 
 
+def test_a_stop_and_a_start_while_protecting_settle_and_raise_nothing() -> None:
+    """The pump stops for two minutes and starts again from standstill: the start settles as it
+    did in learning, so nothing is raised; a blocked line that persists past the settling is."""
+    data = pump(3600, seed=5)
+    for name in VARIABLES:
+        data[name][0] = data[name][1920] = 0.0  # standstill at the capture's start and the restart
+    data["flow"][2500:2800] *= 0.66
+    running = (data["t"] < 1800) | (data["t"] >= 1920)
+    kept = Kept()
+    process = watch(kept)
+    for block in blocks(samples({key: values[running] for key, values in data.items()})):
+        process.write(block)
+    process.close()
+    assert len(kept.episodes) == 1, [(e.start_ns - START) // SECOND_NS for e in kept.episodes]
+    blocked = kept.episodes[0]
+    assert START + 2500 * SECOND_NS <= blocked.start_ns < START + 2530 * SECOND_NS
+    assert blocked.top is not None and blocked.top.variable == "flow"
+
+
+def test_a_variable_seen_only_while_settling_is_not_modelled_and_the_device_trains() -> None:
+    data = pump(1500, seed=2)
+    batch = samples(data)
+    early = RecordBatch.build(
+        TELEMETRY,
+        {
+            "ts": START + np.arange(20) * SECOND_NS + 5000,
+            "site": "riverside",
+            "device": "pump-skid-1",
+            "variable": np.array(["setpoint"] * 20, dtype=object),
+            "value": 60.0,
+            "quality": 0,
+        },
+        length=20,
+    )
+    kept = Kept()
+    process = watch(kept)
+    process.write(early)
+    for block in blocks(batch):
+        process.write(block)
+    process.close()
+    assert sorted(kept.models["pump-skid-1"].names) == sorted(VARIABLES)
+    assert process.not_trained == {}
+
+
+def test_a_device_whose_rows_all_settle_says_why_it_is_not_trained() -> None:
+    """Bursts of 20 s every 40 s: each burst follows a gap, so every row is settling."""
+    data = pump(2400)
+    bursts = data["t"] % 40 < 20
+    process = watch(Kept(), min_rows=300)
+    process.write(samples({key: values[bursts] for key, values in data.items()}))
+    assert process.fit_now() == []
+    assert "once the first 30 s after the start and after each gap" in process.not_trained["pump-skid-1"]
+
+
 def test_settling_rows_follow_the_start_and_each_gap() -> None:
     times = np.concatenate([np.arange(0, 100), np.arange(200, 300)]) * SECOND_NS
     found = settling(times, 10.0)
