@@ -142,7 +142,9 @@ def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[int], list[l
 
 
 def check_time_format(time_format: str) -> None:
-    """Refuse a strptime format with an unknown directive (not the data's fault)."""
+    """Refuse an empty strptime format, or one with an unknown directive (not the data's fault)."""
+    if not time_format.strip():
+        raise InvalidInput("the time format is empty: leave --time-format out for ISO 8601 times")
     try:
         datetime.strptime("", time_format)  # noqa: DTZ007 - only the format is checked
     except ValueError as error:

@@ -135,3 +135,11 @@ def test_an_invalid_time_format_is_named_not_the_times(tmp_path: Path, time_form
     synthetic_csv(source)
     message = refusal(source, "--train-rows", "400", "--time-format", time_format)
     assert message.startswith(f"time format {time_format!r} is invalid: ")
+
+
+@pytest.mark.parametrize("time_format", ["", "  "])
+def test_an_empty_time_format_is_refused(tmp_path: Path, time_format: str) -> None:
+    source = tmp_path / "plant.csv"
+    synthetic_csv(source)
+    message = refusal(source, "--train-rows", "400", "--time-format", time_format)
+    assert message == "the time format is empty: leave --time-format out for ISO 8601 times"
