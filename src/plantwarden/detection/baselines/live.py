@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,7 +30,8 @@ from plantwarden.core.runtime import Runtime
 from plantwarden.detection.baselines import services
 from plantwarden.detection.baselines.alerting import dedup_key
 from plantwarden.detection.baselines.checker import Deviation
-from plantwarden.detection.baselines.learner import LEARNING_NS, Baseline
+from plantwarden.detection.baselines.facts import FactKey
+from plantwarden.detection.baselines.learner import LEARNING_NS, Baseline, Scope
 from plantwarden.detection.baselines.scoping import Scoper
 from plantwarden.detection.violations import sample_records
 from plantwarden.monitoring.requests import RecordSink
@@ -117,18 +119,28 @@ class BaselineTee:
                 if found and self.raise_alerts:
                     services.raise_deviations(session, self.ctx, found, self.scoper.names)
         except (PlantwardenError, SQLAlchemyError) as error:
-            for key, (count, delta) in unsaved.items():  # rolled back: save them next time
-                fact = self.baseline.facts.get(key)
-                if fact is not None:
-                    fact.dirty, fact.unsaved, fact.delta = True, fact.unsaved + count, delta
-            for scope in changed:
-                scope.dirty = True
+            self._unsaved_again(unsaved, changed)
             log.error("baselines not saved, %d deviations not raised yet (retried): %s", len(found), error)
             return 0
+        except BaseException:
+            self._unsaved_again(unsaved, changed)
+            raise
         self.pending = {}
         self.deviations += len(found)
         self.reported += len(found) if self.raise_alerts else 0
         return len(found)
+
+    def _unsaved_again(
+        self, unsaved: dict[FactKey, tuple[int, dict[str, Any]]], changed: list[Scope]
+    ) -> None:
+        """The save rolled back: the facts and scopes are as they were before it (nothing learns
+        while a save runs), to be saved at the next flush; counted once, however often it fails."""
+        for key, (count, delta) in unsaved.items():
+            fact = self.baseline.facts.get(key)
+            if fact is not None:
+                fact.dirty, fact.unsaved, fact.delta = True, count, delta
+        for scope in changed:
+            scope.dirty = True
 
     def close(self) -> None:
         """Save and report what is pending (the inner sink is closed by its owner)."""

@@ -54,10 +54,12 @@ def upgrade_keys(session: Session, site: str) -> int:
     legacy = [
         row
         for row in session.scalars(
-            select(BaselineFact).where(
+            select(BaselineFact)
+            .where(
                 BaselineFact.site == site,
                 BaselineFact.kind.in_((FactKind.WRITTEN_RANGE.value, FactKind.SETPOINT.value)),
             )
+            .with_for_update()  # a second load at once waits, then finds them re-keyed
         )
         if row.key.count("|") == len(KEY_FIELDS[FactKind(row.kind)]) - 2
     ]
@@ -73,6 +75,12 @@ def upgrade_keys(session: Session, site: str) -> int:
             max(found.last_seen, row.last_seen),
         )
         found.count += row.count
+        if row.source == "accepted":  # who accepted it, when and why stay with the fact
+            found.source, found.accepted_by, found.reason = "accepted", row.accepted_by, row.reason
+            if row.accepted_at is not None and (
+                found.accepted_at is None or row.accepted_at > found.accepted_at
+            ):
+                found.accepted_at = row.accepted_at
         session.delete(row)
     session.flush()
     return len(legacy)
@@ -112,8 +120,18 @@ def sync(session: Session, ctx: Context, baseline: Baseline, site: str) -> None:
     stored value, which holds what was accepted elsewhere. A save adds to the stored value only
     what was learnt since the last save (`Fact.delta`), never the whole value again."""
     now = ctx.clock.now()
+    # The site's scope rows, then its fact rows, are locked until the commit (PostgreSQL; SQLite
+    # has one writer at a time): two writers of a site save one after the other, each adding
+    # its delta to what the other saved, and a reset (which locks its scope row first) is seen
+    # whole, before or after, never between reading the scopes and reading the facts.
     rows = {
-        row.scope: row for row in session.scalars(select(BaselineScope).where(BaselineScope.site == site))
+        row.scope: row
+        for row in session.scalars(
+            select(BaselineScope)
+            .where(BaselineScope.site == site)
+            .order_by(BaselineScope.scope)
+            .with_for_update()
+        )
     }
     for (scope_site, name), scope in list(baseline.scopes.items()):
         if scope_site != site:
@@ -140,7 +158,7 @@ def sync(session: Session, ctx: Context, baseline: Baseline, site: str) -> None:
     session.flush()
     stored = {
         (row.kind, row.key): row
-        for row in session.scalars(select(BaselineFact).where(BaselineFact.site == site))
+        for row in session.scalars(select(BaselineFact).where(BaselineFact.site == site).with_for_update())
     }
     for key, fact in baseline.facts.items():
         if key.site != site:
@@ -224,16 +242,16 @@ def raise_deviations(
     )
 
 
-def scopes(session: Session, site: str | None = None) -> list[BaselineScope]:
-    """Scopes, by site and name."""
+def scopes(session: Session, site: str | None = None, *, lock: bool = False) -> list[BaselineScope]:
+    """Scopes, by site and name (`lock`: locked until the commit, in that order, as `sync` does)."""
     statement = select(BaselineScope).order_by(BaselineScope.site, BaselineScope.scope)
     if site is not None:
         statement = statement.where(BaselineScope.site == site)
-    return list(session.scalars(statement))
+    return list(session.scalars(statement.with_for_update() if lock else statement))
 
 
-def get_scope(session: Session, site: str, scope: str) -> BaselineScope:
-    row = session.get(BaselineScope, (site, scope))
+def get_scope(session: Session, site: str, scope: str, *, lock: bool = False) -> BaselineScope:
+    row = session.get(BaselineScope, (site, scope), with_for_update=lock)
     if row is None:
         raise NotFound(f"site {site} has no baseline scope {scope!r} (plantwarden baseline status)")
     return row
@@ -253,7 +271,11 @@ def protect(
 ) -> list[str]:
     """Start protecting one scope (or every learning scope of the site) now; the scopes turned.
     Audited when one turned (protecting what already protects changes nothing)."""
-    rows = [get_scope(session, site, scope)] if scope is not None else scopes(session, site)
+    rows = (
+        [get_scope(session, site, scope, lock=True)]
+        if scope is not None
+        else scopes(session, site, lock=True)
+    )
     if not rows:
         raise NotFound(f"site {site} has no baselines: nothing learnt there (plantwarden baseline status)")
     now = ctx.clock.now()
@@ -272,7 +294,7 @@ def promote_due(session: Session, ctx: Context, site: str | None = None) -> list
     """Protect the learning scopes whose window is over by the clock (a scheduled job's use)."""
     now = ctx.clock.now()
     turned = []
-    for row in scopes(session, site):
+    for row in scopes(session, site, lock=True):
         if row.state == LEARNING and row.learning_ends <= now:
             row.state, row.protected_at, row.updated_at = PROTECTING, now, now
             turned.append(f"{row.site}/{row.scope}")
@@ -294,7 +316,7 @@ def reset(
     An asset (or the site) scope forgets its facts, also in the conduits that share them. A
     conduit forgets none: each of its facts is also the asset fact of its server, which that
     asset's scope judges with; they are released from the conduit (its count drops to zero)."""
-    row = get_scope(session, site, scope)
+    row = get_scope(session, site, scope, lock=True)  # a sensor saving the site waits, or is waited for
     conduit = scope.startswith(CONDUIT_PREFIX)
     mine = BaselineFact.conduit == scope if conduit else BaselineFact.scope == scope
     held = list(session.scalars(select(BaselineFact).where(BaselineFact.site == site, mine)))
@@ -400,7 +422,7 @@ def accept_fact(
     conduit = next((s for s in scopes_named if s.startswith("conduit:")), None)
     now = ctx.clock.now()
     clean = {k: v for k, v in value.items() if k != "outside_safe"}
-    row = session.get(BaselineFact, (site, parsed.kind.value, parsed.text))
+    row = session.get(BaselineFact, (site, parsed.kind.value, parsed.text), with_for_update=True)
     if row is None:
         row = BaselineFact(
             site=site,

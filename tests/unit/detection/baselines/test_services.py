@@ -237,7 +237,8 @@ def test_a_reset_after_protecting_by_hand_learns_for_a_whole_window_again(
         services.reset(session, ctx, audit, SITE, "asset:10.2.0.10", learning_ns=3600 * SECOND)
         assert row.learning_ends - row.learning_started == timedelta(hours=1)
     sensor = tee(ready, ctx)  # a sensor learns it again: traffic after the reset is no deviation
-    sensor.write(records([{"ts": WEDNESDAY_NOON + 60 * SECOND, "function": 4}]))
+    after = int(ctx.clock.now().timestamp()) * SECOND + 60 * SECOND  # inside the new window
+    sensor.write(records([{"ts": after, "function": 4}]))
     assert sensor.pending == {}
 
 
