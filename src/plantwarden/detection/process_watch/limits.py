@@ -41,12 +41,19 @@ Floats = npt.NDArray[np.float64]
 
 
 def counters(values: Floats) -> npt.NDArray[np.bool_]:
-    """Columns that never go down over the training rows and go up at least three times."""
+    """Columns that never go down over the training rows and go up at least three times, in whole
+    numbers (items made, batches run) or spread over at least half of the rows (a meter's total).
+    A fractional value that holds still and steps up once (a speed following a raised setpoint,
+    a few rows of small rises) is no counter."""
     found = np.zeros(values.shape[1], dtype=bool)
     for column in range(values.shape[1]):
         present = values[:, column][~np.isnan(values[:, column])]
         steps = np.diff(present)
-        found[column] = len(steps) > 0 and bool((steps >= 0).all()) and int((steps > 0).sum()) >= 3
+        ups = np.flatnonzero(steps > 0)
+        if len(ups) < 3 or bool((steps < 0).any()):
+            continue
+        whole = bool(np.all(present == np.round(present)))
+        found[column] = whole or int(ups[-1] - ups[0]) >= len(steps) // 2
     return found
 
 
@@ -70,7 +77,10 @@ def smoothed(
     deviation: Floats, reset: npt.NDArray[np.bool_], smoothing: float, level: Floats | None
 ) -> tuple[Floats, Floats]:
     """EWMA of each variable's signed deviation, row by row (NaN leaves a variable's level as it
-    was); `reset` rows start afresh. Returns the smoothed rows and the level after the last."""
+    was); `reset` rows start afresh. A fresh level starts from 0, the deviation expected of
+    normal operation, not from the row's own deviation: one unsmoothed row at the start of the
+    watch (or after a gap) is not judged as if it were an average. Returns the smoothed rows and
+    the level after the last."""
     out = np.empty_like(deviation)
     current = np.full(deviation.shape[1], np.nan) if level is None else level.copy()
     keep = 1.0 - smoothing
@@ -80,7 +90,7 @@ def smoothed(
             current = np.full(deviation.shape[1], np.nan)
         fresh = np.isnan(current)
         present = ~np.isnan(row)
-        current = np.where(present & fresh, row, current)
+        current = np.where(present & fresh, smoothing * row, current)
         current = np.where(present & ~fresh, keep * current + smoothing * row, current)
         out[index] = current
     return out, current

@@ -18,7 +18,7 @@ from plantwarden.core.records.schema import TELEMETRY
 from plantwarden.detection.process_watch.alerts import draft
 from plantwarden.detection.process_watch.episodes import Episode
 from plantwarden.detection.process_watch.frames import SECOND_NS, DeviceFrames
-from plantwarden.detection.process_watch.limits import WatchedModel, settling
+from plantwarden.detection.process_watch.limits import WatchedModel, counters, settling, smoothed
 from plantwarden.detection.process_watch.saved import forget_model, load_models, save_model
 from plantwarden.detection.process_watch.watch import PLANT_CONFIG, ProcessWatch
 
@@ -198,6 +198,25 @@ def test_a_device_whose_rows_all_settle_says_why_it_is_not_trained() -> None:
     process.write(samples({key: values[bursts] for key, values in data.items()}))
     assert process.fit_now() == []
     assert "once the first 30 s after the start and after each gap" in process.not_trained["pump-skid-1"]
+
+
+def test_counters_are_whole_numbers_or_rise_across_the_window() -> None:
+    rows = 600
+    items = np.concatenate([np.zeros(400), np.arange(1, 201)])  # a belt jammed for 400 s, then counting
+    meter = np.linspace(1000.0, 1003.7, rows)  # an energy total in tenths
+    speed = np.full(rows, 18.8)
+    speed[300:303] = [18.85, 18.88, 18.9]  # a speed following a raised setpoint: three small rises
+    speed[303:] = 18.9
+    falls = items.copy()
+    falls[500] = 0  # goes down once: no counter
+    found = counters(np.column_stack([items, meter, speed, falls]))
+    assert list(found) == [True, True, False, False]
+
+
+def test_a_fresh_per_variable_level_starts_from_no_deviation() -> None:
+    """At the start of the watch, one row 3.5 sd off is not judged as a 3.5 sd average."""
+    level, after = smoothed(np.array([[3.5], [3.5]]), np.array([True, False]), 0.1, None)
+    assert level[:, 0] == pytest.approx([0.35, 0.665]) and after[0] == pytest.approx(0.665)
 
 
 def test_settling_rows_follow_the_start_and_each_gap() -> None:
