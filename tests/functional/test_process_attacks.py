@@ -70,17 +70,33 @@ def stored_alerts(directory: Path) -> list[dict[str, Any]]:
         runtime.close()
 
 
-@pytest.fixture(scope="module")
-def attacked(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    directory = tmp_path_factory.mktemp("process-attacks")
+def run_seed(tmp_path_factory: pytest.TempPathFactory, seed: int) -> Run:
+    directory = tmp_path_factory.mktemp(f"process-attacks-{seed}")
     generated = generate(
         directory / "plant.pcap",
-        seed=7,
+        seed=seed,
         packets=PACKETS,
         attacks=("drifting-sensor", "out-of-range-setpoint"),
     )
     output = sense(directory, generated.capture)
     return Run(directory, generated.ledger, output, stored_alerts(directory))
+
+
+@pytest.fixture(scope="module")
+def attacked(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return run_seed(tmp_path_factory, 7)
+
+
+def test_another_seed_names_the_drift_and_raises_nothing_at_the_end_of_learning(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Seed 4: one row of pump-skid-1's flow sits 3.5 sd off as the watch starts; the variable's
+    smoothed deviation starts from 0, so that row alone raises nothing, and the drift is named."""
+    run = run_seed(tmp_path_factory, 4)
+    drift = run.attack("drifting-sensor")["drift"]
+    pump = [a for a in run.alerts if a["rule"] == "pw-process-anomaly" and "pump-skid-1" in a["assets"]]
+    assert [a["evidence"][1]["variable"] for a in pump] == ["discharge_pressure"], pump
+    assert drift["start"] <= _epoch(pump[0]["evidence"][0]["since"]) <= drift["end"], pump
 
 
 def test_the_drifting_pressure_transmitter_is_named_by_the_pump_s_process_model(attacked: Run) -> None:
