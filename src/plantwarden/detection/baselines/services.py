@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.models import Alert
@@ -39,6 +39,7 @@ def to_ns(moment: datetime) -> int:
 def load(session: Session, site: str, baseline: Baseline | None = None) -> Baseline:
     """The site's scopes and facts from the store, into `baseline` (a new one by default); facts
     stored with a key of an older shape are given the current one first (`upgrade_keys`)."""
+    write_lock(session)
     upgrade_keys(session, site)
     baseline = baseline if baseline is not None else Baseline()
     for row in session.scalars(select(BaselineScope).where(BaselineScope.site == site)):
@@ -46,6 +47,17 @@ def load(session: Session, site: str, baseline: Baseline | None = None) -> Basel
     for fact in session.scalars(select(BaselineFact).where(BaselineFact.site == site)):
         baseline.facts[FactKey.parse(fact.kind, site, fact.key)] = _fact(fact)
     return baseline
+
+
+def write_lock(session: Session) -> None:
+    """On SQLite, take the store's write lock now, before anything is read (held to the commit).
+
+    SQLite's driver begins a transaction only at the first write, so the reads of a
+    read-then-write would otherwise see another writer's commit in between, and `FOR UPDATE`
+    means nothing there. A write that changes nothing takes the lock (as the audit log's append
+    does); another writer waits for it (the busy timeout). PostgreSQL locks rows instead."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE baseline_scopes SET facts = facts WHERE 1 = 0"))
 
 
 def upgrade_keys(session: Session, site: str) -> int:
@@ -59,6 +71,7 @@ def upgrade_keys(session: Session, site: str) -> int:
                 BaselineFact.site == site,
                 BaselineFact.kind.in_((FactKind.WRITTEN_RANGE.value, FactKind.SETPOINT.value)),
             )
+            .order_by(BaselineFact.kind, BaselineFact.key)
             .with_for_update()  # a second load at once waits, then finds them re-keyed
         )
         if row.key.count("|") == len(KEY_FIELDS[FactKind(row.kind)]) - 2
@@ -120,8 +133,9 @@ def sync(session: Session, ctx: Context, baseline: Baseline, site: str) -> None:
     stored value, which holds what was accepted elsewhere. A save adds to the stored value only
     what was learnt since the last save (`Fact.delta`), never the whole value again."""
     now = ctx.clock.now()
+    write_lock(session)
     # The site's scope rows, then its fact rows, are locked until the commit (PostgreSQL; SQLite
-    # has one writer at a time): two writers of a site save one after the other, each adding
+    # takes its write lock first): two writers of a site save one after the other, each adding
     # its delta to what the other saved, and a reset (which locks its scope row first) is seen
     # whole, before or after, never between reading the scopes and reading the facts.
     rows = {
@@ -158,7 +172,12 @@ def sync(session: Session, ctx: Context, baseline: Baseline, site: str) -> None:
     session.flush()
     stored = {
         (row.kind, row.key): row
-        for row in session.scalars(select(BaselineFact).where(BaselineFact.site == site).with_for_update())
+        for row in session.scalars(
+            select(BaselineFact)
+            .where(BaselineFact.site == site)
+            .order_by(BaselineFact.kind, BaselineFact.key)
+            .with_for_update()
+        )
     }
     for key, fact in baseline.facts.items():
         if key.site != site:
@@ -169,9 +188,9 @@ def sync(session: Session, ctx: Context, baseline: Baseline, site: str) -> None:
         elif saved is not None:  # nothing learnt since the last save: the store's value holds
             fact.value, fact.source = dict(saved.value), saved.source  # what was accepted since
     known = {(k.kind.value, k.text) for k in baseline.facts if k.site == site}
-    for (kind, text), saved in stored.items():
-        if (kind, text) not in known:
-            baseline.facts[FactKey.parse(kind, site, text)] = _fact(saved)
+    for (kind, key_text), saved in stored.items():
+        if (kind, key_text) not in known:
+            baseline.facts[FactKey.parse(kind, site, key_text)] = _fact(saved)
     counts = baseline.counts()
     for name, row in rows.items():
         row.facts = counts.get((site, name), 0)
@@ -251,7 +270,7 @@ def scopes(session: Session, site: str | None = None, *, lock: bool = False) -> 
 
 
 def get_scope(session: Session, site: str, scope: str, *, lock: bool = False) -> BaselineScope:
-    row = session.get(BaselineScope, (site, scope), with_for_update=lock)
+    row = session.get(BaselineScope, (site, scope), with_for_update=lock, populate_existing=lock)
     if row is None:
         raise NotFound(f"site {site} has no baseline scope {scope!r} (plantwarden baseline status)")
     return row
@@ -271,6 +290,7 @@ def protect(
 ) -> list[str]:
     """Start protecting one scope (or every learning scope of the site) now; the scopes turned.
     Audited when one turned (protecting what already protects changes nothing)."""
+    write_lock(session)
     rows = (
         [get_scope(session, site, scope, lock=True)]
         if scope is not None
@@ -294,6 +314,7 @@ def promote_due(session: Session, ctx: Context, site: str | None = None) -> list
     """Protect the learning scopes whose window is over by the clock (a scheduled job's use)."""
     now = ctx.clock.now()
     turned = []
+    write_lock(session)
     for row in scopes(session, site, lock=True):
         if row.state == LEARNING and row.learning_ends <= now:
             row.state, row.protected_at, row.updated_at = PROTECTING, now, now
@@ -316,7 +337,11 @@ def reset(
     An asset (or the site) scope forgets its facts, also in the conduits that share them. A
     conduit forgets none: each of its facts is also the asset fact of its server, which that
     asset's scope judges with; they are released from the conduit (its count drops to zero)."""
-    row = get_scope(session, site, scope, lock=True)  # a sensor saving the site waits, or is waited for
+    write_lock(session)
+    # Every scope row of the site, in the order a save locks them, before any fact: a save, or the
+    # reset of another scope whose count this one changes, waits for this reset or is waited for.
+    scopes(session, site, lock=True)
+    row = get_scope(session, site, scope)
     conduit = scope.startswith(CONDUIT_PREFIX)
     mine = BaselineFact.conduit == scope if conduit else BaselineFact.scope == scope
     held = list(session.scalars(select(BaselineFact).where(BaselineFact.site == site, mine)))
@@ -413,6 +438,7 @@ def accept_fact(
     except ValueError as error:
         raise InvalidInput(f"not a fact: {error}") from error
     _acceptable(parsed, value)
+    write_lock(session)
     named = parsed.named()
     scope = (
         "site"
@@ -422,7 +448,9 @@ def accept_fact(
     conduit = next((s for s in scopes_named if s.startswith("conduit:")), None)
     now = ctx.clock.now()
     clean = {k: v for k, v in value.items() if k != "outside_safe"}
-    row = session.get(BaselineFact, (site, parsed.kind.value, parsed.text), with_for_update=True)
+    row = session.get(
+        BaselineFact, (site, parsed.kind.value, parsed.text), with_for_update=True, populate_existing=True
+    )
     if row is None:
         row = BaselineFact(
             site=site,

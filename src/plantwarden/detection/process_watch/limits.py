@@ -41,10 +41,10 @@ Floats = npt.NDArray[np.float64]
 
 
 def counters(values: Floats) -> npt.NDArray[np.bool_]:
-    """Columns that never go down over the training rows and go up at least three times, in whole
-    numbers (items made, batches run) or spread over at least half of the rows (a meter's total).
-    A fractional value that holds still and steps up once (a speed following a raised setpoint,
-    a few rows of small rises) is no counter."""
+    """Columns that never go down over the training rows and go up at least three times, the rises
+    spread over at least a tenth of the rows in whole numbers (items made, batches run, counting
+    through a stop) or half of them in fractions (a meter's total). A value that holds still and
+    steps up once (a speed following a raised setpoint: a few rows of rises) is no counter."""
     found = np.zeros(values.shape[1], dtype=bool)
     for column in range(values.shape[1]):
         present = values[:, column][~np.isnan(values[:, column])]
@@ -53,7 +53,7 @@ def counters(values: Floats) -> npt.NDArray[np.bool_]:
         if len(ups) < 3 or bool((steps < 0).any()):
             continue
         whole = bool(np.all(present == np.round(present)))
-        found[column] = whole or int(ups[-1] - ups[0]) >= len(steps) // 2
+        found[column] = int(ups[-1] - ups[0]) >= len(steps) * (0.1 if whole else 0.5)
     return found
 
 

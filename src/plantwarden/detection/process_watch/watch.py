@@ -88,6 +88,8 @@ class Protecting:
     """The time of the device's last row (None before its first: it settles then)."""
     settle_until_ns: int = 0
     """Rows before this time are settling: scored as nothing measured."""
+    settled: int = 0
+    """Rows scored as settling (each start and gap costs up to `SETTLE_NS` of them)."""
 
 
 SaveModel = Callable[[str, WatchedModel, int, int, tuple[int, int]], object]
@@ -233,6 +235,7 @@ class ProcessWatch:
                 watched.settle_until_ns = moment + SETTLE_NS
             watched.last_ns = moment
             found[index] = moment < watched.settle_until_ns
+        watched.settled += int(found.sum())
         return found
 
     def _scored(self, watched: Protecting, scores: Scores) -> None:
@@ -290,6 +293,7 @@ class ProcessWatch:
         """One line for the end of `sensor run` (`raised`: whether the episodes became alerts)."""
         parts = [
             f"{device} {watched.flagged}/{watched.rows} rows flagged"
+            + (f" ({watched.settled} settling)" if watched.settled else "")
             for device, watched in sorted(self.protecting.items())
         ]
         learning = [f"{device} ({item.rows} rows)" for device, item in sorted(self.learning.items())]

@@ -1,7 +1,8 @@
 """Saving baselines when the store fails, and when two writers of one site meet: a save that fails
 is counted once however often it fails; two sensors saving at once both count (PostgreSQL locks
-the site's scopes and facts until the commit); a reset committed during a save is not undone; two
-loads that re-key old facts at once both start; a re-keyed accepted fact keeps who accepted it."""
+the site's scopes and facts until the commit, SQLite takes its write lock before reading); a reset
+committed during a save is not undone; two loads that re-key old facts at once both start; a
+re-keyed accepted fact keeps who accepted it. Each on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -112,7 +113,6 @@ def test_a_failure_outside_the_store_keeps_what_was_not_saved(
     assert {fact.unsaved for fact in sensor.baseline.facts.values() if fact.dirty} == {2}
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
 def test_two_sensors_saving_at_once_both_count(store: Store, ctx: Context) -> None:
     migrate.ensure_ready(store)
     first = tee(store, ctx)
@@ -135,7 +135,6 @@ def test_two_sensors_saving_at_once_both_count(store: Store, ctx: Context) -> No
     assert polling.count == 33
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
 def test_a_reset_during_a_save_is_not_undone(
     store: Store, ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -179,6 +178,44 @@ def test_a_reset_during_a_save_is_not_undone(
     assert not [key for key, fact in sensor.baseline.facts.items() if fact.scope == PLC_SCOPE]
 
 
+def test_an_asset_and_its_conduit_reset_at_once_both_commit(
+    store: Store, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The asset's reset has deleted its facts and is about to recount its conduit when the
+    conduit's reset starts: the second waits for the first (no deadlock), and both commit."""
+    migrate.ensure_ready(store)
+    sensor = tee(store, ctx)
+    sensor.write(records([{}, write()]))
+    sensor.flush()
+    conduit_resets: list[threading.Thread] = []
+    errors: list[BaseException] = []
+
+    def reset_conduit() -> None:
+        try:
+            with store.transaction() as session:
+                services.reset(session, ctx, None, SITE, "conduit:scada-cell")
+        except BaseException as error:  # handed to the test
+            errors.append(error)
+
+    real = services._recount
+
+    def recount(session: Any, site: str, names: set[str]) -> None:
+        if "conduit:scada-cell" in names and not conduit_resets:
+            conduit_resets.append(threading.Thread(target=reset_conduit))
+            conduit_resets[0].start()
+            conduit_resets[0].join(HELD_SECONDS)
+        real(session, site, names)
+
+    monkeypatch.setattr(services, "_recount", recount)
+    with store.transaction() as session:
+        services.reset(session, ctx, None, SITE, PLC_SCOPE)
+    conduit_resets[0].join(30)
+    assert errors == []
+    with store.transaction() as session:
+        assert services.get_scope(session, SITE, "conduit:scada-cell").generation == 1
+        assert services.get_scope(session, SITE, PLC_SCOPE).generation == 1
+
+
 def _with_old_keys(store: Store, ctx: Context) -> None:
     """A store whose written-range and setpoint facts were saved before keys named the table."""
     migrate.ensure_ready(store)
@@ -191,7 +228,6 @@ def _with_old_keys(store: Store, ctx: Context) -> None:
             row.key = row.key.rsplit("|", 1)[0]
 
 
-@pytest.mark.parametrize("backend", ["postgresql"])
 def test_two_loads_re_keying_at_once_both_start(store: Store, ctx: Context) -> None:
     _with_old_keys(store, ctx)
 

@@ -160,6 +160,7 @@ def test_a_stop_and_a_start_while_protecting_settle_and_raise_nothing() -> None:
         process.write(block)
     process.close()
     assert len(kept.episodes) == 1, [(e.start_ns - START) // SECOND_NS for e in kept.episodes]
+    assert " rows flagged (30 settling)" in process.summary(), process.summary()  # the restart's
     blocked = kept.episodes[0]
     assert START + 2500 * SECOND_NS <= blocked.start_ns < START + 2530 * SECOND_NS
     assert blocked.top is not None and blocked.top.variable == "flow"
@@ -209,8 +210,11 @@ def test_counters_are_whole_numbers_or_rise_across_the_window() -> None:
     speed[303:] = 18.9
     falls = items.copy()
     falls[500] = 0  # goes down once: no counter
-    found = counters(np.column_stack([items, meter, speed, falls]))
-    assert list(found) == [True, True, False, False]
+    rpm = np.full(rows, 1000.0)
+    rpm[300:305] = [1040, 1080, 1120, 1160, 1200]  # whole rpm following a raised setpoint
+    rpm[305:] = 1200
+    found = counters(np.column_stack([items, meter, speed, falls, rpm]))
+    assert list(found) == [True, True, False, False, False]
 
 
 def test_a_fresh_per_variable_level_starts_from_no_deviation() -> None:
