@@ -35,7 +35,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -271,10 +271,11 @@ def _shots(tmp_path: Path) -> Path:
 
 def _wait(driver: WebDriver, seconds: float = 20) -> WebDriverWait[WebDriver]:
     # a click that submits a form leaves the old page in place for a moment: an element found
-    # there goes stale as the new page loads, and the next poll finds the new page's
-    return WebDriverWait(
-        driver, seconds, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
-    )
+    # there goes stale as the new page loads, and the next poll finds the new page's. Chromium
+    # reports the same race, when the page goes between finding an element and reading it, as
+    # an "unknown error" ("Node with given id does not belong to the document"), a plain
+    # WebDriverException: the next poll is asked too (a browser gone for good times out here).
+    return WebDriverWait(driver, seconds, poll_frequency=0.2, ignored_exceptions=(WebDriverException,))
 
 
 def _submit(driver: WebDriver, fields: dict[str, str]) -> None:
