@@ -105,7 +105,7 @@ class ProcessModel:
     ) -> Self:
         """Learn from training rows (T, V), NaN = missing; the threshold comes from these rows only."""
         data, stamps = _checked(values, names, times, config)
-        period = _period(stamps)
+        period = sampling_period(stamps)
         slow = _slow(data, config.slow_autocorrelation)
         measured = measure(stamps, data, slow, int(period * config.gap_periods), None)
         baseline = _hourly_baseline(measured, stamps) if config.seasonal else None
@@ -396,7 +396,8 @@ def _correlation(z: FloatArray) -> FloatArray:
     return np.asarray(corr, dtype=np.float64)
 
 
-def _period(stamps: NDArray[np.int64]) -> int:
+def sampling_period(stamps: NDArray[np.int64]) -> int:
+    """The median positive step between rows (ns); one second when there is none."""
     steps = np.diff(stamps)
     steps = steps[steps > 0]
     return int(np.median(steps)) if len(steps) else 1_000_000_000

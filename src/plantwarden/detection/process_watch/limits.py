@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from plantwarden.core.errors import InvalidInput
 from plantwarden.detection.process.config import ModelConfig
-from plantwarden.detection.process.model import MIN_TRAINING_ROWS, ProcessModel
+from plantwarden.detection.process.model import MIN_TRAINING_ROWS, ProcessModel, sampling_period
 
 MIN_LIMIT = 3.0
 """The least per-variable limit, in residual standard deviations."""
@@ -64,9 +64,7 @@ def settling(times: npt.NDArray[np.int64], gap_periods: float) -> npt.NDArray[np
     if not len(times):
         return found
     steps = np.diff(times)
-    positive = steps[steps > 0]
-    period = float(np.median(positive)) if len(positive) else 1e9
-    starts = np.concatenate(([0], np.flatnonzero(steps > gap_periods * period) + 1))
+    starts = np.concatenate(([0], np.flatnonzero(steps > gap_periods * sampling_period(times)) + 1))
     ends = np.searchsorted(times, times[starts] + SETTLE_NS, side="left")
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
         found[start:end] = True
