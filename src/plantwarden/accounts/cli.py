@@ -6,27 +6,17 @@ the store directly). Secrets (one-time passwords, tokens) are printed once and n
 
 from __future__ import annotations
 
-import getpass
 from datetime import UTC, datetime, timedelta
 
 import click
 
 from plantwarden.accounts import services
 from plantwarden.accounts.settings import AccountsSettings
+from plantwarden.core.context import host_actor
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.policy.roles import BUILTIN_ROLES
 
 ROLES = sorted(BUILTIN_ROLES)
-
-
-def _host_actor(by: str | None) -> str:
-    """Who acts: `--by`, or the host account running the command."""
-    if by:
-        return by
-    try:
-        return f"host:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "host"
 
 
 def _settings(runtime: Runtime) -> AccountsSettings:
@@ -71,7 +61,7 @@ def add_user(
     if zone is not None and role is None:
         raise click.UsageError("--zone needs --role and --site")
     runtime = provider.runtime()
-    ctx = runtime.context(_host_actor(by))
+    ctx = runtime.context(host_actor(by))
     with runtime.ready_store().transaction() as session:
         user, one_time = services.create_user(
             session, ctx, username, display_name, settings=_settings(runtime)
@@ -127,7 +117,7 @@ def disable_user(provider: RuntimeProvider, username: str, force: bool, by: str 
     site with no active user who manages users (grant admin to someone else first), unless --force."""
     runtime = provider.runtime()
     with runtime.ready_store().transaction() as session:
-        user = services.disable_user(session, runtime.context(_host_actor(by)), username, force=force)
+        user = services.disable_user(session, runtime.context(host_actor(by)), username, force=force)
         click.echo(f"disabled {user.username}")
 
 
@@ -139,7 +129,7 @@ def enable_user(provider: RuntimeProvider, username: str, by: str | None) -> Non
     """Enable a disabled user again."""
     runtime = provider.runtime()
     with runtime.ready_store().transaction() as session:
-        user = services.enable_user(session, runtime.context(_host_actor(by)), username)
+        user = services.enable_user(session, runtime.context(host_actor(by)), username)
         click.echo(f"enabled {user.username}")
 
 
@@ -152,7 +142,7 @@ def unlock_user(provider: RuntimeProvider, username: str, sources: tuple[str, ..
     """Clear a lockout, the failure count and the login throttle of a user (break glass)."""
     runtime = provider.runtime()
     with runtime.ready_store().transaction() as session:
-        user = services.unlock_user(session, runtime.context(_host_actor(by)), username, sources)
+        user = services.unlock_user(session, runtime.context(host_actor(by)), username, sources)
         click.echo(f"unlocked {user.username}")
 
 
@@ -164,7 +154,7 @@ def reset_mfa(provider: RuntimeProvider, username: str, by: str | None) -> None:
     """Remove a user's second factor and recovery codes; they enroll again at the next login."""
     runtime = provider.runtime()
     with runtime.ready_store().transaction() as session:
-        user = services.reset_mfa(session, runtime.context(_host_actor(by)), username)
+        user = services.reset_mfa(session, runtime.context(host_actor(by)), username)
         click.echo(f"second factor of {user.username} removed: they enroll again at the next login")
 
 
@@ -190,7 +180,7 @@ def grant(
     until = valid_until.replace(tzinfo=UTC) if valid_until else None
     with runtime.ready_store().transaction() as session:
         granted = services.grant_role(
-            session, runtime.context(_host_actor(by)), username, role, site, zone, until
+            session, runtime.context(host_actor(by)), username, role, site, zone, until
         )
         click.echo(f"granted {granted.role} at {site}{'/' + zone if zone else ''} to {username}")
 
@@ -215,7 +205,7 @@ def revoke(
     """Revoke a role grant. Refused when it would leave the site with no active user who manages
     users (grant admin to someone else first), unless --force."""
     runtime = provider.runtime()
-    ctx = runtime.context(_host_actor(by))
+    ctx = runtime.context(host_actor(by))
     with runtime.ready_store().transaction() as session:
         services.revoke_grant(session, ctx, username, role, site, zone, force=force)
         click.echo(f"revoked {role} at {site}{'/' + zone if zone else ''} from {username}")
@@ -252,7 +242,7 @@ def create_token(
         user = services.get_user_by_name(session, username)
         token, plaintext = services.create_token(
             session,
-            runtime.context(_host_actor(by)),
+            runtime.context(host_actor(by)),
             user.id,
             name,
             scopes,
@@ -301,5 +291,5 @@ def revoke_token(provider: RuntimeProvider, token_id: str, by: str | None) -> No
     """Revoke a token (by id or prefix)."""
     runtime = provider.runtime()
     with runtime.ready_store().transaction() as session:
-        token = services.revoke_token(session, runtime.context(_host_actor(by)), token_id)
+        token = services.revoke_token(session, runtime.context(host_actor(by)), token_id)
         click.echo(f"revoked token {token.id} ({token.prefix})")

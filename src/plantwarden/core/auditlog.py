@@ -55,7 +55,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from plantwarden.core.clock import Clock
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.context import Context
-from plantwarden.core.db import Base, Store, UTCDateTime
+from plantwarden.core.db import Base, Store, UTCDateTime, sqlite_write_lock
 from plantwarden.core.errors import ConfigurationError, InvalidInput
 from plantwarden.core.ids import new_id
 from plantwarden.core.settings import SettingsSection, setting
@@ -411,13 +411,10 @@ def append(
 
 def _lock_chain(session: Session) -> None:
     """Hold the append lock until the transaction ends, before the head is read."""
-    if session.get_bind().dialect.name == "postgresql":
+    # SQLite: its write lock, so that no other writer moves the head between our read of it and
+    # our commit; PostgreSQL: an advisory lock to the end of the transaction.
+    if not sqlite_write_lock(session, "audit_log", "seq"):
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK})
-    else:
-        # SQLite has one writer at a time: a write (that changes nothing) takes the write lock,
-        # which is held to the end of the transaction, so that no other writer moves the head
-        # between our read of it and our commit.
-        session.execute(text("UPDATE audit_log SET seq = seq WHERE seq < 0"))
 
 
 def _validated(

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, make_url
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, make_url, text
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -57,6 +57,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sqlite_write_lock(session: Session, table: str, column: str) -> bool:
+    """On SQLite, take the store's write lock now, held to the end of the transaction; whether it
+    is SQLite. Its driver begins a transaction only at the first write, so the reads of a
+    read-then-write would otherwise see another writer's commit in between: a write that changes
+    nothing (`table`.`column` set to itself where nothing matches) takes the lock, and another
+    writer waits for it (the busy timeout). PostgreSQL callers lock rows or take an advisory lock."""
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    session.execute(text(f"UPDATE {table} SET {column} = {column} WHERE 1 = 0"))  # noqa: S608 - names are ours
+    return True
 
 
 def store_url(core: CoreSettings) -> URL:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import sys
 from pathlib import Path
 
 import click
 
 from plantwarden.core.auditlog import AuditLog, AuditSettings
+from plantwarden.core.context import host_actor
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.zones import applied
 from plantwarden.zones.plant.diff import diff_models
@@ -149,7 +149,7 @@ def apply(provider: RuntimeProvider, file: Path, by: str | None) -> None:
         raise click.exceptions.Exit(1) from None
     audit = AuditLog.open(runtime.core, runtime.settings[AuditSettings])
     with runtime.ready_store().transaction() as session:
-        result = applied.apply_plant(session, runtime.context(by or _host()), raw, str(file), audit=audit)
+        result = applied.apply_plant(session, runtime.context(host_actor(by)), raw, str(file), audit=audit)
     if result.unchanged:
         click.echo(f"version {result.version[:12]} is already in force: nothing to do")
         return
@@ -157,13 +157,6 @@ def apply(provider: RuntimeProvider, file: Path, by: str | None) -> None:
     for place in result.created:
         click.echo(f"  created {'segment' if '/' in place else 'site'} {place}")
     click.echo("the policy rebuilds from it: the server picks it up within seconds")
-
-
-def _host() -> str:
-    try:
-        return f"host:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "host"
 
 
 @plant_group.command("history")

@@ -3,13 +3,14 @@ records, protecting, accepting a deviation, resetting a scope."""
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Callable, Iterator
 
 import click
 
+from plantwarden.alerts.evidence import PLACE_NAME
 from plantwarden.core.auditlog import AuditLog, AuditSettings
+from plantwarden.core.context import host_actor
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.partitions import PartitionBackend
 from plantwarden.core.records.plane import RecordQuery, query
@@ -18,7 +19,6 @@ from plantwarden.detection.baselines import services
 from plantwarden.detection.baselines.live import KINDS, BaselineTee
 from plantwarden.detection.baselines.scoping import Scoper
 from plantwarden.detection.cli import duration_ns, time_ns, time_range
-from plantwarden.monitoring.cli import PLACE_NAME
 from plantwarden.zones.applied import current_model
 
 HOUR_NS = 3600 * 1_000_000_000
@@ -53,16 +53,6 @@ def _by(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
         return click.option("--by", "by", metavar="NAME", help=text)(command)
 
     return decorate
-
-
-def _host_actor(by: str | None, actor: str | None) -> str:
-    """Who acts: `--by` (or `--actor`), else the host account running the command."""
-    if by or actor:
-        return str(by or actor)
-    try:
-        return f"host:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "host"
 
 
 @baseline_group.command("status")
@@ -185,7 +175,7 @@ def protect_command(
     """Start protecting one scope now (default: every learning scope of the site)."""
     runtime = provider.runtime()
     with runtime.ready_store().transaction() as session:
-        ctx = runtime.context(_host_actor(by, actor))
+        ctx = runtime.context(host_actor(by or actor))
         turned = services.protect(session, ctx, _audit(runtime), site, scope)
     click.echo(f"protecting now: {', '.join(turned) or 'nothing (no learning scope)'}")
 
@@ -202,7 +192,7 @@ def accept_command(
     with `plantwarden alerts close`)."""
     runtime = provider.runtime()
     with runtime.ready_store().transaction() as session:
-        ctx = runtime.context(_host_actor(by, actor))
+        ctx = runtime.context(host_actor(by or actor))
         fact = services.accept_alert(session, ctx, _audit(runtime), alert_id, reason)
         click.echo(f"accepted into {fact.scope}: {fact.kind} {fact.key} {json.dumps(fact.value)}")
 
@@ -226,7 +216,7 @@ def reset_command(
     """Forget a scope's facts and learn it again from now (this host's clock)."""
     runtime = provider.runtime()
     with runtime.ready_store().transaction() as session:
-        ctx = runtime.context(_host_actor(by, actor))
+        ctx = runtime.context(host_actor(by or actor))
         forgotten = services.reset(session, ctx, _audit(runtime), site, scope, learning)
         ends = services.get_scope(session, site, scope).learning_ends
     click.echo(f"{scope}: {forgotten:,} facts forgotten, learning again until {ends:%Y-%m-%d %H:%M} UTC")

@@ -71,7 +71,6 @@ class BaselineTee:
         self.checked = 0
         self.deviations = 0
         """Deviations saved by a flush: raised as alerts, or only counted (`raise_alerts` off)."""
-        self.reported = 0
         self._next_flush = monotonic() + flush_seconds
 
     def write(self, batch: RecordBatch) -> WriteReport:
@@ -127,7 +126,6 @@ class BaselineTee:
             raise
         self.pending = {}
         self.deviations += len(found)
-        self.reported += len(found) if self.raise_alerts else 0
         return len(found)
 
     def _unsaved_again(
@@ -154,7 +152,7 @@ class BaselineTee:
             f"{'baselines':<27}{self.checked:,} records checked at site {self.site}: "
             f"{len(states):,} scopes ({protecting:,} protecting), {len(self.baseline.facts):,} facts, "
             + (
-                f"{self.reported:,} deviations reported as alerts"
+                f"{self.deviations:,} deviations reported as alerts"
                 if self.raise_alerts
                 else f"{self.deviations:,} deviations found, none raised as alerts"
             )

@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.models import Alert
 from plantwarden.alerts.services import RaisedCounts, get_alert, raise_alerts
 from plantwarden.core.auditlog import AuditLog
 from plantwarden.core.context import Context
+from plantwarden.core.db import sqlite_write_lock
 from plantwarden.core.errors import InvalidInput, NotFound
 from plantwarden.detection.baselines.alerting import DETECTOR, EVIDENCE_KIND, draft
 from plantwarden.detection.baselines.checker import Deviation, accepted_value, merge_value
@@ -50,14 +51,9 @@ def load(session: Session, site: str, baseline: Baseline | None = None) -> Basel
 
 
 def write_lock(session: Session) -> None:
-    """On SQLite, take the store's write lock now, before anything is read (held to the commit).
-
-    SQLite's driver begins a transaction only at the first write, so the reads of a
-    read-then-write would otherwise see another writer's commit in between, and `FOR UPDATE`
-    means nothing there. A write that changes nothing takes the lock (as the audit log's append
-    does); another writer waits for it (the busy timeout). PostgreSQL locks rows instead."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("UPDATE baseline_scopes SET facts = facts WHERE 1 = 0"))
+    """On SQLite, take the store's write lock before anything is read (`FOR UPDATE` means nothing
+    there); PostgreSQL locks the rows instead."""
+    sqlite_write_lock(session, "baseline_scopes", "facts")
 
 
 def upgrade_keys(session: Session, site: str) -> int:
@@ -310,18 +306,6 @@ def protect(
     return turned
 
 
-def promote_due(session: Session, ctx: Context, site: str | None = None) -> list[str]:
-    """Protect the learning scopes whose window is over by the clock (a scheduled job's use)."""
-    now = ctx.clock.now()
-    turned = []
-    write_lock(session)
-    for row in scopes(session, site, lock=True):
-        if row.state == LEARNING and row.learning_ends <= now:
-            row.state, row.protected_at, row.updated_at = PROTECTING, now, now
-            turned.append(f"{row.site}/{row.scope}")
-    return turned
-
-
 def reset(
     session: Session,
     ctx: Context,
@@ -445,7 +429,7 @@ def accept_fact(
         if parsed.kind is FactKind.ASSET
         else next((s for s in scopes_named if s.startswith("asset:")), f"asset:{named['server']}")
     )
-    conduit = next((s for s in scopes_named if s.startswith("conduit:")), None)
+    conduit = next((s for s in scopes_named if s.startswith(CONDUIT_PREFIX)), None)
     now = ctx.clock.now()
     clean = {k: v for k, v in value.items() if k != "outside_safe"}
     row = session.get(
