@@ -40,7 +40,7 @@ def to_ns(moment: datetime) -> int:
 def load(session: Session, site: str, baseline: Baseline | None = None) -> Baseline:
     """The site's scopes and facts from the store, into `baseline` (a new one by default); facts
     stored with a key of an older shape are given the current one first (`upgrade_keys`)."""
-    write_lock(session)
+    lock_site(session, site)
     upgrade_keys(session, site)
     baseline = baseline if baseline is not None else Baseline()
     for row in session.scalars(select(BaselineScope).where(BaselineScope.site == site)):
@@ -56,19 +56,25 @@ def write_lock(session: Session) -> None:
     sqlite_write_lock(session, "baseline_scopes", "facts")
 
 
+def lock_site(session: Session, site: str) -> list[BaselineScope]:
+    """Lock the site's baselines to the end of the transaction, before reading any fact: SQLite's
+    write lock, and on PostgreSQL every scope row of the site in name order. Every writer of a
+    site's baselines (a save, a load, a reset, a protect, an accept) starts here, so they take
+    turns and none can deadlock another; facts need no lock of their own. The site's scopes."""
+    write_lock(session)
+    return scopes(session, site, lock=True)
+
+
 def upgrade_keys(session: Session, site: str) -> int:
     """Store the site's written-range and setpoint facts kept without a table under their key with
     one (`keys.legacy_table`), merged into the fact of that key if there is one already; how many."""
     legacy = [
         row
         for row in session.scalars(
-            select(BaselineFact)
-            .where(
+            select(BaselineFact).where(
                 BaselineFact.site == site,
                 BaselineFact.kind.in_((FactKind.WRITTEN_RANGE.value, FactKind.SETPOINT.value)),
             )
-            .order_by(BaselineFact.kind, BaselineFact.key)
-            .with_for_update()  # a second load at once waits, then finds them re-keyed
         )
         if row.key.count("|") == len(KEY_FIELDS[FactKind(row.kind)]) - 2
     ]
@@ -129,20 +135,10 @@ def sync(session: Session, ctx: Context, baseline: Baseline, site: str) -> None:
     stored value, which holds what was accepted elsewhere. A save adds to the stored value only
     what was learnt since the last save (`Fact.delta`), never the whole value again."""
     now = ctx.clock.now()
-    write_lock(session)
-    # The site's scope rows, then its fact rows, are locked until the commit (PostgreSQL; SQLite
-    # takes its write lock first): two writers of a site save one after the other, each adding
-    # its delta to what the other saved, and a reset (which locks its scope row first) is seen
-    # whole, before or after, never between reading the scopes and reading the facts.
-    rows = {
-        row.scope: row
-        for row in session.scalars(
-            select(BaselineScope)
-            .where(BaselineScope.site == site)
-            .order_by(BaselineScope.scope)
-            .with_for_update()
-        )
-    }
+    # Two writers of a site save one after the other, each adding its delta to what the other
+    # saved, and a reset is seen whole, before or after, never between reading the scopes and
+    # reading the facts.
+    rows = {row.scope: row for row in lock_site(session, site)}
     for (scope_site, name), scope in list(baseline.scopes.items()):
         if scope_site != site:
             continue
@@ -168,12 +164,7 @@ def sync(session: Session, ctx: Context, baseline: Baseline, site: str) -> None:
     session.flush()
     stored = {
         (row.kind, row.key): row
-        for row in session.scalars(
-            select(BaselineFact)
-            .where(BaselineFact.site == site)
-            .order_by(BaselineFact.kind, BaselineFact.key)
-            .with_for_update()
-        )
+        for row in session.scalars(select(BaselineFact).where(BaselineFact.site == site))
     }
     for key, fact in baseline.facts.items():
         if key.site != site:
@@ -265,8 +256,8 @@ def scopes(session: Session, site: str | None = None, *, lock: bool = False) -> 
     return list(session.scalars(statement.with_for_update() if lock else statement))
 
 
-def get_scope(session: Session, site: str, scope: str, *, lock: bool = False) -> BaselineScope:
-    row = session.get(BaselineScope, (site, scope), with_for_update=lock, populate_existing=lock)
+def get_scope(session: Session, site: str, scope: str) -> BaselineScope:
+    row = session.get(BaselineScope, (site, scope))
     if row is None:
         raise NotFound(f"site {site} has no baseline scope {scope!r} (plantwarden baseline status)")
     return row
@@ -286,12 +277,8 @@ def protect(
 ) -> list[str]:
     """Start protecting one scope (or every learning scope of the site) now; the scopes turned.
     Audited when one turned (protecting what already protects changes nothing)."""
-    write_lock(session)
-    rows = (
-        [get_scope(session, site, scope, lock=True)]
-        if scope is not None
-        else scopes(session, site, lock=True)
-    )
+    locked = lock_site(session, site)
+    rows = [get_scope(session, site, scope)] if scope is not None else locked
     if not rows:
         raise NotFound(f"site {site} has no baselines: nothing learnt there (plantwarden baseline status)")
     now = ctx.clock.now()
@@ -321,10 +308,7 @@ def reset(
     An asset (or the site) scope forgets its facts, also in the conduits that share them. A
     conduit forgets none: each of its facts is also the asset fact of its server, which that
     asset's scope judges with; they are released from the conduit (its count drops to zero)."""
-    write_lock(session)
-    # Every scope row of the site, in the order a save locks them, before any fact: a save, or the
-    # reset of another scope whose count this one changes, waits for this reset or is waited for.
-    scopes(session, site, lock=True)
+    lock_site(session, site)  # a save, or the reset of a scope sharing facts, takes turns with it
     row = get_scope(session, site, scope)
     conduit = scope.startswith(CONDUIT_PREFIX)
     mine = BaselineFact.conduit == scope if conduit else BaselineFact.scope == scope
@@ -422,7 +406,7 @@ def accept_fact(
     except ValueError as error:
         raise InvalidInput(f"not a fact: {error}") from error
     _acceptable(parsed, value)
-    write_lock(session)
+    lock_site(session, site)
     named = parsed.named()
     scope = (
         "site"
@@ -432,9 +416,7 @@ def accept_fact(
     conduit = next((s for s in scopes_named if s.startswith(CONDUIT_PREFIX)), None)
     now = ctx.clock.now()
     clean = {k: v for k, v in value.items() if k != "outside_safe"}
-    row = session.get(
-        BaselineFact, (site, parsed.kind.value, parsed.text), with_for_update=True, populate_existing=True
-    )
+    row = session.get(BaselineFact, (site, parsed.kind.value, parsed.text), populate_existing=True)
     if row is None:
         row = BaselineFact(
             site=site,

@@ -1,6 +1,6 @@
 """Saving baselines when the store fails, and when two writers of one site meet: a save that fails
 is counted once however often it fails; two sensors saving at once both count (PostgreSQL locks
-the site's scopes and facts until the commit, SQLite takes its write lock before reading); a reset
+the site's scopes until the commit, SQLite takes its write lock before reading); a reset
 committed during a save is not undone; two loads that re-key old facts at once both start; a
 re-keyed accepted fact keeps who accepted it. Each on SQLite and on PostgreSQL."""
 
