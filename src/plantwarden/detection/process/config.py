@@ -8,6 +8,10 @@ are scored: `SKAB` and `BATADAL` below, with the names of the files they were ch
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
+import math
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +37,10 @@ class ModelConfig:
     - `slow_autocorrelation`: a variable whose lag-1 autocorrelation over the training rows
       reaches this (a slowly drifting state such as a temperature) is judged by its change from
       one sample to the next, not by its level (None: every variable by its level).
+
+    Every way in (the constructor, `from_dict`, a saved model, `--config`) refuses a setting of the
+    wrong type by name: a number must be a finite int or float (not a bool), a flag true or false,
+    and None is taken only by `slow_autocorrelation`.
     """
 
     shrinkage: float = 0.05
@@ -46,6 +54,14 @@ class ModelConfig:
     slow_autocorrelation: float | None = None
 
     def __post_init__(self) -> None:
+        kinds = _setting_types()
+        mistyped = [
+            problem
+            for field in dataclasses.fields(self)
+            if (problem := _type_problem(field.name, kinds[field.name], getattr(self, field.name)))
+        ]
+        if mistyped:
+            raise InvalidInput("; ".join(mistyped))
         checks = {
             "shrinkage": 0.0 <= self.shrinkage <= 1.0,
             "smoothing": 0.0 < self.smoothing <= 1.0,
@@ -71,6 +87,35 @@ class ModelConfig:
         if unknown:
             raise InvalidInput(f"unknown model settings: {', '.join(unknown)}")
         return cls(**data)
+
+
+@functools.cache
+def _setting_types() -> dict[str, Any]:
+    return typing.get_type_hints(ModelConfig)
+
+
+def _type_problem(name: str, kind: object, value: object) -> str | None:
+    """Why `value` does not have the setting's type (a finite number, true/false, or None), or None."""
+    allowed = typing.get_args(kind) or (kind,)
+    if value is None and type(None) in allowed:
+        return None
+    if bool in allowed and isinstance(value, bool):
+        return None
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if float in allowed and number and math.isfinite(typing.cast(float, value)):
+        return None
+    expected = "true or false" if bool in allowed else "a finite number"
+    if type(None) in allowed:
+        expected += " or null"
+    return f"model setting {name!r} must be {expected}, not {_shown(value)}"
+
+
+def _shown(value: object) -> str:
+    """The value as JSON spells it (the settings come from JSON files), else as Python does."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 SKAB_DEVELOPMENT = (

@@ -86,12 +86,15 @@ def test_predictions_out_in_a_missing_folder_is_refused_before_the_run(tmp_path:
         ({"factor": "x"}, "model setting 'factor' must be a finite number, not \"x\""),
         ({"hold_seconds": None}, "model setting 'hold_seconds' must be a finite number, not null"),
         ({"reorder_seconds": float("inf")}, "model setting 'reorder_seconds' must be a finite number"),
+        ({"smoothing": float("nan")}, "model setting 'smoothing' must be a finite number, not NaN"),
         ({"factor": True}, "model setting 'factor' must be a finite number, not true"),
         ({"seasonal": 1}, "model setting 'seasonal' must be true or false, not 1"),
         ({"slow_autocorrelation": "high"}, "'slow_autocorrelation' must be a finite number or null"),
+        ({"smoothing": 0}, "model configuration out of range: smoothing"),
+        ({"colour": "red"}, "unknown model settings: colour"),
     ],
 )
-def test_a_wrongly_typed_setting_is_named(tmp_path: Path, settings: dict[str, object], problem: str) -> None:
+def test_a_wrong_setting_is_named(tmp_path: Path, settings: dict[str, object], problem: str) -> None:
     source, config = tmp_path / "plant.csv", tmp_path / "config.json"
     synthetic_csv(source)
     config.write_text(json.dumps(settings))
