@@ -12,13 +12,14 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from plantwarden.alerts.errors import EvidenceNotKept, InvalidAlert
 from plantwarden.capture.evidence import EvidenceError, EvidenceRing
 from plantwarden.capture.evidence.items import check_window, parse_hosts
+from plantwarden.core.clock import from_nanoseconds, nanoseconds
 from plantwarden.core.errors import NotFound
 
 SINCE_MARGIN_NS = 1_000_000_000
@@ -26,7 +27,6 @@ SINCE_MARGIN_NS = 1_000_000_000
 within that second still holds what the alert is about."""
 PLACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 """A site or segment name, as the sensor's evidence directories are named."""
-SECOND_NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def _moment(item: Mapping[str, Any], key: str) -> int:
         raise InvalidAlert(
             f"a pcap evidence item needs {key!r} as an ISO 8601 time with an offset, not {text!r}"
         )
-    return int(moment.timestamp() * SECOND_NS)
+    return nanoseconds(moment)
 
 
 def check_evidence(items: Sequence[Mapping[str, Any]]) -> None:
@@ -129,4 +129,4 @@ def cut_slice(data_path: Path, pointer: RingPointer) -> bytes:
 
 
 def _iso(ts_ns: int) -> str:
-    return datetime.fromtimestamp(ts_ns // 1000 / 1_000_000, UTC).isoformat()
+    return from_nanoseconds(ts_ns).isoformat()

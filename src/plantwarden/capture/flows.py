@@ -28,9 +28,9 @@ import numpy.typing as npt
 from plantwarden.capture.flow_keys import CanonicalKeys, Key
 from plantwarden.capture.flow_sides import WELL_KNOWN_PORTS, Openings, high_clients
 from plantwarden.capture.layers.columns import PROTO_TCP
+from plantwarden.core.clock import SECOND_NS
 
 SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
-SECOND_NS = 1_000_000_000
 STALE_DEADLINES = 4096
 """Stale entries the deadline heap may hold beyond two per flow before it is rebuilt."""
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from plantwarden.capture.evidence import EvidenceRing
-from plantwarden.cli.options import moment_ns
 from plantwarden.cli.records import iso
+from plantwarden.core.cli_values import time_ns
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.monitoring.cli import evidence_directory
 
@@ -16,8 +16,8 @@ from plantwarden.monitoring.cli import evidence_directory
 @click.command("evidence")
 @click.option("--site", default="default", show_default=True, help="The site of the sensor.")
 @click.option("--segment", default="default", show_default=True, help="The segment of the sensor.")
-@click.option("--since", callback=moment_ns, metavar="ISO", help="From this time (default: the oldest kept).")
-@click.option("--until", callback=moment_ns, metavar="ISO", help="Up to this time (default: the newest).")
+@click.option("--since", callback=time_ns, metavar="ISO", help="From this time (default: the oldest kept).")
+@click.option("--until", callback=time_ns, metavar="ISO", help="Up to this time (default: the newest).")
 @click.option("--host", "hosts", multiple=True, metavar="IP", help="Only packets of this IP (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many packets (the first ones).")
 @click.option(

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import click
 
-SECOND_NS = 1_000_000_000
-
 output_option = click.option(
     "-o",
     "--output",
@@ -49,8 +47,3 @@ def parse_moment(value: str) -> datetime:
 def moment(_ctx: click.Context | None, _param: click.Parameter | None, value: str | None) -> datetime | None:
     """Click callback: an optional ISO 8601 time as an aware datetime."""
     return None if value is None else parse_moment(value)
-
-
-def moment_ns(_ctx: click.Context | None, _param: click.Parameter | None, value: str | None) -> int | None:
-    """Click callback: an optional ISO 8601 time as nanoseconds since the epoch."""
-    return None if value is None else int(parse_moment(value).timestamp() * SECOND_NS)

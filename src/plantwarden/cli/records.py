@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import math
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import click
 
-from plantwarden.cli.options import SECOND_NS, moment_ns
 from plantwarden.cli.state import CliState
+from plantwarden.core.cli_values import time_ns
+from plantwarden.core.clock import SECOND_NS, from_nanoseconds
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.plane import RecordQuery, enforce_retention, query
 from plantwarden.core.records.schema import ADDRESS_DTYPE, KINDS, Operation, Protocol, address, address_text
@@ -44,15 +44,15 @@ def partitions_command(state: CliState, kind: str | None) -> None:
     if not refs:
         click.echo("no partitions yet")
     for ref in refs:
-        start = datetime.fromtimestamp(ref.start_ns / SECOND_NS, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        start = from_nanoseconds(ref.start_ns).strftime("%Y-%m-%d %H:%M:%S")
         seconds = (ref.end_ns - ref.start_ns) // SECOND_NS
         click.echo(f"{ref.kind:22} {ref.writer:16} {start} +{seconds}s {backend.size(ref):>12,} bytes")
 
 
 @records_group.command("query")
 @click.argument("kind", type=click.Choice(sorted(KINDS)))
-@click.option("--since", callback=moment_ns, metavar="ISO", help="From this time (default: the last hour).")
-@click.option("--until", callback=moment_ns, metavar="ISO", help="Up to this time (default: now).")
+@click.option("--since", callback=time_ns, metavar="ISO", help="From this time (default: the last hour).")
+@click.option("--until", callback=time_ns, metavar="ISO", help="Up to this time (default: now).")
 @click.option("--asset", callback=_address, help="Source or destination address.")
 @click.option("--protocol", type=_enum(Protocol), help="Only this protocol.")
 @click.option("--operation", type=_enum(Operation), help="Only this operation.")
@@ -101,7 +101,7 @@ def query_command(
 
 def iso(nanoseconds: int) -> str:
     """A time in nanoseconds since the epoch as ISO 8601 UTC, to the microsecond."""
-    return datetime.fromtimestamp(nanoseconds / SECOND_NS, UTC).isoformat(timespec="microseconds")
+    return from_nanoseconds(nanoseconds).isoformat(timespec="microseconds")
 
 
 def readable_rows(batch: RecordBatch) -> list[dict[str, Any]]:
@@ -113,9 +113,7 @@ def readable_rows(batch: RecordBatch) -> list[dict[str, Any]]:
             row[name] = address_text(row[name])
         for name in ("ts", "ts_end", "first_ts", "last_ts"):
             if name in row:
-                row[name] = datetime.fromtimestamp(row[name] / SECOND_NS, UTC).isoformat(
-                    timespec="microseconds"
-                )
+                row[name] = from_nanoseconds(row[name]).isoformat(timespec="microseconds")
         if "protocol" in row:
             row["protocol"] = Protocol(row["protocol"]).name.lower()
         if "operation" in row:

@@ -4,45 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
+from plantwarden.core.cli_values import duration_ns, time_ns
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.detection.pending import PENDING_LIMIT
 from plantwarden.detection.violations import Violation, iso
 from plantwarden.detection.zone_check import CheckReport, check_stored, raise_alerts
 from plantwarden.zones.plant.load import load_plant
 from plantwarden.zones.plant.model import PlantModel, SiteModel
-
-SECOND_NS = 1_000_000_000
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-
-
-def duration_ns(_ctx: click.Context | None, _param: click.Parameter | None, value: str | None) -> int | None:
-    """Click callback: a duration such as 90s, 15m, 1h, 2d or 1w, in nanoseconds."""
-    if value is None:
-        return None
-    found = _DURATION.match(value)
-    if found is None or int(found.group(1)) == 0:
-        raise click.BadParameter(f"{value!r} is not a duration (a number and s, m, h, d or w: 15m, 1h, 7d)")
-    return int(found.group(1)) * _UNITS[found.group(2)] * SECOND_NS
-
-
-def time_ns(_ctx: click.Context | None, _param: click.Parameter | None, value: str | None) -> int | None:
-    """Click callback: an ISO 8601 time (UTC unless it carries an offset), in nanoseconds."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 time (e.g. 2026-11-26T08:00:00Z)") from None
-    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * SECOND_NS)
 
 
 def time_range(since: int | None, until: int | None, last: int | None) -> tuple[int, int]:

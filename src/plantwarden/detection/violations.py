@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from plantwarden.core.clock import SECOND_NS, from_nanoseconds
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.grouping import Grouping
 from plantwarden.core.records.schema import (
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from plantwarden.detection.segmentation import RecordVerdicts
 
 Array = npt.NDArray[Any]
-SECOND_NS = 1_000_000_000
 HOUR_NS = 3600 * SECOND_NS
 
 
@@ -160,7 +160,7 @@ def merge(into: dict[tuple[Any, ...], Violation], found: Iterable[Violation], sa
 
 def iso(nanoseconds: int) -> str:
     """A time in nanoseconds since the epoch as ISO 8601 UTC, to the microsecond."""
-    return datetime.fromtimestamp(nanoseconds / SECOND_NS, UTC).isoformat(timespec="microseconds")
+    return from_nanoseconds(nanoseconds).isoformat(timespec="microseconds")
 
 
 def aggregate(

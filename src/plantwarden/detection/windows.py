@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.errors import InvalidInput
 from plantwarden.zones.plant.model import SiteModel
 
 Array = npt.NDArray[Any]
-SECOND_NS = 1_000_000_000
 MINUTES_PER_WEEK = 7 * 1440
 MAX_WINDOWS = 64
 _HOUR = 3600

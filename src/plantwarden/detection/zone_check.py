@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 from plantwarden.alerts.models import Severity
 from plantwarden.alerts.services import AlertDraft, RaisedCounts
 from plantwarden.alerts.services import raise_alerts as raise_drafts
+from plantwarden.core.clock import from_nanoseconds
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.core.records.partitions import PartitionBackend
@@ -136,7 +136,7 @@ def draft(violation: Violation) -> AlertDraft:
         assets=assets,
         evidence=[summary(violation), *_samples(violation)],
         dedup_key=violation.dedup_key,
-        seen_at=datetime.fromtimestamp(violation.last_ns / 1e9, UTC),
+        seen_at=from_nanoseconds(violation.last_ns),
         zone=violation.dst_zone or violation.src_zone,
     )
 

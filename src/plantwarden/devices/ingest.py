@@ -26,14 +26,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from plantwarden.core.clock import Clock
+from plantwarden.core.clock import Clock, from_nanoseconds, nanoseconds
 from plantwarden.core.db import Store
 from plantwarden.core.errors import InvalidInput
 from plantwarden.devices.envelope import EnvelopeRefused, Opened, Opener
 from plantwarden.devices.models import TelemetryRefusal, TelemetryWindow
 from plantwarden.devices.replay import REDELIVERY_WINDOW, Outcome, ReplayWindow
 from plantwarden.devices.trust import DeviceKeys, Distrusted, TrustedDevice
-from plantwarden.monitoring.telemetry import Sample, TelemetryIngest, nanoseconds, samples_of_values
+from plantwarden.monitoring.telemetry import Sample, TelemetryIngest, samples_of_values
 from plantwarden.monitoring.telemetry_mqtt import Message
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class SecureIngest:
         if (trusted.site, trusted.zone, trusted.device) != (self.site, zone, claimed):
             detail = f"the certificate is {trusted.site}/{trusted.zone}/{trusted.device}'s"
             return self._refuse(message.topic, claimed, "wrong_device", detail)
-        sent = datetime.fromtimestamp(opened.time_ns / 1e9, tz=self.clock.now().tzinfo)
+        sent = from_nanoseconds(opened.time_ns)
         if not trusted.not_before <= sent < trusted.not_after:
             return self._refuse(message.topic, claimed, "outside_validity", f"signed at {sent.isoformat()}")
         now = self.clock.now()

@@ -14,10 +14,11 @@ A window is pure state, persisted by the caller as JSON (`to_json` / `from_json`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from plantwarden.core.clock import from_nanoseconds, nanoseconds
 from plantwarden.core.errors import Conflict, InvalidInput
 
 WINDOW = 1024
@@ -146,7 +147,7 @@ class ReplayWindow:
         return {
             "epoch": self.epoch,
             "highest": self.highest,
-            "seen": [[counter, digest.hex(), _ns(at)] for counter, (digest, at) in self.seen.items()],
+            "seen": [[counter, digest.hex(), nanoseconds(at)] for counter, (digest, at) in self.seen.items()],
             "accepted": self.accepted,
             "duplicates": self.duplicates,
             "replays": self.replays,
@@ -184,18 +185,10 @@ def _aware(moment: datetime) -> datetime:
     return moment
 
 
-def _ns(moment: datetime) -> int:
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-
-
 def _moment(value: object) -> datetime:
     """An arrival time as stored: integer nanoseconds (or ISO 8601 text, as first written)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return _EPOCH + timedelta(microseconds=value // 1000)
+        return from_nanoseconds(value)
     if isinstance(value, str):
         return _aware(datetime.fromisoformat(value))
     raise ValueError(f"an arrival time of {value!r}")
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

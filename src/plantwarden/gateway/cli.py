@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from plantwarden.core.errors import InvalidInput
+from plantwarden.core.parsing import host_port as parse_host_port
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider
@@ -42,14 +43,14 @@ BACKGROUND_THREADS = 4
 
 def host_port(text: str, option: str, default_port: int | None = None) -> tuple[str, int]:
     """HOST:PORT (or HOST alone when a default port exists) as a pair; `InvalidInput` otherwise."""
-    host, separator, port = text.rpartition(":")
-    if not separator and default_port is not None:
+    if ":" not in text and default_port is not None:
         return text, default_port
-    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+    found = parse_host_port(text)
+    if found is None:
         raise InvalidInput(
             f"{option} {text!r}: expected HOST:PORT (for example 0.0.0.0:{default_port or 502})"
         )
-    return host.strip("[]"), int(port)
+    return found
 
 
 def writer_name(site: str) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from plantwarden.accounts.services import policy_model
 from plantwarden.core.db import Store
 from plantwarden.core.errors import InvalidInput
+from plantwarden.core.parsing import host_port
 from plantwarden.gateway.decide import Target
 from plantwarden.gateway.envelope import Envelope
 from plantwarden.policy.compile import PolicySnapshot, compile_policy
@@ -68,12 +69,12 @@ def parse_upstreams(items: tuple[str, ...]) -> dict[str, tuple[str, int]]:
     found: dict[str, tuple[str, int]] = {}
     for item in items:
         asset, _, where = item.partition("=")
-        host, _, port = where.rpartition(":")
-        if not asset or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        upstream = host_port(where)
+        if not asset or upstream is None or upstream[1] == 0:
             raise InvalidInput(
                 f"--upstream {item!r}: expected ASSET=HOST:PORT (for example plc-1=10.0.0.5:502)"
             )
-        found[asset] = (host.strip("[]"), int(port))
+        found[asset] = upstream
     return found
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from plantwarden.core.clock import from_nanoseconds
 from plantwarden.inventory.models import StoredAsset, StoredEdge, StoredFunctionStatistics
 from plantwarden.inventory.queries import EdgeWithStatistics
-from plantwarden.inventory.stored_edges import ns_to_datetime
 
 
 class FactOut(BaseModel):
@@ -28,8 +28,8 @@ class FactOut(BaseModel):
             value=str(item["value"]),
             source=str(item["source"]),
             confidence=float(item["confidence"]),
-            first_seen=ns_to_datetime(int(item["first_ns"])),
-            last_seen=ns_to_datetime(int(item["last_ns"])),
+            first_seen=from_nanoseconds(int(item["first_ns"])),
+            last_seen=from_nanoseconds(int(item["last_ns"])),
         )
 
 

@@ -38,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plantwarden.core import eventlog
+from plantwarden.core.clock import from_nanoseconds
 from plantwarden.core.context import Context
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.events import envelope
@@ -49,7 +50,7 @@ from plantwarden.inventory.facts import Fact, FactTable
 from plantwarden.inventory.models import StoredAsset
 from plantwarden.inventory.placement import place_assets
 from plantwarden.inventory.roles import RoleGuess
-from plantwarden.inventory.stored_edges import ns_to_datetime, protocol_name, save_edges
+from plantwarden.inventory.stored_edges import protocol_name, save_edges
 from plantwarden.zones.applied import current_model
 from plantwarden.zones.errors import AppliedPlantUnreadable
 
@@ -272,8 +273,8 @@ def _new_asset(asset: Asset, guess: RoleGuess | None, now: datetime) -> StoredAs
         role_evidence=list(guess.evidence) if guess else [],
         client_protocols=[],
         server_protocols=[],
-        first_seen=ns_to_datetime(asset.first_seen_ns),
-        last_seen=ns_to_datetime(asset.last_seen_ns),
+        first_seen=from_nanoseconds(asset.first_seen_ns),
+        last_seen=from_nanoseconds(asset.last_seen_ns),
         zone=None,
         known=None,
         created_at=now,
@@ -300,8 +301,8 @@ def _merge(index: _AssetIndex, stored: StoredAsset, asset: Asset, guess: RoleGue
         stored.role, stored.role_confidence = guess.role.value, guess.confidence
         stored.role_evidence = list(guess.evidence)
     stored.sources = sorted(set(stored.sources) | asset.sources)
-    stored.first_seen = min(stored.first_seen, ns_to_datetime(asset.first_seen_ns))
-    stored.last_seen = max(stored.last_seen, ns_to_datetime(asset.last_seen_ns))
+    stored.first_seen = min(stored.first_seen, from_nanoseconds(asset.first_seen_ns))
+    stored.last_seen = max(stored.last_seen, from_nanoseconds(asset.last_seen_ns))
     return changes
 
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.orm import Session
 
+from plantwarden.core.clock import from_nanoseconds
 from plantwarden.core.db import Base
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.ids import new_id
@@ -29,7 +30,6 @@ from plantwarden.inventory.edges import Edge, FunctionStatistics
 from plantwarden.inventory.events import CommunicationDiscovered
 from plantwarden.inventory.models import StoredEdge, StoredFunctionStatistics
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EdgeKey = tuple[str, str, str, str, str]
 AssetResolver = Callable[[str, str, str], uuid.UUID | None]
 """(site, segment, address) -> the id of the stored asset holding that IP, if any."""
@@ -41,11 +41,6 @@ class EdgeSave:
 
     discovered: list[tuple[str, CommunicationDiscovered]]  # (site, event)
     updated: int
-
-
-def ns_to_datetime(ns: int) -> datetime:
-    """Nanoseconds since 1970 as an aware UTC datetime (to the microsecond, as the store keeps)."""
-    return EPOCH + timedelta(microseconds=ns // 1000)
 
 
 def protocol_name(edge: Edge | FunctionStatistics) -> str:
@@ -120,8 +115,8 @@ def _new_edge(
         "flows": edge.flows,
         "packets": edge.packets,
         "bytes": edge.bytes,
-        "first_seen": ns_to_datetime(edge.first_ns),
-        "last_seen": ns_to_datetime(edge.last_ns),
+        "first_seen": from_nanoseconds(edge.first_ns),
+        "last_seen": from_nanoseconds(edge.last_ns),
         "created_at": now,
         "updated_at": now,
     }
@@ -145,8 +140,8 @@ def _widened_edge(
         "flows": row["flows"] + edge.flows,
         "packets": row["packets"] + edge.packets,
         "bytes": row["bytes"] + edge.bytes,
-        "first_seen": min(row["first_seen"], ns_to_datetime(edge.first_ns)),
-        "last_seen": max(row["last_seen"], ns_to_datetime(edge.last_ns)),
+        "first_seen": min(row["first_seen"], from_nanoseconds(edge.first_ns)),
+        "last_seen": max(row["last_seen"], from_nanoseconds(edge.last_ns)),
         "updated_at": now,
     }
 

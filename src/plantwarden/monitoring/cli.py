@@ -22,6 +22,7 @@ from plantwarden.capture.batch import PacketBatch
 from plantwarden.capture.errors import CaptureError
 from plantwarden.capture.evidence import EvidenceRing
 from plantwarden.capture.pcap import read_capture
+from plantwarden.core.cli_values import duration_ns
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider
@@ -144,7 +145,7 @@ def sensor_group() -> None:
 )
 @click.option(
     "--baseline-learning",
-    callback=lambda _c, _p, value: _duration_ns(value),
+    callback=duration_ns,
     default="7d",
     show_default=True,
     metavar="DURATION",
@@ -158,7 +159,7 @@ def sensor_group() -> None:
 )
 @click.option(
     "--process-learning",
-    callback=lambda _c, _p, value: _duration_ns(value),
+    callback=duration_ns,
     default="1h",
     show_default=True,
     metavar="DURATION",
@@ -341,13 +342,6 @@ def _register_values(plant: Path, site: str, segment: str) -> RegisterValues:
     except KeyError:
         raise click.UsageError(f"{plant} has no site {site!r} (give the plant's --site)") from None
     return RegisterValues.from_site(model, segment)
-
-
-def _duration_ns(value: str) -> int:
-    found = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", value)
-    if found is None or int(found.group(1)) == 0:
-        raise click.BadParameter(f"{value!r} is not a duration (a number and s, m, h or d: 30m, 1h, 2d)")
-    return int(found.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86_400}[found.group(2)] * 1_000_000_000
 
 
 def _protocols(names: str) -> tuple[tuple[StreamProtocol, ...], bool]:

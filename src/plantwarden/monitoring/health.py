@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from plantwarden.alerts.models import Alert, AlertStatus, Severity
 from plantwarden.alerts.services import AlertDraft, raise_alert
-from plantwarden.core.clock import Clock
+from plantwarden.core.clock import Clock, from_nanoseconds
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.core.errors import PlantwardenError
@@ -231,7 +231,7 @@ class SensorHeartbeats:
 
     def _write(self, state: str, packets: int, loss: tuple[int, int] | None, last_ts_ns: int | None) -> None:
         captured, dropped = loss if loss is not None else (0, 0)
-        last = datetime.fromtimestamp(last_ts_ns / 1e9, UTC) if last_ts_ns is not None else None
+        last = from_nanoseconds(last_ts_ns) if last_ts_ns is not None else None
         heartbeat = replace(
             self.identity,
             state=state,

@@ -34,6 +34,7 @@ import numpy.typing as npt
 
 from plantwarden.capture.batch import PacketBatch
 from plantwarden.capture.layers.columns import Layers
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.schema import TELEMETRY
 from plantwarden.monitoring.modbus_streams import ModbusBatch
@@ -44,7 +45,6 @@ from plantwarden.protocols.modbus.pairing import Pairing, Pairs, PairStatus
 from plantwarden.zones.plant.model import SiteModel
 
 Int64s = npt.NDArray[np.int64]
-SECOND_NS = 1_000_000_000
 GOOD, UNCONFIRMED, NOT_A_NUMBER = 0, 1, 2
 """The samples' `quality`."""
 FUNCTIONS = 24

@@ -22,6 +22,7 @@ from plantwarden.capture.batch import PacketBatch
 from plantwarden.capture.flows import Flow, FlowTable
 from plantwarden.capture.layers.columns import PROTO_TCP, PROTO_UDP, Layers, LayerStatus
 from plantwarden.capture.layers.decode import decode_layers
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.schema import FLOWS, Operation, Protocol
 from plantwarden.monitoring.dcp_records import DcpRecords
@@ -36,7 +37,6 @@ from plantwarden.protocols.common import ParseStatus
 from plantwarden.protocols.modbus import ModbusFinding
 from plantwarden.protocols.modbus import Operation as ModbusOperation
 
-SECOND_NS = 1_000_000_000
 NO_TRANSACTION = 0x10000
 """The pairing key of a Modbus PDU whose transaction id could not be read (above every id)."""
 OPERATIONS = {

@@ -27,41 +27,30 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
+from plantwarden.core.clock import SECOND_NS, from_nanoseconds, iso_nanoseconds
 from plantwarden.core.errors import Conflict, InvalidInput
+from plantwarden.core.parsing import INTEGER, NUMBER
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.partitions import PartitionBackend, check_writer_name
 from plantwarden.core.records.plane import RecordQuery, RecordWriter, query
 from plantwarden.core.records.schema import TELEMETRY
 from plantwarden.zones.services import SLUG
 
-SECOND_NS = 1_000_000_000
 DAY_NS = 86_400 * SECOND_NS
 EARLIEST_NS = 946_684_800 * SECOND_NS  # 2000-01-01T00:00:00Z
 LATEST_NS = 2**63 - 1
 MAX_NAME = 128
 MAX_QUALITY = 127
 MISSING_QUALITY = 1
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FIELDS = ("ts", "device", "variable", "value", "quality")
-INTEGER = re.compile(r"-?[0-9]+")
-"""An integer in ASCII digits: `str.isdigit()` also accepts '²' and other digits `int()` refuses."""
-DECIMAL = re.compile(
-    r"\s*[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?|inf|infinity|nan)\s*", re.IGNORECASE
-)
-"""A number as text: ASCII digits, no '_' (`float()` takes '1_000' and other scripts' digits)."""
-FRACTION = re.compile(r"[.,]([0-9]+)")
-"""The fractional seconds of an ISO 8601 time (its only decimal separator)."""
-NANO_DIGITS = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,29 +97,6 @@ def parse_time(value: object, now_ns: int) -> int:
     return int(ns)
 
 
-def iso_nanoseconds(text: str) -> int:
-    """ISO 8601 text as nanoseconds since the epoch, with up to nine fractional digits (`datetime`
-    keeps six: the rest is added here); ValueError says what is wrong."""
-    fraction = FRACTION.search(text)
-    extra = 0
-    if fraction is not None and len(fraction[1]) > 6:
-        digits = fraction[1]
-        if len(digits) > NANO_DIGITS:
-            raise ValueError(f"has {len(digits)} fractional digits (nanoseconds at most: {NANO_DIGITS})")
-        extra = int(digits[6:].ljust(3, "0"))
-        text = text[: fraction.start(1) + 6] + text[fraction.end(1) :]
-    try:
-        return nanoseconds(datetime.fromisoformat(text)) + extra
-    except ValueError:
-        raise ValueError("is not an ISO 8601 time (e.g. 2026-11-26T08:00:00Z)") from None
-
-
-def nanoseconds(moment: datetime) -> int:
-    """A time as nanoseconds since the epoch, exactly (a naive time is UTC)."""
-    delta = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)) - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * SECOND_NS + delta.microseconds * 1000
-
-
 def _name(kind: str, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"{kind} must be non-empty text")
@@ -148,7 +114,7 @@ def _value(value: object) -> float:
         return math.nan
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise InvalidInput("value must be a number (or null when missing)")
-    if isinstance(value, str) and not DECIMAL.fullmatch(value):
+    if isinstance(value, str) and not NUMBER.fullmatch(value.strip()):
         raise InvalidInput(f"value {value[:40]!r} is not a number")
     try:
         number = float(value)
@@ -367,7 +333,7 @@ def query_samples(backend: PartitionBackend, request: SampleQuery) -> RecordBatc
 
 def iso(ns: int) -> str:
     """Nanoseconds since the epoch as ISO 8601 UTC, to the microsecond."""
-    return (EPOCH + timedelta(microseconds=ns // 1000)).isoformat(timespec="microseconds")
+    return from_nanoseconds(ns).isoformat(timespec="microseconds")
 
 
 def sample_rows(batch: RecordBatch) -> Iterator[dict[str, Any]]:

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from plantwarden.core.access import Actor, Requires
-from plantwarden.core.clock import UtcDatetime
+from plantwarden.core.clock import UtcDatetime, nanoseconds
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.db import Store
 from plantwarden.core.errors import InvalidInput, PermissionDenied
@@ -29,7 +29,6 @@ from plantwarden.monitoring.telemetry import (
     SampleQuery,
     TelemetryIngest,
     check_site,
-    nanoseconds,
     query_samples,
     sample_rows,
     samples_from,

@@ -23,17 +23,17 @@ from typing import IO, Any
 
 import click
 
+from plantwarden.core.clock import iso_nanoseconds
 from plantwarden.core.errors import InvalidInput, PlantwardenError
+from plantwarden.core.parsing import INTEGER
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.monitoring.telemetry import (
     FIELDS,
-    INTEGER,
     Sample,
     SampleQuery,
     TelemetryIngest,
     check_site,
-    iso_nanoseconds,
     query_samples,
     sample_from,
     sample_rows,

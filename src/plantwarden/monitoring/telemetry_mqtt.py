@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plantwarden.core.errors import InvalidInput, PlantwardenError
+from plantwarden.core.parsing import host_port
 
 CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK = 1, 2, 3, 4, 8, 9
 PINGREQ, PINGRESP, DISCONNECT = 12, 13, 14
@@ -62,11 +63,10 @@ class Message:
 
 def parse_broker(text: str) -> tuple[str, int]:
     """HOST:PORT (an IPv6 host in brackets) as (host, port)."""
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    found = host_port(text)
+    if found is None or found[1] == 0:
         raise InvalidInput(f"broker {text!r} is not HOST:PORT (e.g. 127.0.0.1:1883)")
-    return host, int(port)
+    return found
 
 
 def tls_context(ca: Path | None, cert: Path | None, key: Path | None) -> ssl.SSLContext:

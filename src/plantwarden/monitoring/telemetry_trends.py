@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.records.partitions import PartitionBackend
-from plantwarden.monitoring.telemetry import SECOND_NS, SampleQuery, query_samples
+from plantwarden.monitoring.telemetry import SampleQuery, query_samples
 
 HOUR_NS = 3600 * SECOND_NS
 

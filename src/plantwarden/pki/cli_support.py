@@ -4,7 +4,6 @@ passphrase, durations, identities and output files."""
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -13,26 +12,19 @@ from typing import Any
 import click
 
 from plantwarden.core.auditlog import AuditLog, AuditSettings
+from plantwarden.core.cli_values import duration_ns
 from plantwarden.core.runtime import Runtime
 from plantwarden.pki.auditing import audit_action
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
 from plantwarden.pki.certs import DeviceIdentity
 
 PASSPHRASE_ENV = "PLANTWARDEN_PKI_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def duration(
-    _ctx: click.Context | None, _param: click.Parameter | None, value: str | None
-) -> timedelta | None:
+def duration(ctx: click.Context | None, param: click.Parameter | None, value: str | None) -> timedelta | None:
     """Click callback: 90s, 15m, 24h, 14d, 2w."""
-    if value is None:
-        return None
-    found = _DURATION.match(value.strip())
-    if found is None or int(found.group(1)) == 0:
-        raise click.BadParameter(f"{value!r} is not a duration (a number and s, m, h, d or w: 24h, 14d)")
-    return timedelta(seconds=int(found.group(1)) * _UNITS[found.group(2)])
+    ns = duration_ns(ctx, param, value)
+    return None if ns is None else timedelta(microseconds=ns // 1000)
 
 
 def audit_log(runtime: Runtime) -> AuditLog:

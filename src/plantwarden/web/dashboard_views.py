@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session
 
 from plantwarden.alerts.models import Severity
 from plantwarden.alerts.queries import OPEN_STATUSES, count_first_seen, count_open
+from plantwarden.core.clock import nanoseconds
 from plantwarden.core.records.partitions import PartitionBackend
 from plantwarden.inventory.queries import Places, count_per_zone
-from plantwarden.monitoring.telemetry import iso, nanoseconds
+from plantwarden.monitoring.telemetry import iso
 from plantwarden.monitoring.telemetry_trends import recent_series
 from plantwarden.web.charts import Part, columns, horizontal_bars, sparkline
 

@@ -14,6 +14,7 @@ from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from plantwarden.core.access import Actor, Requires
+from plantwarden.core.clock import from_nanoseconds
 from plantwarden.core.db import Store
 from plantwarden.inventory.asset_list import AssetLine, asset_lines, asset_order
 from plantwarden.inventory.commmap import ROLE_LEGEND, layout, render_svg
@@ -27,7 +28,6 @@ from plantwarden.inventory.queries import (
     list_edges,
 )
 from plantwarden.inventory.roles import Role
-from plantwarden.inventory.stored_edges import ns_to_datetime
 from plantwarden.web.inventory_views import asset_id, map_input
 from plantwarden.web.map_cache import MapCache, inventory_version, map_key
 from plantwarden.web.pagination import page_of
@@ -160,8 +160,8 @@ def _fact(name: str, item: Mapping[str, Any]) -> dict[str, Any]:
         "value": str(item["value"]),
         "source": str(item["source"]),
         "confidence": f"{float(item['confidence']):.2f}",
-        "first_seen": ns_to_datetime(int(item["first_ns"])).strftime(TIME),
-        "last_seen": ns_to_datetime(int(item["last_ns"])).strftime(TIME),
+        "first_seen": from_nanoseconds(int(item["first_ns"])).strftime(TIME),
+        "last_seen": from_nanoseconds(int(item["last_ns"])).strftime(TIME),
     }
 
 

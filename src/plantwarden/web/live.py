@@ -31,6 +31,7 @@ from plantwarden.core.access import Actor, Requires
 from plantwarden.core.db import Store
 from plantwarden.core.eventlog import head_position, read_after
 from plantwarden.core.events import Event
+from plantwarden.core.parsing import INTEGER
 from plantwarden.core.settings import Settings
 from plantwarden.web.settings import ServerSettings
 
@@ -71,7 +72,7 @@ async def live(
 
 
 def _last_event_id(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit():
+    if value is None or not INTEGER.fullmatch(value.strip()) or value.strip().startswith("-"):
         return None
     return int(value.strip())
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.db import Store
 from plantwarden.core.errors import InvalidInput
@@ -21,7 +22,6 @@ from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime
 from plantwarden.core.settings import Settings
 from plantwarden.monitoring.telemetry import (
-    SECOND_NS,
     Sample,
     SampleQuery,
     TelemetryIngest,

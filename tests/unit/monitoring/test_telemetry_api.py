@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.monitoring import telemetry_api
-from plantwarden.monitoring.telemetry import SECOND_NS
 from tests.web_support import Server, server
 
 

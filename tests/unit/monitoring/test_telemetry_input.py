@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.errors import InvalidInput
-from plantwarden.monitoring.telemetry import SECOND_NS, parse_time, sample_from
+from plantwarden.monitoring.telemetry import parse_time, sample_from
 from plantwarden.monitoring.telemetry_cli import telemetry_group
 from tests.unit.monitoring.test_telemetry import GOOD, NOW, Provider, provider
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.records.partitions import SQLitePartitions
-from plantwarden.monitoring.telemetry import SECOND_NS, Sample, TelemetryIngest
+from plantwarden.monitoring.telemetry import Sample, TelemetryIngest
 from plantwarden.monitoring.telemetry_trends import HOUR_NS, recent_series
 
 NOW = 1_795_680_000 * SECOND_NS  # 2026-11-26T08:00:00Z

@@ -18,11 +18,12 @@ from sqlalchemy import update
 
 from plantwarden.alerts import services
 from plantwarden.alerts.models import Alert, Severity
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.records.backend import open_backend
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.inventory.models import StoredAsset
-from plantwarden.monitoring.telemetry import SECOND_NS, Sample, TelemetryIngest
+from plantwarden.monitoring.telemetry import Sample, TelemetryIngest
 from tests.web_support import CTX, Server, server
 
 HOSTILE_ZONE = "<script>alert(1)</script>"

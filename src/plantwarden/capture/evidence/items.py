@@ -6,13 +6,13 @@ import ipaddress
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from plantwarden.core.clock import from_nanoseconds
 from plantwarden.core.errors import InvalidInput, PlantwardenError
 
 INT64_MAX = (1 << 63) - 1
@@ -101,7 +101,7 @@ def evidence_item(
 
 
 def _iso(ts_ns: int) -> str:
-    return datetime.fromtimestamp(ts_ns // 1000 / 1_000_000, UTC).isoformat()
+    return from_nanoseconds(ts_ns).isoformat()
 
 
 def check_window(since_ns: int, until_ns: int) -> None:

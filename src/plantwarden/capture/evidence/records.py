@@ -10,8 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from plantwarden.capture.batch import PacketBatch
+from plantwarden.core.clock import SECOND_NS
 
-SECOND_NS = 1_000_000_000
 SNAPLEN = 262144
 """Packets longer than this are cut to it (the pcap reader's limit for this snap length)."""
 PCAP_MAGIC_NANO = 0xA1B23C4D

@@ -33,7 +33,6 @@ from plantwarden.capture.evidence.records import (
     FILE_HEADER,
     PCAP_MAGIC_NANO,
     RECORD_HEADER,
-    SECOND_NS,
     SNAPLEN,
     capture_file,
     pcap_file_header,
@@ -43,6 +42,7 @@ from plantwarden.capture.evidence.records import (
 )
 from plantwarden.capture.layers.decode import decode_layers
 from plantwarden.capture.pcap import read_capture
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.errors import NotFound
 
 MIN_SEGMENT_BYTES = 1 << 16

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.records import chunks
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.partitions import Chunk, PartitionBackend, PartitionRef, PartitionWriter
@@ -16,8 +17,6 @@ from plantwarden.core.records.policy import apply_policy, merge_read_minutes
 from plantwarden.core.records.schema import KINDS, READ_MINUTES, RecordKind
 
 log = logging.getLogger(__name__)
-
-SECOND_NS = 1_000_000_000
 
 
 @dataclass

@@ -6,11 +6,11 @@ given."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from plantwarden.alerts.models import Severity
 from plantwarden.alerts.services import AlertDraft
+from plantwarden.core.clock import from_nanoseconds
 from plantwarden.core.records.schema import Protocol
 from plantwarden.detection.baselines.checker import POLL_TOLERANCE, POLL_WINDOW, Deviation
 from plantwarden.detection.baselines.facts import FactKind
@@ -69,7 +69,7 @@ def dedup_key(deviation: Deviation) -> str:
 
 
 def iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
+    return from_nanoseconds(ns).isoformat()
 
 
 class Wording:
@@ -303,5 +303,5 @@ def draft(deviation: Deviation, names: PlantNames = NO_NAMES) -> AlertDraft:
         assets=wording.assets(),
         evidence=[evidence(deviation, names), *deviation.samples],
         dedup_key=dedup_key(deviation),
-        seen_at=datetime.fromtimestamp(deviation.last_ns / 1e9, UTC),
+        seen_at=from_nanoseconds(deviation.last_ns),
     )

@@ -10,6 +10,7 @@ import click
 
 from plantwarden.alerts.evidence import PLACE_NAME
 from plantwarden.core.auditlog import AuditLog, AuditSettings
+from plantwarden.core.cli_values import duration_ns, time_ns
 from plantwarden.core.context import host_actor
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.partitions import PartitionBackend
@@ -18,7 +19,7 @@ from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.detection.baselines import services
 from plantwarden.detection.baselines.live import KINDS, BaselineTee
 from plantwarden.detection.baselines.scoping import Scoper
-from plantwarden.detection.cli import duration_ns, time_ns, time_range
+from plantwarden.detection.cli import time_range
 from plantwarden.zones.applied import current_model
 
 HOUR_NS = 3600 * 1_000_000_000

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from plantwarden.core.parsing import INTEGER
 from plantwarden.core.records.schema import Protocol
 
 Part = str | int
@@ -98,11 +99,7 @@ class FactKey(NamedTuple):
 
 
 def _part(name: str, value: str) -> Part:
-    return value if name in TEXT_FIELDS and not _is_int(value) else int(value)
-
-
-def _is_int(value: str) -> bool:
-    return value.lstrip("-").isdigit()
+    return value if name in TEXT_FIELDS and not INTEGER.fullmatch(value) else int(value)
 
 
 @dataclass(slots=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from plantwarden.alerts.models import Alert
 from plantwarden.alerts.services import RaisedCounts, get_alert, raise_alerts
 from plantwarden.core.auditlog import AuditLog
+from plantwarden.core.clock import from_nanoseconds, nanoseconds
 from plantwarden.core.context import Context
 from plantwarden.core.db import sqlite_write_lock
 from plantwarden.core.errors import InvalidInput, NotFound
@@ -27,14 +28,6 @@ from plantwarden.detection.baselines.models import BaselineFact, BaselineScope
 from plantwarden.detection.baselines.naming import PlantNames
 
 CONDUIT_PREFIX = "conduit:"
-
-
-def to_time(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, UTC)
-
-
-def to_ns(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000_000)
 
 
 def load(session: Session, site: str, baseline: Baseline | None = None) -> Baseline:
@@ -106,8 +99,8 @@ def _scope(row: BaselineScope) -> Scope:
         row.site,
         row.scope,
         row.state,
-        to_ns(row.learning_started),
-        to_ns(row.learning_ends),
+        nanoseconds(row.learning_started),
+        nanoseconds(row.learning_ends),
         row.generation,
         dirty=False,
     )
@@ -118,8 +111,8 @@ def _fact(row: BaselineFact) -> Fact:
     return Fact(
         key,
         dict(row.value),
-        to_ns(row.first_seen),
-        to_ns(row.last_seen),
+        nanoseconds(row.first_seen),
+        nanoseconds(row.last_seen),
         row.count,
         row.scope,
         row.conduit,
@@ -153,10 +146,10 @@ def sync(session: Session, ctx: Context, baseline: Baseline, site: str) -> None:
             baseline.scopes[(site, name)] = _scope(row)
             continue
         if row.state == PROTECTING and scope.state == LEARNING:
-            scope.state, scope.ends_ns = PROTECTING, to_ns(row.learning_ends)
+            scope.state, scope.ends_ns = PROTECTING, nanoseconds(row.learning_ends)
         elif scope.dirty and scope.state == PROTECTING and row.state == LEARNING:
             row.state, row.protected_at, row.updated_at = PROTECTING, now, now
-            row.learning_ends = to_time(scope.ends_ns)
+            row.learning_ends = from_nanoseconds(scope.ends_ns)
         scope.dirty = False
     for name, row in rows.items():
         if (site, name) not in baseline.scopes:
@@ -190,8 +183,8 @@ def _new_scope_row(scope: Scope, now: datetime) -> BaselineScope:
         site=scope.site,
         scope=scope.name,
         state=scope.state,
-        learning_started=to_time(scope.started_ns),
-        learning_ends=to_time(scope.ends_ns),
+        learning_started=from_nanoseconds(scope.started_ns),
+        learning_ends=from_nanoseconds(scope.ends_ns),
         protected_at=now if scope.state == PROTECTING else None,
         facts=0,
         generation=scope.generation,
@@ -210,16 +203,16 @@ def _save_fact(session: Session, fact: Fact, row: BaselineFact | None) -> None:
                 scope=fact.scope,
                 conduit=fact.conduit,
                 value=fact.value,
-                first_seen=to_time(fact.first_ns),
-                last_seen=to_time(fact.last_ns),
+                first_seen=from_nanoseconds(fact.first_ns),
+                last_seen=from_nanoseconds(fact.last_ns),
                 count=fact.unsaved,
                 source=fact.source,
             )
         )
     else:  # the stored value holds what earlier saves (and acceptances) gave it: add the rest
         row.value = merge_value(key.kind, dict(row.value), fact.delta)
-        row.first_seen = min(row.first_seen, to_time(fact.first_ns))
-        row.last_seen = max(row.last_seen, to_time(fact.last_ns))
+        row.first_seen = min(row.first_seen, from_nanoseconds(fact.first_ns))
+        row.last_seen = max(row.last_seen, from_nanoseconds(fact.last_ns))
         row.count = row.count + fact.unsaved
         if row.source == "accepted":
             fact.source = "accepted"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
+from plantwarden.core.clock import nanoseconds
 from plantwarden.core.errors import InvalidInput
 from plantwarden.detection.process import config as configs
 from plantwarden.detection.process.config import ModelConfig
-from plantwarden.detection.process.datasets import utc_ns
 from plantwarden.detection.process.evaluate import (
     Run,
     evaluate_batadal,
@@ -152,6 +152,6 @@ def _time(value: str | None) -> int | None:
     if value is None:
         return None
     try:
-        return utc_ns(datetime.fromisoformat(value))
+        return nanoseconds(datetime.fromisoformat(value))
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint="--train-until") from None

@@ -11,22 +11,21 @@ import csv
 import io
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from plantwarden.core.clock import SECOND_NS, nanoseconds
 from plantwarden.core.errors import InvalidInput, NotFound
+from plantwarden.core.parsing import NUMBER
 
 SKAB_FOLDERS = ("valve1", "valve2", "other")
 SKAB_LABELS = ("anomaly", "changepoint")
-SECOND_NS = 1_000_000_000
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE)
+
 """A decimal number in ASCII (`float()` also takes '1_000' and other scripts' digits), or nan/inf."""
 
 
@@ -149,12 +148,6 @@ def check_time_format(time_format: str) -> None:
             raise InvalidInput(f"time format {time_format!r} is invalid: {error}") from None
 
 
-def utc_ns(moment: datetime) -> int:
-    """A time as nanoseconds since the epoch, exactly (a naive time is UTC)."""
-    delta = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)) - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * SECOND_NS + delta.microseconds * 1000
-
-
 def _time(path: Path, line: int, row: list[str], index: int, time_format: str | None) -> int:
     cell = row[index].strip() if index < len(row) else ""
     try:
@@ -165,7 +158,7 @@ def _time(path: Path, line: int, row: list[str], index: int, time_format: str | 
         raise InvalidInput(
             f"{path}, line {line}: {cell!r} is not a time ({time_format or 'ISO 8601'})"
         ) from None
-    return utc_ns(moment)
+    return nanoseconds(moment)
 
 
 def _number(path: Path, line: int, row: list[str], index: int, header: list[str]) -> float:

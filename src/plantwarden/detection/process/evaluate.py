@@ -10,13 +10,13 @@ import csv
 import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from plantwarden.core.clock import from_nanoseconds
 from plantwarden.core.errors import InvalidInput
 from plantwarden.detection.process import metrics
 from plantwarden.detection.process.config import SKAB_DEVELOPMENT, ModelConfig
@@ -146,7 +146,7 @@ def _pooled(subset: str, parts: list[tuple[metrics.Binary, metrics.NabCounts, in
 
 def ipal_shift_hours(epoch_ns: int) -> float:
     """Hours to add to an IPAL epoch to land on BATADAL's wall clock (the German UTC offset then)."""
-    moment = datetime.fromtimestamp(epoch_ns / 1e9, tz=UTC).astimezone(zoneinfo.ZoneInfo(IPAL_CLOCK))
+    moment = from_nanoseconds(epoch_ns).astimezone(zoneinfo.ZoneInfo(IPAL_CLOCK))
     offset = moment.utcoffset()
     return 0.0 if offset is None else offset.total_seconds() / 3600
 

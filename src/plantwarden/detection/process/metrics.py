@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from plantwarden.core.clock import SECOND_NS
+
 NAB_PROFILES = {"standard": (1.0, -0.11, -1.0), "low_fp": (1.0, -0.22, -1.0), "low_fn": (1.0, -0.11, -2.0)}
 """A_tp, A_fp, A_fn per profile (SKAB/tsad `table_of_coef`)."""
 NAB_DETAIL = 1000
-SECOND_NS = 1_000_000_000
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.errors import InvalidInput
 from plantwarden.detection.process import alarm
 from plantwarden.detection.process.model import FloatArray, ProcessModel
-
-SECOND_NS = 1_000_000_000
 
 
 @dataclass(frozen=True)

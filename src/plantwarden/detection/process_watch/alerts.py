@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from plantwarden.alerts.models import Confidence, Severity
 from plantwarden.alerts.services import AlertDraft, RaisedCounts, raise_alerts
+from plantwarden.core.clock import from_nanoseconds
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.detection.process_watch.episodes import Episode
@@ -18,7 +18,7 @@ RULE_NAME = "Process values off their learned relations"
 
 
 def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
+    return from_nanoseconds(ns).isoformat().replace("+00:00", "Z")
 
 
 def draft(site: str, episode: Episode) -> AlertDraft:
@@ -84,7 +84,7 @@ def draft(site: str, episode: Episode) -> AlertDraft:
         assets=[episode.device],
         evidence=evidence,
         dedup_key=f"{RULE_ID}:{site}:{episode.device}:{lead}",
-        seen_at=datetime.fromtimestamp(episode.end_ns / 1e9, UTC),
+        seen_at=from_nanoseconds(episode.end_ns),
         extra={"variables": [d.variable for d in shown]},
         confidence=Confidence.LOW if episode.outside else Confidence.MEDIUM,
     )

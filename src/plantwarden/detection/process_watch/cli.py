@@ -14,14 +14,15 @@ from typing import Any
 
 import click
 
+from plantwarden.core.cli_values import duration_ns, time_ns
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.partitions import PartitionBackend
 from plantwarden.core.records.plane import RecordQuery, query
 from plantwarden.core.runtime import Runtime, RuntimeProvider
-from plantwarden.detection.cli import duration_ns, time_ns, time_range
+from plantwarden.detection.cli import time_range
 from plantwarden.detection.process_watch.alerts import draft, episode_reporter
 from plantwarden.detection.process_watch.episodes import Episode
-from plantwarden.detection.process_watch.frames import SECOND_NS
 from plantwarden.detection.process_watch.limits import WatchedModel
 from plantwarden.detection.process_watch.saved import forget_model, load_models, save_model
 from plantwarden.detection.process_watch.watch import ProcessWatch

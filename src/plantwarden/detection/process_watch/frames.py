@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.records.batch import RecordBatch
 
-SECOND_NS = 1_000_000_000
 MAX_VARIABLES = 256
 """Columns one device may have: a bound on memory against a flood of invented variable names."""
 MAX_OPEN_STEPS = 3600

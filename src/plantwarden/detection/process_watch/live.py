@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.runtime import Runtime
 from plantwarden.detection.process_watch.alerts import episode_reporter
-from plantwarden.detection.process_watch.frames import SECOND_NS
 from plantwarden.detection.process_watch.limits import WatchedModel
 from plantwarden.detection.process_watch.saved import load_models, save_model
 from plantwarden.detection.process_watch.watch import ProcessWatch

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from plantwarden.core.clock import from_nanoseconds
 from plantwarden.core.context import Context
 from plantwarden.core.errors import InvalidInput, NotFound
 from plantwarden.detection.process_watch.limits import WatchedModel
@@ -27,10 +28,6 @@ class TrainedModel:
     trained_until: datetime
     created_at: datetime
     created_by: str
-
-
-def _moment(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, UTC)
 
 
 def save_model(
@@ -57,8 +54,8 @@ def save_model(
         variables=list(model.names),
         step_ns=step_ns,
         rows=rows,
-        trained_from=_moment(trained_ns[0]),
-        trained_until=_moment(trained_ns[1]),
+        trained_from=from_nanoseconds(trained_ns[0]),
+        trained_until=from_nanoseconds(trained_ns[1]),
         model=model.to_dict(),
         created_at=ctx.clock.now(),
         created_by=created_by[:200],

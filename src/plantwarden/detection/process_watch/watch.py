@@ -25,13 +25,14 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy.exc import SQLAlchemyError
 
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.errors import InvalidInput, PlantwardenError
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.plane import WriteReport
 from plantwarden.detection.process.config import ModelConfig
 from plantwarden.detection.process.stream import Scorer, Scores
 from plantwarden.detection.process_watch.episodes import Episode, Episodes
-from plantwarden.detection.process_watch.frames import SECOND_NS, DeviceFrames, Rows
+from plantwarden.detection.process_watch.frames import DeviceFrames, Rows
 from plantwarden.detection.process_watch.limits import SETTLE_NS, WatchedModel, settling, smoothed
 from plantwarden.monitoring.requests import RecordSink
 

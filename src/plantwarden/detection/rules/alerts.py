@@ -10,12 +10,12 @@ segment, hosts and times) that `plantwarden sensor evidence` turns into a captur
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.services import AlertDraft, RaisedCounts, raise_alerts
+from plantwarden.core.clock import from_nanoseconds
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.detection.rules.detection import Detection
@@ -104,7 +104,7 @@ def draft(detection: Detection) -> AlertDraft:
         assets=list(detection.hosts),
         evidence=[summary(detection), *detection.samples, pcap_pointer(detection)],
         dedup_key=dedup_key(detection),
-        seen_at=datetime.fromtimestamp(detection.last_ns / 1e9, UTC),
+        seen_at=from_nanoseconds(detection.last_ns),
         extra={"confidence": rule.confidence, "segment": detection.segment},
     )
 

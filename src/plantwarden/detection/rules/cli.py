@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
+from plantwarden.core.cli_values import duration_ns, time_ns
 from plantwarden.core.runtime import Runtime, RuntimeProvider
-from plantwarden.detection.cli import duration_ns, time_ns, time_range
+from plantwarden.detection.cli import time_range
 from plantwarden.detection.rules.alerts import raise_detections
 from plantwarden.detection.rules.compile import Providers
 from plantwarden.detection.rules.examples import run_examples

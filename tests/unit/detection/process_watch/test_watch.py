@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.core.errors import InvalidInput
@@ -17,7 +18,7 @@ from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.schema import TELEMETRY
 from plantwarden.detection.process_watch.alerts import draft
 from plantwarden.detection.process_watch.episodes import Episode
-from plantwarden.detection.process_watch.frames import SECOND_NS, DeviceFrames
+from plantwarden.detection.process_watch.frames import DeviceFrames
 from plantwarden.detection.process_watch.limits import WatchedModel, counters, settling, smoothed
 from plantwarden.detection.process_watch.saved import forget_model, load_models, save_model
 from plantwarden.detection.process_watch.watch import PLANT_CONFIG, ProcessWatch

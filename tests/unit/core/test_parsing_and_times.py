@@ -1,0 +1,121 @@
+"""Exact nanosecond times and ASCII-only numbers and HOST:PORT, shared by the CLI, API and readers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import click
+import pytest
+
+from plantwarden.core.cli_values import duration_ns, time_ns
+from plantwarden.core.clock import SECOND_NS, from_nanoseconds, iso_nanoseconds, nanoseconds
+from plantwarden.core.errors import InvalidInput
+from plantwarden.core.parsing import INTEGER, NUMBER, host_port
+from plantwarden.gateway.cli import host_port as listen_address
+from plantwarden.gateway.state import parse_upstreams
+from plantwarden.monitoring.telemetry_mqtt import parse_broker
+from plantwarden.web.live import _last_event_id
+
+NOON = datetime(2026, 11, 29, 12, 0, 0, 123457, tzinfo=UTC)
+NOON_NS = 1_795_953_600 * SECOND_NS + 123_457_000
+
+
+def test_nanoseconds_are_exact_where_timestamp_goes_through_a_float() -> None:
+    assert nanoseconds(NOON) == NOON_NS
+    assert int(NOON.timestamp() * SECOND_NS) != NOON_NS  # the float route is ~100 ns off
+    assert nanoseconds(NOON.replace(tzinfo=None)) == NOON_NS  # naive is UTC
+    assert nanoseconds(NOON.astimezone(timezone(timedelta(hours=-5)))) == NOON_NS
+    assert nanoseconds(datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)) == -1000
+
+
+def test_from_nanoseconds_cuts_to_the_microsecond_and_round_trips() -> None:
+    assert from_nanoseconds(NOON_NS + 999) == NOON
+    assert from_nanoseconds(NOON_NS).tzinfo is UTC
+    for ns in (0, 1, 999, 1000, NOON_NS, 2**63 - 1):
+        assert nanoseconds(from_nanoseconds(ns)) == ns - ns % 1000
+
+
+def test_iso_nanoseconds_keeps_all_nine_digits_and_says_what_is_wrong() -> None:
+    assert iso_nanoseconds("2026-11-29T12:00:00.123457Z") == NOON_NS
+    assert iso_nanoseconds("2026-11-29T12:00:00.123456789Z") == NOON_NS - 1000 + 789
+    assert iso_nanoseconds("2026-11-29T07:00:00.1234567-05:00") == NOON_NS - 1000 + 700
+    assert iso_nanoseconds("2026-11-29T12:00:00,5") == 1_795_953_600 * SECOND_NS + 500_000_000
+    assert iso_nanoseconds("2026-11-29") == 1_795_910_400 * SECOND_NS
+    with pytest.raises(ValueError, match=r"has 10 fractional digits \(nanoseconds at most: 9\)"):
+        iso_nanoseconds("2026-11-29T12:00:00.1234567891Z")
+    with pytest.raises(ValueError, match="is not an ISO 8601 time"):
+        iso_nanoseconds("yesterday")
+
+
+@pytest.mark.parametrize("text", ["1", "-1", "-1.5e3", ".5", "5.", "+2E-2", "NaN", "inf", "-Infinity"])
+def test_numbers_in_ascii(text: str) -> None:
+    assert NUMBER.fullmatch(text)
+    float(text)  # and Python agrees
+
+
+@pytest.mark.parametrize("text", ["1_000", "²", "١٢", "", "1e", "e3", "0x10", " 1", "1,5"])
+def test_not_numbers(text: str) -> None:
+    assert not NUMBER.fullmatch(text)
+
+
+def test_integers_are_ascii_digits_only() -> None:
+    assert INTEGER.fullmatch("-42") and INTEGER.fullmatch("0")
+    assert "²".isdigit() and not INTEGER.fullmatch("²")  # what str.isdigit() lets through
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("10.0.0.5:502", ("10.0.0.5", 502)),
+        ("[::1]:1883", ("::1", 1883)),
+        ("plc:0", ("plc", 0)),
+        ("plc:65535", ("plc", 65535)),
+        ("plc:65536", None),
+        ("plc:²", None),
+        ("plc:٥٠٢", None),
+        ("plc:", None),
+        (":502", None),
+        ("[]:502", None),
+        ("plc", None),
+        ("plc:-1", None),
+        ("plc:0000502", None),
+    ],
+)
+def test_host_port(text: str, expected: tuple[str, int] | None) -> None:
+    assert host_port(text) == expected
+
+
+def test_host_port_users_refuse_other_digits_with_their_own_message() -> None:
+    # each once raised a bare ValueError from int('²') instead of saying what was expected
+    with pytest.raises(InvalidInput, match="expected HOST:PORT"):
+        listen_address("0.0.0.0:²", "--listen")
+    assert listen_address("0.0.0.0", "--listen", default_port=502) == ("0.0.0.0", 502)
+    assert listen_address("0.0.0.0:0", "--listen") == ("0.0.0.0", 0)
+    with pytest.raises(InvalidInput, match="expected ASSET=HOST:PORT"):
+        parse_upstreams(("plc-1=10.0.0.5:²",))
+    with pytest.raises(InvalidInput, match="expected ASSET=HOST:PORT"):
+        parse_upstreams(("plc-1=10.0.0.5:0",))
+    assert parse_upstreams(("plc-1=[fd00::5]:502",)) == {"plc-1": ("fd00::5", 502)}
+    with pytest.raises(InvalidInput, match="is not HOST:PORT"):
+        parse_broker("127.0.0.1:¹⁸⁸³")
+    with pytest.raises(InvalidInput, match="is not HOST:PORT"):
+        parse_broker("127.0.0.1:0")
+
+
+def test_a_last_event_id_in_other_digits_is_ignored_not_a_server_error() -> None:
+    assert _last_event_id("²") is None
+    assert _last_event_id("-3") is None
+    assert _last_event_id(" 42 ") == 42
+    assert _last_event_id(None) is None
+
+
+def test_the_commands_time_and_duration_options() -> None:
+    assert time_ns(None, None, "2026-11-29T12:00:00.123456789Z") == NOON_NS - 1000 + 789
+    assert time_ns(None, None, None) is None
+    with pytest.raises(click.BadParameter, match="'noon' is not an ISO 8601 time"):
+        time_ns(None, None, "noon")
+    assert duration_ns(None, None, "90s") == 90 * SECOND_NS
+    assert duration_ns(None, None, " 2 w ") == 14 * 86_400 * SECOND_NS
+    for bad in ("0m", "²m", "5y", "m", "1.5h"):
+        with pytest.raises(click.BadParameter, match="is not a duration"):
+            duration_ns(None, None, bad)
