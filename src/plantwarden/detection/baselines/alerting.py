@@ -16,12 +16,14 @@ from plantwarden.detection.baselines.checker import POLL_TOLERANCE, POLL_WINDOW,
 from plantwarden.detection.baselines.facts import FactKind
 from plantwarden.detection.baselines.keys import TABLES
 from plantwarden.detection.baselines.naming import (
+    REGISTER_WORDS,
     PlantNames,
     Setpoint,
     function_name,
     number,
     protocol_name,
     range_text,
+    read_kind,
     transport_name,
 )
 
@@ -164,7 +166,9 @@ class Wording:
         names = self.names if self.holding else NO_NAMES
         written = names.covered(self.site, server, unit, fresh)
         self.named["registers"] = [
-            r.name for low, high in fresh for r in names.holding(self.site, server, unit, low, high)
+            r.name
+            for low, high in fresh
+            for r in names.registers("holding", self.site, server, unit, low, high)
         ]
         if not learned:
             return (
@@ -181,11 +185,16 @@ class Wording:
 
     def _polling(self) -> tuple[str, str]:
         client, server, function = self.host("client"), self.host("server"), self.function()
-        register = int(self.fields["address"])
-        names = self.names.holding(
-            self.site, str(self.fields["server"]), int(self.fields["unit"]), register, register
-        )
-        what = f"{self.registers(plural=False)} {register}" + (f" ({names[0].name})" if names else "")
+        register, unit = int(self.fields["address"]), int(self.fields["unit"])
+        kind = read_kind(int(self.fields["protocol"]), int(self.fields["function"]))
+        if kind is None:  # not a Modbus read of a register map's space: no names
+            word, names = self.registers(plural=False), []
+        else:
+            word = REGISTER_WORDS[kind]
+            names = self.names.registers(
+                kind, self.site, str(self.fields["server"]), unit, register, register
+            )
+        what = f"{word} {register}" + (f" ({names[0].name})" if names else "")
         if names:
             self.named["register"] = names[0].name
         read = f"{client} reads {server} unit {self.fields['unit']} {what} with {self.protocol()} {function}"

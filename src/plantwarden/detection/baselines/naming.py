@@ -7,7 +7,8 @@ asset's register map with its engineering value: the raw word divided by the reg
 `monitoring.register_map` decodes telemetry. Only 16-bit holding registers get an engineering
 value: a write's first word of a 32-bit register is half of it, and coil writes have no scale
 (a setpoint or written-range fact's `table` says which was written; `alerting` names only holding
-registers from the register map).
+registers from the register map). A polled address is named from the map of the space its Modbus
+read function reads (`read_kind`): coils, discrete inputs, holding or input registers.
 
 Without a plant model (or for a site it does not declare) everything is named by its number.
 An address that two assets of a site declare (the same subnet behind NAT on two segments) keeps
@@ -20,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from plantwarden.core.records.schema import Protocol
+from plantwarden.monitoring.register_map import TABLES as REGISTER_KINDS
+from plantwarden.monitoring.register_values import FUNCTIONS, READ_TABLE
 from plantwarden.zones.plant.model import Asset, Register, SiteModel
 
 PROTOCOL_NAMES: dict[int, str] = {
@@ -60,6 +63,13 @@ MODBUS_FUNCTIONS: dict[int, str] = {
 }
 """Modbus Application Protocol V1.1b3 (and Schneider's UMAS, 90)."""
 NAMES_PER_RANGE = 4
+REGISTER_WORDS: dict[str, str] = {
+    "coil": "coil",
+    "discrete": "discrete input",
+    "holding": "holding register",
+    "input": "input register",
+}
+"""The register map's kinds (`Register.kind`), as an alert names one of their addresses."""
 
 
 def protocol_name(code: int) -> str:
@@ -74,6 +84,16 @@ def function_name(protocol: int, code: int) -> str:
     """`function 3 (read holding registers)` for Modbus, `function N` otherwise."""
     name = MODBUS_FUNCTIONS.get(code) if protocol == Protocol.MODBUS else None
     return f"function {code}" + (f" ({name})" if name else "")
+
+
+def read_kind(protocol: int, code: int) -> str | None:
+    """The register map kind (`Register.kind`) a Modbus read function reads, as the sensor's
+    register telemetry decodes it (`monitoring.register_values.READ_TABLE`): 1 coils, 2 discrete
+    inputs, 3 and 23 (its read part) holding registers, 4 input registers; None for another
+    function or protocol."""
+    if protocol != Protocol.MODBUS or not 0 <= code < FUNCTIONS or READ_TABLE[code] < 0:
+        return None
+    return REGISTER_KINDS[int(READ_TABLE[code])]
 
 
 def number(value: float) -> str:
@@ -156,12 +176,13 @@ class PlantNames:
                     return asset
         return found[0] if len({a.id for a in found}) == 1 else None
 
-    def holding(self, site: str, address: str, unit: int, low: int, high: int) -> list[Register]:
-        """The holding registers of the asset at `address` and `unit` that `[low, high]` touches."""
+    def registers(self, kind: str, site: str, address: str, unit: int, low: int, high: int) -> list[Register]:
+        """The registers of `kind` (`Register.kind`: holding, input, coil, discrete) of the asset at
+        `address` and `unit` that `[low, high]` touches."""
         owner = self._owner(site, address, unit)
         if owner is None:
             return []
-        touched = [r for r in owner.registers if r.kind == "holding" and r.address <= high and low <= r.last]
+        touched = [r for r in owner.registers if r.kind == kind and r.address <= high and low <= r.last]
         return sorted(touched, key=lambda r: r.address)
 
     def setpoint(self, site: str, address: str, unit: int, register: int) -> Setpoint | None:
@@ -175,11 +196,12 @@ class PlantNames:
         return None
 
     def covered(self, site: str, address: str, unit: int, ranges: Sequence[Sequence[int]]) -> str:
-        """`100-104 (speed, mode), 300`: register ranges with the names of the registers in them."""
+        """`100-104 (speed, mode), 300`: register ranges with the names of the holding registers in
+        them."""
         shown = []
         for low, high in ranges[:10]:
             text = f"{low}-{high}" if low != high else f"{low}"
-            names = [r.name for r in self.holding(site, address, unit, int(low), int(high))]
+            names = [r.name for r in self.registers("holding", site, address, unit, int(low), int(high))]
             if names:
                 more = ", ..." if len(names) > NAMES_PER_RANGE else ""
                 text += f" ({', '.join(names[:NAMES_PER_RANGE])}{more})"

@@ -4,6 +4,9 @@ with engineering values and units, polling periods in seconds; `assets` holds on
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
+
+import pytest
 
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.detection.baselines.alerting import dedup_key, draft
@@ -21,12 +24,17 @@ REGISTERS = (
     Register(102, "offset", "holding", "int16", unit="degC", scale=10),
     Register(300, "level_sp", "holding", "uint16", unit="%"),
 )
+SHARED_NUMBER = (  # address 5 in three address spaces; no discrete input 5
+    Register(5, "speed_setpoint", "holding", "uint16", unit="rpm"),
+    Register(5, "tank_level", "input", "uint16", unit="%"),
+    Register(5, "pump_run", "coil", "bool"),
+)
 
 
-def boiler_site() -> SiteModel:
+def boiler_site(registers: tuple[Register, ...] = REGISTERS) -> SiteModel:
     """The test plant, its PLC 10.2.0.10 with a register map."""
     site = plant_site()
-    plc = replace(site.assets[1], registers=REGISTERS)
+    plc = replace(site.assets[1], registers=registers)
     return replace(site, assets=(site.assets[0], plc, *site.assets[2:]))
 
 
@@ -125,11 +133,38 @@ def test_a_polling_change_shows_the_learned_and_seen_period_in_seconds() -> None
     found = deviations(scoper, polls(20, 10.0, address=100), later)
     alert = draft(found[FactKind.POLLING], scoper.names)
     assert alert.title == (
-        "Polling changed: 10.1.0.5 -> plc-1 (10.2.0.10) register 100 (pressure_setpoint) every 2 s, "
+        "Polling changed: 10.1.0.5 -> plc-1 (10.2.0.10) holding register 100 (pressure_setpoint) every 2 s, "
         "learned 10 s"
     )
     assert "with Modbus function 3 (read holding registers) every 2 s" in alert.description
     assert "learned every 10 s (over 19 intervals)" in alert.description
+
+
+@pytest.mark.parametrize(
+    ("protocol", "function", "polled", "name"),
+    [
+        ("modbus", 4, "input register 5 (tank_level)", "tank_level"),
+        ("modbus", 1, "coil 5 (pump_run)", "pump_run"),
+        ("modbus", 2, "discrete input 5", None),
+        ("modbus", 3, "holding register 5 (speed_setpoint)", "speed_setpoint"),
+        ("modbus", 23, "holding register 5 (speed_setpoint)", "speed_setpoint"),  # its read part
+        ("modbus", 24, "register 5", None),  # read FIFO queue: no register map
+        ("s7comm", 4, "address 5", None),
+    ],
+)
+def test_a_polled_address_is_named_from_the_register_map_of_the_space_its_function_reads(
+    protocol: str, function: int, polled: str, name: str | None
+) -> None:
+    scoper = Scoper([boiler_site(SHARED_NUMBER)])
+    read: dict[str, Any] = {"protocol": protocol, "function": function, "address": 5}
+    later = polls(10, 2.0, start=WEDNESDAY_NOON + 600 * SECOND, **read)
+    found = deviations(scoper, polls(20, 10.0, **read), later)
+    alert = draft(found[FactKind.POLLING], scoper.names)
+    assert alert.title == f"Polling changed: 10.1.0.5 -> plc-1 (10.2.0.10) {polled} every 2 s, learned 10 s"
+    assert f"10.1.0.5 reads plc-1 (10.2.0.10) unit 1 {polled} with " in alert.description
+    others = {r.name for r in SHARED_NUMBER} - {name}
+    assert not [other for other in others if other in alert.title + alert.description]
+    assert alert.evidence[0]["names"].get("register") == name
 
 
 def test_a_new_asset_is_named_by_its_address() -> None:
