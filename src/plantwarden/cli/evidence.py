@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from plantwarden.capture.evidence import EvidenceRing
-from plantwarden.cli.records import iso
 from plantwarden.core.cli_values import time_ns
+from plantwarden.core.clock import iso_time
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.monitoring.cli import evidence_directory
 
@@ -48,6 +48,6 @@ def evidence_command(
         end = until if until is not None else max(s.last_ns for s in segments) + 1
         written = ring.write_slice(output, start, end, hosts, limit)
     click.echo(
-        f"{written.packets:,} packets ({written.size:,} bytes, {written.format}) from {iso(start)} "
-        f"to {iso(end)} written to {written.path}; sha256 {written.sha256}"
+        f"{written.packets:,} packets ({written.size:,} bytes, {written.format}) from {iso_time(start)} "
+        f"to {iso_time(end)} written to {written.path}; sha256 {written.sha256}"
     )

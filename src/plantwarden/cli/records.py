@@ -11,7 +11,7 @@ import click
 
 from plantwarden.cli.state import CliState
 from plantwarden.core.cli_values import time_ns
-from plantwarden.core.clock import SECOND_NS, from_nanoseconds
+from plantwarden.core.clock import SECOND_NS, from_nanoseconds, iso_time
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.plane import RecordQuery, enforce_retention, query
 from plantwarden.core.records.schema import ADDRESS_DTYPE, KINDS, Operation, Protocol, address, address_text
@@ -99,11 +99,6 @@ def query_command(
         _table(rows)
 
 
-def iso(nanoseconds: int) -> str:
-    """A time in nanoseconds since the epoch as ISO 8601 UTC, to the microsecond."""
-    return from_nanoseconds(nanoseconds).isoformat(timespec="microseconds")
-
-
 def readable_rows(batch: RecordBatch) -> list[dict[str, Any]]:
     """Rows with times in ISO 8601, addresses as text, and protocol and operation names."""
     addresses = [c.name for c in batch.kind.columns if c.dtype == ADDRESS_DTYPE]
@@ -113,7 +108,7 @@ def readable_rows(batch: RecordBatch) -> list[dict[str, Any]]:
             row[name] = address_text(row[name])
         for name in ("ts", "ts_end", "first_ts", "last_ts"):
             if name in row:
-                row[name] = from_nanoseconds(row[name]).isoformat(timespec="microseconds")
+                row[name] = iso_time(row[name])
         if "protocol" in row:
             row["protocol"] = Protocol(row["protocol"]).name.lower()
         if "operation" in row:

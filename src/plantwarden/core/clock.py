@@ -70,6 +70,14 @@ def from_nanoseconds(ns: int) -> datetime:
     return EPOCH + timedelta(microseconds=ns // 1000)
 
 
+def iso_time(ns: int) -> str:
+    """Nanoseconds since the epoch as ISO 8601 UTC to the microsecond, or to the nanosecond when
+    it has any (`iso_nanoseconds` reads either back exactly)."""
+    text = from_nanoseconds(ns).isoformat(timespec="microseconds")
+    rest = ns % 1000
+    return text if not rest else f"{text[:26]}{rest:03d}{text[26:]}"
+
+
 def iso_nanoseconds(text: str) -> int:
     """ISO 8601 text as nanoseconds since the epoch (UTC unless it carries an offset), with up to
     nine fractional digits (`datetime` keeps six: the rest is added here); a ValueError says what

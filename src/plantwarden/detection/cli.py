@@ -10,10 +10,10 @@ from pathlib import Path
 import click
 
 from plantwarden.core.cli_values import duration_ns, time_ns
-from plantwarden.core.clock import SECOND_NS
+from plantwarden.core.clock import SECOND_NS, iso_time
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.detection.pending import PENDING_LIMIT
-from plantwarden.detection.violations import Violation, iso
+from plantwarden.detection.violations import Violation
 from plantwarden.detection.zone_check import CheckReport, check_stored, raise_alerts
 from plantwarden.zones.plant.load import load_plant
 from plantwarden.zones.plant.model import PlantModel, SiteModel
@@ -114,13 +114,13 @@ def _sites(model: PlantModel, site_id: str | None) -> list[SiteModel]:
 
 def _table(site: SiteModel, report: CheckReport, start: int, end: int) -> None:
     read = ", ".join(f"{count:,} {kind}" for kind, count in report.records.items())
-    click.echo(f"site {site.id}: {iso(start)} to {iso(end)}; read {read}")
+    click.echo(f"site {site.id}: {iso_time(start)} to {iso_time(end)}; read {read}")
     if not report.violations:
         click.echo("no violations")
         return
     click.echo(_line(("window (UTC)", "rule", "source", "destination", "operation", "service", "count")))
     for v in report.violations:
-        window = iso(v.window_start_ns)[:16].replace("T", " ")
+        window = iso_time(v.window_start_ns)[:16].replace("T", " ")
         src = f"{v.src} ({v.src_zone or 'no zone'})"
         dst = f"{v.dst} ({v.dst_zone or 'no zone'})"
         click.echo(_line((window, v.rule, src, dst, v.operation, f"{v.protocol} {v.port}", f"{v.count:,}")))
@@ -149,9 +149,9 @@ def _json(violation: Violation) -> dict[str, object]:
     }
     fields["rows"] = list(violation.rows)
     fields.update(
-        window_start=iso(violation.window_start_ns),
-        first=iso(violation.first_ns),
-        last=iso(violation.last_ns),
+        window_start=iso_time(violation.window_start_ns),
+        first=iso_time(violation.first_ns),
+        last=iso_time(violation.last_ns),
         dedup_key=violation.dedup_key,
     )
     return fields

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from plantwarden.core.clock import SECOND_NS, from_nanoseconds
+from plantwarden.core.clock import SECOND_NS, iso_time
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.grouping import Grouping
 from plantwarden.core.records.schema import (
@@ -156,11 +156,6 @@ def merge(into: dict[tuple[Any, ...], Violation], found: Iterable[Violation], sa
     for violation in found:
         kept = into.get(violation.key)
         into[violation.key] = violation if kept is None else kept.merged(violation, samples)
-
-
-def iso(nanoseconds: int) -> str:
-    """A time in nanoseconds since the epoch as ISO 8601 UTC, to the microsecond."""
-    return from_nanoseconds(nanoseconds).isoformat(timespec="microseconds")
 
 
 def aggregate(
@@ -330,7 +325,7 @@ def sample_records(samples: RecordBatch, rows: tuple[int, ...] = ()) -> list[dic
             record[name] = texts[index]
         for name in ("ts", "ts_end", "first_ts", "last_ts"):
             if name in record:
-                record[name] = iso(record[name])
+                record[name] = iso_time(record[name])
         if "value" in record and record["value"] != record["value"]:
             record["value"] = None  # NaN is not JSON
         for name in ("site", "segment"):

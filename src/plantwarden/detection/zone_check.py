@@ -19,14 +19,14 @@ from sqlalchemy.orm import Session
 from plantwarden.alerts.models import Severity
 from plantwarden.alerts.services import AlertDraft, RaisedCounts
 from plantwarden.alerts.services import raise_alerts as raise_drafts
-from plantwarden.core.clock import from_nanoseconds
+from plantwarden.core.clock import from_nanoseconds, iso_time
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.core.records.partitions import PartitionBackend
 from plantwarden.core.records.plane import RecordQuery, query
 from plantwarden.detection.pending import FOLDED_ENDPOINTS, PENDING_LIMIT, PendingViolations
 from plantwarden.detection.segmentation import CHECKED_KINDS, SegmentationCheck
-from plantwarden.detection.violations import HOUR_NS, RULES_BY_ID, Violation, iso, sample_records
+from plantwarden.detection.violations import HOUR_NS, RULES_BY_ID, Violation, sample_records
 from plantwarden.zones.plant.model import SiteModel
 
 DETECTOR = "detection.segmentation"
@@ -148,9 +148,9 @@ def summary(violation: Violation) -> dict[str, Any]:
         "rule": violation.rule,
         "records": violation.count,
         "record_kind": violation.kind,
-        "first": iso(violation.first_ns),
-        "last": iso(violation.last_ns),
-        "window": iso(violation.window_start_ns),
+        "first": iso_time(violation.first_ns),
+        "last": iso_time(violation.last_ns),
+        "window": iso_time(violation.window_start_ns),
         "window_seconds": violation.window_ns // 1_000_000_000,
         "segment": violation.segment,
         "src": violation.src,

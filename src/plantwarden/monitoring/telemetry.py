@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from plantwarden.core.clock import SECOND_NS, from_nanoseconds, iso_nanoseconds
+from plantwarden.core.clock import SECOND_NS, iso_nanoseconds, iso_time
 from plantwarden.core.errors import Conflict, InvalidInput
 from plantwarden.core.parsing import INTEGER, NUMBER
 from plantwarden.core.records.batch import RecordBatch
@@ -259,7 +259,9 @@ class TelemetryIngest:
                 if not stored:
                     raise
                 raise Conflict(
-                    _partly_stored(error.message, stored, len(batch), iso(int(start) * self._partition_ns)),
+                    _partly_stored(
+                        error.message, stored, len(batch), iso_time(int(start) * self._partition_ns)
+                    ),
                     details={"stored": stored},
                 ) from None
             stored += len(part)
@@ -331,17 +333,12 @@ def query_samples(backend: PartitionBackend, request: SampleQuery) -> RecordBatc
     )
 
 
-def iso(ns: int) -> str:
-    """Nanoseconds since the epoch as ISO 8601 UTC, to the microsecond."""
-    return from_nanoseconds(ns).isoformat(timespec="microseconds")
-
-
 def sample_rows(batch: RecordBatch) -> Iterator[dict[str, Any]]:
     """Rows for display and JSON: ts in ISO 8601 and in nanoseconds, a missing value as None."""
     for row in batch.rows():
         value = row["value"]
         yield {
-            "ts": iso(row["ts"]),
+            "ts": iso_time(row["ts"]),
             "ts_ns": row["ts"],
             "device": row["device"],
             "variable": row["variable"],

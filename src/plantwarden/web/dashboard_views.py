@@ -21,10 +21,9 @@ from sqlalchemy.orm import Session
 
 from plantwarden.alerts.models import Severity
 from plantwarden.alerts.queries import OPEN_STATUSES, count_first_seen, count_open
-from plantwarden.core.clock import nanoseconds
+from plantwarden.core.clock import iso_time, nanoseconds
 from plantwarden.core.records.partitions import PartitionBackend
 from plantwarden.inventory.queries import Places, count_per_zone
-from plantwarden.monitoring.telemetry import iso
 from plantwarden.monitoring.telemetry_trends import recent_series
 from plantwarden.web.charts import Part, columns, horizontal_bars, sparkline
 
@@ -123,11 +122,11 @@ def telemetry_panel(backend: PartitionBackend, sites: Sequence[str], now: dateti
             "variable": series.variable,
             "line": sparkline(series.times_ns, series.values),
             "samples": [
-                {"ts": iso(ts)[:19].replace("T", " "), "value": _number(value)}
+                {"ts": iso_time(ts)[:19].replace("T", " "), "value": _number(value)}
                 for ts, value in zip(series.times_ns, series.values, strict=True)
             ],
-            "since": iso(series.times_ns[0])[:19].replace("T", " "),
-            "until": iso(series.times_ns[-1])[:19].replace("T", " "),
+            "since": iso_time(series.times_ns[0])[:19].replace("T", " "),
+            "until": iso_time(series.times_ns[-1])[:19].replace("T", " "),
         }
         for series in found
     ]

@@ -8,7 +8,7 @@ import click
 import pytest
 
 from plantwarden.core.cli_values import duration_ns, time_ns
-from plantwarden.core.clock import SECOND_NS, from_nanoseconds, iso_nanoseconds, nanoseconds
+from plantwarden.core.clock import SECOND_NS, from_nanoseconds, iso_nanoseconds, iso_time, nanoseconds
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.parsing import INTEGER, NUMBER, host_port
 from plantwarden.gateway.cli import host_port as listen_address
@@ -45,6 +45,14 @@ def test_iso_nanoseconds_keeps_all_nine_digits_and_says_what_is_wrong() -> None:
         iso_nanoseconds("2026-11-29T12:00:00.1234567891Z")
     with pytest.raises(ValueError, match="is not an ISO 8601 time"):
         iso_nanoseconds("yesterday")
+
+
+def test_iso_time_shows_nanoseconds_only_when_there_are_some() -> None:
+    assert iso_time(NOON_NS) == "2026-11-29T12:00:00.123457+00:00"
+    assert iso_time(NOON_NS + 89) == "2026-11-29T12:00:00.123457089+00:00"
+    assert iso_time(0) == "1970-01-01T00:00:00.000000+00:00"
+    for ns in (NOON_NS, NOON_NS + 1, NOON_NS + 999, -1):
+        assert iso_nanoseconds(iso_time(ns)) == ns
 
 
 @pytest.mark.parametrize("text", ["1", "-1", "-1.5e3", ".5", "5.", "+2E-2", "NaN", "inf", "-Infinity"])

@@ -57,6 +57,10 @@ def test_pushed_times_and_query_since_keep_nanoseconds(provider: Provider, tmp_p
     query = ["query", "--site", "plant-a", "--format", "json", "--since", "2026-11-26T07:00:00.000000002Z"]
     found = json.loads(CliRunner().invoke(telemetry_group, query, obj=provider).stdout)
     assert [(r["ts_ns"], r["value"]) for r in found] == [(NOW - 3600 * SECOND_NS + 2, 2.0)]
+    assert [r["ts"] for r in found] == ["2026-11-26T07:00:00.000000002+00:00"]
+    # the CSV a query writes pushes back to the same nanosecond
+    exported = CliRunner().invoke(telemetry_group, [*query[:3], "--format", "csv"], obj=provider).stdout
+    assert "2026-11-26T07:00:00.000000001+00:00,tank-1,level,1.0" in exported
 
 
 def _push(provider: Provider, source: Path) -> tuple[int, str]:

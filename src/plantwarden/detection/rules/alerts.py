@@ -15,11 +15,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.services import AlertDraft, RaisedCounts, raise_alerts
-from plantwarden.core.clock import from_nanoseconds
+from plantwarden.core.clock import from_nanoseconds, iso_time
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.detection.rules.detection import Detection
-from plantwarden.detection.violations import iso
 
 DETECTOR = "detection.rules"
 HOUR_NS = 3_600_000_000_000
@@ -57,8 +56,8 @@ def pcap_pointer(detection: Detection) -> dict[str, Any]:
         "site": detection.site,
         "segment": detection.segment,
         "hosts": list(detection.hosts),
-        "since": iso(since),
-        "until": iso(until),
+        "since": iso_time(since),
+        "until": iso_time(until),
         "since_ns": since,
         "until_ns": until,
     }
@@ -74,15 +73,15 @@ def summary(detection: Detection) -> dict[str, Any]:
         "record_kind": rule.kind.name,
         "records": detection.records,
         "count": detection.count,
-        "first": iso(detection.first_ns),
-        "last": iso(detection.last_ns),
+        "first": iso_time(detection.first_ns),
+        "last": iso_time(detection.last_ns),
         "group": dict(detection.group),
         "in_maintenance": detection.in_maintenance,
         "confidence": rule.confidence,
     }
     if rule.count is not None:
         item["window_seconds"] = rule.count.window_ns // 1_000_000_000
-        item["window"] = iso(detection.window_start_ns or 0)
+        item["window"] = iso_time(detection.window_start_ns or 0)
         item["min"] = rule.count.min
         item["distinct"] = rule.count.distinct.name if rule.count.distinct else None
     return item

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from plantwarden.core.cli_values import duration_ns, time_ns
+from plantwarden.core.clock import iso_time
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.detection.cli import time_range
 from plantwarden.detection.rules.alerts import raise_detections
@@ -17,7 +18,6 @@ from plantwarden.detection.rules.loader import PACK, RuleSet
 from plantwarden.detection.rules.providers import PlantMaintenance, roles_from_inventory
 from plantwarden.detection.rules.setpoints import PlantSafeRanges
 from plantwarden.detection.rules.stored import check_stored
-from plantwarden.detection.violations import iso
 from plantwarden.zones.applied import current_model
 from plantwarden.zones.plant.load import load_plant
 
@@ -128,7 +128,7 @@ def check_command(
     for detection in found.detections:
         group = " ".join(f"{k}={v}" for k, v in detection.group)
         click.echo(
-            f"{iso(detection.first_ns)}  {detection.severity.name.lower():<9}{detection.rule.id:<36}"
+            f"{iso_time(detection.first_ns)}  {detection.severity.name.lower():<9}{detection.rule.id:<36}"
             f"{detection.site}/{detection.segment} {group} ({detection.count})"
         )
     read = ", ".join(f"{n:,} {kind}" for kind, n in found.records.items())
