@@ -25,6 +25,13 @@ from plantwarden.zones.plant.model import SiteModel
 
 TABLES: tuple[str, ...] = ("holding", "input", "coil", "discrete")
 HOLDING, INPUT, COIL, DISCRETE = range(4)
+FUNCTIONS = 24
+READ_TABLE = np.full(FUNCTIONS, -1, dtype=np.int64)
+"""Per function code: the table it reads, or -1."""
+READ_TABLE[[1, 2, 3, 4, 23]] = (COIL, DISCRETE, HOLDING, INPUT, HOLDING)
+WRITE_TABLE = np.full(FUNCTIONS, -1, dtype=np.int64)
+"""Per function code: the table it writes, or -1."""
+WRITE_TABLE[[5, 6, 15, 16, 23]] = (COIL, HOLDING, COIL, HOLDING, HOLDING)
 TYPES: tuple[str, ...] = ("bool", "uint16", "int16", "uint32", "int32", "float32")
 BOOL, UINT16, INT16, UINT32, INT32, FLOAT32 = range(6)
 ANY_UNIT = 0xFFFF

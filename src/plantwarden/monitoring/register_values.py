@@ -39,7 +39,14 @@ from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.schema import TELEMETRY
 from plantwarden.monitoring.modbus_streams import ModbusBatch
 from plantwarden.monitoring.register_decode import Samples, Spans, adu_positions, samples
-from plantwarden.monitoring.register_map import COIL, DISCRETE, HOLDING, INPUT, RegisterMap
+from plantwarden.monitoring.register_map import (
+    COIL,
+    DISCRETE,
+    FUNCTIONS,
+    READ_TABLE,
+    WRITE_TABLE,
+    RegisterMap,
+)
 from plantwarden.protocols.modbus import ModbusFinding
 from plantwarden.protocols.modbus.pairing import Pairing, Pairs, PairStatus
 from plantwarden.zones.plant.model import SiteModel
@@ -47,13 +54,6 @@ from plantwarden.zones.plant.model import SiteModel
 Int64s = npt.NDArray[np.int64]
 GOOD, UNCONFIRMED, NOT_A_NUMBER = 0, 1, 2
 """The samples' `quality`."""
-FUNCTIONS = 24
-READ_TABLE = np.full(FUNCTIONS, -1, dtype=np.int64)
-"""Per function code: the table it reads, or -1."""
-READ_TABLE[[1, 2, 3, 4, 23]] = (COIL, DISCRETE, HOLDING, INPUT, HOLDING)
-WRITE_TABLE = np.full(FUNCTIONS, -1, dtype=np.int64)
-"""Per function code: the table it writes, or -1."""
-WRITE_TABLE[[5, 6, 15, 16, 23]] = (COIL, HOLDING, COIL, HOLDING, HOLDING)
 WRITE_DATA = np.zeros(FUNCTIONS, dtype=np.int64)
 """Per function code that writes many values: where in its request's ADU they start."""
 WRITE_DATA[[15, 16, 23]] = (13, 13, 17)

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from plantwarden.core.records.schema import Protocol
+from plantwarden.monitoring.register_map import FUNCTIONS, READ_TABLE
 from plantwarden.monitoring.register_map import TABLES as REGISTER_KINDS
-from plantwarden.monitoring.register_values import FUNCTIONS, READ_TABLE
 from plantwarden.zones.plant.model import Asset, Register, SiteModel
 
 PROTOCOL_NAMES: dict[int, str] = {
@@ -88,7 +88,7 @@ def function_name(protocol: int, code: int) -> str:
 
 def read_kind(protocol: int, code: int) -> str | None:
     """The register map kind (`Register.kind`) a Modbus read function reads, as the sensor's
-    register telemetry decodes it (`monitoring.register_values.READ_TABLE`): 1 coils, 2 discrete
+    register telemetry decodes it (`monitoring.register_map.READ_TABLE`): 1 coils, 2 discrete
     inputs, 3 and 23 (its read part) holding registers, 4 input registers; None for another
     function or protocol."""
     if protocol != Protocol.MODBUS or not 0 <= code < FUNCTIONS or READ_TABLE[code] < 0:
