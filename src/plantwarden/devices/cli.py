@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from plantwarden.core.errors import PlantwardenError
+from plantwarden.core.parsing import host_port
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.devices.agent import Agent, AgentFiles, enroll, read_state, renew, renewal_due
 from plantwarden.devices.broker import (
@@ -242,10 +243,10 @@ def broker_config_command(
 
 def _listener(text: str, option: str) -> tuple[str, int]:
     """HOST:PORT to listen on (port 0: a free one)."""
-    host, separator, port = text.rpartition(":")
-    if not separator or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+    found = host_port(text)
+    if found is None:
         raise click.BadParameter(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:1883)", param_hint=option)
-    return host.strip("[]"), int(port)
+    return found
 
 
 @devices_group.command("broker")

@@ -16,6 +16,7 @@ import click
 
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.errors import InvalidInput, NotFound
+from plantwarden.core.parsing import host_port
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.sim.attacks import SCENARIOS, scenario
 from plantwarden.sim.control import ask, control_path, serve_control
@@ -134,10 +135,10 @@ def _unit_ids(items: tuple[str, ...]) -> dict[str, int]:
 def _endpoint(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, int] | None:
     if value is None or value == "off":
         return None
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise click.BadParameter(f"{value!r} is not HOST:PORT")
-    return host, int(port)
+    found = host_port(value)
+    if found is None or found[1] == 0:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT (a port 1-65535)")
+    return found
 
 
 @sim_group.command("run")

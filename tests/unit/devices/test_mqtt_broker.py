@@ -120,6 +120,18 @@ def test_the_command_runs_both_listeners_with_the_data_directorys_ca(tmp_path: P
     assert CliRunner().invoke(devices_group, ["broker"], obj=Provider(runtime)).exit_code == 2
 
 
+@pytest.mark.parametrize("option", ["--listen", "--tls"])
+@pytest.mark.parametrize("listen", ["127.0.0.1:²", "127.0.0.1:١٢", "127.0.0.1:65536", "127.0.0.1"])
+def test_a_listener_that_is_not_host_and_an_ascii_port_is_a_usage_error(
+    tmp_path: Path, option: str, listen: str
+) -> None:
+    runtime = Runtime(make_settings(tmp_path), SystemClock())
+    result = CliRunner().invoke(devices_group, ["broker", option, listen], obj=Provider(runtime))
+    runtime.close()
+    assert result.exit_code == 2
+    assert f"Invalid value for {option}: {listen!r} is not HOST:PORT" in result.output
+
+
 class Provider:
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime

@@ -1,4 +1,4 @@
-"""The sim CLI's gateway and unit-id options, and the control socket's gateway value."""
+"""The sim CLI's gateway, endpoint and unit-id options, and the control socket's gateway value."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import click
 import pytest
 
 from plantwarden.core.errors import InvalidInput
-from plantwarden.sim.cli import _gateway_of, _unit_ids
+from plantwarden.sim.cli import _endpoint, _gateway_of, _unit_ids
 
 OWN = ("127.10.1.60", 5020)
 
@@ -34,3 +34,12 @@ def test_unit_ids_are_plc_equals_ascii_digits() -> None:
     for bad in ("tank-1", "=3", "tank-1=x", "tank-1=³", "tank-1=-1"):
         with pytest.raises(click.BadParameter, match="is not PLC=N"):
             _unit_ids((bad,))
+
+
+def test_an_endpoint_is_host_and_an_ascii_port_or_off() -> None:
+    assert _endpoint(None, None, "127.0.0.1:1883") == ("127.0.0.1", 1883)  # type: ignore[arg-type]
+    assert _endpoint(None, None, "[::1]:502") == ("::1", 502)  # type: ignore[arg-type]
+    assert _endpoint(None, None, "off") is None  # type: ignore[arg-type]
+    for bad in ("h:²", "h:١٢", "h:0", "h:65536", "h:", ":502", "h"):
+        with pytest.raises(click.BadParameter, match="is not HOST:PORT"):
+            _endpoint(None, None, bad)  # type: ignore[arg-type]
