@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
+
+from plantwarden.core.clock import in_utc
 
 output_option = click.option(
     "-o",
@@ -36,12 +38,16 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def parse_moment(value: str) -> datetime:
-    """ISO 8601, UTC unless it carries an offset; a clear error otherwise."""
+    """ISO 8601, UTC unless it carries an offset, as an aware UTC time; a clear error otherwise
+    (also for a time with no UTC form, such as 0001-01-01T00:00+01:00)."""
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO 8601 time (e.g. 2026-11-26T08:00:00Z)") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    try:
+        return in_utc(moment)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 def moment(_ctx: click.Context | None, _param: click.Parameter | None, value: str | None) -> datetime | None:

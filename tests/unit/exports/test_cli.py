@@ -69,12 +69,22 @@ def test_site_and_since_filter_and_standard_output_is_the_default(data_with_aler
     assert events == [] and "exported 0 alerts" in message
 
 
-def test_a_time_that_is_not_iso_is_refused(data_dir: Path) -> None:
+@pytest.mark.parametrize(
+    ("since", "message"),
+    [
+        ("yesterday", "'yesterday' is not an ISO 8601 time"),
+        ("0001-01-01T00:00+01:00", "0001-01-01T00:00:00+01:00 is outside the range of storable times"),
+        ("9999-12-31T23:59:59-01:00", "9999-12-31T23:59:59-01:00 is outside the range of storable times"),
+    ],
+)
+def test_a_time_that_is_not_iso_or_has_no_utc_form_is_refused(
+    data_dir: Path, since: str, message: str
+) -> None:
     result = plantwarden(
-        "--data-dir", str(data_dir), "export", "ocsf", "alerts", "--since", "yesterday", cwd=data_dir
+        "--data-dir", str(data_dir), "export", "ocsf", "alerts", "--since", since, cwd=data_dir
     )
-    assert result.returncode != 0
-    assert "'yesterday' is not an ISO 8601 time" in result.stderr
+    assert result.returncode == 2
+    assert f"Invalid value for '--since': {message}" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_an_alert_that_does_not_validate_is_an_error_and_nothing_is_written(
