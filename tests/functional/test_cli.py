@@ -121,3 +121,17 @@ def test_db_upgrade_moves_an_old_store_to_the_head(tmp_path: Path) -> None:
     upgraded = plantwarden("--data-dir", str(tmp_path), "db", "upgrade", cwd=tmp_path)
     assert upgraded.returncode == 0 and f"{first} -> {migrate.head_revision()}" in upgraded.stdout
     assert plantwarden("--data-dir", str(tmp_path), "site", "list", cwd=tmp_path).returncode == 0
+
+
+def test_db_upgrade_to_a_revision_alembic_cannot_resolve_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    for revision, message in [
+        ("", "the revision to upgrade to is empty"),
+        ("²", "cannot upgrade to revision '²': Can't locate revision identified by '²'"),
+        ("-1", "cannot upgrade to revision '-1': Relative revision -1 didn't produce 1 migrations"),
+        ("a:b", "cannot upgrade to revision 'a:b': Range revision not allowed"),
+    ]:
+        result = plantwarden(
+            "--data-dir", str(tmp_path), "db", "upgrade", "--revision", revision, cwd=tmp_path
+        )
+        assert result.returncode == 1, result.stderr
+        assert f"error [invalid_input]: {message}" in result.stderr and "Traceback" not in result.stderr

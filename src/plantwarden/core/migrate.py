@@ -9,11 +9,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from plantwarden.core.db import RECORDS_TABLE_PREFIX, Store
-from plantwarden.core.errors import StoreNotReady
+from plantwarden.core.errors import InvalidInput, StoreNotReady
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,17 @@ def current_revision(store: Store) -> str | None:
 
 
 def upgrade(store: Store, revision: str = "head") -> str | None:
-    """Migrate the store up to `revision`; returns the revision it is at afterwards."""
+    """Migrate the store up to `revision`; returns the revision it is at afterwards. A revision
+    Alembic cannot resolve (unknown, empty, a range, a relative step past the head) is `InvalidInput`."""
+    if not revision.strip():  # Alembic fails an assertion on it
+        raise InvalidInput("the revision to upgrade to is empty (head, or a revision id)")
     config = _config()
-    with store.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    try:
+        with store.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    except CommandError as error:
+        raise InvalidInput(f"cannot upgrade to revision {revision!r}: {error}") from None
     return current_revision(store)
 
 
