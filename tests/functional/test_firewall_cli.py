@@ -90,3 +90,15 @@ def test_island_render_and_usage_errors(tmp_path: Path) -> None:
     assert usage.exit_code == 2 and "give exactly one of --running and --file" in usage.output
     result = CliRunner().invoke(firewall_group, ["render", "--plant", str(RIVERSIDE), "--variant", "island"])
     assert result.exit_code == 1 and "island variant needs the zone" in str(result.exception)
+
+
+@pytest.mark.parametrize(
+    ("output", "problem"), [("", "'.' is a directory"), ("no/x.nft", "is not in an existing directory")]
+)
+def test_render_to_a_file_that_cannot_be_written_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str, problem: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(firewall_group, ["render", "--plant", str(RIVERSIDE), "-o", output])
+    assert result.exit_code == 2 and result.exception is not None
+    assert "Invalid value for '-o' / '--output': " in result.output and problem in result.output

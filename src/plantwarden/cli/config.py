@@ -8,6 +8,7 @@ import click
 
 from plantwarden.cli.catalog import SECTIONS
 from plantwarden.cli.state import CliState
+from plantwarden.core.cli_values import output_file_option
 from plantwarden.core.settings import render_reference
 
 
@@ -31,7 +32,7 @@ def show(state: CliState) -> None:
 
 
 @config_group.command("reference")
-@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
+@output_file_option("--output", "-o", help="Write to this file instead of stdout.")
 def reference(output: Path | None) -> None:
     """The settings reference in Markdown (docs/settings.md is generated with this)."""
     text = render_reference(SECTIONS)

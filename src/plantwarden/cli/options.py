@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 
 import click
 
+from plantwarden.core.cli_values import output_file_option
 from plantwarden.core.clock import in_utc
 
-output_option = click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to FILE (default: standard output).",
-)
+output_option = output_file_option("-o", "--output", help="Write to FILE (default: standard output).")
 
 
 format_option = click.option(

@@ -1,9 +1,13 @@
 """Click callbacks for the values that commands of every layer take: times (ISO 8601, kept to the
-nanosecond) and durations (15m, 1h, 7d, 1w), with one wording for their errors."""
+nanosecond), durations (15m, 1h, 7d, 1w) and files to write, with one wording for their errors."""
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -11,6 +15,7 @@ from plantwarden.core.clock import SECOND_NS, iso_nanoseconds
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"\s*([0-9]+)\s*([smhdw])\s*")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def time_ns(_ctx: click.Context | None, _param: click.Parameter | None, value: str | None) -> int | None:
@@ -32,3 +37,38 @@ def duration_ns(_ctx: click.Context | None, _param: click.Parameter | None, valu
     if found is None or int(found.group(1)) == 0:
         raise click.BadParameter(f"{value!r} is not a duration (a number and s, m, h, d or w: 15m, 1h, 7d)")
     return int(found.group(1)) * _UNITS[found.group(2)] * SECOND_NS
+
+
+def output_file_option(*names: str, **attributes: Any) -> Callable[[_F], _F]:
+    """A `click.option` naming a file to write, refused before the command does its work when it
+    cannot be written (a directory, where the empty path is '.'; in no directory; a name the
+    system refuses; no permission), where `write_text` would raise a traceback afterwards."""
+    return click.option(
+        *names, type=click.Path(dir_okay=False, path_type=Path), callback=output_file, **attributes
+    )
+
+
+def output_file(
+    _ctx: click.Context | None, _param: click.Parameter | None, value: Path | None
+) -> Path | None:
+    """An optional file to write, `output_file_option`'s callback."""
+    if value is None:
+        return None
+    try:
+        problem = _unwritable(value)
+    except OSError as error:  # a name too long, a loop of links...
+        problem = f"cannot be written ({error.strerror})"
+    if problem:
+        raise click.BadParameter(f"{str(value)[:200]!r} {problem}")
+    return value
+
+
+def _unwritable(path: Path) -> str:
+    """Why `path` cannot be written as a file, or ''."""
+    if path.is_dir():  # the empty path is '.'
+        return "is a directory"
+    if not path.parent.is_dir():
+        return "is not in an existing directory"
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        return "cannot be written (permission denied)"
+    return ""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from plantwarden.core.cli_values import output_file_option
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.inventory.queries import AssetFilter, EdgeFilter, get_asset, list_assets, list_edges
 from plantwarden.inventory.schemas import AddressOut, AssetOut, CommunicationOut
@@ -79,9 +80,7 @@ def show_command(provider: RuntimeProvider, asset: str, site: str | None, output
 @assets_group.command("export")
 @click.option("--site", help="Only this site.")
 @click.option("--format", "output", type=click.Choice(["json", "csv"]), default="json", show_default=True)
-@click.option(
-    "-o", "--output-file", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not stdout."
-)
+@output_file_option("-o", "--output-file", help="Write here, not stdout.")
 @click.pass_obj
 def export_command(
     provider: RuntimeProvider, site: str | None, output: str, output_file: Path | None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from plantwarden.core.cli_values import output_file_option
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.pki.authority import CertificateAuthority, export_root, renew_issuing, root_offline
 from plantwarden.pki.cli_support import (
@@ -42,7 +43,7 @@ def init_command(
 
 
 @click.command("export-root")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Backup file.")
+@output_file_option("--out", required=True, help="Backup file.")
 @ACTOR
 @click.pass_obj
 def export_root_command(provider: RuntimeProvider, out: Path, actor: str | None) -> None:
@@ -86,7 +87,7 @@ def renew_issuing_command(
 
 
 @click.command("cacerts")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
+@output_file_option("--out", help="Write to FILE.")
 @click.pass_obj
 def cacerts_command(provider: RuntimeProvider, out: Path | None) -> None:
     """The CA chain (issuing CA, then root), PEM: what devices and brokers trust."""

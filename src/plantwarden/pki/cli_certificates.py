@@ -14,6 +14,7 @@ from typing import Any
 import click
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from plantwarden.core.cli_values import output_file_option
 from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.pki import services
@@ -69,10 +70,8 @@ def token_create_command(
 @click.option(
     "--csr", "csr_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-@click.option(
-    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Certificate file."
-)
-@click.option("--chain-out", type=click.Path(dir_okay=False, path_type=Path), help="CA chain file.")
+@output_file_option("--out", required=True, help="Certificate file.")
+@output_file_option("--chain-out", help="CA chain file.")
 @click.option("--days", type=click.IntRange(1, 825), help="Lifetime in days (default 90).")
 @ACTOR
 @click.pass_obj
@@ -203,7 +202,7 @@ def revoke_command(
 
 
 @click.command("crl")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
+@output_file_option("--out", help="Write to FILE.")
 @click.option("--pem", "as_pem", is_flag=True, help="PEM instead of DER.")
 @click.pass_obj
 def crl_command(provider: RuntimeProvider, out: Path | None, as_pem: bool) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import click
 import pytest
 
-from plantwarden.core.cli_values import duration_ns, time_ns
+from plantwarden.core.cli_values import duration_ns, output_file, time_ns
 from plantwarden.core.clock import SECOND_NS, from_nanoseconds, iso_nanoseconds, iso_time, nanoseconds
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.parsing import INTEGER, NUMBER, host_port
@@ -127,3 +128,18 @@ def test_the_commands_time_and_duration_options() -> None:
     for bad in ("0m", "²m", "5y", "m", "1.5h"):
         with pytest.raises(click.BadParameter, match="is not a duration"):
             duration_ns(None, None, bad)
+
+
+def test_an_output_file_that_cannot_be_written_is_refused_before_the_command_runs(tmp_path: Path) -> None:
+    assert output_file(None, None, tmp_path / "out.txt") == tmp_path / "out.txt"
+    assert output_file(None, None, None) is None
+    (tmp_path / "file").write_text("")
+    for path, problem in [
+        (Path(), "'.' is a directory"),
+        (tmp_path, f"'{tmp_path}' is a directory"),
+        (tmp_path / "no" / "out.txt", "is not in an existing directory"),
+        (tmp_path / "file" / "out.txt", "is not in an existing directory"),
+        (tmp_path / ("x" * 10_000), r"cannot be written \(File name too long\)"),
+    ]:
+        with pytest.raises(click.BadParameter, match=problem):
+            output_file(None, None, path)

@@ -87,6 +87,16 @@ def test_a_time_that_is_not_iso_or_has_no_utc_form_is_refused(
     assert f"Invalid value for '--since': {message}" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("kind", ["alerts", "records"])
+def test_an_output_that_cannot_be_written_is_refused_before_anything_is_read(
+    data_dir: Path, kind: str
+) -> None:
+    for output, problem in [("", "'.' is a directory"), ("no/out.jsonl", "is not in an existing directory")]:
+        result = plantwarden("--data-dir", str(data_dir), "export", "ocsf", kind, "-o", output, cwd=data_dir)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert "Invalid value for '-o' / '--output': " in result.stderr and problem in result.stderr
+
+
 def test_an_alert_that_does_not_validate_is_an_error_and_nothing_is_written(
     data_with_alerts: Path, tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from plantwarden.core.cli_values import output_file_option
 from plantwarden.core.clock import nanoseconds
 from plantwarden.core.errors import InvalidInput
 from plantwarden.detection.process import config as configs
@@ -32,9 +33,8 @@ def detect_group() -> None:
 @detect_group.command("evaluate")
 @click.option("--dataset", type=click.Choice(sorted(DEFAULTS)), required=True, help="Which protocol to run.")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option(
+@output_file_option(
     "--predictions-out",
-    type=click.Path(dir_okay=False, path_type=Path),
     help="Write every test point's score, threshold, prediction, label and top variable (CSV).",
 )
 @click.option(
@@ -86,10 +86,6 @@ def evaluate_command(
     train_until_ns: int | None,
 ) -> None:
     """Run DATASET's protocol on PATH (the SKAB or BATADAL folder, or a CSV file) and print its metrics."""
-    if predictions_out is not None and not predictions_out.parent.is_dir():
-        raise click.BadParameter(
-            f"{str(predictions_out.parent)!r} is not a folder", param_hint="--predictions-out"
-        )
     config = _config(config_file, DEFAULTS[dataset])
     progress = _progress
     if dataset == "skab":

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import click
 
+from plantwarden.core.cli_values import output_file_option
 from plantwarden.zones.firewall.drift import drift, exported_document, running_document
 from plantwarden.zones.firewall.errors import CannotRender
 from plantwarden.zones.firewall.render import VARIANTS, Variant, render_ruleset
@@ -52,9 +53,7 @@ def firewall_group() -> None:
 @SITE
 @VARIANT
 @ZONE
-@click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout)."
-)
+@output_file_option("-o", "--output", help="Write here (default: stdout).")
 def render(
     plant_file: Path, site_id: str | None, variant: str, zone: str | None, output: Path | None
 ) -> None:

@@ -74,9 +74,12 @@ def test_a_delimiter_that_is_not_one_character_is_refused(tmp_path: Path, delimi
 def test_predictions_out_in_a_missing_folder_is_refused_before_the_run(tmp_path: Path) -> None:
     source = tmp_path / "plant.csv"
     synthetic_csv(source)
-    result = evaluate(source, "--train-rows", "400", "--predictions-out", str(tmp_path / "no" / "p.csv"))
+    missing = tmp_path / "no" / "p.csv"
+    result = evaluate(source, "--train-rows", "400", "--predictions-out", str(missing))
     assert result.exit_code == 2
-    assert f"Invalid value for --predictions-out: '{tmp_path / 'no'}' is not a folder" in result.output
+    assert (
+        f"Invalid value for '--predictions-out': '{missing}' is not in an existing directory" in result.output
+    )
     assert "training:" not in result.output  # nothing was computed
 
 
