@@ -42,6 +42,7 @@ from plantwarden.accounts import services as accounts
 from plantwarden.accounts.settings import AccountsSettings
 from plantwarden.cli.catalog import SECTIONS
 from plantwarden.cli.state import CliState
+from plantwarden.core.cli_values import FiniteFloatRange
 from plantwarden.core.config import SupervisorSettings
 from plantwarden.core.processes import ProcessSpec, Supervisor
 from plantwarden.core.runtime import Runtime
@@ -250,7 +251,7 @@ def process_table(prepared: Prepared, env: dict[str, str], *, speed: float) -> l
 )
 @click.option(
     "--speed",
-    type=click.FloatRange(min=0.1, max=100.0),
+    type=FiniteFloatRange(min=0.1, max=100.0),
     default=1.0,
     show_default=True,
     help="Simulated seconds per real second.",

@@ -1,8 +1,10 @@
 """Click callbacks for the values that commands of every layer take: times (ISO 8601, kept to the
-nanosecond), durations (15m, 1h, 7d, 1w) and files to write, with one wording for their errors."""
+nanosecond), durations (15m, 1h, 7d, 1w), finite decimal numbers and files to write, with one
+wording for their errors."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from plantwarden.core.clock import SECOND_NS, iso_nanoseconds
+from plantwarden.core.parsing import NUMBER
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"\s*([0-9]+)\s*([smhdw])\s*")
@@ -72,3 +75,17 @@ def _unwritable(path: Path) -> str:
     if not os.access(path if path.exists() else path.parent, os.W_OK):
         return "cannot be written (permission denied)"
     return ""
+
+
+class FiniteFloatRange(click.FloatRange):
+    """`click.FloatRange` of finite numbers in ASCII digits: click's takes 'nan' (no comparison with
+    a bound is true of it), 'inf' when there is no upper bound, and '١٢' (float() reads other
+    scripts' digits), which then reach `time.sleep` or a rate as a traceback or a silent stop."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not NUMBER.fullmatch(value.strip()):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number

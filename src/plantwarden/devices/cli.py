@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 
+from plantwarden.core.cli_values import FiniteFloatRange
 from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.parsing import host_port
 from plantwarden.core.runtime import Runtime, RuntimeProvider
@@ -101,7 +102,7 @@ def _values(pairs: tuple[str, ...]) -> dict[str, float | None]:
 @click.option("--value", "pairs", multiple=True, required=True, help="NAME=NUMBER (repeat for more values).")
 @click.option("--count", type=click.IntRange(min=1), default=1, show_default=True, help="Messages to send.")
 @click.option(
-    "--interval", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Seconds between."
+    "--interval", type=FiniteFloatRange(min=0), default=1.0, show_default=True, help="Seconds between."
 )
 @click.option("--qos", type=click.IntRange(0, 1), default=1, show_default=True)
 def publish_command(
@@ -260,7 +261,7 @@ def _listener(text: str, option: str) -> tuple[str, int]:
     multiple=True,
     help="Names of the broker in its TLS certificate (default: the --tls host).",
 )
-@click.option("--duration", type=click.FloatRange(min=0.1), help="Stop after this many seconds.")
+@click.option("--duration", type=FiniteFloatRange(min=0.1), help="Stop after this many seconds.")
 @click.pass_obj
 def broker_command(
     provider: RuntimeProvider,
@@ -317,7 +318,7 @@ def broker_command(
 @devices_group.command("ingest")
 @click.option("--site", required=True, help="The site whose devices' telemetry to receive.")
 @click.option("--broker", "broker_text", required=True, help="HOST:PORT of the broker's TLS listener.")
-@click.option("--duration", type=click.FloatRange(min=0.1), help="Stop after this many seconds.")
+@click.option("--duration", type=FiniteFloatRange(min=0.1), help="Stop after this many seconds.")
 @click.option("--max-messages", type=click.IntRange(min=1), help="Stop after this many messages.")
 @click.pass_obj
 def ingest_command(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from plantwarden.core.cli_values import FiniteFloatRange
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.parsing import host_port as parse_host_port
 from plantwarden.core.records.plane import RecordWriter
@@ -141,9 +142,9 @@ def gateway_group() -> None:
               help="Client connections at once, in all.")  # fmt: skip
 @click.option("--max-sessions-per-address", type=click.IntRange(min=1), default=16, show_default=True,
               help="Client connections at once from one source address.")  # fmt: skip
-@click.option("--source-rate-limit", type=click.FloatRange(min=0, min_open=True), default=1000.0,
+@click.option("--source-rate-limit", type=FiniteFloatRange(min=0, min_open=True), default=1000.0,
               show_default=True, help="Requests a second from one address, whatever its role.")  # fmt: skip
-@click.option("--duration", type=click.FloatRange(min=0.1), help="Stop after this many seconds.")
+@click.option("--duration", type=FiniteFloatRange(min=0.1), help="Stop after this many seconds.")
 @click.pass_obj
 def run_command(
     provider: RuntimeProvider,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from plantwarden.core.cli_values import FiniteFloatRange
 from plantwarden.core.errors import Conflict, InvalidInput
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.inventory.queries import AssetFilter, EdgeFilter, list_assets, list_edges
@@ -50,7 +51,7 @@ READ_LIMIT = 10_000_000
 )
 @click.option(
     "--min-confidence",
-    type=click.FloatRange(0.0, 1.0),
+    type=FiniteFloatRange(0.0, 1.0),
     default=0.6,
     show_default=True,
     help="Role confidence from which a host is declared as an asset.",

@@ -22,7 +22,7 @@ from plantwarden.capture.batch import PacketBatch
 from plantwarden.capture.errors import CaptureError
 from plantwarden.capture.evidence import EvidenceRing
 from plantwarden.capture.pcap import read_capture
-from plantwarden.core.cli_values import duration_ns
+from plantwarden.core.cli_values import FiniteFloatRange, duration_ns
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider
@@ -87,7 +87,7 @@ def sensor_group() -> None:
 )
 @click.option(
     "--save-every",
-    type=click.FloatRange(min=1.0),
+    type=FiniteFloatRange(min=1.0),
     default=300.0,
     show_default=True,
     help="Seconds between saves of the inventory while the sensor runs (and once at the end).",
@@ -106,7 +106,7 @@ def sensor_group() -> None:
     help="The evidence ring's size on disk; the oldest packets go first.",
 )
 @click.option(
-    "--duration", type=click.FloatRange(min=0.1), help="With --interface: stop after this many seconds."
+    "--duration", type=FiniteFloatRange(min=0.1), help="With --interface: stop after this many seconds."
 )
 @click.option(
     "--rules",
@@ -131,7 +131,7 @@ def sensor_group() -> None:
 )
 @click.option(
     "--zone-report-every",
-    type=click.FloatRange(min=1.0),
+    type=FiniteFloatRange(min=1.0),
     default=60.0,
     show_default=True,
     help="Seconds between two reports of the zone check's violations as alerts (with --plant).",

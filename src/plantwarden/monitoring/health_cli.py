@@ -9,6 +9,7 @@ import click
 from sqlalchemy import select
 
 from plantwarden.core import migrate
+from plantwarden.core.cli_values import FiniteFloatRange
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.monitoring.health import SILENT_AFTER, SKEW_LIMIT, check_sensors
 from plantwarden.monitoring.models import SensorStatus
@@ -39,18 +40,18 @@ def status_command(provider: RuntimeProvider) -> None:
 @click.command("watch")
 @click.option("--once", is_flag=True, help="Check once and exit (for cron or a test).")
 @click.option(
-    "--every", type=click.FloatRange(min=1), default=30.0, show_default=True, help="Seconds between checks."
+    "--every", type=FiniteFloatRange(min=1), default=30.0, show_default=True, help="Seconds between checks."
 )
 @click.option(
     "--silent-after",
-    type=click.FloatRange(min=1),
+    type=FiniteFloatRange(min=1),
     default=SILENT_AFTER,
     show_default=True,
     help="A running sensor with no heartbeat for this many seconds is silent.",
 )
 @click.option(
     "--skew-limit",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=SKEW_LIMIT,
     show_default=True,
     help="Seconds a sensor's clock may differ from the store's.",

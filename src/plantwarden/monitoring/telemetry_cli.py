@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import click
 
+from plantwarden.core.cli_values import FiniteFloatRange
 from plantwarden.core.clock import iso_nanoseconds
 from plantwarden.core.errors import InvalidInput, PlantwardenError
 from plantwarden.core.parsing import INTEGER
@@ -278,7 +279,7 @@ def _text(value: float | None) -> str:
     help="JSON object: device -> hex key; messages whose tag does not verify are dropped and counted.",
 )
 @click.option("--writer", help="Writer name in the records plane (default: mqtt-SITE).")
-@click.option("--duration", type=click.FloatRange(min=0.1), help="Stop after this many seconds.")
+@click.option("--duration", type=FiniteFloatRange(min=0.1), help="Stop after this many seconds.")
 @click.option("--max-messages", type=click.IntRange(min=1), help="Stop after this many messages.")
 @click.pass_obj
 def subscribe_command(

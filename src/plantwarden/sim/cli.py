@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from plantwarden.core.cli_values import FiniteFloatRange
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.errors import InvalidInput, NotFound
 from plantwarden.core.parsing import host_port
@@ -150,21 +151,21 @@ def _endpoint(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 )
 @click.option(
     "--speed",
-    type=click.FloatRange(min=0.01),
+    type=FiniteFloatRange(min=0.01),
     default=1.0,
     show_default=True,
     help="Simulated seconds per real second.",
 )
 @click.option(
     "--poll-period",
-    type=click.FloatRange(min=0.05),
+    type=FiniteFloatRange(min=0.05),
     default=1.0,
     show_default=True,
     help="Seconds between HMI polls.",
 )
 @click.option(
     "--engineering-gap",
-    type=click.FloatRange(min=1.0),
+    type=FiniteFloatRange(min=1.0),
     default=900.0,
     show_default=True,
     help="Mean seconds between setpoint changes.",
@@ -199,7 +200,7 @@ def _endpoint(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 )
 @click.option(
     "--duration",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloatRange(min=0.1),
     help="Stop after this many seconds [default: run until interrupted].",
 )
 @click.pass_obj

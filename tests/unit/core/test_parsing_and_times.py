@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pytest
 
-from plantwarden.core.cli_values import duration_ns, output_file, time_ns
+from plantwarden.core.cli_values import FiniteFloatRange, duration_ns, output_file, time_ns
 from plantwarden.core.clock import SECOND_NS, from_nanoseconds, iso_nanoseconds, iso_time, nanoseconds
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.parsing import INTEGER, NUMBER, host_port
@@ -143,3 +143,17 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_the_command_run
     ]:
         with pytest.raises(click.BadParameter, match=problem):
             output_file(None, None, path)
+
+
+def test_a_float_range_of_finite_ascii_numbers() -> None:
+    seconds = FiniteFloatRange(min=0.1)
+    assert seconds.convert("2.5", None, None) == 2.5 and seconds.convert(30.0, None, None) == 30.0
+    for bad, problem in [
+        ("nan", "is not a finite number"),
+        ("inf", "is not a finite number"),
+        ("١٢", "is not a number"),
+        ("1_0", "is not a number"),
+        ("0", "is not in the range"),
+    ]:
+        with pytest.raises(click.BadParameter, match=problem):
+            seconds.convert(bad, None, None)

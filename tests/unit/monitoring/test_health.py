@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from plantwarden.alerts.models import Alert
@@ -12,6 +14,7 @@ from plantwarden.core.clock import FixedClock, SystemClock
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.monitoring.health import Heartbeat, SensorHeartbeats, check_sensors, record_heartbeat
+from plantwarden.monitoring.health_cli import watch_command
 from plantwarden.monitoring.models import SensorStatus
 
 START = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -99,3 +102,10 @@ def test_a_stopped_sensor_s_clock_is_not_reported_again(store: Store) -> None:
     migrate.ensure_ready(store)
     beat(store, START, state="stopped", skew=30.0)
     assert watch(store, START + timedelta(hours=1)) == []
+
+
+@pytest.mark.parametrize("every", ["nan", "inf", "١٢"])
+def test_the_watchdog_refuses_an_interval_that_is_not_a_finite_ascii_number(every: str) -> None:
+    # time.sleep(nan) raised a ValueError traceback, time.sleep(inf) an OverflowError
+    result = CliRunner().invoke(watch_command, ["--every", every])
+    assert result.exit_code == 2 and "Invalid value for '--every'" in result.output
