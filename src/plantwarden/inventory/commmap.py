@@ -606,10 +606,16 @@ def _address_key(address: str) -> tuple[int, int, bytes]:
     return 0, ip.version, ip.packed
 
 
+DIGITS = re.compile(r"([0-9]+)")
+"""ASCII digit runs (`\\d` and `str.isdigit()` also take other scripts' digits and '²')."""
+
+
 def _natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
     """cell-2 before cell-10: digit runs compare as numbers."""
     return tuple(
-        (0, int(part), part) if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part
+        (0, int(part), part) if DIGITS.fullmatch(part) else (1, 0, part)
+        for part in DIGITS.split(text)
+        if part
     )
 
 

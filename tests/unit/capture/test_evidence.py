@@ -226,6 +226,15 @@ def test_restart_continues_the_ring(
     assert [entry["name"] for entry in index["segments"]] == [path.name for path in segment_files(directory)]
 
 
+def test_a_file_named_like_a_segment_with_other_digits_is_not_one(tmp_path: Path) -> None:
+    directory = tmp_path / "ring"
+    directory.mkdir()
+    (directory / "².pcap").write_bytes(b"")  # str.isdigit() took it, int() then raised
+    (directory / "١٢.pcap").write_bytes(b"")
+    with EvidenceRing(directory, segment_bytes=MIN_SEGMENT_BYTES) as ring:
+        assert list(ring.segments()) == []
+
+
 CRASH = """
 import os, sys
 from plantwarden.capture.evidence import EvidenceRing

@@ -209,6 +209,14 @@ def test_nodes_sit_in_their_group_box_sorted_by_role_then_address() -> None:
     assert reading == cell
 
 
+def test_groups_sort_with_their_ascii_numbers_and_any_other_digits_as_text() -> None:
+    names = ["cell-10", "cell-2", "²", "cell-١٢"]  # '²' once raised ValueError from int()
+    placed = layout([node(f"plc-{i}", group=name) for i, name in enumerate(names)], [])
+    order = [group.name for group in placed.groups]
+    assert sorted(order) == sorted(names)
+    assert order.index("cell-2") < order.index("cell-10")
+
+
 def test_groups_do_not_overlap_and_sit_in_purdue_bands() -> None:
     nodes, links = synthetic_plant(500, 2000)
     nodes += [node("sw-1", "backbone", "network_device"), node("mystery", "lab", "unknown")]

@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import struct
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -79,6 +80,10 @@ def _write_all(fd: int, data: npt.NDArray[np.uint8] | bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+SEGMENT_NUMBER = re.compile(r"[0-9]+")
+"""A segment file's name before its suffix (ASCII digits: `str.isdigit()` also takes '²')."""
 
 
 def _segment_number(name: str) -> int:
@@ -156,7 +161,7 @@ class EvidenceRing:
         self._closed.clear()
         self._closed_bytes = 0
         for path in sorted(self.directory.glob("*" + SEGMENT_SUFFIX)):
-            if not path.name.removesuffix(SEGMENT_SUFFIX).isdigit():
+            if not SEGMENT_NUMBER.fullmatch(path.name.removesuffix(SEGMENT_SUFFIX)):
                 continue
             self._next_number = max(self._next_number, _segment_number(path.name) + 1)
             known = indexed.get(path.name)
