@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import tomllib
 import types
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar, Union
 
 from plantwarden.core.errors import ConfigurationError
+from plantwarden.core.parsing import INTEGER, NUMBER
 
 ENV_PREFIX = "PLANTWARDEN_"
 CONFIG_ENV = "PLANTWARDEN_CONFIG"
@@ -234,6 +236,8 @@ def render_reference(sections: Sequence[type[SettingsSection]]) -> str:
         "Resolution order, lowest first: defaults < `plantwarden.toml` (or the file named by",
         "`--config` / `PLANTWARDEN_CONFIG`) < `PLANTWARDEN_*` environment variables < command-line",
         "flags (`--set KEY=VALUE`, and the flags of each command). Secrets are never printed.",
+        "An integer is written in ASCII digits; a number is finite (not nan or inf); a boolean is",
+        "true/false, yes/no, on/off or 1/0. A value that is not one is refused, naming the setting.",
         "",
     ]
     for section in sections:
@@ -348,17 +352,19 @@ def _convert(base: Any, raw: Any) -> Any:
     if base is int:
         if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
             raise ValueError(f"expected an integer, got {raw!r}")
-        try:
-            return int(str(raw).strip()) if not isinstance(raw, int | float) else int(raw)
-        except ValueError:
-            raise ValueError(f"expected an integer, got {raw!r}") from None
+        if isinstance(raw, int | float):
+            return int(raw)
+        if not INTEGER.fullmatch(str(raw).strip()):  # int() also takes '١٢' and '1_000'
+            raise ValueError(f"expected an integer in ASCII digits, got {raw!r}")
+        return int(str(raw).strip())
     if base is float:
-        if isinstance(raw, bool):
+        text = str(raw).strip()
+        if isinstance(raw, bool) or not (isinstance(raw, int | float) or NUMBER.fullmatch(text)):
             raise ValueError(f"expected a number, got {raw!r}")
-        try:
-            return float(raw)
-        except ValueError:
-            raise ValueError(f"expected a number, got {raw!r}") from None
+        number = float(raw) if isinstance(raw, int | float) else float(text)
+        if not math.isfinite(number):
+            raise ValueError(f"expected a finite number, got {raw!r}")
+        return number
     if base is Secret and isinstance(raw, Secret):
         return raw
     if not isinstance(raw, str | Path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from plantwarden.core.errors import ConfigurationError
+from plantwarden.core.parsing import MAX_PORT
 from plantwarden.core.settings import SettingsSection, setting
 
 
@@ -19,7 +21,7 @@ class ServerSettings(SettingsSection):
     )
 
     host: str = setting("127.0.0.1", "Address the server binds to.")
-    port: int = setting(8000, "TCP port of the server.")
+    port: int = setting(8000, "TCP port of the server (1-65535).")
     tls: str = setting(
         "auto",
         "TLS mode: auto (off on loopback, on elsewhere), on (always), off (loopback only).",
@@ -30,3 +32,9 @@ class ServerSettings(SettingsSection):
     live_seconds: int = setting(
         300, "Seconds a console's live-update stream lasts before the browser reconnects (0-3600)."
     )
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= MAX_PORT:
+            raise ConfigurationError(
+                f"setting 'server.port' must be a TCP port (1-{MAX_PORT}), not {self.port}"
+            )

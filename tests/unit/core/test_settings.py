@@ -63,6 +63,14 @@ def test_a_named_config_file_that_does_not_exist_is_an_error(tmp_path: Path) -> 
         ('[server]\ntls = "maybe"\n', "'maybe' is not one of auto, on, off"),
         ("log_level = 3\n", "expected a string"),
         ("[server\n", "cannot read configuration file"),
+        ("[server]\nport = 70000\n", r"'server.port' must be a TCP port \(1-65535\), not 70000"),
+        ("[server]\nport = 0\n", r"'server.port' must be a TCP port"),
+        ('[server]\nport = "١٢"\n', "expected an integer in ASCII digits, got '١٢'"),
+        ('[server]\nport = "8_000"\n', "expected an integer in ASCII digits"),
+        ("[accounts]\nhash_wait_seconds = nan\n", "expected a finite number, got nan"),
+        ("[accounts]\nhash_wait_seconds = inf\n", "expected a finite number, got inf"),
+        ('[accounts]\nhash_wait_seconds = "1e999"\n', "expected a finite number, got '1e999'"),
+        ('[accounts]\nhash_wait_seconds = "²"\n', "expected a number, got '²'"),
     ],
 )
 def test_bad_config_files_get_clear_errors(tmp_path: Path, toml: str, message: str) -> None:
@@ -88,6 +96,15 @@ def test_booleans_parse_from_text(raw: str, expected: bool) -> None:
         enabled: bool = setting(False, "a flag")
 
     assert load_settings([Flags], environ={"PLANTWARDEN_FLAGS_ENABLED": raw})[Flags].enabled is expected
+
+
+def test_numbers_from_the_environment_are_read_in_ascii(tmp_path: Path) -> None:
+    environ = {"PLANTWARDEN_SERVER_PORT": " 8080 ", "PLANTWARDEN_ACCOUNTS_HASH_WAIT_SECONDS": "2.5e0"}
+    settings = load_settings(SECTIONS, environ=environ, cwd=tmp_path)
+    assert settings[ServerSettings].port == 8080
+    assert settings.value("accounts.hash_wait_seconds") == 2.5
+    with pytest.raises(ConfigurationError, match="PLANTWARDEN_SERVER_PORT: expected an integer in ASCII"):
+        load_settings(SECTIONS, environ={"PLANTWARDEN_SERVER_PORT": "٨٠٨٠"}, cwd=tmp_path)
 
 
 def test_optional_settings_clear_with_an_empty_value(tmp_path: Path) -> None:
