@@ -73,7 +73,8 @@ def login(
 ) -> Response:
     """Check the credentials (and second factor); start a session."""
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not secrets.compare_digest(expected, csrf_token):
+    # as bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500)
+    if not expected or not secrets.compare_digest(expected.encode(), csrf_token.encode()):
         raise PermissionDenied("the login form expired: reload the page and try again")
     source = request.client.host if request.client else "unknown"
     ctx = Context(source="server")

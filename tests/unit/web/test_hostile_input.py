@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
-from tests.web_support import Server, server
+from tests.web_support import PASSWORD, Server, server
 
 
 @pytest.fixture
@@ -82,3 +83,12 @@ def test_a_scoped_token_cannot_widen_itself_or_take_over_the_account(running: Se
         ).status_code
         == 403
     )  # account pages take a console session, never a token
+
+
+@pytest.mark.parametrize("sent", ["²", "١٢", "é" * 43])
+def test_a_login_csrf_token_of_other_characters_is_refused_as_a_wrong_one(running: Server, sent: str) -> None:
+    with TestClient(running.client.app) as client:
+        client.get("/login")  # sets the form's CSRF cookie
+        form = {"username": "ada", "password": PASSWORD, "csrf_token": sent}
+        answer = client.post("/login", data=form, headers={"accept": "text/html"}, follow_redirects=False)
+    assert answer.status_code == 403 and "the login form expired" in answer.text
