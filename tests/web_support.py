@@ -82,8 +82,9 @@ class Server:
         return str(client.get("/api/v1/me").json()["csrf_token"])
 
 
-def server(data_dir: Path) -> Iterator[Server]:
-    settings = web_settings(data_dir)
+def server(data_dir: Path, **overrides: str) -> Iterator[Server]:
+    """A test server on `web_settings(data_dir, **overrides)` (`database_url=...` for PostgreSQL)."""
+    settings = web_settings(data_dir, **overrides)
     store = Store.from_settings(settings[CoreSettings])
     migrate.ensure_ready(store)
     saved = (accounts._configured.settings, accounts._configured.secrets, accounts._configured.audit)

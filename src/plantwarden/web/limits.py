@@ -1,12 +1,17 @@
-"""Request bodies have a size limit: input from the network is hostile."""
+"""What a request may carry: input from the network is hostile. Bodies have a size limit, and no
+text of the path, the query or a form holds a NUL character."""
 
 from __future__ import annotations
 
 import json
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from plantwarden.core.errors import InvalidInput
+
 DEFAULT_MAX_BODY = 1024 * 1024
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class BodySizeLimit:
@@ -51,3 +56,21 @@ class BodySizeLimit:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def refuse_nul(request: Request) -> None:
+    """A dependency of every route (`app.py`): a NUL character (`%00`) in the path, a query
+    parameter or a form field is invalid input (422) naming where it is. PostgreSQL holds no text
+    with one (a query or a write with it fails: a 500), and no name, filter or note needs one."""
+    if "\x00" in request.scope["path"]:
+        raise InvalidInput("the path holds a NUL character (%00), which no name may hold")
+    fields = [("query parameter", request.query_params.multi_items())]
+    if request.headers.get("content-type", "").startswith(FORMS):
+        form = await request.form()
+        fields.append(("form field", [(name, v) for name, v in form.multi_items() if isinstance(v, str)]))
+    for kind, items in fields:
+        for name, value in items:
+            if "\x00" in name or "\x00" in value:
+                raise InvalidInput(
+                    f"{kind} {name[:40]!r} holds a NUL character (%00), which no value may hold"
+                )
