@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 PAGE_SIZE = 200
 """Rows on one page of a console list."""
+PAGE_DIGITS = 18
+"""The longest page number read: no list has more pages (and `int()` refuses over 4,300 digits)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def page_of(
     with a value are kept in its links."""
     text = (asked or "1").strip()
     kept = tuple((name, value) for name, value in filters.items() if value)
-    number = int(text) if text.isascii() and text.isdigit() else 0
+    number = int(text) if text.isascii() and text.isdigit() and len(text) <= PAGE_DIGITS else 0
     last = max(1, -(-total // size))
     valid = 1 <= number <= last
     return Page(number if valid else 1, size, total, text, valid, path, kept)

@@ -157,7 +157,9 @@ def test_each_user_pages_through_the_sites_they_may_read(running: Server) -> Non
         assert _rows(client.get("/baselines?site=plant-a").text) == []
 
 
-@pytest.mark.parametrize("page", ["abc", "0", "-1", "1.5", "\u00b2", "3", "9" * 30])
+@pytest.mark.parametrize(
+    "page", ["abc", "0", "-1", "1.5", "\u00b2", "3", "9" * 30, "9" * 5000, "0" * 5000 + "1"]
+)
 def test_a_page_that_is_no_page_of_the_list_is_empty_with_a_link_back(ria: TestClient, page: str) -> None:
     answer = ria.get("/baselines", params={"site": "plant-a", "page": page})
     assert answer.status_code == 200 and _rows(answer.text) == []
