@@ -50,6 +50,8 @@ ALERT_EVENTS = frozenset(
     }
 )
 PASSED = ("alert_id", "title", "severity", "rule_id", "occurrences", "by", "assignee", "verdict")
+MAX_POSITION = 2**63 - 1
+"""The log's last possible position (a BIGINT; SQLite's INTEGER): a larger one is no position."""
 
 
 @router.get("/live")
@@ -72,9 +74,12 @@ async def live(
 
 
 def _last_event_id(value: str | None) -> int | None:
-    if value is None or not INTEGER.fullmatch(value.strip()) or value.strip().startswith("-"):
-        return None
-    return int(value.strip())
+    """A position of the log, or None (not a whole number from 0 to `MAX_POSITION`: the next
+    source decides where the stream starts)."""
+    text = (value or "").strip()
+    if not INTEGER.fullmatch(text) or text.startswith("-") or len(text) > len(str(MAX_POSITION)):
+        return None  # int() refuses over 4,300 digits
+    return int(text) if int(text) <= MAX_POSITION else None
 
 
 def position(store: Store) -> int:

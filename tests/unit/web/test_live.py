@@ -160,3 +160,19 @@ def test_a_page_rendered_before_an_alert_gets_it_from_where_it_was_rendered(live
     ):
         [(_, data)] = _events(stream, 1)
     assert data["alert_id"] == raised
+
+
+@pytest.mark.parametrize("after", [str(2**63), "9" * 5000])
+def test_a_position_past_what_the_log_can_hold_starts_at_its_head(live: Live, after: str) -> None:
+    """Past a BIGINT, reading the log raised an OverflowError in the stream; over 4,300 digits
+    int() raised a ValueError: a 500."""
+    headers = {"Authorization": f"Bearer {live.token('ana', 'security_analyst', 'plant-a')}"}
+    with (
+        httpx.Client(base_url=live.url, timeout=15) as client,
+        client.stream("GET", "/live", params={"after": after}, headers=headers) as stream,
+    ):
+        assert stream.status_code == 200
+        time.sleep(0.3)  # the stream has taken the log's head
+        raised, _ = live.alert("plant-a", "after the head")
+        [(_, data)] = _events(stream, 1)
+    assert data["alert_id"] == raised
