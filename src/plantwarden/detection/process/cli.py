@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 
 import click
 
-from plantwarden.core.cli_values import output_file_option
-from plantwarden.core.clock import nanoseconds
+from plantwarden.core.cli_values import output_file_option, time_ns
 from plantwarden.core.errors import InvalidInput
 from plantwarden.detection.process import config as configs
 from plantwarden.detection.process.config import ModelConfig
@@ -68,7 +66,7 @@ def detect_group() -> None:
 @click.option(
     "--train-until",
     "train_until_ns",
-    callback=lambda _ctx, _param, value: _time(value),
+    callback=time_ns,
     help="CSV: rows before this ISO 8601 time train (UTC unless it has an offset).",
 )
 def evaluate_command(
@@ -142,12 +140,3 @@ def _delimiter(value: str) -> str:
             param_hint="--delimiter",
         )
     return delimiter
-
-
-def _time(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return nanoseconds(datetime.fromisoformat(value))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint="--train-until") from None

@@ -153,6 +153,8 @@ def test_csv_protocol_trains_until_a_time(tmp_path: Path) -> None:
         "2026-01-01T00:01:00",
     ]
     assert isinstance(CliRunner().invoke(detect_group, both).exception, InvalidInput)
+    bad = CliRunner().invoke(detect_group, [*both[:4], "--train-until", "2026-01-01T00:01:00.1234567891"])
+    assert bad.exit_code == 2 and "has 10 fractional digits (nanoseconds at most: 9)" in bad.output
 
 
 @pytest.mark.skipif(not BATADAL.is_dir(), reason=f"shared BATADAL data not present at {BATADAL}")
