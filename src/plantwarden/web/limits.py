@@ -1,9 +1,11 @@
 """What a request may carry: input from the network is hostile. Bodies have a size limit, and no
-text of the path, the query or a form holds a NUL character."""
+text of the path, the query, a form or a JSON body holds a NUL character."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from typing import Any
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -12,6 +14,8 @@ from plantwarden.core.errors import InvalidInput
 
 DEFAULT_MAX_BODY = 1024 * 1024
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+JSON_NUL = b"\\u0000"
+"""How a NUL is written in JSON text: a raw one is not JSON, so a body without this holds none."""
 
 
 class BodySizeLimit:
@@ -59,13 +63,17 @@ class BodySizeLimit:
 
 
 async def refuse_nul(request: Request) -> None:
-    """A dependency of every route (`app.py`): a NUL character (`%00`) in the path, a query
-    parameter or a form field is invalid input (422) naming where it is. PostgreSQL holds no text
-    with one (a query or a write with it fails: a 500), and no name, filter or note needs one."""
+    """A dependency of every route (`app.py`): a NUL character (`%00`, `\\u0000`) in the path, a
+    query parameter, a form field or a JSON body is invalid input (422) naming where it is.
+    PostgreSQL holds no text with one (a query or a write with it fails: a 500), and no name,
+    filter or note needs one. Other bodies (a CSR, a capture) are bytes and may hold any."""
     if "\x00" in request.scope["path"]:
         raise InvalidInput("the path holds a NUL character (%00), which no name may hold")
     fields = [("query parameter", request.query_params.multi_items())]
-    if request.headers.get("content-type", "").startswith(FORMS):
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json") and JSON_NUL in await request.body():
+        _refuse_nul_in_json(await request.body())
+    if content_type.startswith(FORMS):
         form = await request.form()
         fields.append(("form field", [(name, v) for name, v in form.multi_items() if isinstance(v, str)]))
     for kind, items in fields:
@@ -74,3 +82,34 @@ async def refuse_nul(request: Request) -> None:
                 raise InvalidInput(
                     f"{kind} {name[:40]!r} holds a NUL character (%00), which no value may hold"
                 )
+
+
+def _refuse_nul_in_json(body: bytes) -> None:
+    """The body holds the text `\\u0000`: a NUL, unless it is an escaped backslash's (`\\\\u0000`),
+    so look at what it decodes to. JSON that does not parse is the route's to refuse, with its own
+    message."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return
+    for path, text in _texts(document):
+        if "\x00" in text:
+            where = f"body field {path[:60]!r}" if path else "the body"
+            raise InvalidInput(f"{where} holds a NUL character (\\u0000), which no value may hold")
+
+
+def _texts(document: Any) -> Iterator[tuple[str, str]]:
+    """Every string of a JSON document, keys too, with its path (`a.b[2]`); without recursion, so
+    any depth json.loads reads is fine."""
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            yield path, value
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                inner = f"{path}.{key}" if path else key
+                yield inner, key
+                stack.append((inner, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{index}]", item) for index, item in enumerate(value))

@@ -151,6 +151,40 @@ def test_a_nul_character_in_a_form_field_is_a_clear_422(console: tuple[TestClien
     assert client.get("/users/sam").status_code == 200  # the session and the store are well
 
 
+@pytest.mark.parametrize(
+    ("address", "body", "where"),
+    [
+        ("/api/v1/tokens", {"name": "a\x00b", "scopes": []}, "body field 'name'"),
+        ("/api/v1/baselines/protect", {"site": "\x00"}, "body field 'site'"),
+        ("/api/v1/users/sam/grants", {"role": "viewer", "site": "plant-a\x00"}, "body field 'site'"),
+        (
+            "/api/v1/telemetry",
+            {"samples": [{"series": "a\x00", "value": 1}]},
+            "body field 'samples[0].series'",
+        ),
+        ("/api/v1/tokens", {"name": "n", "scopes": [], "a\x00": 1}, "body field 'a\\x00'"),
+        ("/api/v1/tokens", "\x00", "the body"),
+    ],
+)
+def test_a_nul_character_in_a_json_body_is_a_clear_422(
+    console: tuple[TestClient, str], address: str, body: object, where: str
+) -> None:
+    """A token named "a\\u0000b" was a 500 on PostgreSQL (DataError on the insert)."""
+    client, csrf = console
+    answer = client.post(address, json=body, headers={"x-csrf-token": csrf})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["message"].startswith(f"{where} holds a NUL character"), answer.text
+
+
+def test_an_escaped_backslash_before_u0000_is_no_nul(console: tuple[TestClient, str]) -> None:
+    client, csrf = console
+    answer = client.post(
+        "/api/v1/tokens", json={"name": "a\\u0000b", "scopes": []}, headers={"x-csrf-token": csrf}
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["token"]["name"] == "a\\u0000b"
+
+
 BAD_QUERY_VALUES = ("", "\u00b2", "\u0661\u0662", "-1", str(10**30), "nan", "x" * 10_000, "9" * 5000,
                     "0001-01-01T00:00+01:00", "9999-12-31T23:59:59-01:00", "%ED%A0%80", "%00")  # fmt: skip
 """Query values that once failed a page, or might: other scripts' digits, huge numbers, times with
