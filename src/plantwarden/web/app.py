@@ -61,7 +61,7 @@ def create_app(settings: Settings, store: Store, *, tls: bool = False) -> FastAP
     app.state.templates = templates
     app.add_middleware(SecurityHeaders, tls=tls)
     app.add_middleware(BodySizeLimit)
-    install_error_handlers(app, templates)
+    install_error_handlers(app, templates, plain_text_under=(pki_est.router.prefix + "/",))
     accounts.configure_for(settings)
     app.state.audit = accounts.audit_log()
     install_enforcer(app, store)

@@ -1,5 +1,5 @@
 """One error model: domain errors map to HTTP statuses in one table; JSON for the API,
-a page for the console."""
+a page for the console, plain text where a protocol asks for it (EST)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -79,12 +79,17 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
-def install_error_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
-    """Register the handlers that turn every failure into the one error model."""
+def install_error_handlers(
+    app: FastAPI, templates: Jinja2Templates, *, plain_text_under: tuple[str, ...] = ()
+) -> None:
+    """Register the handlers that turn every failure into the one error model. Paths under
+    `plain_text_under` answer its message as plain text (EST clients read no JSON or page)."""
 
     def respond(
         request: Request, status: int, code: str, message: str, details: dict[str, Any] | None = None
     ) -> Response:
+        if request.url.path.startswith(plain_text_under):
+            return PlainTextResponse(message.rstrip() + "\n", status_code=status)
         if wants_json(request):
             return JSONResponse(error_body(code, message, details), status_code=status)
         context = {"status": status, "code": code, "message": message}

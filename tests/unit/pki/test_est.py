@@ -212,3 +212,22 @@ def test_without_a_ca_est_answers_503(tmp_path: Path) -> None:
             f"{EST}/simpleenroll", content=csr_body(make_csr()), headers={**PKCS10, **basic("d", "t")}
         )
         assert enrolled.status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("method", "address", "status", "message"),
+    [
+        ("GET", f"{EST}/cacerts?label=%00", 422, "query parameter 'label' holds a NUL character"),
+        ("POST", f"{EST}/simpleenroll?a%00=1", 422, "query parameter 'a\\x00' holds a NUL character"),
+        ("GET", f"{EST}/no-such-operation", 404, "Not Found"),
+        ("DELETE", f"{EST}/cacerts", 405, "Method Not Allowed"),
+    ],
+)
+def test_refusals_before_an_est_route_are_plain_text_too(
+    running: Server, method: str, address: str, status: int, message: str
+) -> None:
+    """An EST client reads a plain-text refusal (RFC 7030 4.2.3), not the console's page: the ones
+    that come before a route (a NUL, an unknown operation, a wrong method) as well."""
+    answer = running.client.request(method, address, headers={"accept": "text/html"})
+    assert answer.status_code == status and message in answer.text, answer.text
+    assert answer.headers["content-type"].startswith("text/plain")
