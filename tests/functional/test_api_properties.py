@@ -2,7 +2,8 @@
 error (schemathesis). An operation the role may call gets up to 50 generated requests (hypothesis
 stops earlier only where an operation has fewer distinct inputs, such as one without parameters);
 one the access matrix refuses to the role gets 10, none of which may succeed: the refusal comes
-before the handler, so more inputs would test the same few lines."""
+before the handler, so more inputs would test the same few lines. The roles that write run on
+PostgreSQL too, which refuses values SQLite takes (an integer past an INTEGER column, a NUL)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
+from tests.conftest import PostgresSchemas
 from tests.functional.test_access_matrix import EXPECTED, PUBLIC
 from tests.web_support import Server, server
 
@@ -24,15 +26,25 @@ EXAMPLES = 50
 REFUSED_EXAMPLES = 10
 
 
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = Path(tmp_path_factory.mktemp("properties"))
-    for made in server(data_dir):
+def platform(data_dir: Path, **overrides: str) -> Iterator[Server]:
+    """A server with a user of each role."""
+    for made in server(data_dir, **overrides):
         # a platform CA, so that the PKI's public routes answer (without one they are 503 by design)
         CertificateAuthority.initialise(pki_directory(data_dir), b"properties passphrase")
         for role in ROLES:
             made.user(role, role)
         yield made
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from platform(Path(tmp_path_factory.mktemp("properties")))
+
+
+@pytest.fixture
+def running_on_postgresql(postgres: PostgresSchemas, tmp_path: Path) -> Iterator[Server]:
+    url, _ = postgres.url_with_schema()
+    yield from platform(tmp_path, database_url=url)
 
 
 def runner(strategy: Any, headers: dict[str, str], examples: int, statuses: list[int]) -> Callable[[], None]:
@@ -57,6 +69,18 @@ def may_call(role: str, operation: Any) -> bool:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_no_operation_fails_with_a_server_error(running: Server, role: str) -> None:
+    no_server_error(running, role)
+
+
+@pytest.mark.parametrize("role", ["admin", "security_analyst", "engineer"])
+def test_no_operation_fails_with_a_server_error_on_postgresql(
+    running_on_postgresql: Server, role: str
+) -> None:
+    no_server_error(running_on_postgresql, role)
+
+
+def no_server_error(running: Server, role: str) -> None:
+    """Every operation of the API as `role`: no server error, no success the access matrix refuses."""
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", running.client.app)
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     assert len(operations) >= 13
