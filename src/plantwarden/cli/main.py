@@ -191,5 +191,19 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as error:  # a file or folder the system refused, not tied to an option (click
+        # itself ends a command whose reader went away, `| head`, quietly with 1)
+        click.echo(f"error [os_error]: {os_problem(error)}", err=True)
+        sys.exit(1)
     if isinstance(code, int) and code:
         sys.exit(code)  # a command's click.exceptions.Exit(code), returned in this mode
+
+
+def os_problem(error: OSError) -> str:
+    """What the system refused, and on which file: `File name too long: '/tmp/xx...'`."""
+    problem = error.strerror or str(error)
+    if error.filename is not None:
+        problem += f": {str(error.filename)!r}"
+    if error.filename2 is not None:
+        problem += f" -> {str(error.filename2)!r}"
+    return problem

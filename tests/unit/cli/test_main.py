@@ -153,3 +153,16 @@ def _modules_after(*args: str) -> set[str]:
         [sys.executable, "-c", script, *args], capture_output=True, text=True, check=True, timeout=120
     )
     return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def _plantwarden(*args: str, **popen: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "plantwarden", *args], stderr=subprocess.PIPE, **popen)
+
+
+def test_a_file_the_system_refuses_is_a_clear_error_not_a_traceback(tmp_path: Any) -> None:
+    """An OSError no option check saw coming (here a folder name over the file system's limit)."""
+    process = _plantwarden("agent", "status", "--dir", str(tmp_path / ("x" * 300)), stdout=subprocess.PIPE)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert err.decode().startswith("error [os_error]: File name too long: '"), err.decode()
+    assert b"Traceback" not in err
