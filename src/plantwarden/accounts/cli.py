@@ -12,6 +12,7 @@ import click
 
 from plantwarden.accounts import services
 from plantwarden.accounts.settings import AccountsSettings
+from plantwarden.core.cli_values import IntegerRange
 from plantwarden.core.context import host_actor
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.policy.roles import BUILTIN_ROLES
@@ -225,7 +226,7 @@ def token_group() -> None:
     multiple=True,
     help="A platform action the token may use (repeatable); none: all of the user's rights.",
 )
-@click.option("--expires-days", type=click.IntRange(min=1), required=True, help="Lifetime in days.")
+@click.option("--expires-days", type=IntegerRange(min=1), required=True, help="Lifetime in days.")
 @by_option
 @click.pass_obj
 def create_token(

@@ -11,6 +11,7 @@ from plantwarden.alerts import services, suppressions
 from plantwarden.alerts.models import AlertStatus, Severity, Verdict
 from plantwarden.alerts.queries import AlertFilter, count_suppressed, list_alerts
 from plantwarden.alerts.schemas import AlertOut, SuppressionOut
+from plantwarden.core.cli_values import IntegerRange
 from plantwarden.core.runtime import RuntimeProvider
 
 SEVERITIES = [s.name.lower() for s in Severity]
@@ -39,7 +40,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 @click.option("--since", type=click.DateTime(), help="Seen at or after this time (UTC).")
 @click.option("--until", type=click.DateTime(), help="First seen before this time (UTC).")
 @click.option("--suppressed", is_flag=True, help="List the suppressed alerts instead.")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--limit", type=IntegerRange(1, 10_000), default=50, show_default=True)
 @click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_obj
 def list_command(

@@ -12,6 +12,7 @@ from plantwarden.cli.options import text_table
 from plantwarden.cli.state import CliState
 from plantwarden.core import auditlog
 from plantwarden.core.auditlog import AuditKeys, AuditSettings
+from plantwarden.core.cli_values import IntegerRange
 
 
 @click.group("audit-log")
@@ -62,7 +63,7 @@ def _where(problem: auditlog.Problem) -> str:
 
 
 @audit_group.command("list")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True, help="How many.")
+@click.option("--limit", type=IntegerRange(1, 10_000), default=20, show_default=True, help="How many.")
 @click.option(
     "--format",
     "output",

@@ -42,7 +42,7 @@ from plantwarden.accounts import services as accounts
 from plantwarden.accounts.settings import AccountsSettings
 from plantwarden.cli.catalog import SECTIONS
 from plantwarden.cli.state import CliState
-from plantwarden.core.cli_values import FiniteFloatRange
+from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange
 from plantwarden.core.config import SupervisorSettings
 from plantwarden.core.processes import ProcessSpec, Supervisor
 from plantwarden.core.runtime import Runtime
@@ -247,7 +247,7 @@ def process_table(prepared: Prepared, env: dict[str, str], *, speed: float) -> l
     help="The demo's data directory (default: <data_dir>/demo).",
 )
 @click.option(
-    "--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="The console's port."
+    "--port", type=IntegerRange(1, 65535), default=8000, show_default=True, help="The console's port."
 )
 @click.option(
     "--speed",

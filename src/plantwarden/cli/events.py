@@ -11,6 +11,7 @@ import click
 from plantwarden.cli.options import format_option, text_table
 from plantwarden.cli.state import CliState
 from plantwarden.core import eventlog
+from plantwarden.core.cli_values import IntegerRange
 from plantwarden.core.config import NatsSettings
 
 
@@ -20,7 +21,7 @@ def events_group() -> None:
 
 
 @events_group.command("list")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True, help="How many.")
+@click.option("--limit", type=IntegerRange(1, 10_000), default=20, show_default=True, help="How many.")
 @format_option
 @click.pass_obj
 def list_events(state: CliState, limit: int, output: str) -> None:
@@ -65,11 +66,11 @@ def list_consumers(state: CliState, output: str) -> None:
 
 @events_group.command("relay")
 @click.option(
-    "--batch-size", type=click.IntRange(1, 10_000), default=200, show_default=True, help="Events per batch."
+    "--batch-size", type=IntegerRange(1, 10_000), default=200, show_default=True, help="Events per batch."
 )
 @click.option(
     "--replay-after",
-    type=click.IntRange(min=0),
+    type=IntegerRange(min=0),
     help="Publish again every event after this log position first (recovery; see docs/events.md).",
 )
 @click.pass_obj

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from plantwarden.capture.evidence import EvidenceRing
-from plantwarden.core.cli_values import output_file_option, time_ns
+from plantwarden.core.cli_values import IntegerRange, output_file_option, time_ns
 from plantwarden.core.clock import iso_time
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.monitoring.cli import evidence_directory
@@ -19,7 +19,7 @@ from plantwarden.monitoring.cli import evidence_directory
 @click.option("--since", callback=time_ns, metavar="ISO", help="From this time (default: the oldest kept).")
 @click.option("--until", callback=time_ns, metavar="ISO", help="Up to this time (default: the newest).")
 @click.option("--host", "hosts", multiple=True, metavar="IP", help="Only packets of this IP (repeatable).")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many packets (the first ones).")
+@click.option("--limit", type=IntegerRange(min=1), help="At most this many packets (the first ones).")
 @output_file_option(
     "-o", "--output", required=True, help="The pcap file to write (pcapng when the slice mixes link types)."
 )

@@ -14,7 +14,7 @@ from plantwarden.alerts.models import Alert
 from plantwarden.alerts.queries import AlertFilter, list_alerts
 from plantwarden.cli.options import moment, output_option
 from plantwarden.cli.state import CliState
-from plantwarden.core.cli_values import time_ns
+from plantwarden.core.cli_values import IntegerRange, time_ns
 from plantwarden.core.records.plane import RecordQuery, query
 from plantwarden.exports.ocsf import alert_to_ocsf, checked_line, protocol_records_to_ocsf
 from plantwarden.exports.validate import OCSF_VERSION
@@ -77,7 +77,7 @@ def _write(lines: list[str], output: Path | None) -> None:
 @ocsf_group.command("records")
 @click.option("--since", callback=time_ns, metavar="ISO", help="From this time (default: the last hour).")
 @click.option("--until", callback=time_ns, metavar="ISO", help="Up to this time (default: now).")
-@click.option("--limit", type=click.IntRange(1, 10_000_000), default=100_000, show_default=True)
+@click.option("--limit", type=IntegerRange(1, 10_000_000), default=100_000, show_default=True)
 @output_option
 @click.pass_obj
 def export_records(

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from plantwarden.cli.state import CliState
-from plantwarden.core.cli_values import time_ns
+from plantwarden.core.cli_values import IntegerRange, time_ns
 from plantwarden.core.clock import SECOND_NS, from_nanoseconds, iso_time
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.plane import RecordQuery, enforce_retention, query
@@ -58,7 +58,7 @@ def partitions_command(state: CliState, kind: str | None) -> None:
 @click.option("--operation", type=_enum(Operation), help="Only this operation.")
 @click.option("--device", help="Telemetry: only this device.")
 @click.option("--variable", help="Telemetry: only this variable.")
-@click.option("--limit", type=click.IntRange(1, 1_000_000), default=100, show_default=True)
+@click.option("--limit", type=IntegerRange(1, 1_000_000), default=100, show_default=True)
 @click.option("--oldest-first", is_flag=True, help="Oldest records first (default: newest first).")
 @click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_obj

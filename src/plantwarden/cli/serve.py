@@ -7,6 +7,7 @@ import sys
 import click
 
 from plantwarden.cli.state import CliState
+from plantwarden.core.cli_values import Integer
 from plantwarden.core.config import NatsSettings, SupervisorSettings
 from plantwarden.core.processes import ProcessSpec, Supervisor
 from plantwarden.core.settings import Settings
@@ -16,7 +17,7 @@ from plantwarden.workers.notify.settings import NotifySettings
 
 @click.command("serve")
 @click.option("--host", help="Address to bind (default 127.0.0.1; others need TLS).")
-@click.option("--port", type=int, help="TCP port (default 8000).")
+@click.option("--port", type=Integer(), help="TCP port (default 8000).")
 @click.option("--tls", type=click.Choice(["auto", "on", "off"]), help="TLS mode.")
 @click.pass_obj
 def serve(state: CliState, host: str | None, port: int | None, tls: str | None) -> None:
@@ -50,7 +51,7 @@ def process_table(settings: Settings, env: dict[str, str]) -> list[ProcessSpec]:
 
 @click.command("up")
 @click.option("--host", help="Server address (default 127.0.0.1; others need TLS).")
-@click.option("--port", type=int, help="Server port (default 8000).")
+@click.option("--port", type=Integer(), help="Server port (default 8000).")
 @click.pass_obj
 def up(state: CliState, host: str | None, port: int | None) -> None:
     """Start every Plantwarden process, restart any that crashes, stop all on Ctrl-C."""

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from plantwarden.core.clock import SECOND_NS, iso_nanoseconds
-from plantwarden.core.parsing import NUMBER
+from plantwarden.core.parsing import INTEGER, NUMBER
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"\s*([0-9]+)\s*([smhdw])\s*")
@@ -89,3 +89,21 @@ class FiniteFloatRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return number
+
+
+class Integer(click.types.IntParamType):
+    """click's integer of ASCII digits with an optional '-': int(), and so click's INT, also reads
+    '1_000' and other scripts' digits ('١٢' is 12), which settings and the server's inputs refuse;
+    one rule for every integer the product reads."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not INTEGER.fullmatch(value.strip()):
+            self.fail(f"{value!r} is not an integer", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class IntegerRange(click.IntRange):
+    """`click.IntRange` of ASCII digits, as `Integer`."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return super().convert(Integer().convert(value, param, ctx), param, ctx)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from plantwarden.core.cli_values import FiniteFloatRange
+from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange
 from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.parsing import host_port
 from plantwarden.core.runtime import Runtime, RuntimeProvider
@@ -100,11 +100,11 @@ def _values(pairs: tuple[str, ...]) -> dict[str, float | None]:
 @_DIR
 @click.option("--broker", "broker_text", required=True, help="HOST:PORT of the broker's TLS listener.")
 @click.option("--value", "pairs", multiple=True, required=True, help="NAME=NUMBER (repeat for more values).")
-@click.option("--count", type=click.IntRange(min=1), default=1, show_default=True, help="Messages to send.")
+@click.option("--count", type=IntegerRange(min=1), default=1, show_default=True, help="Messages to send.")
 @click.option(
     "--interval", type=FiniteFloatRange(min=0), default=1.0, show_default=True, help="Seconds between."
 )
-@click.option("--qos", type=click.IntRange(0, 1), default=1, show_default=True)
+@click.option("--qos", type=IntegerRange(0, 1), default=1, show_default=True)
 def publish_command(
     directory: Path, broker_text: str, pairs: tuple[str, ...], count: int, interval: float, qos: int
 ) -> None:
@@ -200,7 +200,7 @@ def _authority(runtime: Runtime) -> CertificateAuthority:
 @click.option(
     "--site", "sites", multiple=True, required=True, help="A site whose ingest reads here (repeat)."
 )
-@click.option("--port", type=click.IntRange(1, 65535), default=8883, show_default=True)
+@click.option("--port", type=IntegerRange(1, 65535), default=8883, show_default=True)
 @click.option("--bind", default="0.0.0.0", show_default=True, help="Address the listener binds to.")  # noqa: S104
 @click.option(
     "--refresh-every",
@@ -319,7 +319,7 @@ def broker_command(
 @click.option("--site", required=True, help="The site whose devices' telemetry to receive.")
 @click.option("--broker", "broker_text", required=True, help="HOST:PORT of the broker's TLS listener.")
 @click.option("--duration", type=FiniteFloatRange(min=0.1), help="Stop after this many seconds.")
-@click.option("--max-messages", type=click.IntRange(min=1), help="Stop after this many messages.")
+@click.option("--max-messages", type=IntegerRange(min=1), help="Stop after this many messages.")
 @click.pass_obj
 def ingest_command(
     provider: RuntimeProvider, site: str, broker_text: str, duration: float | None, max_messages: int | None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from plantwarden.core.cli_values import FiniteFloatRange
+from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.parsing import host_port as parse_host_port
 from plantwarden.core.records.plane import RecordWriter
@@ -118,29 +118,29 @@ def gateway_group() -> None:
               " (default: the --mbaps host).")  # fmt: skip
 @click.option(
     "--pipeline-depth",
-    type=click.IntRange(min=1),
+    type=IntegerRange(min=1),
     default=1,
     show_default=True,
     help="Requests in flight per PLC connection (more only for PLCs that take pipelined requests).",
 )
 @click.option(
     "--plc-connections",
-    type=click.IntRange(min=1, max=256),
+    type=IntegerRange(min=1, max=256),
     default=4,
     show_default=True,
     help="Connections the gateway keeps to each PLC at most (no more than the PLC accepts).",
 )
 @click.option(
     "--busy-poll",
-    type=click.IntRange(min=0, max=int(MAX_SPIN * 1e6)),
+    type=IntegerRange(min=0, max=int(MAX_SPIN * 1e6)),
     default=0,
     show_default=True,
     metavar="MICROSECONDS",
     help="Poll this long for work before sleeping: lower latency, for a gateway with a core of its own.",
 )
-@click.option("--max-sessions", type=click.IntRange(min=1), default=256, show_default=True,
+@click.option("--max-sessions", type=IntegerRange(min=1), default=256, show_default=True,
               help="Client connections at once, in all.")  # fmt: skip
-@click.option("--max-sessions-per-address", type=click.IntRange(min=1), default=16, show_default=True,
+@click.option("--max-sessions-per-address", type=IntegerRange(min=1), default=16, show_default=True,
               help="Client connections at once from one source address.")  # fmt: skip
 @click.option("--source-rate-limit", type=FiniteFloatRange(min=0, min_open=True), default=1000.0,
               show_default=True, help="Requests a second from one address, whatever its role.")  # fmt: skip

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from plantwarden.core.cli_values import output_file_option
+from plantwarden.core.cli_values import IntegerRange, output_file_option
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.inventory.queries import AssetFilter, EdgeFilter, get_asset, list_assets, list_edges
 from plantwarden.inventory.schemas import AddressOut, AssetOut, CommunicationOut
@@ -31,7 +31,7 @@ def assets_group() -> None:
 @assets_group.command("list")
 @click.option("--site", help="Only this site.")
 @click.option("--role", help="Only assets of this role (plc, hmi, ...).")
-@click.option("--limit", type=click.IntRange(1, 100_000), default=500, show_default=True)
+@click.option("--limit", type=IntegerRange(1, 100_000), default=500, show_default=True)
 @click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_obj
 def list_command(

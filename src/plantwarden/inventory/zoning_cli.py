@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from plantwarden.core.cli_values import FiniteFloatRange
+from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange
 from plantwarden.core.errors import Conflict, InvalidInput
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.inventory.queries import AssetFilter, EdgeFilter, list_assets, list_edges
@@ -37,14 +37,14 @@ READ_LIMIT = 10_000_000
 @click.option("--site", required=True, help="The site whose stored inventory is grouped.")
 @click.option(
     "--prefix",
-    type=click.IntRange(8, 32),
+    type=IntegerRange(8, 32),
     default=24,
     show_default=True,
     help="IPv4 prefix length of a zone.",
 )
 @click.option(
     "--ipv6-prefix",
-    type=click.IntRange(16, 128),
+    type=IntegerRange(16, 128),
     default=64,
     show_default=True,
     help="IPv6 prefix of a zone.",

@@ -22,7 +22,7 @@ from plantwarden.capture.batch import PacketBatch
 from plantwarden.capture.errors import CaptureError
 from plantwarden.capture.evidence import EvidenceRing
 from plantwarden.capture.pcap import read_capture
-from plantwarden.core.cli_values import FiniteFloatRange, duration_ns
+from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange, duration_ns
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider
@@ -65,7 +65,7 @@ def sensor_group() -> None:
     "--modbus-port",
     "modbus_ports",
     multiple=True,
-    type=click.IntRange(1, 65535),
+    type=IntegerRange(1, 65535),
     default=(502,),
     show_default=True,
     help="TCP port of Modbus servers (repeat for several).",
@@ -100,7 +100,7 @@ def sensor_group() -> None:
 )
 @click.option(
     "--evidence-max-mb",
-    type=click.IntRange(min=1),
+    type=IntegerRange(min=1),
     default=1024,
     show_default=True,
     help="The evidence ring's size on disk; the oldest packets go first.",

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import click
 
-from plantwarden.core.cli_values import FiniteFloatRange
+from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange
 from plantwarden.core.clock import iso_nanoseconds
 from plantwarden.core.errors import InvalidInput, PlantwardenError
 from plantwarden.core.parsing import INTEGER
@@ -216,7 +216,7 @@ def _jsonl_rows(source: IO[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
 @click.option("--variable", help="Only this variable.")
 @click.option("--since", callback=_moment, metavar="ISO|NS", help="From this time (default: the first).")
 @click.option("--until", callback=_moment, metavar="ISO|NS", help="Before this time (default: no end).")
-@click.option("--limit", type=click.IntRange(1, 1_000_000), default=100, show_default=True)
+@click.option("--limit", type=IntegerRange(1, 1_000_000), default=100, show_default=True)
 @click.option("--oldest-first", is_flag=True, help="Oldest samples first (default: newest first).")
 @click.option(
     "--format", "output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True
@@ -280,7 +280,7 @@ def _text(value: float | None) -> str:
 )
 @click.option("--writer", help="Writer name in the records plane (default: mqtt-SITE).")
 @click.option("--duration", type=FiniteFloatRange(min=0.1), help="Stop after this many seconds.")
-@click.option("--max-messages", type=click.IntRange(min=1), help="Stop after this many messages.")
+@click.option("--max-messages", type=IntegerRange(min=1), help="Stop after this many messages.")
 @click.pass_obj
 def subscribe_command(
     provider: RuntimeProvider,

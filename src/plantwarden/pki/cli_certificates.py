@@ -14,7 +14,7 @@ from typing import Any
 import click
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from plantwarden.core.cli_values import output_file_option
+from plantwarden.core.cli_values import IntegerRange, output_file_option
 from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.pki import services
@@ -72,7 +72,7 @@ def token_create_command(
 )
 @output_file_option("--out", required=True, help="Certificate file.")
 @output_file_option("--chain-out", help="CA chain file.")
-@click.option("--days", type=click.IntRange(1, 825), help="Lifetime in days (default 90).")
+@click.option("--days", type=IntegerRange(1, 825), help="Lifetime in days (default 90).")
 @ACTOR
 @click.pass_obj
 def enroll_command(

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from plantwarden.core.cli_values import FiniteFloatRange
+from plantwarden.core.cli_values import FiniteFloatRange, Integer, IntegerRange
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.errors import InvalidInput, NotFound
 from plantwarden.core.parsing import host_port
@@ -59,11 +59,13 @@ def _attack_names(_ctx: click.Context, _param: click.Parameter, value: str | Non
 
 @sim_group.command("generate")
 @click.option(
-    "--seed", type=int, default=1, show_default=True, help="Same seed, same capture, byte for byte."
+    "--seed",
+    type=Integer(),
+    default=1,
+    show_default=True,
+    help="Same seed, same capture, byte for byte.",
 )
-@click.option(
-    "--packets", type=click.IntRange(1), default=100_000, show_default=True, help="Frames to write."
-)
+@click.option("--packets", type=IntegerRange(1), default=100_000, show_default=True, help="Frames to write.")
 @click.option(
     "--attacks",
     callback=_attack_names,
@@ -143,10 +145,12 @@ def _endpoint(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 
 
 @sim_group.command("run")
-@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the physics and the clients.")
+@click.option(
+    "--seed", type=Integer(), default=1, show_default=True, help="Seed of the physics and the clients."
+)
 @click.option(
     "--port",
-    type=click.IntRange(0, 65535),
+    type=IntegerRange(0, 65535),
     help="Modbus port of every PLC [default: 502, or 5020 without root].",
 )
 @click.option(
@@ -322,7 +326,7 @@ async def _run_plant(
 )
 @click.option(
     "--port",
-    type=click.IntRange(1, 65535),
+    type=IntegerRange(1, 65535),
     help="The PLCs' Modbus port when no plant runs here [default: 502, else 5020].",
 )
 @click.option(

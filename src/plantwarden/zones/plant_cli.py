@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from plantwarden.core.auditlog import AuditLog, AuditSettings
+from plantwarden.core.cli_values import IntegerRange
 from plantwarden.core.context import host_actor
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.zones import applied
@@ -160,7 +161,7 @@ def apply(provider: RuntimeProvider, file: Path, by: str | None) -> None:
 
 
 @plant_group.command("history")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--limit", default=20, show_default=True, type=IntegerRange(1, 1000))
 @click.pass_obj
 def history(provider: RuntimeProvider, limit: int) -> None:
     """Applied versions, newest first: when, by whom, the version and the file."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from plantwarden.core.cli_values import IntegerRange
 from plantwarden.core.errors import InvalidInput, NotFound
 from plantwarden.zones.plant.load import load_plant
 from plantwarden.zones.plant.model import PlantModel, SiteModel
@@ -24,7 +25,7 @@ site_option = click.option("--site", "site_id", help="The site (needed when the 
 paths_option = click.option(
     "--paths",
     "max_paths",
-    type=click.IntRange(1, 50),
+    type=IntegerRange(1, 50),
     default=MAX_PATHS,
     show_default=True,
     help="Shortest paths listed per target.",

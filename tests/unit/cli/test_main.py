@@ -18,6 +18,7 @@ from click.testing import CliRunner
 import plantwarden
 from plantwarden.cli.lazy import LazyGroup, deferred, load
 from plantwarden.cli.main import COMMANDS, DETECTOR_FACTORIES, cli
+from plantwarden.core.cli_values import FiniteFloatRange, Integer, IntegerRange
 from plantwarden.monitoring.detector_keys import (
     BASELINE_FACTORY,
     PROCESS_FACTORY,
@@ -116,6 +117,20 @@ def _listing(group: click.Group, width: int) -> str:
     formatter = click.HelpFormatter(width=width)
     group.format_commands(click.Context(group, info_name="plantwarden"), formatter)
     return formatter.getvalue()
+
+
+def test_every_number_option_reads_ascii_digits_only() -> None:
+    """No option of any command takes click's own INT, IntRange, FLOAT or FloatRange, which read
+    '1_000', '١٢' and (the decimal ones) 'nan': `core.cli_values` has the types that refuse them."""
+    ours = (Integer, IntegerRange, FiniteFloatRange)
+    theirs = (click.types.IntParamType, click.types.FloatParamType)
+    found = [
+        f"{command.name} {param.name}: {type(param.type).__name__}"
+        for command in _walk(cli, click.Context(cli, info_name="plantwarden"))
+        for param in command.params
+        if isinstance(param.type, theirs) and not isinstance(param.type, ours)
+    ]
+    assert found == []
 
 
 def _walk(command: click.Command, ctx: click.Context) -> Iterator[click.Command]:

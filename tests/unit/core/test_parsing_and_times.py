@@ -8,7 +8,14 @@ from pathlib import Path
 import click
 import pytest
 
-from plantwarden.core.cli_values import FiniteFloatRange, duration_ns, output_file, time_ns
+from plantwarden.core.cli_values import (
+    FiniteFloatRange,
+    Integer,
+    IntegerRange,
+    duration_ns,
+    output_file,
+    time_ns,
+)
 from plantwarden.core.clock import SECOND_NS, from_nanoseconds, iso_nanoseconds, iso_time, nanoseconds
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.parsing import INTEGER, NUMBER, host_port
@@ -157,3 +164,21 @@ def test_a_float_range_of_finite_ascii_numbers() -> None:
     ]:
         with pytest.raises(click.BadParameter, match=problem):
             seconds.convert(bad, None, None)
+
+
+def test_integer_options_are_ascii_digits() -> None:
+    """click's INT and IntRange go through int(), which reads '1_000' and '١٢' (12)."""
+    port = IntegerRange(1, 65535)
+    assert port.convert("8000", None, None) == 8000 and port.convert(" 502 ", None, None) == 502
+    assert Integer().convert("-3", None, None) == -3 and Integer().convert(7, None, None) == 7
+    cases: list[tuple[click.ParamType[int], str, str]] = [
+        (port, "١٢", "is not an integer"),
+        (port, "1_000", "is not an integer"),
+        (port, "²", "is not an integer"),
+        (port, "0", "is not in the range"),
+        (Integer(), "٣", "is not an integer"),
+        (Integer(), "2.5", "is not an integer"),
+    ]
+    for kind, bad, problem in cases:
+        with pytest.raises(click.BadParameter, match=problem):
+            kind.convert(bad, None, None)

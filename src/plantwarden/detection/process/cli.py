@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from plantwarden.core.cli_values import output_file_option, time_ns
+from plantwarden.core.cli_values import IntegerRange, output_file_option, time_ns
 from plantwarden.core.errors import InvalidInput
 from plantwarden.detection.process import config as configs
 from plantwarden.detection.process.config import ModelConfig
@@ -62,7 +62,7 @@ def detect_group() -> None:
     callback=lambda _ctx, _param, value: _delimiter(value),
     help="CSV: field separator (one character; \\t for a tab).",
 )
-@click.option("--train-rows", type=click.IntRange(min=1), help="CSV: the first N rows (in time order) train.")
+@click.option("--train-rows", type=IntegerRange(min=1), help="CSV: the first N rows (in time order) train.")
 @click.option(
     "--train-until",
     "train_until_ns",

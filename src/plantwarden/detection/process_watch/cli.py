@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from plantwarden.core.cli_values import duration_ns, time_ns
+from plantwarden.core.cli_values import IntegerRange, duration_ns, time_ns
 from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.partitions import PartitionBackend
@@ -60,7 +60,7 @@ def telemetry_hours(
 @click.option("--device", help="Only this device (default: every device with telemetry).")
 @click.option(
     "--min-rows",
-    type=click.IntRange(10),
+    type=IntegerRange(10),
     default=300,
     show_default=True,
     help="Seconds of telemetry a device needs.",
