@@ -4,7 +4,9 @@
 sites as they are recorded: the stream starts after `?after=POSITION` (the log's head when the
 page was rendered, which every console page carries, so that an alert raised between the page
 and the stream's start is not missed), after the `Last-Event-ID` the browser sends when it
-reconnects, or else at the log's head; reads the log every
+reconnects, or else at the log's head, which is also where a position past the head starts (the
+store was restored from an older backup: waiting for the log to pass it would hide the alerts
+until then); reads the log every
 second, sends each alert event as `event: alert` with the event's position as its id, and a
 comment every 15 s so that proxies keep the connection. A stream ends after `server.live_seconds`
 (300 by default) and the browser reconnects a second later (`retry`), which also checks the
@@ -63,8 +65,9 @@ async def live(
     start = _last_event_id(request.headers.get("last-event-id"))  # a reconnect: after the last event
     if start is None:  # the first connect: after the events the page was rendered with
         start = _last_event_id(request.query_params.get("after"))
-    if start is None:
-        start = await asyncio.to_thread(position, store)
+    head = await asyncio.to_thread(position, store)
+    if start is None or start > head:  # past the head: a log restored from an older backup
+        start = head
     settings: Settings = request.app.state.settings
     lifetime = min(max(settings[ServerSettings].live_seconds, 0), 3600)
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

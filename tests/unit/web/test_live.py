@@ -176,3 +176,19 @@ def test_a_position_past_what_the_log_can_hold_starts_at_its_head(live: Live, af
         raised, _ = live.alert("plant-a", "after the head")
         [(_, data)] = _events(stream, 1)
     assert data["alert_id"] == raised
+
+
+def test_a_last_event_id_past_the_head_starts_at_the_head(live: Live) -> None:
+    """After a restore from an older backup the browser's Last-Event-ID is past the log's head:
+    the stream started there and showed nothing until the log had grown past it."""
+    headers = {"Authorization": f"Bearer {live.token('ana', 'security_analyst', 'plant-a')}"}
+    _, head = live.alert("plant-a", "before the restore")
+    headers["Last-Event-ID"] = str(head + 1000)
+    with (
+        httpx.Client(base_url=live.url, timeout=15) as client,
+        client.stream("GET", "/live", headers=headers) as stream,
+    ):
+        time.sleep(0.3)  # the stream has taken the log's head
+        raised, _ = live.alert("plant-a", "after the restore")
+        [(_, data)] = _events(stream, 1, timeout=5)
+    assert data["alert_id"] == raised
