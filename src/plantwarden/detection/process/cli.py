@@ -84,6 +84,7 @@ def evaluate_command(
     train_until_ns: int | None,
 ) -> None:
     """Run DATASET's protocol on PATH (the SKAB or BATADAL folder, or a CSV file) and print its metrics."""
+    _check_options(click.get_current_context(), dataset)
     config = _config(config_file, DEFAULTS[dataset])
     progress = _progress
     if dataset == "skab":
@@ -102,6 +103,32 @@ def evaluate_command(
             train_until_ns=train_until_ns,
         )
     _report(run, predictions_out)
+
+
+ONLY_FOR = {
+    "files": "skab",
+    "anomaly_free": "skab",
+    "time_column": "csv",
+    "time_format": "csv",
+    "label_column": "csv",
+    "delimiter": "csv",
+    "train_rows": "csv",
+    "train_until_ns": "csv",
+}
+"""The options that one dataset's protocol reads: given with another, they would change nothing."""
+
+
+def _check_options(ctx: click.Context, dataset: str) -> None:
+    """Refuse, before any work, an option the dataset's protocol does not read, and a CSV run
+    without its one training split."""
+    options = {param.name: param for param in ctx.command.params}
+    for name, only in ONLY_FOR.items():
+        given = ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+        if given and dataset != only:
+            flag = options[name].opts[0]
+            raise click.UsageError(f"{flag} is for --dataset {only}, not {dataset}")
+    if dataset == "csv" and (ctx.params["train_rows"] is None) == (ctx.params["train_until_ns"] is None):
+        raise click.UsageError("--dataset csv takes one of --train-rows N and --train-until TIME")
 
 
 def _report(run: Run, predictions_out: Path | None) -> None:

@@ -88,6 +88,29 @@ def test_csv_protocol_refuses_a_file_without_the_time_column(tmp_path: Path) -> 
     assert "no time column 'time'" in str(result.exception)
 
 
+@pytest.mark.parametrize(
+    ("dataset", "options", "problem"),
+    [
+        ("csv", [], "--dataset csv takes one of --train-rows N and --train-until TIME"),
+        ("csv", ["--train-rows", "400", "--train-until", "2026-01-01"], "takes one of --train-rows"),
+        ("skab", ["--train-rows", "400"], "--train-rows is for --dataset csv, not skab"),
+        ("batadal", ["--label-column", "label"], "--label-column is for --dataset csv, not batadal"),
+        ("batadal", ["--delimiter", ","], "--delimiter is for --dataset csv, not batadal"),
+        ("csv", ["--train-rows", "400", "--anomaly-free"], "--anomaly-free is for --dataset skab, not csv"),
+        ("batadal", ["--file", "valve1/0.csv"], "--file is for --dataset skab, not batadal"),
+    ],
+)
+def test_options_of_another_protocol_are_refused_before_any_work(
+    tmp_path: Path, dataset: str, options: list[str], problem: str
+) -> None:
+    """They changed nothing (SKAB's protocol fixes its own split), so a run with them was not the
+    run that was asked for."""
+    source = tmp_path / "plant.csv"
+    synthetic_csv(source)
+    result = CliRunner().invoke(detect_group, ["evaluate", "--dataset", dataset, str(source), *options])
+    assert result.exit_code == 2 and problem in result.output, result.output
+
+
 def test_skab_protocol_refuses_a_folder_without_skab_files(tmp_path: Path) -> None:
     result = CliRunner().invoke(detect_group, ["evaluate", "--dataset", "skab", str(tmp_path)])
     assert isinstance(result.exception, NotFound)
@@ -152,7 +175,8 @@ def test_csv_protocol_trains_until_a_time(tmp_path: Path) -> None:
         "--train-until",
         "2026-01-01T00:01:00",
     ]
-    assert isinstance(CliRunner().invoke(detect_group, both).exception, InvalidInput)
+    refused = CliRunner().invoke(detect_group, both)
+    assert refused.exit_code == 2 and "takes one of --train-rows N and --train-until TIME" in refused.output
     bad = CliRunner().invoke(detect_group, [*both[:4], "--train-until", "2026-01-01T00:01:00.1234567891"])
     assert bad.exit_code == 2 and "has 10 fractional digits (nanoseconds at most: 9)" in bad.output
 
