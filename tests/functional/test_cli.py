@@ -135,3 +135,5 @@ def test_db_upgrade_to_a_revision_alembic_cannot_resolve_is_an_error_not_a_trace
         )
         assert result.returncode == 1, result.stderr
         assert f"error [invalid_input]: {message}" in result.stderr and "Traceback" not in result.stderr
+        if revision:
+            assert f"from 0001_sites to {migrate.head_revision()}, the head" in result.stderr

@@ -62,7 +62,11 @@ def upgrade(store: Store, revision: str = "head") -> str | None:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     except CommandError as error:
-        raise InvalidInput(f"cannot upgrade to revision {revision!r}: {error}") from None
+        known = known_revisions()
+        raise InvalidInput(
+            f"cannot upgrade to revision {revision!r}: {error} (the revisions run from {known[0]} to "
+            f"{known[-1]}, the head; `plantwarden db current` shows the store's)"
+        ) from None
     return current_revision(store)
 
 
