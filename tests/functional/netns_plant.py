@@ -36,8 +36,19 @@ from plantwarden.zones.plant.model import (
 )
 
 AGENT = r"""
-import json, socket, sys, threading
+import itertools, json, socket, sys, threading
 from concurrent.futures import ThreadPoolExecutor
+
+# UDP probes leave from ports no earlier probe of this agent used: with a random ephemeral port,
+# one could take the port of an earlier probe to the same address and port that the router's
+# connection tracking still holds as established (30-120 s), and cross a ruleset that refuses new
+# flows of it (a probe is a new flow: `model_allows`). TCP's tracking takes a new SYN as new.
+UDP_SOURCE_PORTS = itertools.cycle(range(20000, 32768))
+UDP_PORT_LOCK = threading.Lock()
+
+def udp_source_port():
+    with UDP_PORT_LOCK:
+        return next(UDP_SOURCE_PORTS)
 
 def serve_tcp(port):
     server = socket.socket()
@@ -67,7 +78,7 @@ def probe(transport, source, destination, port, timeout):
     kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
     with socket.socket(socket.AF_INET, kind) as client:
         client.settimeout(timeout)
-        client.bind((source, 0))
+        client.bind((source, udp_source_port() if transport == "udp" else 0))
         try:
             if transport == "tcp":
                 client.connect((destination, port))
