@@ -19,7 +19,7 @@ from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.pki import services
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
-from plantwarden.pki.certs import load_csr
+from plantwarden.pki.certs import DEFAULT_LIFETIME, load_csr
 from plantwarden.pki.cli_support import ACTOR, audit_log, duration, emit, identity_option_values, load_ca
 from plantwarden.pki.models import CertificateRecord
 
@@ -66,13 +66,13 @@ def token_create_command(
 @click.option("--site", help="... its site ...")
 @click.option("--zone", help="... its zone ...")
 @click.option("--role", help="... and its Modbus/TCP Security role, if any.")
-@click.option("--asset", help="The inventory asset id (else found by the device name).")
+@click.option("--asset", help="Without a token: the inventory asset id (else found by the device name).")
 @click.option(
     "--csr", "csr_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @output_file_option("--out", required=True, help="Certificate file.")
 @output_file_option("--chain-out", help="CA chain file.")
-@click.option("--days", type=IntegerRange(1, 825), help="Lifetime in days (default 90).")
+@click.option("--days", type=IntegerRange(1, 825), help="Without a token: the lifetime in days (default 90).")
 @ACTOR
 @click.pass_obj
 def enroll_command(
@@ -92,6 +92,8 @@ def enroll_command(
     """Issue a certificate for a device's CSR (PEM or DER), with a token or an identity."""
     if (token is None) == (device is None):
         raise click.UsageError("give either --token or --device (with --site and --zone)")
+    if token is not None:
+        _refuse_identity_options(click.get_current_context())
     runtime = provider.runtime()
     csr = load_csr(csr_file.read_bytes())
     ca, ctx, audit = load_ca(runtime), runtime.context(actor), audit_log(runtime)
@@ -111,6 +113,27 @@ def enroll_command(
     click.echo(
         f"issued {record.serial} for {record.device} at {record.site} until {record.not_after:%Y-%m-%d}"
     )
+
+
+IDENTITY_OPTIONS = ("site", "zone", "role", "asset", "days")
+"""The options of an enrolment without a token: with one, they would change nothing."""
+
+
+def _refuse_identity_options(ctx: click.Context) -> None:
+    """Refuse, before any work, an identity or a lifetime given with --token: the certificate has
+    the identity the token names and the default lifetime."""
+    options = {param.name: param for param in ctx.command.params}
+    given = [
+        options[name].opts[0]
+        for name in IDENTITY_OPTIONS
+        if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+    ]
+    if given:
+        verb = "goes" if len(given) == 1 else "go"
+        raise click.UsageError(
+            f"{', '.join(given)} {verb} with --device, not --token: a token's certificate has the identity"
+            f" the token names and the default lifetime ({DEFAULT_LIFETIME.days} days)"
+        )
 
 
 def _row(record: CertificateRecord) -> dict[str, Any]:

@@ -136,3 +136,23 @@ def test_init_asks_for_the_passphrase_twice(data_dir: Path, clock: FixedClock) -
     result = invoke(provider, "init", stdin=f"{PASSPHRASE.decode()}\n{PASSPHRASE.decode()}\n")
     assert "platform CA created" in result.output
     assert (pki_directory(data_dir) / ROOT_KEY).exists()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--days", "7"], ["--site", "other", "--role", "admin"], ["--zone", "z"], ["--asset", "a"]],
+)
+def test_enrol_with_a_token_refuses_the_options_of_an_identity(
+    provider: Provider, tmp_path: Path, extra: list[str]
+) -> None:
+    token = invoke(provider, "token", "create", "plc-1", "--site", "plant-a", "--zone", "cell-1").stdout
+    csr, cert = write(tmp_path / "plc-1.csr", pem(make_csr())), tmp_path / "plc-1.pem"
+    args = ["enroll", "--token", token.strip(), "--csr", str(csr), "--out", str(cert)]
+    result = CliRunner().invoke(pki_group, [*args, *extra], obj=provider)
+    assert result.exit_code == 2
+    named = [option for option in extra if option.startswith("--")]
+    verb = "goes" if len(named) == 1 else "go"
+    assert f"{', '.join(named)} {verb} with --device, not --token" in result.output
+    assert "the identity the token names and the default lifetime (90 days)" in result.output
+    assert not cert.exists()
+    assert "until" in invoke(provider, *args).output  # the token is not used up
