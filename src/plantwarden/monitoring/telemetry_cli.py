@@ -298,7 +298,7 @@ def subscribe_command(
     """Store the devices' MQTT telemetry, flushed every second and on Ctrl-C or SIGTERM."""
     host, port = parse_broker(broker_text)
     topic_filter = check_topic_filter(topic or f"{site}/+/+/telemetry")
-    uses_tls = tls_ca is not None or tls_cert is not None
+    uses_tls = any(path is not None for path in (tls_ca, tls_cert, tls_key))  # any --tls-* means TLS
     broker = Broker(host, port, tls_context(tls_ca, tls_cert, tls_key) if uses_tls else None)
     keys = load_keys(keys_file) if keys_file is not None else None
     if keys is None:

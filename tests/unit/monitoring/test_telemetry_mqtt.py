@@ -25,6 +25,7 @@ from click.testing import CliRunner
 
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.db import Store
+from plantwarden.core.errors import InvalidInput
 from plantwarden.core.records.backend import open_backend
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.settings import Settings
@@ -305,3 +306,21 @@ def test_subscribe_over_tls_with_a_client_certificate(
 
     refused = asyncio.run(without_certificate())
     assert refused and refused[0].startswith(f"cannot subscribe at {address[0]}:{address[1]}")
+
+
+def test_a_tls_key_alone_is_refused_never_a_plain_connection(
+    broker: tuple[str, int], data_dir: Path, tmp_path: Path
+) -> None:
+    # any --tls-* option means TLS: a key without its certificate used to subscribe over plain MQTT
+    key = tmp_path / "client.key"
+    key.write_text("not read: refused before")
+    provider = Provider(make_settings(data_dir))
+    site = f"test-{uuid.uuid4().hex[:10]}"
+    arguments = ["subscribe", "--broker", f"{broker[0]}:{broker[1]}", "--site", site, "--tls-key", str(key)]
+    try:
+        result = CliRunner().invoke(telemetry_group, [*arguments, "--duration", "2"], obj=provider)
+    finally:
+        provider.runtime().close()
+    assert isinstance(result.exception, InvalidInput), result.output
+    assert "a TLS key needs its certificate (--tls-cert)" in str(result.exception)
+    assert "subscribed" not in result.output
