@@ -12,6 +12,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 from pymodbus.client import ModbusTcpClient, ModbusTlsClient
 
+from plantwarden.core.errors import InvalidInput
 from plantwarden.core.runtime import Runtime
 from plantwarden.gateway.cli import gateway_group, writer_name
 from plantwarden.gateway.records import read_gateway_records
@@ -120,4 +121,27 @@ def test_gateway_run_refuses_a_busy_poll_beyond_ten_milliseconds(data_dir: Path,
         result = CliRunner().invoke(gateway_group, [*args, option, value], obj=Provider(runtime))
         assert result.exit_code == 2, result.output
         assert f"Invalid value for '{option}'" in result.output
+    runtime.close()
+
+
+def test_gateway_run_refuses_limits_that_would_limit_nothing(data_dir: Path, tmp_path: Path) -> None:
+    """A misspelt safety limit left the register (or role) unlimited, and the gateway ran."""
+    runtime = Runtime(make_settings(data_dir), source="gateway")
+    (tmp_path / "plant.yaml").write_text(PLANT)
+    args = ["run", "--plant", str(tmp_path / "plant.yaml"), "--site", "plant-a", "--listen", "127.0.0.1:0"]
+    args += ["--duration", "1"]
+    for option, value, problem in [
+        ("--max-change", "plc-1.levl_setpoint=2", "names register 'levl_setpoint', which the register map"),
+        ("--max-change", "plc-9.level_setpoint=2", "names asset 'plc-9', which is not behind the gateway"),
+        ("--rate-limit", "operater=5", "names role 'operater', which the policy does not have"),
+    ]:
+        result = CliRunner().invoke(gateway_group, [*args, option, value], obj=Provider(runtime))
+        assert isinstance(result.exception, InvalidInput), result.output
+        assert problem in str(result.exception)
+    for option, value in [("--max-change", "plc-1.speed=nan"), ("--rate-limit", "operator=inf"),
+                          ("--rate-limit", "operator=\u0661")]:  # fmt: skip
+        result = CliRunner().invoke(gateway_group, [*args, option, value], obj=Provider(runtime))
+        assert isinstance(result.exception, InvalidInput) and "expected" in str(result.exception), value
+    host_name = CliRunner().invoke(gateway_group, [*args, "--host-name", "gw.example"], obj=Provider(runtime))
+    assert host_name.exit_code == 2 and "--host-name goes with --mbaps" in host_name.output
     runtime.close()

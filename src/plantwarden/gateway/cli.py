@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import os
 import re
 import sys
@@ -15,6 +16,7 @@ import click
 
 from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange
 from plantwarden.core.errors import InvalidInput
+from plantwarden.core.parsing import NUMBER
 from plantwarden.core.parsing import host_port as parse_host_port
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.settings import RecordsSettings
@@ -27,7 +29,7 @@ from plantwarden.gateway.quarantine_watch import QuarantineWatch
 from plantwarden.gateway.records import RecordBuffer
 from plantwarden.gateway.revocations import RevocationFeed
 from plantwarden.gateway.server import Gateway, GatewayConfig
-from plantwarden.gateway.state import parse_upstreams, store_loader
+from plantwarden.gateway.state import parse_upstreams, store_loader, unknown_limits
 from plantwarden.monitoring.telemetry_cli import until_stopped
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
 from plantwarden.pki.service_certs import Purpose, ensure_service_identity
@@ -64,10 +66,7 @@ def rate_limits(items: tuple[str, ...]) -> dict[str, RateLimit]:
     found = {}
     for item in items:
         role, _, rate = item.partition("=")
-        try:
-            value = float(rate)
-        except ValueError:
-            value = 0.0
+        value = _rate(rate)
         if not role or value <= 0:
             raise InvalidInput(
                 f"--rate-limit {item!r}: expected ROLE=REQUESTS_PER_SECOND (for example operator=50)"
@@ -76,16 +75,20 @@ def rate_limits(items: tuple[str, ...]) -> dict[str, RateLimit]:
     return found
 
 
+def _rate(text: str) -> float:
+    """A finite rate in ASCII digits, else 0 (refused by the caller): float() also takes 'nan',
+    'inf', '1_0' and other scripts' digits."""
+    value = float(text) if NUMBER.fullmatch(text.strip()) else 0.0
+    return value if math.isfinite(value) else 0.0
+
+
 def change_limits(items: tuple[str, ...]) -> dict[str, dict[str, float]]:
     """`ASSET.REGISTER=N` options: the register may change by at most N units a second."""
     found: dict[str, dict[str, float]] = {}
     for item in items:
         name, _, rate = item.partition("=")
         asset, _, register = name.partition(".")
-        try:
-            value = float(rate)
-        except ValueError:
-            value = 0.0
+        value = _rate(rate)
         if not asset or not register or value <= 0:
             raise InvalidInput(
                 f"--max-change {item!r}: expected ASSET.REGISTER=UNITS_PER_SECOND (plc-1.setpoint=2)"
@@ -168,6 +171,8 @@ def run_command(
     is allowed, answer exception 01 to the rest, record everything."""
     if listen is None and mbaps is None:
         raise click.UsageError("give --listen, --mbaps or both")
+    if hosts and mbaps is None:
+        raise click.UsageError("--host-name goes with --mbaps (it names the gateway in its TLS certificate)")
     runtime = provider.runtime()
     config = GatewayConfig(
         site=site,
@@ -196,6 +201,9 @@ def _gateway(
 ) -> Gateway:
     store = runtime.ready_store()
     loader = store_loader(store, load_plant(plant_file), config.site, upstreams)
+    problems = unknown_limits(loader(), config.change_limits, config.rate_limits)
+    if problems:  # a misspelt safety limit must not leave the register unlimited, silently
+        raise InvalidInput("; ".join(problems))
     settings = runtime.settings[RecordsSettings]
     writer = RecordWriter(
         runtime.records(),

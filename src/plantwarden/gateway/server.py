@@ -47,7 +47,7 @@ from plantwarden.gateway.quarantine_watch import QuarantineWatch
 from plantwarden.gateway.records import Endpoints, RecordBuffer, packed
 from plantwarden.gateway.revocations import RevocationFeed
 from plantwarden.gateway.session import Session
-from plantwarden.gateway.state import GatewayState, StateLoader
+from plantwarden.gateway.state import GatewayState, StateLoader, unknown_limits
 from plantwarden.gateway.upstream import UpstreamPool
 from plantwarden.policy.overlay import DenyOverlay
 
@@ -389,6 +389,8 @@ class Gateway:
             old.plant_version,
         ):
             return
+        for problem in unknown_limits(state, self.config.change_limits, self.config.rate_limits):
+            log.warning("%s: that limit limits nothing under plant %s", problem, state.plant_version[:12])
         envelope = state.envelope(self.config.change_limits)
         envelope.carry_from(self.decider.envelope)
         self.state = state  # one assignment in the event loop: sessions see the old or the new

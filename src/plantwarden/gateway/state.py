@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from plantwarden.accounts.services import policy_model
@@ -53,6 +53,37 @@ class GatewayState:
         """A fresh envelope of the routed assets (rate limits: asset -> register name -> units/s)."""
         ids = {target.asset for target in self.routes.values()}
         return Envelope([asset for asset in self.site.assets if asset.id in ids], rate_limits)
+
+
+def unknown_limits(
+    state: GatewayState, change_limits: Mapping[str, Mapping[str, float]], rate_roles: Iterable[str]
+) -> list[str]:
+    """What `--max-change` (asset -> register name -> units/s) and `--rate-limit` (roles) name that
+    the gateway does not guard: an asset not behind it, a register its map does not name, a role
+    the policy does not have. Each such limit would limit nothing, silently."""
+    routed = {target.asset for target in state.routes.values()}
+    assets = {asset.id: asset for asset in state.site.assets if asset.id in routed}
+    problems = []
+    for asset_id, registers in change_limits.items():
+        asset = assets.get(asset_id)
+        if asset is None:
+            problems.append(
+                f"--max-change names asset {asset_id!r}, which is not behind the gateway"
+                f" (its PLCs: {', '.join(sorted(assets)) or 'none'})"
+            )
+            continue
+        names = {register.name for register in asset.registers}
+        for register in sorted(set(registers) - names):
+            problems.append(
+                f"--max-change names register {register!r}, which the register map of {asset_id} does not"
+                f" have ({', '.join(sorted(names)) or 'it has no register map in plant.yaml'})"
+            )
+    for role in sorted(set(rate_roles) - set(state.snapshot.roles)):
+        problems.append(
+            f"--rate-limit names role {role!r}, which the policy does not have"
+            f" (roles: {', '.join(sorted(state.snapshot.roles))})"
+        )
+    return problems
 
 
 def gateway_model(base: PolicyModel, plant: PlantModel, site: str) -> PolicyModel:

@@ -9,9 +9,9 @@ from plantwarden.core import migrate
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
 from plantwarden.core.errors import InvalidInput
-from plantwarden.gateway.state import build_state, store_loader
+from plantwarden.gateway.state import build_state, store_loader, unknown_limits
 from plantwarden.policy.roles import builtin_model
-from tests.unit.gateway.support import PLANT, SITE, plant
+from tests.unit.gateway.support import PLANT, SITE, plant, state
 
 CTX = Context(source="test", actor="test")
 
@@ -49,3 +49,22 @@ def test_two_plcs_on_one_unit_id_are_refused_with_a_clear_message() -> None:
     )
     routes = build_state(builtin_model([]), plant(again), SITE, {}).routes
     assert {unit: target.asset for unit, target in routes.items()} == {1: "plc-1", 2: "plc-2"}
+
+
+def test_limits_that_name_nothing_the_gateway_guards_are_listed() -> None:
+    guarded = state()
+    assert (
+        unknown_limits(guarded, {"plc-1": {"level_setpoint": 2.0, "speed": 5.0}}, ["operator", "engineer"])
+        == []
+    )
+    problems = unknown_limits(
+        guarded, {"plc-1": {"levl_setpont": 2.0}, "plc-9": {"level_setpoint": 1.0}}, ["operater"]
+    )
+    assert problems == [
+        "--max-change names register 'levl_setpont', which the register map of plc-1 does not have"
+        " (flow_limit, level, level_setpoint, offset, pump_run, speed)",
+        "--max-change names asset 'plc-9', which is not behind the gateway (its PLCs: plc-1)",
+        "--rate-limit names role 'operater', which the policy does not have (roles: "
+        + ", ".join(sorted(guarded.snapshot.roles))
+        + ")",
+    ]
