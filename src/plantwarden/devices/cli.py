@@ -15,6 +15,7 @@ import contextlib
 import json
 import signal
 import threading
+import urllib.parse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -76,11 +77,18 @@ def agent_group() -> None:
 @click.option("--force", is_flag=True, help="Enrol again, replacing the device's key and certificate.")
 def enroll_command(directory: Path, api: str, token: str, api_ca: Path | None, force: bool) -> None:
     """Make this device's key and have the platform certify it (the token says who it is)."""
+    _check_api_ca(api, api_ca)
     identity = enroll(directory, api, token, cafile=api_ca, force=force)
     role = f", role {identity.role}" if identity.role else ""
     click.echo(
         f"enrolled {identity.device} (site {identity.site}, zone {identity.zone}{role}) in {directory}"
     )
+
+
+def _check_api_ca(api: str, api_ca: Path | None) -> None:
+    """Refuse --api-ca with a plain http:// --api: there is no TLS for it to verify."""
+    if api_ca is not None and urllib.parse.urlsplit(api).scheme.lower() != "https":
+        raise click.UsageError("--api-ca goes with an https:// --api (it verifies the platform's TLS)")
 
 
 def _values(pairs: tuple[str, ...]) -> dict[str, float | None]:
@@ -155,6 +163,7 @@ def publish_command(
 def renew_command(directory: Path, api: str, api_ca: Path | None, if_due: bool) -> None:
     """Renew the device's certificate with a new key (EST simplereenroll, the current certificate
     as TLS client certificate)."""
+    _check_api_ca(api, api_ca)
     current = AgentFiles.load(directory).certificate
     if if_due and not renewal_due(current, datetime.now(UTC)):
         click.echo(f"not due: renewal starts {renewal_starts(current):%Y-%m-%d %H:%M} UTC")
