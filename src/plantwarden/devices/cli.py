@@ -268,7 +268,7 @@ def _listener(text: str, option: str) -> tuple[str, int]:
     "--host",
     "hosts",
     multiple=True,
-    help="Names of the broker in its TLS certificate (default: the --tls host).",
+    help="Names of the broker in its TLS certificate (default: the --tls host); only with --tls.",
 )
 @click.option("--duration", type=FiniteFloatRange(min=0.1), help="Stop after this many seconds.")
 @click.pass_obj
@@ -284,6 +284,8 @@ def broker_command(
     refreshed every hour), or both; until Ctrl-C, SIGTERM or --duration."""
     if listen is None and tls_listen is None:
         raise click.UsageError("give --listen, --tls or both")
+    if hosts and tls_listen is None:
+        raise click.UsageError("--host goes with --tls (it names the broker in its TLS certificate)")
     runtime = provider.runtime()
     plain = None if listen is None else _listener(listen, "--listen")
     secure, context, refresh = None, None, None

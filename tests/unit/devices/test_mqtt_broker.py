@@ -132,6 +132,16 @@ def test_a_listener_that_is_not_host_and_an_ascii_port_is_a_usage_error(
     assert f"Invalid value for {option}: {listen!r} is not HOST:PORT" in result.output
 
 
+def test_a_host_without_a_tls_listener_is_a_usage_error(tmp_path: Path) -> None:
+    # --host names the broker in its TLS certificate: with only --listen it was silently unused
+    runtime = Runtime(make_settings(tmp_path), SystemClock())
+    args = ["broker", "--listen", "127.0.0.1:0", "--host", "broker.plant.example", "--duration", "0.5"]
+    result = CliRunner().invoke(devices_group, args, obj=Provider(runtime))
+    runtime.close()
+    assert result.exit_code == 2, result.output
+    assert "--host goes with --tls" in result.output and "listening" not in result.output
+
+
 class Provider:
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
