@@ -5,16 +5,17 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from plantwarden.core.clock import SECOND_NS
+from plantwarden.core.errors import InvalidInput
 from plantwarden.core.records import chunks
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.partitions import Chunk, PartitionBackend, PartitionRef, PartitionWriter
 from plantwarden.core.records.policy import apply_policy, merge_read_minutes
-from plantwarden.core.records.schema import KINDS, READ_MINUTES, RecordKind
+from plantwarden.core.records.schema import KINDS, READ_MINUTES, Operation, RecordKind
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +130,10 @@ class RecordQuery:
 
 
 def query(backend: PartitionBackend, request: RecordQuery) -> RecordBatch:
-    """Records matching `request`, in time order (or newest first), at most `limit`."""
+    """Records matching `request`, in time order (or newest first), at most `limit`. A filter the
+    kind has no field for is `InvalidInput` (ignored, it would return records it does not match)."""
     kind = KINDS[request.kind]
+    request = _applicable(kind, request)
     groups = _key_groups(kind, request)
     refs = [
         r
@@ -146,6 +149,33 @@ def query(backend: PartitionBackend, request: RecordQuery) -> RecordBatch:
     if request.newest_first:
         result = result.take(slice(None, None, -1))
     return result.take(slice(0, request.limit)) if request.limit is not None else result
+
+
+FILTERS = ("site", "asset", "protocol", "operation", "device", "variable")
+
+
+def filters_of(kind: RecordKind) -> list[str]:
+    """The filters of `RecordQuery` that records of `kind` have a field for."""
+    names = set(kind.names) | ({"asset"} if "src_addr" in kind.names else set())
+    return [name for name in FILTERS if name in names or (kind is READ_MINUTES and name == "operation")]
+
+
+def _applicable(kind: RecordKind, request: RecordQuery) -> RecordQuery:
+    """`request`, checked: every filter it sets is one of `kind`'s. Read minutes hold reads only,
+    so an operation filter of reads is no filter there, and another operation a mistake."""
+    given = [name for name in FILTERS if getattr(request, name) is not None]
+    wrong = [name for name in given if name not in filters_of(kind)]
+    if kind is READ_MINUTES and request.operation is not None:
+        if request.operation != Operation.READ:
+            wrong.append("operation")
+        request = replace(request, operation=None)
+    if wrong:
+        raise InvalidInput(
+            f"records of kind {kind.name} cannot be filtered by {' or '.join(wrong)}"
+            + (" (they are all reads)" if "operation" in wrong and kind is READ_MINUTES else "")
+            + f": their filters are {', '.join(filters_of(kind))}"
+        )
+    return request
 
 
 def _read_limited(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -83,6 +84,34 @@ def test_telemetry_is_queried_by_device_and_variable(backend: SQLitePartitions) 
     found = query(backend, RecordQuery("telemetry", *EVERYTHING, device="pump-1", variable="pressure"))
     expected = (batch["device"] == "pump-1") & (batch["variable"] == "pressure")
     assert np.array_equal(found["value"], batch["value"][expected])
+
+
+@pytest.mark.parametrize(
+    ("kind", "filters", "problem"),
+    [
+        ("flows", {"operation": Operation.WRITE}, "records of kind flows cannot be filtered by operation:"),
+        ("flows", {"device": "plc-1", "variable": "v"}, "cannot be filtered by device or variable"),
+        ("telemetry", {"asset": address("10.0.1.3")}, "telemetry cannot be filtered by asset"),
+        ("telemetry", {"protocol": Protocol.MODBUS}, "telemetry cannot be filtered by protocol"),
+        ("protocol", {"device": "plc-1"}, "their filters are site, asset, protocol, operation"),
+        ("protocol_read_minutes", {"operation": Operation.WRITE}, "by operation (they are all reads)"),
+    ],
+)
+def test_a_filter_the_kind_has_no_field_for_is_refused(
+    backend: SQLitePartitions, kind: str, filters: dict[str, object], problem: str
+) -> None:
+    """It was dropped: `records query flows --operation write` listed every flow as the writes, and
+    an asset filter on telemetry raised a KeyError."""
+    with pytest.raises(InvalidInput, match=re.escape(problem)):
+        query(backend, RecordQuery(kind, *EVERYTHING, **filters))  # type: ignore[arg-type]
+
+
+def test_read_minutes_are_all_reads(backend: SQLitePartitions) -> None:
+    with RecordWriter(backend, "sensor-1") as writer:
+        writer.write(protocol_batch(2000, read_share=1.0, step_ns=5_000_000))
+    minutes = RecordQuery("protocol_read_minutes", *EVERYTHING)
+    reads = RecordQuery("protocol_read_minutes", *EVERYTHING, operation=Operation.READ)
+    assert len(query(backend, reads)) == len(query(backend, minutes)) > 0
 
 
 def test_one_writer_per_partition(backend: SQLitePartitions) -> None:
