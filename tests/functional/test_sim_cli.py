@@ -47,6 +47,24 @@ def test_an_attack_through_the_running_plant_shows_in_its_tap(tmp_path: Path) ->
     assert {"5", "6"} <= codes
 
 
+def test_a_port_is_refused_when_the_attack_would_go_through_the_running_plant(tmp_path: Path) -> None:
+    # the running plant attacks its PLCs on their own ports: --port changed nothing there
+    arguments = ("--data-dir", str(tmp_path), "sim", "run", "--port", "0", "--broker", "off")
+    plant = start_plantwarden(*arguments, "--duration", "60", cwd=tmp_path)
+    try:
+        wait_for(lambda: True if (tmp_path / "sim" / "control.sock").exists() else None, what="the plant")
+        attack = plantwarden(
+            "--data-dir", str(tmp_path), "sim", "attack", "unauthorized-write", "--port", "1", cwd=tmp_path
+        )
+    finally:
+        plant.send_signal(signal.SIGINT)
+        assert plant.wait(timeout=20) == 0
+    assert attack.returncode == 2, attack.stderr
+    assert "--port needs --standalone when a plant runs" in attack.stderr
+    assert "carried out" not in attack.stderr and attack.stdout == ""
+    assert "0 writes" in (tmp_path / "stdout.log").read_text()  # the plant carried out no attack
+
+
 def test_an_attack_with_no_plant_to_attack_says_so(tmp_path: Path) -> None:
     result = plantwarden(
         "--data-dir", str(tmp_path), "sim", "attack", "unauthorized-write", "--port", "1", cwd=tmp_path

@@ -327,7 +327,8 @@ async def _run_plant(
 @click.option(
     "--port",
     type=IntegerRange(1, 65535),
-    help="The PLCs' Modbus port when no plant runs here [default: 502, else 5020].",
+    help="The PLCs' Modbus port of an attack from this process (--standalone, or no plant runs here)"
+    " [default: 502, else 5020].",
 )
 @click.option(
     "--gateway",
@@ -352,6 +353,11 @@ def attack_command(
 ) -> None:
     """Carry out attack NAME against the running plant and print its record (JSON)."""
     control = control_path(state.runtime().settings[CoreSettings].data_path)
+    if port is not None and not standalone and _plant_runs(control):
+        raise click.UsageError(
+            "--port needs --standalone when a plant runs on this data directory: the running plant"
+            " attacks its PLCs on the ports they listen on"
+        )
     request = {
         "attack": name,
         "console": list(console),
@@ -385,6 +391,15 @@ def attack_command(
             err=True,
         )
         raise SystemExit(1)
+
+
+def _plant_runs(control: Path) -> bool:
+    """Whether a plant answers on the control socket (asked for its scenarios, which changes nothing)."""
+    try:
+        asyncio.run(ask(control, {"scenarios": True}, timeout=10.0))
+    except NotFound:
+        return False
+    return True
 
 
 def _modbus_port(plant: Plant) -> int:
