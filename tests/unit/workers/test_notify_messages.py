@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -35,6 +36,22 @@ def test_settings_refuse_unencrypted_targets_across_the_network(tmp_path: Path) 
     )  # fmt: skip
     assert allowed.targets == ("webhook", "syslog")
     assert parse_syslog_address(allowed.syslog_address or "").port == 514
+
+
+@pytest.mark.parametrize("key", ["syslog_ca_file", "syslog_client_cert"])
+def test_tls_files_with_a_plain_target_are_refused_not_unused(tmp_path: Path, key: str) -> None:
+    """A CA or client certificate set for a tcp:// or http:// target was silently unused: the
+    operator may believe the alerts travel under TLS."""
+    with pytest.raises(
+        ConfigurationError, match=re.escape(f"'notify.{key}' goes with a tls:// notify.syslog_address")
+    ):
+        notify_settings(tmp_path, syslog_address="tcp://127.0.0.1:601", **{key: str(tmp_path / "x.pem")})
+    with pytest.raises(ConfigurationError, match=re.escape("'notify.webhook_ca_file' goes with an https://")):
+        notify_settings(
+            tmp_path, webhook_url="http://127.0.0.1:9/h", webhook_secret=SECRET, webhook_ca_file="ca.pem"
+        )
+    tls = notify_settings(tmp_path, syslog_address="tls://127.0.0.1", **{key: str(tmp_path / "x.pem")})
+    assert getattr(tls, key) is not None
 
 
 def test_a_webhook_needs_a_secret_of_some_length_which_is_never_shown(tmp_path: Path) -> None:

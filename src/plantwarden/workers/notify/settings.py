@@ -85,16 +85,17 @@ class NotifySettings(SettingsSection):
     )
     webhook_timeout: float = setting(10.0, "Seconds to wait for the webhook's answer.")
     webhook_ca_file: Path | None = setting(
-        None, "CA certificates (PEM) that sign the webhook's certificate; unset: the system's."
+        None, "CA certificates (PEM) that sign the webhook's certificate (https only); unset: the system's."
     )
     syslog_address: str | None = setting(
         None, "Syslog server: tls://host:6514 (RFC 5425), or tcp:// or udp:// on loopback or a lab network."
     )
     syslog_ca_file: Path | None = setting(
-        None, "CA certificates (PEM) that sign the syslog server's certificate; unset: the system's."
+        None,
+        "CA certificates (PEM) that sign the syslog server's certificate (tls:// only); unset: the system's.",
     )
     syslog_client_cert: Path | None = setting(
-        None, "Client certificate (PEM) presented to the syslog server, for mutual TLS."
+        None, "Client certificate (PEM) presented to the syslog server, for mutual TLS (tls:// only)."
     )
     syslog_client_key: Path | None = setting(
         None, "Private key (PEM) of the client certificate; unset: read from the certificate file."
@@ -130,6 +131,11 @@ class NotifySettings(SettingsSection):
     def __post_init__(self) -> None:
         if self.webhook_url is not None:
             _check_webhook_url(self.webhook_url, self.allow_plaintext)
+            if self.webhook_ca_file is not None and urlsplit(self.webhook_url).scheme != "https":
+                raise ConfigurationError(
+                    "setting 'notify.webhook_ca_file' goes with an https:// notify.webhook_url, not"
+                    " http://, which uses no certificate"
+                )
             secret = self.webhook_secret.reveal() if self.webhook_secret else ""
             if len(secret) < MIN_SECRET_LENGTH:
                 raise ConfigurationError(
@@ -148,6 +154,13 @@ class NotifySettings(SettingsSection):
             )
         if self.syslog_client_key is not None and self.syslog_client_cert is None:
             raise ConfigurationError("setting 'notify.syslog_client_key' needs notify.syslog_client_cert")
+        if address.transport != "tls":
+            for key in ("syslog_ca_file", "syslog_client_cert", "syslog_client_key"):
+                if getattr(self, key) is not None:  # set for TLS that a plain address never uses
+                    raise ConfigurationError(
+                        f"setting 'notify.{key}' goes with a tls:// notify.syslog_address, not"
+                        f" {address.transport}://, which uses no certificate"
+                    )
 
     def _check_positive(self) -> None:
         positive = {
