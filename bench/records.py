@@ -99,6 +99,7 @@ class _Row(_Base):
     quantity: Mapped[int] = mapped_column(Integer)
     status: Mapped[int] = mapped_column(Integer)
     value: Mapped[float] = mapped_column(Float)
+    response_ns: Mapped[int] = mapped_column(BigInteger)
     __table_args__ = (
         Index("records_ts", "ts"),
         Index("records_src", "src_addr", "ts"),
