@@ -19,7 +19,8 @@ class GatewaySettings(SettingsSection):
     doc = (
         "The Modbus/TCP security gateway in front of the PLCs (docs/gateway.md). With `plant` and "
         "`site` set, `plantwarden up` runs `plantwarden gateway run` with them and restarts it when "
-        "it stops; at least one of `listen` and `mbaps` must be set then."
+        "it stops; at least one of `listen` and `mbaps` must be set then (some of the four set and "
+        "not the rest is refused)."
     )
 
     plant: Path | None = setting(None, "plant.yaml of the plant (the applied model in the store wins).")
@@ -32,9 +33,21 @@ class GatewaySettings(SettingsSection):
     )
 
     def argv(self) -> list[str] | None:
-        """The `plantwarden gateway run` arguments, or None when `up` runs no gateway."""
-        if self.plant is None or not self.site or not (self.listen or self.mbaps):
+        """The `plantwarden gateway run` arguments, or None when `up` runs no gateway (none of
+        `plant`, `site`, `listen` and `mbaps` is set). Some of them set but not enough to run it is
+        `InvalidInput` naming what is missing: `up` ran no gateway then, without a word."""
+        given = {"plant": self.plant, "site": self.site, "listen": self.listen, "mbaps": self.mbaps}
+        if not any(given.values()):
             return None
+        missing = [f"gateway.{key}" for key in ("plant", "site") if not given[key]]
+        if not (self.listen or self.mbaps):
+            missing.append("gateway.listen or gateway.mbaps")
+        if missing or self.plant is None or not self.site:
+            named = ", ".join(f"gateway.{key}" for key, value in given.items() if value)
+            raise InvalidInput(
+                f"{named} set, but `plantwarden up` runs the gateway only with {' and '.join(missing)}"
+                " too (or unset them all: no gateway)"
+            )
         if not 1 <= self.plc_connections <= 256 or not 0 <= self.busy_poll <= 10_000:
             raise InvalidInput(
                 f"gateway.plc_connections must be 1-256 and gateway.busy_poll 0-10000, not "

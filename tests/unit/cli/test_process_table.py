@@ -29,8 +29,16 @@ def test_up_runs_the_notifier_when_a_target_is_configured(tmp_path: Path) -> Non
 
 
 def test_up_runs_the_gateway_when_its_plant_site_and_a_listener_are_set(tmp_path: Path) -> None:
-    half = make_settings(tmp_path, **{"gateway.plant": "plant.yaml", "gateway.site": "plant-a"})
-    assert "gateway" not in [p.name for p in process_table(half, {})]  # no listener: nothing to run
+    for half, missing in [
+        (
+            {"gateway.plant": "plant.yaml", "gateway.site": "plant-a"},
+            "only with gateway.listen or gateway.mbaps",
+        ),
+        ({"gateway.listen": "0.0.0.0:502"}, "only with gateway.plant and gateway.site too"),
+        ({"gateway.site": "plant-a", "gateway.mbaps": "0.0.0.0:802"}, "only with gateway.plant too"),
+    ]:  # it ran no gateway, without a word
+        with pytest.raises(InvalidInput, match=missing):
+            process_table(make_settings(tmp_path, **half), {})
     settings = make_settings(
         tmp_path, **{"gateway.plant": "plant.yaml", "gateway.site": "plant-a", "gateway.mbaps": "0.0.0.0:802"}
     )
