@@ -42,7 +42,9 @@ class Run:
 
 def sense(directory: Path, capture: Path, *extra: str) -> str:
     args = ["sensor", "run", "--pcap", str(capture), "--site", "riverside", "--plant", str(RIVERSIDE)]
-    learning = ["--process-learning", "25m", "--baseline-learning", "25m"]
+    learning = ["--process-learning", "25m"]
+    if "--no-baselines" not in extra:  # else a usage error: it would change nothing
+        learning += ["--baseline-learning", "25m"]
     result = CliRunner().invoke(
         cli,
         ["--data-dir", str(directory / "data"), *args, *learning, *extra],

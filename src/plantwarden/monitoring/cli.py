@@ -5,7 +5,10 @@ the kept packets."""
 
 from __future__ import annotations
 
+import io
+import os
 import re
+import select
 import signal
 import socket
 import sys
@@ -21,7 +24,7 @@ import click
 from plantwarden.capture.batch import PacketBatch
 from plantwarden.capture.errors import CaptureError
 from plantwarden.capture.evidence import EvidenceRing
-from plantwarden.capture.pcap import read_capture
+from plantwarden.capture.pcap import open_capture_reader, read_capture
 from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange, duration_ns
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.settings import RecordsSettings
@@ -106,7 +109,9 @@ def sensor_group() -> None:
     help="The evidence ring's size on disk; the oldest packets go first.",
 )
 @click.option(
-    "--duration", type=FiniteFloatRange(min=0.1), help="With --interface: stop after this many seconds."
+    "--duration",
+    type=FiniteFloatRange(min=0.1),
+    help="With --interface or --tap: stop after this many seconds.",
 )
 @click.option(
     "--rules",
@@ -195,6 +200,7 @@ def run_command(
     sources = sum(bool(x) for x in (pcaps, interface, tap))
     if sources != 1:
         raise click.UsageError("give exactly one source: --pcap FILE..., --interface IF, or --tap PATH")
+    _check_options(click.get_current_context())
     decoded, identity = _protocols(protocols)
     check_place(site, segment)
     runtime = state.runtime()
@@ -303,6 +309,39 @@ def run_command(
         )
     for line in detectors.summaries():
         click.echo(line)
+
+
+def _check_options(ctx: click.Context) -> None:
+    """Refuse, before any work, an option the user gave that changes nothing with the others."""
+    options = {param.name: param for param in ctx.command.params}
+    for name, goes_with in _idle_options(ctx.params):
+        if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT):
+            option = options[name]
+            off = isinstance(option, click.Option) and option.secondary_opts and ctx.params[name] is False
+            flag = option.secondary_opts[0] if off else option.opts[0]
+            raise click.UsageError(f"{flag} goes with {goes_with}")
+
+
+def _idle_options(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """The options that would change nothing with the others given, and what each goes with."""
+    idle = []
+    if params["no_rules"]:
+        idle.append(("rules_dir", "the rules, not --no-rules"))
+    if params["plant"] is None:  # the zone check and the process models need the plant
+        idle += [(name, "--plant") for name in ("zone_report_every", "process_models", "process_learning")]
+    elif not params["process_models"]:
+        idle.append(("process_learning", "the process models, not --no-process-models"))
+    if not params["baselines"]:
+        idle.append(("baseline_learning", "the baselines, not --no-baselines"))
+    if params["evidence"] is False:
+        idle.append(("evidence_max_mb", "the evidence ring, not --no-evidence"))
+    elif params["evidence"] is None and params["pcaps"]:
+        idle.append(("evidence_max_mb", "the evidence ring, which is off for --pcap unless --evidence"))
+    if not params["inventory"]:
+        idle.append(("save_every", "the inventory, not --no-inventory"))
+    if params["pcaps"]:
+        idle.append(("duration", "--interface or --tap, not --pcap (a capture file ends by itself)"))
+    return idle
 
 
 def _stop_on_sigterm() -> Any:
@@ -454,6 +493,9 @@ def _batches(
     if interface:
         yield from _live(interface, duration)
         return
+    if tap is not None and duration is not None:
+        yield from _tap_until(tap, time.monotonic() + duration)
+        return
     paths: Iterable[Path] = pcaps if pcaps else [tap] if tap is not None else []
     for path in paths:
         source = sys.stdin.buffer if str(path) == "-" else path
@@ -479,6 +521,41 @@ def _live(
             elif time.monotonic() - quiet_since >= 1.0:
                 quiet_since = time.monotonic()
                 yield None, (stats.received, stats.dropped)
+
+
+class _TimeUp(Exception):
+    """The --duration of a run on the tap is over."""
+
+
+class _TapUntil(io.FileIO):
+    """The tap read until a deadline: opening a FIFO does not wait for its writer, and a read that
+    would wait past the deadline raises `_TimeUp` (a read with data waiting still returns it)."""
+
+    def __init__(self, path: Path, deadline: float) -> None:
+        super().__init__(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK))
+        self.deadline = deadline
+
+    def read(self, size: int | None = -1) -> bytes:
+        while True:
+            if not select.select([self], [], [], max(0.0, self.deadline - time.monotonic()))[0]:
+                raise _TimeUp
+            data = super().read(size)
+            if data is not None:  # None: nothing after all (the descriptor does not block)
+                return data
+
+
+def _tap_until(tap: Path, deadline: float) -> Iterator[tuple[PacketBatch | None, tuple[int, int] | None]]:
+    """The tap's batches until the deadline, as `_live` stops a live interface: a batch read is
+    handed on, a quiet tap (or one no plant writes yet) is left at the deadline."""
+    with _TapUntil(tap, deadline) as stream:
+        try:
+            with open_capture_reader(stream) as reader:  # it reads the first bytes: it may wait
+                for batch in reader:
+                    yield batch, None
+                    if time.monotonic() >= deadline:
+                        return
+        except _TimeUp:
+            return
 
 
 def _report(

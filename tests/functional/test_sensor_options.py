@@ -1,0 +1,132 @@
+"""`plantwarden sensor run`'s options: one that would change nothing with the others given is a
+usage error before a packet is read; `--duration` stops a run on the plant's tap as it stops a
+live one, also when the tap stays quiet or no plant writes it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from plantwarden.cli.main import cli
+from plantwarden.sim.traffic.generator import generate
+
+RIVERSIDE = Path(__file__).resolve().parents[2] / "examples" / "riverside" / "plant.yaml"
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sensor") / "plant.pcap"
+    generate(path, seed=7, packets=500)
+    return path
+
+
+def sensor_run(data: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--data-dir", str(data), "sensor", "run", "--site", "riverside", *args])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--rules", ".", "--no-rules"], "--rules goes with the rules, not --no-rules"),
+        (["--zone-report-every", "5"], "--zone-report-every goes with --plant"),
+        (["--no-process-models"], "--no-process-models goes with --plant"),
+        (["--process-models"], "--process-models goes with --plant"),
+        (["--process-learning", "2h"], "--process-learning goes with --plant"),
+        (
+            ["--plant", str(RIVERSIDE), "--no-process-models", "--process-learning", "2h"],
+            "--process-learning goes with the process models, not --no-process-models",
+        ),
+        (
+            ["--no-baselines", "--baseline-learning", "1d"],
+            "--baseline-learning goes with the baselines, not --no-baselines",
+        ),
+        (
+            ["--evidence-max-mb", "5"],
+            "--evidence-max-mb goes with the evidence ring, which is off for --pcap unless --evidence",
+        ),
+        (
+            ["--no-evidence", "--evidence-max-mb", "5"],
+            "--evidence-max-mb goes with the evidence ring, not --no-evidence",
+        ),
+        (["--no-inventory", "--save-every", "5"], "--save-every goes with the inventory, not --no-inventory"),
+        (["--duration", "1"], "--duration goes with --interface or --tap, not --pcap"),
+    ],
+)
+def test_an_option_that_changes_nothing_is_refused_before_any_work(
+    tmp_path: Path, capture: Path, options: list[str], message: str
+) -> None:
+    result = sensor_run(tmp_path / "data", "--pcap", str(capture), *options)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "packets " not in result.output  # no packet was read
+
+
+def test_the_same_options_are_taken_where_they_change_something(tmp_path: Path, capture: Path) -> None:
+    result = sensor_run(
+        tmp_path / "data",
+        *("--pcap", str(capture), "--evidence", "--evidence-max-mb", "5", "--save-every", "5"),
+        *("--plant", str(RIVERSIDE), "--zone-report-every", "5", "--process-learning", "2h"),
+        "--baseline-learning",
+        "1d",
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(r"packets +500 ", result.output), result.output
+
+
+@pytest.fixture
+def tap(tmp_path: Path) -> Path:
+    fifo = tmp_path / "tap.fifo"
+    os.mkfifo(fifo)
+    return fifo
+
+
+class Plant:
+    """A plant writing `data` into the tap and holding it open until `release` (or 15 s, when a
+    run that did not stop would end), or with `data` None, opening it only then, without waiting for
+    a reader (that ends a run still waiting for its writer)."""
+
+    def __init__(self, fifo: Path, data: bytes | None) -> None:
+        self.fifo, self.data, self.released = fifo, data, threading.Event()
+        self.thread = threading.Thread(target=self.write, daemon=True)
+        self.thread.start()
+
+    def write(self) -> None:
+        if self.data is None:
+            if self.released.wait(15):
+                return
+            with contextlib.suppress(OSError):  # no reader any more
+                os.close(os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK))
+            return
+        fd = os.open(self.fifo, os.O_WRONLY)
+        try:
+            os.write(fd, self.data)
+            self.released.wait(15)
+        finally:
+            os.close(fd)
+
+    def release(self) -> None:
+        self.released.set()
+        self.thread.join()
+
+
+TAP_RUN = ("--no-inventory", "--no-evidence", "--no-baselines", "--no-rules", "--no-records")
+
+
+@pytest.mark.parametrize("writes", [True, False], ids=["a-plant-keeps-it-open", "no-plant-writes"])
+def test_duration_stops_a_run_on_the_tap(tmp_path: Path, tap: Path, capture: Path, writes: bool) -> None:
+    plant = Plant(tap, capture.read_bytes() if writes else None)
+    started = time.monotonic()
+    result = sensor_run(tmp_path / "data", "--tap", str(tap), "--duration", "1", *TAP_RUN)
+    took = time.monotonic() - started
+    plant.release()
+    assert result.exit_code == 0, result.output
+    assert took < 8, f"the run took {took:.1f} s: --duration 1 did not stop it"
+    packets = 500 if writes else 0  # what came before the end is read
+    assert re.search(rf"packets +{packets} ", result.output), result.output
