@@ -7,7 +7,7 @@ import sys
 import click
 
 from plantwarden.cli.state import CliState
-from plantwarden.core.cli_values import Integer
+from plantwarden.core.cli_values import IntegerRange
 from plantwarden.core.config import NatsSettings, SupervisorSettings
 from plantwarden.core.processes import ProcessSpec, Supervisor
 from plantwarden.core.settings import Settings
@@ -17,14 +17,16 @@ from plantwarden.workers.notify.settings import NotifySettings
 
 @click.command("serve")
 @click.option("--host", help="Address to bind (default 127.0.0.1; others need TLS).")
-@click.option("--port", type=Integer(), help="TCP port (default 8000).")
+@click.option("--port", type=IntegerRange(1, 65535), help="TCP port, 1-65535 (default 8000).")
 @click.option("--tls", type=click.Choice(["auto", "on", "off"]), help="TLS mode.")
 @click.pass_obj
 def serve(state: CliState, host: str | None, port: int | None, tls: str | None) -> None:
     """Run the server: API, console, health and readiness."""
     from plantwarden.web.server import run_server  # noqa: PLC0415 - keeps other commands' start-up fast
 
-    state.add_overrides({"server.host": host, "server.port": str(port) if port else None, "server.tls": tls})
+    state.add_overrides(
+        {"server.host": host, "server.port": str(port) if port is not None else None, "server.tls": tls}
+    )
     run_server(state.runtime())
 
 
@@ -51,11 +53,11 @@ def process_table(settings: Settings, env: dict[str, str]) -> list[ProcessSpec]:
 
 @click.command("up")
 @click.option("--host", help="Server address (default 127.0.0.1; others need TLS).")
-@click.option("--port", type=Integer(), help="Server port (default 8000).")
+@click.option("--port", type=IntegerRange(1, 65535), help="Server port, 1-65535 (default 8000).")
 @click.pass_obj
 def up(state: CliState, host: str | None, port: int | None) -> None:
     """Start every Plantwarden process, restart any that crashes, stop all on Ctrl-C."""
-    state.add_overrides({"server.host": host, "server.port": str(port) if port else None})
+    state.add_overrides({"server.host": host, "server.port": str(port) if port is not None else None})
     runtime = state.runtime()
     runtime.ready_store()  # fail here, once, rather than in a restart loop
     runtime.close()
