@@ -65,6 +65,14 @@ def test_validate_show_and_the_schema(provider: Provider, tmp_path: Path) -> Non
     assert f"{broken}:{line}:23: sites[0].zones[3].purdue_level: 6 is not allowed here" in result.output
 
 
+def test_show_names_the_plant_s_sites_when_it_has_not_the_one_asked_for(provider: Provider) -> None:
+    assert "site riverside (" in run(provider, "show", str(RIVERSIDE), "--site", "riverside")
+    result = CliRunner().invoke(plant_group, ["show", str(RIVERSIDE), "--site", "nosuch"], obj=provider)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for --site: the plant has no site 'nosuch' (its sites: riverside)" in result.output
+    assert "version" not in result.output  # not the header of an empty listing
+
+
 def test_apply_records_the_version_who_and_when_once(provider: Provider, tmp_path: Path) -> None:
     assert "no plant model is applied yet" in run(provider, "diff", str(RIVERSIDE), code=1)
     out = run(provider, "apply", str(RIVERSIDE), "--by", "alice")

@@ -58,6 +58,10 @@ def validate(files: tuple[Path, ...]) -> None:
 def show(file: Path, site: str | None) -> None:
     """Print the model: zones with level, target security level and subnets; conduits and channels."""
     model = _load(file)
+    known = [entry.id for entry in model.sites]
+    if site is not None and site not in known:  # as `zones check --site` says it
+        its = ", ".join(known) or "none"
+        raise click.BadParameter(f"the plant has no site {site!r} (its sites: {its})", param_hint="--site")
     click.echo(f"{file}  version {model.version[:12]}")
     for entry in model.sites:
         if site is None or entry.id == site:
