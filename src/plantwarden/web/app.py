@@ -34,7 +34,7 @@ from plantwarden.web import (
 )
 from plantwarden.web.auth import install_enforcer, may
 from plantwarden.web.errors import install_error_handlers
-from plantwarden.web.limits import BodySizeLimit, refuse_nul
+from plantwarden.web.limits import BodySizeLimit, refuse_nul, refuse_unknown_query
 from plantwarden.web.security import SecurityHeaders
 from plantwarden.zones import api as plant_api
 
@@ -50,7 +50,7 @@ def create_app(settings: Settings, store: Store, *, tls: bool = False) -> FastAP
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=None,
         redoc_url=None,
-        dependencies=[Depends(refuse_nul)],
+        dependencies=[Depends(refuse_nul), Depends(refuse_unknown_query)],
     )
     templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
     templates.env.globals["version"] = __version__

@@ -1,5 +1,6 @@
-"""What a request may carry: input from the network is hostile. Bodies have a size limit, and no
-text of the path, the query, a form or a JSON body holds a NUL character."""
+"""What a request may carry: input from the network is hostile. Bodies have a size limit, no text
+of the path, the query, a form or a JSON body holds a NUL character, and an API call names only
+query parameters its operation has."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -113,3 +116,41 @@ def _texts(document: Any) -> Iterator[tuple[str, str]]:
                 stack.append((inner, item))
         elif isinstance(value, list):
             stack.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """A dependency of every route (`app.py`): a query parameter an API operation does not have is
+    invalid input (422) listing those it has. Ignored, a misspelt filter (`?sevrity=critical`)
+    would answer as if there were none: every alert. The console's pages are left out (their
+    links and forms carry what the pages read)."""
+    route = request.scope.get("route")
+    path = request.url.path  # the route's own path lacks the prefix of the router that includes it
+    if not request.query_params or not isinstance(route, APIRoute) or not path.startswith("/api/"):
+        return
+    known = _query_names(route)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        names = ", ".join(repr(name[:40]) for name in unknown[:5])
+        raise InvalidInput(
+            f"{request.method} {path[:80]} has no query parameter {names}"
+            f" (its parameters: {', '.join(sorted(known)) or 'none'})"
+        )
+
+
+_QUERY_NAMES = "_plantwarden_query_names"
+"""The attribute that keeps a route's query parameters once found (a route is not hashable)."""
+
+
+def _query_names(route: APIRoute) -> frozenset[str]:
+    """The query parameters of `route` and of its dependencies, by the name a caller sends."""
+    names: frozenset[str] | None = getattr(route, _QUERY_NAMES, None)
+    if names is None:
+        found: set[str] = set()
+        pending: list[Dependant] = [route.dependant]
+        while pending:
+            dependant = pending.pop()
+            found.update(param.alias for param in dependant.query_params)
+            pending.extend(dependant.dependencies)
+        names = frozenset(found)
+        setattr(route, _QUERY_NAMES, names)
+    return names

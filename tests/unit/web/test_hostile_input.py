@@ -223,3 +223,28 @@ def test_no_console_page_answers_bad_query_values_with_a_server_error(
             if status >= 500:
                 failures.append((path, query[:60], status))
     assert asked > 200 and not failures, failures
+
+
+@pytest.mark.parametrize(
+    ("address", "unknown", "known"),
+    [
+        ("/api/v1/alerts?sevrity=critical", "'sevrity'", "min_severity, offset, rule_id, severity, since"),
+        ("/api/v1/telemetry?site=plant-a&device=d&varible=v", "'varible'", "device"),
+        ("/api/v1/me?x=1&y=2", "'x', 'y'", "none"),
+    ],
+)
+def test_an_api_query_parameter_the_operation_does_not_have_is_a_clear_422(
+    console: tuple[TestClient, str], address: str, unknown: str, known: str
+) -> None:
+    """A misspelt filter was ignored: `?sevrity=critical` listed every alert."""
+    client, _ = console
+    answer = client.get(address)
+    assert answer.status_code == 422, answer.text
+    message = answer.json()["error"]["message"]
+    assert f"has no query parameter {unknown}" in message and known in message, message
+
+
+def test_the_console_pages_keep_their_own_query_parameters(console: tuple[TestClient, str]) -> None:
+    client, _ = console
+    assert client.get("/alerts?page=2&utm_source=mail").status_code == 200
+    assert client.get("/api/v1/alerts?severity=high&limit=5").status_code == 200
