@@ -5,26 +5,20 @@ the kept packets."""
 
 from __future__ import annotations
 
-import io
-import os
 import re
-import select
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from plantwarden.capture.batch import PacketBatch
 from plantwarden.capture.errors import CaptureError
 from plantwarden.capture.evidence import EvidenceRing
-from plantwarden.capture.pcap import open_capture_reader, read_capture
 from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange, duration_ns
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.settings import RecordsSettings
@@ -37,6 +31,7 @@ from plantwarden.monitoring.protocol_streams import StreamProtocol
 from plantwarden.monitoring.protocol_table import PROTOCOLS
 from plantwarden.monitoring.register_values import RegisterValues
 from plantwarden.monitoring.sensor import Sensor, SensorCounters, SensorOptions
+from plantwarden.monitoring.sources import packet_batches
 from plantwarden.monitoring.summary import Progress, summary_lines
 from plantwarden.monitoring.tuning import keep_freed_memory
 from plantwarden.zones.plant.load import load_plant
@@ -248,7 +243,7 @@ def run_command(
     last_ts: int | None = None
     stopping = _stop_on_sigterm()
     try:
-        for batch, loss in _batches(pcaps, interface, tap, duration):
+        for batch, loss in packet_batches(pcaps, interface, tap, duration):
             if batch is None:  # a quiet live interface: keep reporting health and detections
                 _idle(beats, detectors, sensor.counters.packets, loss or last_loss, last_ts)
                 continue
@@ -485,77 +480,6 @@ def _idle(
     if beats is not None:
         beats.beat(packets, loss, last_ts)
     detectors.flush()
-
-
-def _batches(
-    pcaps: tuple[Path, ...], interface: str | None, tap: Path | None, duration: float | None
-) -> Iterator[tuple[PacketBatch | None, tuple[int, int] | None]]:
-    if interface:
-        yield from _live(interface, duration)
-        return
-    if tap is not None and duration is not None:
-        yield from _tap_until(tap, time.monotonic() + duration)
-        return
-    paths: Iterable[Path] = pcaps if pcaps else [tap] if tap is not None else []
-    for path in paths:
-        source = sys.stdin.buffer if str(path) == "-" else path
-        for batch in read_capture(source):
-            yield batch, None
-
-
-def _live(
-    interface: str, duration: float | None
-) -> Iterator[tuple[PacketBatch | None, tuple[int, int] | None]]:
-    """Batches as the kernel hands them over, and `(None, stats)` after each second without any."""
-    from plantwarden.capture.live import LiveCapture  # noqa: PLC0415 - Linux-only, loaded when asked for
-
-    deadline = None if duration is None else time.monotonic() + duration
-    quiet_since = time.monotonic()
-    with LiveCapture(interface) as capture:
-        while deadline is None or time.monotonic() < deadline:
-            batch = capture.read(timeout=0.2)
-            stats = capture.stats()
-            if batch is not None:
-                quiet_since = time.monotonic()
-                yield batch, (stats.received, stats.dropped)
-            elif time.monotonic() - quiet_since >= 1.0:
-                quiet_since = time.monotonic()
-                yield None, (stats.received, stats.dropped)
-
-
-class _TimeUp(Exception):
-    """The --duration of a run on the tap is over."""
-
-
-class _TapUntil(io.FileIO):
-    """The tap read until a deadline: opening a FIFO does not wait for its writer, and a read that
-    would wait past the deadline raises `_TimeUp` (a read with data waiting still returns it)."""
-
-    def __init__(self, path: Path, deadline: float) -> None:
-        super().__init__(path, "rb", opener=lambda name, flags: os.open(name, flags | os.O_NONBLOCK))
-        self.deadline = deadline
-
-    def read(self, size: int | None = -1) -> bytes:
-        while True:
-            if not select.select([self], [], [], max(0.0, self.deadline - time.monotonic()))[0]:
-                raise _TimeUp
-            data = super().read(size)
-            if data is not None:  # None: nothing after all (the descriptor does not block)
-                return data
-
-
-def _tap_until(tap: Path, deadline: float) -> Iterator[tuple[PacketBatch | None, tuple[int, int] | None]]:
-    """The tap's batches until the deadline, as `_live` stops a live interface: a batch read is
-    handed on, a quiet tap (or one no plant writes yet) is left at the deadline."""
-    with _TapUntil(tap, deadline) as stream:
-        try:
-            with open_capture_reader(stream) as reader:  # it reads the first bytes: it may wait
-                for batch in reader:
-                    yield batch, None
-                    if time.monotonic() >= deadline:
-                        return
-        except _TimeUp:
-            return
 
 
 def _report(
