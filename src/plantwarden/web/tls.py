@@ -58,17 +58,22 @@ def is_loopback(host: str) -> bool:
 def tls_for(server: ServerSettings, data_dir: Path) -> TLSFiles | None:
     """Decide whether the server uses TLS, and with which files; refuse plain HTTP off loopback."""
     loopback = is_loopback(server.host)
+    if (server.tls_cert is None) != (server.tls_key is None):
+        raise ConfigurationError("server.tls_cert and server.tls_key must be set together")
     if server.tls == "off":
         if not loopback:
             raise ConfigurationError(
                 f"server.tls = off is refused for {server.host}: plain HTTP is allowed only on "
                 "loopback; use tls = auto (a generated certificate) or configure server.tls_cert"
             )
+        if server.tls_cert is not None:  # set for TLS, and unused: the console would be plain HTTP
+            raise ConfigurationError(
+                "server.tls_cert and server.tls_key are set, but server.tls = off serves plain HTTP;"
+                " use tls = auto or on to serve them, or unset them"
+            )
         return None
     if server.tls == "auto" and loopback and server.tls_cert is None:
         return None
-    if (server.tls_cert is None) != (server.tls_key is None):
-        raise ConfigurationError("server.tls_cert and server.tls_key must be set together")
     if server.tls_cert is not None and server.tls_key is not None:
         for path in (server.tls_cert, server.tls_key):
             if not path.is_file():
