@@ -66,8 +66,8 @@ def test_configured_files_must_exist_and_come_in_pairs(tmp_path: Path) -> None:
 def test_configured_files_with_tls_off_are_refused_not_unused(tmp_path: Path) -> None:
     """With tls = off they were ignored and the console served plain HTTP; a key alone on loopback
     under tls = auto was ignored too."""
-    files = {"tls_cert": tmp_path / "c.pem", "tls_key": tmp_path / "k.pem"}
+    files = ServerSettings(tls="off", tls_cert=tmp_path / "c.pem", tls_key=tmp_path / "k.pem")
     with pytest.raises(ConfigurationError, match=r"server\.tls = off serves plain HTTP"):
-        tls_for(ServerSettings(tls="off", **files), tmp_path)
+        tls_for(files, tmp_path)
     with pytest.raises(ConfigurationError, match="set together"):
         tls_for(ServerSettings(tls_key=tmp_path / "k.pem"), tmp_path)
