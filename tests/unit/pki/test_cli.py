@@ -77,7 +77,10 @@ def test_enrol_list_revoke_and_the_crl(provider: Provider, tmp_path: Path, clock
     ]
     serial = listed[0]["serial"]
     assert "BEGIN CERTIFICATE" in invoke(provider, "show", serial).output
-    assert f"revoked {serial}" in invoke(provider, "revoke", serial, "--reason", "keyCompromise").output
+    with pytest.raises(InvalidInput, match="is of site plant-a, not plant-b: nothing revoked"):
+        invoke(provider, "revoke", serial, "--site", "plant-b", "--reason", "keyCompromise")  # it was ignored
+    revoked = invoke(provider, "revoke", serial, "--site", "plant-a", "--reason", "keyCompromise")
+    assert f"revoked {serial}" in revoked.output
     crl_file = tmp_path / "crl.pem"
     invoke(provider, "crl", "--pem", "--out", str(crl_file))
     text = openssl("crl", "-in", str(crl_file), "-CAfile", str(chain), "-verify", "-noout", "-text")
