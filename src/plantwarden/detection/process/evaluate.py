@@ -240,6 +240,11 @@ def evaluate_csv(
         summary.binary = metrics.binary(test_labels, flag)
     run.summaries.append(summary)
     run.notes.append(f"training: {start} rows; scored: {len(flag)} rows")
+    if summary.binary is not None and summary.binary.tp + summary.binary.fn == 0:
+        run.notes.append(
+            "the scored rows hold no anomalous label: recall, MAR and F1 have nothing to measure"
+            " (shown as 0); FAR and the predictions file still say how often normal rows were flagged"
+        )
     return run
 
 

@@ -78,6 +78,18 @@ def test_csv_protocol_prints_metrics_and_writes_predictions(tmp_path: Path) -> N
     }
 
 
+def test_csv_protocol_says_when_the_scored_rows_hold_no_anomaly(tmp_path: Path) -> None:
+    """F1, recall and MAR of 0 then measure nothing; a bare 0.0000 read as a model that missed."""
+    source = tmp_path / "plant.csv"
+    synthetic_csv(source)
+    args = ["evaluate", "--dataset", "csv", str(source), "--label-column", "label"]
+    quiet = CliRunner().invoke(detect_group, [*args, "--train-rows", "510"])  # the anomaly is in training
+    assert quiet.exit_code == 0, quiet.output
+    assert "the scored rows hold no anomalous label" in quiet.output
+    scored = CliRunner().invoke(detect_group, [*args, "--train-rows", "400"])
+    assert scored.exit_code == 0 and "hold no anomalous label" not in scored.output
+
+
 def test_csv_protocol_refuses_a_file_without_the_time_column(tmp_path: Path) -> None:
     source = tmp_path / "plant.csv"
     source.write_text("when,flow\n2026-01-01T00:00:00,1\n")
