@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -118,6 +119,25 @@ def test_writes_from_the_attacks_change_the_process() -> None:
     assert setpoint["actions"][-1]["result"] == "answered [1400]"
     sources = {entry["client"].split("'")[1] for entry in live.writes if "'" in entry["client"]}
     assert {"127.10.0.10", "127.10.1.20"} <= sources
+
+
+def test_a_broker_that_is_away_is_one_warning_not_one_per_plc(caplog: pytest.LogCaptureFixture) -> None:
+    """At the demo's start the broker comes up after the plant: six warnings, one per PLC, and
+    more at every retry, buried the start-up's lines."""
+
+    async def scenario_() -> None:
+        live = LivePlant(own_plant(), options(broker=("127.0.0.1", free_port())))
+        await live.start()
+        try:
+            await asyncio.sleep(0.5)
+        finally:
+            await live.stop()
+
+    with caplog.at_level(logging.DEBUG, logger="plantwarden.sim.runtime"):
+        run(scenario_())
+    off = [r for r in caplog.records if "telemetry of" in r.getMessage() and "is off" in r.getMessage()]
+    assert len(off) == 6  # every PLC tried
+    assert [r.levelno for r in off].count(logging.WARNING) == 1
 
 
 def test_plc_stop_silences_the_plc_until_it_is_restarted() -> None:

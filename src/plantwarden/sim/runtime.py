@@ -5,7 +5,8 @@ segment), the historian reads measurements every five poll periods, the engineer
 changes a setpoint inside its safe range now and then, and every PLC publishes its measurements
 to an MQTT broker. Each client connects from its host's own loopback address, and everything the
 clients send and receive goes to the software tap when there is one. A client whose peer is down
-retries; a broker that cannot be reached only turns telemetry off, with a warning.
+retries; a broker that cannot be reached only turns telemetry off, with a warning (one while it
+stays away, whichever PLC finds it first).
 
 Attacks (`run_attack`) run inside the plant process when asked through its control socket, so
 that the tap shows them too.
@@ -75,6 +76,9 @@ class LivePlant:
         )
         self.counters = {"polls": 0, "unanswered": 0, "setpoint_changes": 0, "telemetry": 0}
         self._tasks: list[asyncio.Task[None]] = []
+        self._broker_down = False
+        """Whether telemetry's last try failed: one warning for the plant while the broker is away,
+        not one per PLC and retry (at start-up it often comes up after the plant)."""
 
     def _written(self, plc: str, address: int, values: tuple[int, ...], client: Any) -> None:
         self.writes.append({"plc": plc, "address": address, "values": list(values), "client": str(client)})
@@ -178,6 +182,9 @@ class LivePlant:
             try:
                 async with await LiveConnection.open(plc.host.address, host, port, self.tap) as connection:
                     await mqtt_session(connection, mqtt_client_id(self.plant, plc))
+                    if self._broker_down:
+                        self._broker_down = False
+                        log.info("telemetry reaches the MQTT broker at %s:%d", host, port)
                     while True:
                         sequence += 1
                         values = telemetry_values(plc, self.simulation.model(plc.name).values())
@@ -186,7 +193,13 @@ class LivePlant:
                         self.counters["telemetry"] += 1
                         await asyncio.sleep(self.options.telemetry_period)
             except (PlantwardenError, ConnectionError, TimeoutError, asyncio.IncompleteReadError) as error:
-                log.warning(
-                    "telemetry of %s is off: %s; retrying in %.0f s", plc.name, error, BROKER_RETRY_SECONDS
+                level = logging.DEBUG if self._broker_down else logging.WARNING
+                self._broker_down = True
+                log.log(
+                    level,
+                    "telemetry of %s is off: %s; retrying every %.0f s",
+                    plc.name,
+                    error,
+                    BROKER_RETRY_SECONDS,
                 )
                 await asyncio.sleep(BROKER_RETRY_SECONDS)
