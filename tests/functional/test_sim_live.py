@@ -140,6 +140,29 @@ def test_a_broker_that_is_away_is_one_warning_not_one_per_plc(caplog: pytest.Log
     assert [r.levelno for r in off].count(logging.WARNING) == 1
 
 
+def test_an_attack_a_gateway_refuses_at_connect_is_recorded_not_an_error() -> None:
+    """A security gateway closes the session of a client it knows no role for: the attack
+    stopped with the error 'the PLC closed the connection in the middle of an answer' and no
+    record."""
+
+    async def scenario_() -> dict[str, Any]:
+        async def refuse(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.close()
+
+        gateway = await asyncio.start_server(refuse, "127.0.0.1", 0)
+        live = LivePlant(own_plant(), options(broker=None))
+        await live.start()
+        try:
+            return await _attack(live, "unauthorized-write", gateway=gateway.sockets[0].getsockname()[:2])
+        finally:
+            await live.stop()
+            gateway.close()
+
+    record = run(scenario_())
+    results = [action["result"] for action in record["actions"]]
+    assert results and all(r == "connection closed by the gateway" for r in results), results
+
+
 def test_plc_stop_silences_the_plc_until_it_is_restarted() -> None:
     async def scenario_() -> tuple[dict[str, Any], dict[str, int]]:
         live = LivePlant(own_plant(), options(broker=None))

@@ -40,6 +40,7 @@ from plantwarden.sim.behaviour import (
 from plantwarden.sim.live_net import (
     LiveConnection,
     LiveModbusClient,
+    PeerClosed,
     Unreachable,
     http_exchange,
     mqtt_session,
@@ -190,14 +191,18 @@ class LiveAttack:
         async with connection:
             client = LiveModbusClient(connection, plc.unit_id, self.rng.randrange(0x10000))
             for request in step.requests:
-                answer = await client.call(request, timeout=ANSWER_TIMEOUT)
+                action = f"{request.name} at {request.address} {list(request.values)}"
+                try:
+                    answer = await client.call(request, timeout=ANSWER_TIMEOUT)
+                except (PeerClosed, ConnectionError):  # the peer closed the session (a security
+                    # gateway refuses a client it knows no role for at connect): the attack's record
+                    # says so; the session's other requests cannot be sent
+                    peer = "PLC" if self.targets.gateway is None else "gateway"
+                    closed = f"connection closed by the {peer}"
+                    self._note(step.source, f"{plc.name} ({target})", action, closed)
+                    return
                 result = "no answer" if answer is None else _answer_text(answer)
-                self._note(
-                    step.source,
-                    f"{plc.name} ({target})",
-                    f"{request.name} at {request.address} {list(request.values)}",
-                    result,
-                )
+                self._note(step.source, f"{plc.name} ({target})", action, result)
 
     async def _logins(self, step: LoginAttempts) -> None:
         host, port = self.targets.console

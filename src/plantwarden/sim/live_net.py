@@ -29,6 +29,12 @@ class Unreachable(NotFound):
     code = "unreachable"
 
 
+class PeerClosed(PlantwardenError):
+    """The peer closed the connection before its answer was whole."""
+
+    code = "peer_closed"
+
+
 class LiveConnection:
     """A TCP connection from a plant host's address, each byte reported to the tap."""
 
@@ -172,7 +178,8 @@ class LiveModbusClient:
             length = int.from_bytes(header[4:6], "big")
             body = await self.connection.receive_exactly(length - 1, timeout, report=False)
         except asyncio.IncompleteReadError as error:
-            raise PlantwardenError("the PLC closed the connection in the middle of an answer") from error
+            where = "in the middle of an answer" if error.partial else "before answering"
+            raise PeerClosed(f"the PLC closed the connection {where}") from error
         return self.connection.received(header + body)
 
 
