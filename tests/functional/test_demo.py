@@ -183,6 +183,7 @@ def test_the_demo_comes_up_raises_an_attacks_alert_and_stops_on_ctrl_c(tmp_path:
         assert not [title for _, title in _alerts(directory) if hmi in title or historian in title]
         # the PLCs' telemetry goes through the demo's broker to the store (every 10 s)
         wait_for(lambda: _telemetry(directory) or None, timeout=30, what="the PLCs' telemetry in the store")
+        _sensor_survives_a_kill(demo.pid, directory, said)
     finally:
         demo.send_signal(signal.SIGINT)
         try:
@@ -197,6 +198,24 @@ def test_the_demo_comes_up_raises_an_attacks_alert_and_stops_on_ctrl_c(tmp_path:
     time.sleep(0.5)
     alive = subprocess.run(["pgrep", "-s", str(demo.pid)], capture_output=True, text=True, check=False)
     assert alive.stdout.strip() == "", f"processes left behind: {alive.stdout}"
+
+
+def _sensor_survives_a_kill(session: int, directory: Path, said: list[str]) -> None:
+    """The sensor killed: the supervisor starts another, the plant's tap starts a new capture
+    section for it, and it reads on; no client of the plant fails (a broken pipe on the tap
+    once ended every HMI and historian client, and each new sensor read a capture from its middle)."""
+    found = subprocess.run(["pgrep", "-s", str(session), "-f", f"sensor run --tap {directory}"],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    (pid,) = found.stdout.split()
+    before = len(said)
+    os.kill(int(pid), signal.SIGKILL)
+    wait_for(lambda: True if "a reader opened the tap again" in "".join(said[before:]) else None,
+             timeout=UP_WITHIN, what="the tap's new section for the restarted sensor")  # fmt: skip
+    started = len(said)
+    progress = re.compile(r"^\d[\d,]* packets ", re.MULTILINE)
+    wait_for(lambda: progress.search("".join(said[started:])), timeout=UP_WITHIN,
+             what="the restarted sensor's progress")  # fmt: skip
+    assert "client failed" not in "".join(said[before:])
 
 
 # --- the console in a browser ------------------------------------------------------------------
