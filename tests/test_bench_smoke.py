@@ -14,27 +14,14 @@ import pytest
 from bench.__main__ import BENCHMARKS
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKED = (
-    "records",
-    "policy",
-    "auth",
-    "register_values",
-    "map",
-    "inventory",
-    "segmentation",
-    "rules",
-    "process_eval",
-    "baselines",
-    "pki_issue",
-    "telemetry_envelope",
-    "device_ingest",
-)
 SLOW = ("generator", "sensor", "live", "protocols", "evidence", "gateway", "console")
 """Smoke runs of 10 to 100 s on two cores: too long for every test run."""
+SMOKED = tuple(name for name in BENCHMARKS if name not in SLOW)
 
 
-def test_every_benchmark_is_smoked_here_or_named_slow() -> None:
-    assert sorted(SMOKED + SLOW) == sorted(BENCHMARKS)
+def test_the_slow_ones_are_benchmarks() -> None:
+    """Every name here is a benchmark: a stale one would leave the renamed benchmark smoked."""
+    assert set(SLOW) <= set(BENCHMARKS)
 
 
 @pytest.mark.parametrize("name", SMOKED)

@@ -77,6 +77,16 @@ def _unwritable(path: Path) -> str:
     return ""
 
 
+def given_flag(ctx: click.Context, name: str) -> str | None:
+    """The flag of option `name` as the user gave it (`--no-x` for a switch turned off), or None
+    when it keeps its default: for refusing an option that changes nothing with the others."""
+    if ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT):
+        return None
+    option = next(param for param in ctx.command.params if param.name == name)
+    off = isinstance(option, click.Option) and option.secondary_opts and ctx.params[name] is False
+    return option.secondary_opts[0] if off else option.opts[0]
+
+
 class FiniteFloatRange(click.FloatRange):
     """`click.FloatRange` of finite numbers in ASCII digits: click's takes 'nan' (no comparison with
     a bound is true of it), 'inf' when there is no upper bound, and '١٢' (float() reads other

@@ -19,7 +19,7 @@ import click
 
 from plantwarden.capture.errors import CaptureError
 from plantwarden.capture.evidence import EvidenceRing
-from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange, duration_ns
+from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange, duration_ns, given_flag
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider
@@ -308,12 +308,9 @@ def run_command(
 
 def _check_options(ctx: click.Context) -> None:
     """Refuse, before any work, an option the user gave that changes nothing with the others."""
-    options = {param.name: param for param in ctx.command.params}
     for name, goes_with in _idle_options(ctx.params):
-        if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT):
-            option = options[name]
-            off = isinstance(option, click.Option) and option.secondary_opts and ctx.params[name] is False
-            flag = option.secondary_opts[0] if off else option.opts[0]
+        flag = given_flag(ctx, name)
+        if flag is not None:
             raise click.UsageError(f"{flag} goes with {goes_with}")
 
 

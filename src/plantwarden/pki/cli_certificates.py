@@ -14,7 +14,7 @@ from typing import Any
 import click
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from plantwarden.core.cli_values import IntegerRange, output_file_option
+from plantwarden.core.cli_values import IntegerRange, given_flag, output_file_option
 from plantwarden.core.errors import InvalidInput, PlantwardenError
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.pki import services
@@ -122,12 +122,7 @@ IDENTITY_OPTIONS = ("site", "zone", "role", "asset", "days")
 def _refuse_identity_options(ctx: click.Context) -> None:
     """Refuse, before any work, an identity or a lifetime given with --token: the certificate has
     the identity the token names and the default lifetime."""
-    options = {param.name: param for param in ctx.command.params}
-    given = [
-        options[name].opts[0]
-        for name in IDENTITY_OPTIONS
-        if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
-    ]
+    given = [flag for flag in (given_flag(ctx, name) for name in IDENTITY_OPTIONS) if flag is not None]
     if given:
         verb = "goes" if len(given) == 1 else "go"
         raise click.UsageError(

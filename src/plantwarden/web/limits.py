@@ -74,8 +74,10 @@ async def refuse_nul(request: Request) -> None:
         raise InvalidInput("the path holds a NUL character (%00), which no name may hold")
     fields = [("query parameter", request.query_params.multi_items())]
     content_type = request.headers.get("content-type", "")
-    if content_type.startswith("application/json") and JSON_NUL in await request.body():
-        _refuse_nul_in_json(await request.body())
+    if content_type.startswith("application/json"):
+        body = await request.body()  # read once: the route's own parsing takes it from the request
+        if JSON_NUL in body:
+            _refuse_nul_in_json(body)
     if content_type.startswith(FORMS):
         form = await request.form()
         fields.append(("form field", [(name, v) for name, v in form.multi_items() if isinstance(v, str)]))

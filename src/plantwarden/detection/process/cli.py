@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from plantwarden.core.cli_values import IntegerRange, output_file_option, time_ns
+from plantwarden.core.cli_values import IntegerRange, given_flag, output_file_option, time_ns
 from plantwarden.core.errors import InvalidInput
 from plantwarden.detection.process import config as configs
 from plantwarden.detection.process.config import ModelConfig
@@ -121,11 +121,9 @@ ONLY_FOR = {
 def _check_options(ctx: click.Context, dataset: str) -> None:
     """Refuse, before any work, an option the dataset's protocol does not read, and a CSV run
     without its one training split."""
-    options = {param.name: param for param in ctx.command.params}
     for name, only in ONLY_FOR.items():
-        given = ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
-        if given and dataset != only:
-            flag = options[name].opts[0]
+        flag = given_flag(ctx, name)
+        if flag is not None and dataset != only:
             raise click.UsageError(f"{flag} is for --dataset {only}, not {dataset}")
     if dataset == "csv" and (ctx.params["train_rows"] is None) == (ctx.params["train_until_ns"] is None):
         raise click.UsageError("--dataset csv takes one of --train-rows N and --train-until TIME")
