@@ -22,6 +22,7 @@ BENCHMARKS = (
     "evidence",
     "inventory",
     "segmentation",
+    "reach",
     "rules",
     "process_eval",
     "baselines",

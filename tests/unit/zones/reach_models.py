@@ -231,3 +231,24 @@ def _brute_hosts(
             if key[0] == "address":
                 zone_of[key] = next((z.id for z in plant.zones for n in z.subnets if address in n), None)
     return owner, zone_of
+
+
+def large_plant(zones: int = 50, assets_per_zone: int = 40) -> tuple[SiteModel, list[Permit]]:
+    """A ring of zones (one /24 each, `assets_per_zone` assets, the first critical): each zone's
+    first asset may poll the whole of the next zone and of the seventh after it over Modbus, and the
+    zone's every host may open HTTPS on one asset of each of those two."""
+    zone_list = [zone(f"z{z}", f"10.{z}.0.0/24") for z in range(zones)]
+    assets = [
+        asset(f"z{z}-a{a}", f"z{z}", f"10.{z}.0.{a + 10}", criticality="critical" if a == 0 else "medium")
+        for z in range(zones)
+        for a in range(assets_per_zone)
+    ]
+    permits = []
+    for z in range(zones):
+        for step in (1, 7):
+            other = (z + step) % zones
+            permits.append(permit([f"10.{z}.0.10/32"], [f"10.{other}.0.0/24"], f"c{z}-{other}/modbus"))
+            permits.append(
+                permit([f"10.{z}.0.0/24"], [f"10.{other}.0.{11 + step}/32"], f"c{z}-{other}/https")
+            )
+    return site(zone_list, assets), permits
