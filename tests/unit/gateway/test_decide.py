@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 from plantwarden.gateway.decide import (
@@ -121,20 +120,6 @@ def test_every_request_counts_against_its_source_address_malformed_ones_first() 
     verdicts = [ask(d, current, HMI, "operator", malformed, now=7.0) for _ in range(3)]
     assert [v.rule for v in verdicts] == [MALFORMED, MALFORMED, "gateway:rate-limit"]
     assert verdicts[-1].exception_code == SERVER_DEVICE_BUSY
-
-
-def test_a_decision_takes_microseconds() -> None:
-    current = state()
-    d = decider(current)
-    target = current.route(1)
-    assert target is not None
-    message = decode(adu(1, 1, write_register(0, 800)), False)
-    rounds = 20_000
-    started = time.perf_counter()
-    for _ in range(rounds):
-        d.decide(ENGINEER, "engineer", target, message, WALL, 0.0)
-    per_decision = (time.perf_counter() - started) / rounds
-    assert per_decision < 50e-6, f"{per_decision * 1e6:.1f} us per decision"
 
 
 def test_denial_alerts_are_rate_limited_per_rule_subject_and_plc() -> None:

@@ -5,7 +5,6 @@ and time of a 500-asset, 2,000-link map."""
 from __future__ import annotations
 
 import random
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
@@ -293,20 +292,13 @@ def test_an_empty_map_is_a_valid_document() -> None:
     assert drawn_nodes(root) == {}
 
 
-def test_500_assets_and_2000_links_stay_small_and_fast() -> None:
+def test_500_assets_and_2000_links_stay_small_and_every_pair_is_drawn() -> None:
     nodes, links = synthetic_plant(500, 2000)
     assert len(nodes) == 500 and len(links) == 2000
     for bundle_above in (600, None):
-        started = time.perf_counter()
         placed = layout(nodes, links, bundle_above=bundle_above)
         svg = render_svg(placed)
-        elapsed = time.perf_counter() - started
-        print(
-            f"\n500 assets, 2,000 links, bundle_above={bundle_above}: {elapsed * 1e3:.0f} ms, "
-            f"{len(svg.encode()) / 1e3:.0f} kB, {len(placed.pairs)} lines, {len(placed.bundles)} bundles"
-        )
-        assert len(svg.encode()) < MAX_SVG_BYTES
-        assert elapsed < 1.0  # measured 60-160 ms on the 2-core development VM
+        assert len(svg.encode()) < MAX_SVG_BYTES  # its time is bench/commmap.py's to report
         root = parse(svg)
         assert len(drawn_nodes(root)) == 500
         drawn = sum(bundle.pairs for bundle in placed.bundles) + len(placed.pairs)

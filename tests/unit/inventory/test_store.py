@@ -3,7 +3,6 @@ run continuing the same assets, edges and statistics upserted, the events, and t
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -291,7 +290,7 @@ def test_an_ip_current_in_two_sites_needs_the_site(ready: Store, ctx: Context) -
             get_asset(session, HMI, site="harbour", places=[(SITE, None)])
 
 
-def test_five_hundred_assets_and_two_thousand_edges_save_and_list_quickly(ready: Store, ctx: Context) -> None:
+def test_five_hundred_assets_and_two_thousand_edges_save_twice_and_list(ready: Store, ctx: Context) -> None:
     def run(start: int) -> tuple[list[Asset], list[Edge], list[FunctionStatistics]]:
         sightings = [
             arp(start + n, f"10.1.{n // 250}.{n % 250 + 1}", f"02:00:00:00:{n // 256:02x}:{n % 256:02x}")
@@ -304,22 +303,16 @@ def test_five_hundred_assets_and_two_thousand_edges_save_and_list_quickly(ready:
         stats = [polling_statistics(10, 3, e.client, e.server) for e in edges]
         return assets, edges, stats
 
-    timings = []
     for start in (FIRST, SECOND):
         assets, edges, stats = run(start)
-        began = time.perf_counter()
         with ready.transaction() as session:
             result = save_inventory(session, ctx, assets, edges, stats)
-        timings.append(time.perf_counter() - began)
     assert (result.assets_created, result.edges_created, result.edges_updated) == (0, 0, len(edges))
-    began = time.perf_counter()
     with ready.transaction() as session:
         listed = list_assets(session, AssetFilter(limit=1000))
         edges_listed = list_edges(session, EdgeFilter(limit=5000))
-    timings.append(time.perf_counter() - began)
     assert len(listed) == 500 and len(edges_listed) == len(edges) == 2000
     assert all(e.functions[0].requests == 20 for e in edges_listed)
-    print(f"save first {timings[0]:.2f}s, save again {timings[1]:.2f}s, list {timings[2]:.2f}s")
 
 
 def test_a_dhcp_move_seen_by_the_second_run_moves_the_stored_address(ready: Store, ctx: Context) -> None:
