@@ -57,6 +57,10 @@ def sensor_run(data: Path, *args: str) -> Result:
         ),
         (["--no-inventory", "--save-every", "5"], "--save-every goes with the inventory, not --no-inventory"),
         (["--duration", "1"], "--duration goes with --interface or --tap, not --pcap"),
+        (
+            ["--no-inventory", "--no-rules", "--no-baselines", "--sensor-name", "hall-3"],
+            "--sensor-name goes with a run that reports its health",
+        ),
     ],
 )
 def test_an_option_that_changes_nothing_is_refused_before_any_work(
@@ -78,6 +82,39 @@ def test_the_same_options_are_taken_where_they_change_something(tmp_path: Path, 
     )
     assert result.exit_code == 0, result.output
     assert re.search(r"packets +500 ", result.output), result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "it is empty"),
+        ("x" * 121, "it has 121 characters"),
+        ("hall-3\nfake-sensor", "it holds a control or format character"),
+        ("hall-3\u202e", "it holds a control or format character"),
+        (" hall-3", "it starts or ends with a space"),
+    ],
+)
+def test_a_sensor_name_that_could_not_be_stored_whole_or_shown_is_refused(
+    tmp_path: Path, capture: Path, name: str, problem: str
+) -> None:
+    result = sensor_run(tmp_path / "data", "--pcap", str(capture), "--sensor-name", name)
+    assert result.exit_code == 2, result.output
+    assert f"is not a sensor name ({problem})" in result.output
+    assert "packets " not in result.output
+
+
+def test_a_long_sensor_name_is_reported_whole(tmp_path: Path, capture: Path) -> None:
+    """The longest name fits its column whole: two names alike but for the last character stay two
+    sensors (a longer name is refused rather than cut, where two would become one)."""
+    base = "Halle 3 Sensor Süd "
+    names = [base + "x" * (120 - len(base)), base + "x" * (119 - len(base)) + "y"]
+    assert all(len(name) == 120 for name in names)
+    for name in names:
+        ran = sensor_run(tmp_path / "data", "--pcap", str(capture), "--sensor-name", name, "--no-rules")
+        assert ran.exit_code == 0, ran.output
+    status = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "data"), "sensor", "status"])
+    assert status.exit_code == 0, status.output
+    assert all(f"  {name}  stopped" in status.output for name in names), status.output
 
 
 @pytest.fixture

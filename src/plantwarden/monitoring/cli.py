@@ -119,8 +119,10 @@ def sensor_group() -> None:
 @click.option(
     "--sensor-name",
     default=socket.gethostname(),
+    callback=lambda _ctx, _param, value: sensor_name(value),
     show_default="this host's name",
-    help="The name this sensor reports its health under (plantwarden sensor status).",
+    help="The name this sensor reports its health under (plantwarden sensor status): 1-120 printable "
+    "characters; two sensors of a segment need two names.",
 )
 @click.option(
     "--plant",
@@ -199,9 +201,7 @@ def run_command(
     decoded, identity = _protocols(protocols)
     check_place(site, segment)
     runtime = state.runtime()
-    uses_store = (
-        inventory or plant is not None or not no_rules or baselines or not pcaps
-    )  # a live sensor reports its health
+    uses_store = _uses_store(click.get_current_context().params)
     if uses_store:
         runtime.ready_store()  # a store that cannot take the inventory is refused before a packet is read
     beats = _heartbeats(runtime, site, segment, sensor_name, pcaps, interface, tap) if uses_store else None
@@ -333,7 +333,22 @@ def _idle_options(params: dict[str, Any]) -> list[tuple[str, str]]:
         idle.append(("save_every", "the inventory, not --no-inventory"))
     if params["pcaps"]:
         idle.append(("duration", "--interface or --tap, not --pcap (a capture file ends by itself)"))
+    if not _uses_store(params):
+        idle.append(
+            ("sensor_name", "a run that reports its health: live, or with the inventory, rules or baselines")
+        )
     return idle
+
+
+def _uses_store(params: dict[str, Any]) -> bool:
+    """Whether the run writes to the store beside the records: a live sensor reports its health."""
+    return bool(
+        params["inventory"]
+        or params["plant"] is not None
+        or not params["no_rules"]
+        or params["baselines"]
+        or not params["pcaps"]
+    )
 
 
 def _stop_on_sigterm() -> Any:
@@ -362,8 +377,38 @@ def _heartbeats(
         f"interface {interface}" if interface else f"tap {tap}" if tap else f"{len(pcaps)} capture file(s)"
     )
     now = runtime.clock.now()
-    identity = Heartbeat(site, segment, name[:120], source[:300], "running", now, now, 0)
+    identity = Heartbeat(site, segment, name, source[:300], "running", now, now, 0)
     return SensorHeartbeats(runtime.ready_store(), runtime.clock, identity)
+
+
+SENSOR_NAME_LENGTH = 120
+"""The longest sensor name (the store's column; a name is part of its heartbeats' key)."""
+
+
+def sensor_name(value: str) -> str:
+    """A sensor name as given, or a clear error: one cut to fit its column would share heartbeats
+    with another sensor of the same first characters, and a control character would break the
+    lines of `sensor status`."""
+    problem = _name_problem(value)
+    if problem is not None:
+        raise click.BadParameter(
+            f"{value[:40]!r}{'...' if len(value) > 40 else ''} is not a sensor name ({problem}): "
+            f"1-{SENSOR_NAME_LENGTH} printable characters, no space at either end",
+            param_hint="--sensor-name",
+        )
+    return value
+
+
+def _name_problem(value: str) -> str | None:
+    if not value:
+        return "it is empty"
+    if len(value) > SENSOR_NAME_LENGTH:
+        return f"it has {len(value)} characters"
+    if not value.isprintable():
+        return "it holds a control or format character"
+    if value != value.strip():
+        return "it starts or ends with a space"
+    return None
 
 
 def _register_values(plant: Path, site: str, segment: str) -> RegisterValues:
