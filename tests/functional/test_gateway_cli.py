@@ -103,7 +103,7 @@ def test_gateway_run_serves_both_listeners_and_records(data_dir: Path, tmp_path:
         ("address 127.0.0.1", 6, 0),
         ("cert_role engineer", 6, 1),
     ]
-    assert writer_name("Plant_A.1") == "gateway-plant-a-1"
+    assert writer_name("plant-a") == "gateway-plant-a"  # the writer the records came from
     assert [m.function_code for m in plc.messages()] == [3, 6]
     runtime.close()
 

@@ -24,6 +24,7 @@ import click
 from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange
 from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.parsing import host_port
+from plantwarden.core.records.partitions import writer_name_of
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.devices.agent import Agent, AgentFiles, enroll, read_state, renew, renewal_due
 from plantwarden.devices.broker import (
@@ -347,7 +348,7 @@ def ingest_command(
     host, port = parse_broker(broker_text)
     broker = Broker(host, port, tls_context(client.chain, client.certificate, client.key))
     store = runtime.ready_store()
-    with TelemetryIngest(runtime.records(), f"devices-{site}"[:63]) as ingest:
+    with TelemetryIngest(runtime.records(), writer_name_of("devices", site)) as ingest:
         secure = SecureIngest(store, ingest, site, opener, DeviceKeys(store, runtime.clock), runtime.clock)
         asyncio.run(_ingest(secure, broker, f"{site}/+/+/telemetry", duration, max_messages))
     click.echo(secure.counts.summary())

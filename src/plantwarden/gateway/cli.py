@@ -6,7 +6,6 @@ import asyncio
 import gc
 import math
 import os
-import re
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.parsing import NUMBER
 from plantwarden.core.parsing import host_port as parse_host_port
+from plantwarden.core.records.partitions import writer_name_of
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider
@@ -57,8 +57,8 @@ def host_port(text: str, option: str, default_port: int | None = None) -> tuple[
 
 
 def writer_name(site: str) -> str:
-    """The records writer of the gateway of `site` (a lower-case slug)."""
-    return ("gateway-" + re.sub(r"[^a-z0-9-]+", "-", site.lower()))[:63].rstrip("-")
+    """The records writer of the gateway of `site`."""
+    return writer_name_of("gateway", site)
 
 
 def rate_limits(items: tuple[str, ...]) -> dict[str, RateLimit]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import hashlib
 import io
 import json
 import os
@@ -27,6 +26,7 @@ from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange
 from plantwarden.core.clock import iso_nanoseconds
 from plantwarden.core.errors import InvalidInput, PlantwardenError
 from plantwarden.core.parsing import INTEGER
+from plantwarden.core.records.partitions import writer_name_of
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.monitoring.telemetry import (
@@ -278,7 +278,10 @@ def _text(value: float | None) -> str:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="JSON object: device -> hex key; messages whose tag does not verify are dropped and counted.",
 )
-@click.option("--writer", help="Writer name in the records plane (default: mqtt-SITE).")
+@click.option(
+    "--writer",
+    help="Writer name in the records plane (default: mqtt-SITE; a long SITE cut, with a hash of it).",
+)
 @click.option("--duration", type=FiniteFloatRange(min=0.1), help="Stop after this many seconds.")
 @click.option("--max-messages", type=IntegerRange(min=1), help="Stop after this many messages.")
 @click.pass_obj
@@ -316,8 +319,7 @@ def subscribe_command(
 
 
 def _writer_name(site: str) -> str:
-    name = f"mqtt-{site}"
-    return name if len(name) <= 63 else f"mqtt-{hashlib.sha256(site.encode()).hexdigest()[:16]}"
+    return writer_name_of("mqtt", site)
 
 
 async def _subscribe(

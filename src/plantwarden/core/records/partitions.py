@@ -12,6 +12,7 @@ exclusive `flock` on the `.lock` file beside it while the partition is open.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -87,6 +88,22 @@ class PartitionBackend(Protocol):
     def size(self, ref: PartitionRef) -> int: ...
 
     def drop(self, ref: PartitionRef) -> bool: ...
+
+
+def writer_name_of(prefix: str, name: str) -> str:
+    """The writer of a process named `prefix` working for `name` (a site): `prefix-name` when that is
+    a writer name; otherwise `name` as a slug, cut to fit, then a hash of the whole of it, so that two
+    names alike in their first characters (or but for case and punctuation) stay two writers, where
+    a cut alone would make them share one (and a cut before a hyphen was no writer name at all)."""
+    whole = f"{prefix}-{name}"
+    if WRITER_NAME.match(whole):
+        return whole
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower())
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    head = f"{prefix}-{slug}"[: 63 - 1 - len(digest)].rstrip("-")
+    found = f"{head}-{digest}"
+    check_writer_name(found)
+    return found
 
 
 def check_writer_name(name: str) -> None:
