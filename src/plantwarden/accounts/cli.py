@@ -40,7 +40,11 @@ def user_group() -> None:
 
 @user_group.command("add")
 @click.argument("username")
-@click.option("--display-name", default="", help="The person's name, as shown in the console.")
+@click.option(
+    "--display-name",
+    default="",
+    help="The person's name, as shown in the console: at most 200 printable characters on one line.",
+)
 @click.option("--role", type=click.Choice(ROLES), help="Grant this role at once (needs --site).")
 @click.option("--site", help="Site of the role.")
 @click.option("--zone", help="Limit the role to this zone of the site.")
@@ -219,7 +223,7 @@ def token_group() -> None:
 
 @token_group.command("create")
 @click.option("--user", "username", required=True, help="Whose rights the token carries.")
-@click.option("--name", required=True, help="What the token is for.")
+@click.option("--name", required=True, help="What the token is for: 1-120 printable characters on one line.")
 @click.option(
     "--scope",
     "scopes",

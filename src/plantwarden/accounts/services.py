@@ -88,7 +88,7 @@ from plantwarden.core import eventlog
 from plantwarden.core.auditlog import AuditLog, AuditSettings
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.context import Context
-from plantwarden.core.errors import ConfigurationError
+from plantwarden.core.errors import ConfigurationError, InvalidInput
 from plantwarden.core.events import envelope
 from plantwarden.core.ids import new_id
 from plantwarden.core.settings import Settings
@@ -103,6 +103,7 @@ TOKEN_SECRET_HEX = 64  # 256 random bits
 _TOKEN = re.compile(rf"^{BEARER_TAG}_([0-9a-f]{{{TOKEN_PREFIX_HEX}}})_([0-9a-f]{{{TOKEN_SECRET_HEX}}})$")
 ONE_TIME_PASSWORD_GROUPS = 5  # 5 x 4 base32 characters = 100 random bits
 TOUCH_INTERVAL = timedelta(seconds=60)  # last_seen_at / last_used_at are written at most this often
+DISPLAY_NAME_LENGTH = 200  # the column's length, and the API's limit
 LOCKOUT_RULE_ID = "PW-AUTH-001"
 LOCKOUT_DETECTOR = "accounts.login"
 
@@ -225,6 +226,21 @@ def normalize_username(username: str) -> str:
     return name
 
 
+def checked_display_name(display_name: str) -> str:
+    """A display name without spaces at its ends (it may be empty), or `InvalidInput`: one cut to
+    fit its column would lose its end unseen, and a line break or a control character would break
+    the lines that show it (`user list`)."""
+    name = display_name.strip()
+    if len(name) > DISPLAY_NAME_LENGTH:
+        raise InvalidInput(f"the display name has {len(name)} characters; at most {DISPLAY_NAME_LENGTH}")
+    if not name.isprintable():
+        raise InvalidInput(
+            f"the display name {name[:40]!r} holds a line break, a tab or another control or format "
+            "character: it is one line of printable characters"
+        )
+    return name
+
+
 def create_user(
     session: Session,
     ctx: Context,
@@ -238,7 +254,7 @@ def create_user(
     once): it leads only to setting a password, and to enrolling the second factor where the
     user's roles require one."""
     cfg = _settings(settings)
-    name = normalize_username(username)
+    name, shown = normalize_username(username), checked_display_name(display_name)
     if session.scalars(select(User.id).where(User.username == name)).first() is not None:
         raise UserExists(f"user {name!r} already exists", details={"username": name})
     one_time: str | None = None
@@ -251,7 +267,7 @@ def create_user(
     user = User(
         id=new_id(),
         username=name,
-        display_name=display_name.strip()[:200],
+        display_name=shown,
         disabled=False,
         password_hash=passwords.hash_password(
             secret, hash_parameters(cfg), wait_seconds=cfg.hash_wait_seconds
@@ -1029,8 +1045,8 @@ def create_token(
             details={"steps": steps},
         )
     label = name.strip()
-    if not label or len(label) > 120:
-        raise InvalidTokenRequest("a token needs a name of 1-120 characters")
+    if not label or len(label) > 120 or not label.isprintable():  # a line break would break `token list`
+        raise InvalidTokenRequest("a token needs a name of 1-120 printable characters on one line")
     if expires_in <= timedelta(0):
         raise InvalidTokenRequest("a token needs an expiry in the future")
     if expires_in > timedelta(days=cfg.token_max_days):

@@ -14,6 +14,7 @@ from plantwarden.accounts.errors import LastUserManager
 from plantwarden.accounts.settings import AccountsSettings
 from plantwarden.cli.catalog import SECTIONS
 from plantwarden.core.clock import FixedClock
+from plantwarden.core.errors import InvalidInput
 from plantwarden.core.runtime import Runtime
 from plantwarden.core.settings import load_settings
 from tests.unit.accounts.conftest import GOOD_PASSWORD
@@ -79,6 +80,43 @@ def test_add_a_first_admin_and_manage_users(provider: Provider) -> None:
     assert "enabled ada" in run(provider, user_group, "enable", "ada")
     assert "unlocked ada" in run(provider, user_group, "unlock", "ada", "--source", "10.0.0.5")
     assert "second factor of ada removed" in run(provider, user_group, "reset-mfa", "ada")
+
+
+@pytest.mark.parametrize(
+    ("display_name", "problem"),
+    [
+        ("A" * 199 + "BC", "the display name has 201 characters; at most 200"),
+        ("Ada\nmallory\tadmin@plant-a", "holds a line break, a tab or another control or format character"),
+        ("Ada\tL.", "holds a line break"),
+        ("Ada \u202eL.", "holds a line break"),
+    ],
+)
+def test_a_display_name_that_would_be_cut_or_break_the_user_list_is_refused(
+    provider: Provider, display_name: str, problem: str
+) -> None:
+    refused = CliRunner().invoke(user_group, ["add", "ada", "--display-name", display_name], obj=provider)
+    assert isinstance(refused.exception, InvalidInput), refused.output
+    assert problem in refused.exception.message
+    assert run(provider, user_group, "list").startswith("no users yet")
+
+
+def test_the_longest_display_name_is_kept_whole_on_one_line(provider: Provider) -> None:
+    name = "Ada Lovelace, Leitwarte Halle 3 " + "x" * 167 + "y"
+    run(provider, user_group, "add", "ada", "--display-name", f"  {name} ")
+    (line,) = run(provider, user_group, "list").splitlines()
+    assert line.startswith(f"ada\t{name}\tpassword due")
+
+
+def test_a_token_name_that_would_break_the_token_list_is_refused(provider: Provider) -> None:
+    runtime = provider.runtime()
+    with runtime.ready_store().transaction() as session:
+        services.create_user(session, runtime.context(), "alice", password=GOOD_PASSWORD)
+    for name in ("exporter\nfake\tline", "exporter\x1b[2K", "x" * 121, " "):
+        args = ["create", "--user", "alice", "--name", name, "--expires-days", "3"]
+        refused = CliRunner().invoke(token_group, args, obj=provider)
+        assert isinstance(refused.exception, InvalidInput), refused.output
+        assert "a token needs a name of 1-120 printable characters on one line" in refused.exception.message
+    assert run(provider, token_group, "list") == "no tokens\n"
 
 
 def test_role_needs_a_site(provider: Provider) -> None:
