@@ -193,7 +193,10 @@ def show_command(provider: RuntimeProvider, serial: str) -> None:
     "--site", help="With --device: its site. With a SERIAL: revoke only if the certificate is of it."
 )
 @click.option(
-    "--reason", required=True, help="Why (an RFC 5280 reason like keyCompromise goes into the CRL)."
+    "--reason",
+    required=True,
+    help="Why (an RFC 5280 reason like keyCompromise goes into the CRL): 1-400 printable characters on "
+    "one line.",
 )
 @ACTOR
 @click.pass_obj

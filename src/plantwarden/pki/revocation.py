@@ -38,8 +38,7 @@ def revoke(
 ) -> CertificateRecord:
     """Revoke one certificate (valid or superseded): its status, the `pki.CertificateRevoked`
     event and the audit entry, all in the caller's transaction."""
-    if not reason.strip():
-        raise InvalidInput("say why the certificate is revoked (--reason)")
+    why = revocation_reason(reason)
     record = session.get(CertificateRecord, normalise_serial(serial), with_for_update=True)
     if record is None:
         raise CertificateNotFound(f"no certificate with serial {serial} (plantwarden pki list)")
@@ -50,7 +49,7 @@ def revoke(
     record.status, record.revoked_at, record.revocation_reason = (
         REVOKED,
         ctx.clock.now(),
-        reason.strip()[:400],
+        why,
     )
     session.flush()
     payload = CertificateRevoked(
@@ -79,6 +78,27 @@ def revoke(
         details=details,
     )
     return record
+
+
+REASON_LENGTH = 400
+"""The longest revocation reason (the store's column, and the API's limit)."""
+
+
+def revocation_reason(reason: str) -> str:
+    """A revocation reason without spaces at its ends, or `InvalidInput`: one cut to fit its column
+    would lose its end unseen, and a line break or a control character would break the lines of
+    `pki show` and of the error a second revocation answers with."""
+    why = reason.strip()
+    if not why:
+        raise InvalidInput("say why the certificate is revoked (--reason)")
+    if len(why) > REASON_LENGTH:
+        raise InvalidInput(f"the revocation reason has {len(why)} characters; at most {REASON_LENGTH}")
+    if not why.isprintable():
+        raise InvalidInput(
+            f"the revocation reason {why[:40]!r} holds a line break, a tab or another control or format "
+            "character: it is one line of printable characters"
+        )
+    return why
 
 
 def revoke_device(

@@ -168,6 +168,8 @@ def test_revocation_is_in_the_crl_and_the_event_log(running: Server, tmp_path: P
     url = f"/api/v1/pki/certificates/{serial}/revoke"
     assert running.client.post(url, json={"reason": "x"}, headers=bearer(running, "sam")).status_code == 403
     assert running.client.post(url, json={"reason": "x"}, headers=bearer(running, "bob")).status_code == 404
+    two_lines = {"reason": "superseded\nserial 4d8d8852  status valid"}  # as the command line refuses it
+    assert running.client.post(url, json=two_lines, headers=bearer(running, "ada")).status_code == 422
     revoked = running.client.post(url, json={"reason": "keyCompromise"}, headers=bearer(running, "ada"))
     assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
     assert (

@@ -142,6 +142,32 @@ def test_init_asks_for_the_passphrase_twice(data_dir: Path, clock: FixedClock) -
 
 
 @pytest.mark.parametrize(
+    ("reason", "problem"),
+    [
+        ("keyCompromise: " + "x" * 384 + "END", "the revocation reason has 402 characters; at most 400"),
+        ("superseded\nserial 4d8d8852  status valid", "holds a line break, a tab or another control"),
+        ("keyCompromise \x1b[2K", "holds a line break"),
+        ("   ", "say why the certificate is revoked (--reason)"),
+    ],
+)
+def test_a_revocation_reason_that_would_be_cut_or_break_pki_show_is_refused(
+    provider: Provider, tmp_path: Path, reason: str, problem: str
+) -> None:
+    csr = write(tmp_path / "plc-1.csr", pem(make_csr()))
+    identity = ["--device", "plc-1", "--site", "plant-a", "--zone", "cell-1"]
+    invoke(provider, "enroll", *identity, "--csr", str(csr), "--out", str(tmp_path / "plc-1.pem"))
+    (listed,) = json.loads(invoke(provider, "list", "--format", "json").output)
+    with pytest.raises(InvalidInput) as refused:
+        invoke(provider, "revoke", listed["serial"], "--reason", reason)
+    assert problem in refused.value.message
+    assert json.loads(invoke(provider, "list", "--format", "json").output)[0]["status"] == "valid"
+    longest = "keyCompromise: " + "x" * 384 + "E"
+    invoke(provider, "revoke", listed["serial"], "--reason", f" {longest} ")
+    shown = invoke(provider, "show", listed["serial"]).output
+    assert f"\nrevocation_reason {longest}\n-----BEGIN CERTIFICATE-----" in shown
+
+
+@pytest.mark.parametrize(
     "extra",
     [["--days", "7"], ["--site", "other", "--role", "admin"], ["--zone", "z"], ["--asset", "a"]],
 )
