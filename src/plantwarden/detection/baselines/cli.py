@@ -183,7 +183,11 @@ def protect_command(
 
 @baseline_group.command("accept")
 @click.argument("alert_id")
-@click.option("--reason", required=True, help="Why the deviation is normal (kept in the audit log).")
+@click.option(
+    "--reason",
+    required=True,
+    help="Why the deviation is normal (kept in the audit log): 1-1000 printable characters on one line.",
+)
 @_by("accepts")
 @click.pass_obj
 def accept_command(

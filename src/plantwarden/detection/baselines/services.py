@@ -392,8 +392,7 @@ def accept_fact(
     alert: str | None = None,
 ) -> BaselineFact:
     """Put a fact (given by hand, or from a deviation) into the baseline as accepted."""
-    if not reason.strip():
-        raise InvalidInput("say why the deviation is accepted: the reason is empty")
+    why = _acceptance_reason(reason)
     try:
         parsed = FactKey.parse(kind, site, key)
     except ValueError as error:
@@ -427,13 +426,34 @@ def accept_fact(
     else:
         row.value = accepted_value(parsed.kind, dict(row.value), clean)
         row.source = "accepted"
-    row.accepted_by, row.accepted_at, row.reason = ctx.actor or "system", now, reason[:1000]
+    row.accepted_by, row.accepted_at, row.reason = ctx.actor or "system", now, why
     session.flush()
-    details = {"fact": parsed.kind.value, "key": parsed.text, "value": row.value, "reason": reason[:1000]}
+    details = {"fact": parsed.kind.value, "key": parsed.text, "value": row.value, "reason": why}
     if alert is not None:
         details["alert"] = alert
     _audit(session, ctx, audit, "baseline.accepted", site, f"{parsed.kind.value}:{parsed.text}", details)
     return row
+
+
+REASON_LENGTH = 1000
+"""The longest reason for accepting a deviation (the store's column, and the API's limit)."""
+
+
+def _acceptance_reason(reason: str) -> str:
+    """The reason without spaces at its ends, or `InvalidInput`: one cut to fit its column would
+    lose its end unseen, and a line break or a control character would forge lines of
+    `baseline show`, where each fact is one line that ends with the reason."""
+    why = reason.strip()
+    if not why:
+        raise InvalidInput("say why the deviation is accepted: the reason is empty")
+    if len(why) > REASON_LENGTH:
+        raise InvalidInput(f"the reason has {len(why)} characters; at most {REASON_LENGTH}")
+    if not why.isprintable():
+        raise InvalidInput(
+            f"the reason {why[:40]!r} holds a line break, a tab or another control or format character: "
+            "it is one line of printable characters"
+        )
+    return why
 
 
 def _acceptable(key: FactKey, value: dict[str, Any]) -> None:

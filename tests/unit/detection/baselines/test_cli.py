@@ -8,11 +8,13 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
 from plantwarden.alerts.models import Alert
 from plantwarden.core.auditlog import AuditEntry
+from plantwarden.core.errors import InvalidInput
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.runtime import Runtime
 from plantwarden.detection.baselines.cli import baseline_group
@@ -97,6 +99,52 @@ def test_a_site_that_is_no_site_name_or_has_no_baselines_is_refused_and_not_audi
     with runtime.ready_store().transaction() as session:
         assert list(session.scalars(select(AuditEntry.action))) == ["baseline.protected"]
     runtime.close()
+
+
+def deviation_alert(provider: Provider) -> str:
+    """The id of the alert a protected baseline raises for a new Modbus function (43)."""
+    with RecordWriter(provider.runtime().records(), "test") as writer:
+        writer.write(records([{}, write()]))
+        writer.write(records([{"ts": records([{}])["ts"][0] + 7200 * 10**9, "function": 43}]))
+    learnt, later = (
+        ("2026-11-25T10:00:00Z", "2026-11-25T12:00:01Z"),
+        ("2026-11-25T13:00:00Z", "2026-11-25T14:00:00Z"),
+    )
+    run(provider, "learn", "--site", SITE, "--since", learnt[0], "--until", learnt[1])
+    run(provider, "protect", "--site", SITE)
+    run(provider, "check", "--site", SITE, "--since", later[0], "--until", later[1])
+    with provider.runtime().ready_store().transaction() as session:
+        return str(session.scalars(select(Alert.id)).one())
+
+
+@pytest.mark.parametrize(
+    ("reason", "problem"),
+    [
+        ("vendor diagnostics " + "z" * 978 + "TAIL", "the reason has 1001 characters; at most 1000"),
+        (
+            "vendor diagnostics\nservice       10.1.0.9|10.2.0.10|502     {}  x9  accepted by admin: fake",
+            "holds a line break, a tab or another control or format character",
+        ),
+        ("vendor \u202ediagnostics", "holds a line break"),
+        (" \t ", "the reason is empty"),
+    ],
+)
+def test_a_reason_that_would_be_cut_or_forge_lines_of_baseline_show_is_refused(
+    data_dir: Path, reason: str, problem: str
+) -> None:
+    provider = Provider(data_dir)
+    alert = deviation_alert(provider)
+    refused = CliRunner().invoke(baseline_group, ["accept", alert, "--reason", reason], obj=provider)
+    assert isinstance(refused.exception, InvalidInput), refused.output
+    assert problem in refused.exception.message
+    assert "accepted by" not in run(provider, "show", "asset:10.2.0.10", "--site", SITE)
+    longest = "vendor diagnostics " + "z" * 980 + "E"
+    run(provider, "accept", alert, "--reason", f"{longest}  ", "--by", "ana")
+    (line,) = [
+        x for x in run(provider, "show", "asset:10.2.0.10", "--site", SITE).splitlines() if "accepted" in x
+    ]
+    assert line.endswith(f"  accepted by ana: {longest}")
+    provider.runtime().close()
 
 
 def test_the_readme_shows_each_baseline_command_with_its_required_options() -> None:
