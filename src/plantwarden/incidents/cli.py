@@ -59,8 +59,12 @@ def _targets(command: F) -> F:
             click.option("--site", required=True, help="The site (its gateway enforces the quarantine)."),
             click.option("--subject", help=f"KIND:ID of a subject ({_KINDS}), e.g. cert_role:engineer."),
             click.option("--asset", help="The plant model id of an asset (nothing is forwarded to it)."),
-            click.option("--reason", required=True, help="Why (shown in every decision it causes)."),
-            click.option("--actor", default=None, help="Who acts (for the audit log)."),
+            click.option(
+                "--reason", required=True, help="Why (shown in every decision it causes): 1-1000 characters."
+            ),
+            click.option(
+                "--actor", default=None, help="Who acts (for the audit log): at most 120 characters."
+            ),
         ]
     ):
         command = option(command)

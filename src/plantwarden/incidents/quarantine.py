@@ -210,16 +210,30 @@ def _site(site: str) -> str:
 
 
 def _reason(reason: str) -> str:
+    """The reason on one line (line breaks and runs of spaces made one space), or `InvalidInput`
+    when it is empty, too long, or holds a control or format character: that would break or
+    reorder the lines that show it (`quarantine list`, the gateway's decisions)."""
     text = " ".join(reason.split())
     if not text:
         raise InvalidInput("say why (--reason): the reason is shown in every decision the quarantine causes")
     if len(text) > 1000:
         raise InvalidInput(f"the reason is {len(text)} characters long; at most 1000")
+    if not text.isprintable():
+        raise InvalidInput(
+            f"the reason {text[:40]!r} holds a control or format character; it is printable text"
+        )
     return text
 
 
 def _who(ctx: Context) -> str:
-    return (ctx.actor or ctx.source)[:120]
+    """Who acts, as the row keeps it: refused rather than cut to its column (120 characters)."""
+    who = ctx.actor or ctx.source
+    if len(who) > 120 or not who.isprintable():
+        raise InvalidInput(
+            f"who acts ({who[:40]!r}, --actor) is {len(who)} characters long or holds a control character: "
+            "at most 120 printable characters"
+        )
+    return who
 
 
 def _announce(

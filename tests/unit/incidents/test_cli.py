@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from plantwarden.core.auditlog import AuditEntry
 from plantwarden.core.clock import FixedClock
-from plantwarden.core.errors import Conflict, NotFound
+from plantwarden.core.errors import Conflict, InvalidInput, NotFound
 from plantwarden.core.runtime import Runtime
 from plantwarden.incidents.cli import quarantine_group
 from tests.conftest import make_settings
@@ -73,3 +73,32 @@ def test_refusals_say_what_was_wrong(provider: Provider) -> None:
         )
     with pytest.raises(NotFound, match="not quarantined at site plant-a"):
         invoke(provider, "release", "--site", "plant-a", "--asset", "plc-1", "--reason", "r", code=1)
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        (["--reason", "rtl \u202etxt.exe"], "holds a control or format character"),
+        (["--reason", "beaconing \x1b[2K\rplant-b  cert_role:admin"], "holds a control or format character"),
+        (["--reason", "y" * 1001], "the reason is 1001 characters long; at most 1000"),
+        (
+            ["--reason", "beaconing", "--actor", "a" * 121],
+            "is 121 characters long or holds a control character",
+        ),
+    ],
+)
+def test_a_reason_or_actor_that_would_be_cut_or_break_the_list_is_refused(
+    provider: Provider, options: list[str], problem: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        invoke(provider, "add", "--site", "plant-a", "--subject", "address:10.1.1.20", *options, code=1)
+    assert problem in refused.value.message
+    assert invoke(provider, "list").output == "nothing is quarantined\n"
+
+
+def test_a_reason_on_lines_is_kept_on_one_and_the_longest_actor_whole(provider: Provider) -> None:
+    actor = "host:" + "a" * 114 + "z"
+    invoke(provider, "add", "--site", "plant-a", "--subject", "address:10.1.1.20", "--reason",
+           "beaconing\nto 203.0.113.9\tevery 60 s", "--actor", actor)  # fmt: skip
+    (line,) = invoke(provider, "list").output.splitlines()
+    assert line.endswith(f"  {actor}: beaconing to 203.0.113.9 every 60 s")
