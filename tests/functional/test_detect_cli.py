@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 from plantwarden.cli.main import cli
 
 START = 1_767_600_000  # 2026-01-05 08:00:00 UTC
+RIVERSIDE = Path(__file__).resolve().parents[2] / "examples" / "riverside" / "plant.yaml"
 
 
 def run(data: Path, *args: str, stdin: str | None = None) -> Result:
@@ -65,6 +66,41 @@ def test_train_then_check_names_the_drifting_variable(tmp_path: Path) -> None:
     assert forgot.exit_code == 0
     again = run(data, "detect", "check", *window, "--until", "2026-01-05T09:00:00Z")
     assert again.exit_code != 0 and "train one first" in again.output, again.output
+
+
+def test_train_takes_the_applied_plant_s_counter_marks(tmp_path: Path) -> None:
+    """A batch count reset at the shift change goes down once while learning: judged by its values
+    it is modelled (and would leave its range once the new shift counts past the old one); the
+    register map's `counter: true` leaves it out."""
+    rows = pump_csv(900).splitlines()
+    batches = [
+        f"{(START + i) * 1_000_000_000},pump-skid-1,batches,{(i if i < 450 else i - 450) // 10}"
+        for i in range(900)
+    ]
+    data = tmp_path / "data"
+    assert (
+        run(
+            data, "telemetry", "push", "-", "--site", "riverside", stdin="\n".join([*rows, *batches]) + "\n"
+        ).exit_code
+        == 0
+    )
+    window = ["--site", "riverside", "--since", "2026-01-05T08:00:00Z", "--until", "2026-01-05T08:15:00Z"]
+    judged = run(data, "detect", "train", *window)
+    assert judged.exit_code == 0 and "; variables: " in judged.output, judged.output
+    assert "batches" in judged.output.split("; variables: ")[1].split(";")[0], judged.output
+    plant = tmp_path / "plant.yaml"
+    marked = "          - {address: 105, name: pump_speed,"
+    text = RIVERSIDE.read_text()
+    assert text.count(marked) == 1
+    plant.write_text(
+        text.replace(
+            marked,
+            "          - {address: 106, name: batches, kind: input, type: uint16, counter: true}\n" + marked,
+        )
+    )
+    assert run(data, "plant", "apply", str(plant)).exit_code == 0
+    again = run(data, "detect", "train", *window)
+    assert again.exit_code == 0 and "left out (counters): items, batches" in again.output, again.output
 
 
 def test_train_refuses_a_window_without_enough_telemetry(tmp_path: Path) -> None:

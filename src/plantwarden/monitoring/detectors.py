@@ -120,7 +120,12 @@ def open_detectors(
             (
                 PROCESS_FACTORY,
                 lambda inner: _factory(meta, PROCESS_FACTORY)(
-                    runtime, site, inner, learn_ns=choice.learn_ns, trained_by=f"sensor {choice.sensor_name}"
+                    runtime,
+                    site,
+                    inner,
+                    learn_ns=choice.learn_ns,
+                    trained_by=f"sensor {choice.sensor_name}",
+                    plant=choice.plant,
                 ),
             )
         )

@@ -10,7 +10,7 @@ import pytest
 
 from plantwarden.sim.plant import default_plant
 from plantwarden.zones.plant.load import PlantFileError, load_plant, load_plant_bytes
-from plantwarden.zones.plant.model import SecurityLevel
+from plantwarden.zones.plant.model import Register, SecurityLevel
 from plantwarden.zones.plant.schema import PLANT_SCHEMA, schema_text
 from plantwarden.zones.plant.source import read_source
 
@@ -164,6 +164,27 @@ def test_max_change_is_for_holding_registers_only() -> None:
     for kind, kind_type in (("input", "uint16"), ("coil", "bool")):
         messages = [message for _, _, message in problems(with_register(kind, kind_type))]
         assert messages == [f"a {kind} has no rate of change: max_change is for holding registers"]
+
+
+def test_a_register_marked_a_counter_or_not_is_numeric() -> None:
+    def with_register(kind: str, kind_type: str, counter: str) -> str:
+        return MINIMAL + (
+            "    assets:\n"
+            f"      - {{id: plc-1, address: 10.1.1.10, registers: [{{address: 0, name: made, kind: {kind},"
+            f" type: {kind_type}{counter}}}]}}\n"
+        )
+
+    def register(text: str) -> Register:
+        return load_plant_bytes(text.encode()).site("plant-a").assets[0].registers[0]
+
+    assert register(with_register("input", "uint32", ", counter: true")).counter is True
+    assert register(with_register("input", "float32", ", counter: false")).counter is False
+    assert register(with_register("input", "uint16", "")).counter is None
+    assert register(with_register("coil", "bool", ", counter: false")).counter is False
+    [(_, _, message)] = problems(with_register("discrete", "bool", ", counter: true"))
+    assert message == "a bool counts nothing: counter is for numeric registers"
+    [(_, _, message)] = problems(with_register("input", "uint16", ", counter: yes"))
+    assert message == "'yes' is not a boolean"
 
 
 def test_an_assets_rate_limits_name_known_roles_with_positive_rates() -> None:

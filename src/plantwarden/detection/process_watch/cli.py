@@ -24,8 +24,10 @@ from plantwarden.detection.cli import time_range
 from plantwarden.detection.process_watch.alerts import draft, episode_reporter
 from plantwarden.detection.process_watch.episodes import Episode
 from plantwarden.detection.process_watch.limits import WatchedModel
+from plantwarden.detection.process_watch.live import counter_marks
 from plantwarden.detection.process_watch.saved import forget_model, load_models, save_model
 from plantwarden.detection.process_watch.watch import ProcessWatch
+from plantwarden.zones.applied import current_model
 
 HOUR_NS = 3600 * SECOND_NS
 
@@ -96,7 +98,11 @@ def train_command(
             )
         trained.append((name, model, rows))
 
-    watch = ProcessWatch(site, None, lambda _found: None, keep, learn_ns=end - start, min_rows=min_rows)
+    with runtime.ready_store().transaction() as session:
+        marks = counter_marks(current_model(session), site)  # the applied plant's `counter:` marks
+    watch = ProcessWatch(
+        site, None, lambda _found: None, keep, learn_ns=end - start, min_rows=min_rows, marks=marks
+    )
     for batch in telemetry_hours(runtime.records(), site, start, end, device):
         watch.write(batch)
     watch.fit_now()

@@ -11,7 +11,10 @@ from the same training rows, and saved with it:
 - **the operating envelope**: each variable's training minimum and maximum. A device run outside
   it (a speed never seen while learning) is told apart in the alert from relations broken inside it.
 - **counters left out**: a variable that only ever counts up in training (items made, batches
-  run) leaves its range for good by design; it is not modelled, and the watch says so.
+  run) leaves its range for good by design; it is not modelled, and the watch says so. The plant
+  model's register maps may say it instead (`counter: true`, for a count that is reset or wraps
+  around while learning, or `counter: false`, for a level that only rises while learning): a
+  register marked so is judged by its mark, not by its values.
 
 The first `SETTLE_NS` of the training rows, and the same after each gap in them, are not learned
 from: a device seen from its start (or after a stop) is settling there (a motor drawing no
@@ -22,6 +25,7 @@ variable seen only in those rows is not modelled (the watch lists it as not in t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -109,8 +113,16 @@ class WatchedModel:
         return self.model.names
 
     @classmethod
-    def fit(cls, times: npt.NDArray[np.int64], values: Floats, names: list[str], config: ModelConfig) -> Self:
-        """Learn the model and its limits from the training rows alone (less the settling rows)."""
+    def fit(
+        cls,
+        times: npt.NDArray[np.int64],
+        values: Floats,
+        names: list[str],
+        config: ModelConfig,
+        marked: Mapping[str, bool] | None = None,
+    ) -> Self:
+        """Learn the model and its limits from the training rows alone (less the settling rows);
+        `marked`: the variables the plant model says are counters (True) or not (False)."""
         settled = ~settling(times, config.gap_periods)
         if int(settled.sum()) < MIN_TRAINING_ROWS:
             raise InvalidInput(
@@ -119,7 +131,10 @@ class WatchedModel:
             )
         times, values = times[settled], values[settled]
         seen = np.asarray(~np.isnan(values).all(axis=0), dtype=bool)  # seen only while settling: not modelled
-        keep = ~counters(values) & seen
+        judged = counters(values)
+        for column, name in enumerate(names):
+            judged[column] = (marked or {}).get(name, judged[column])
+        keep = ~judged & seen
         if not keep.any():
             raise InvalidInput("nothing to model: every variable is a counter or seen only while settling")
         kept = [name for name, use in zip(names, keep, strict=True) if use]

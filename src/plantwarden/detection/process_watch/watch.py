@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -115,6 +115,7 @@ class ProcessWatch:
         flush_seconds: float = 60.0,
         monotonic: Callable[[], float] = time.monotonic,
         learn: bool = True,
+        marks: Mapping[str, Mapping[str, bool]] | None = None,
     ) -> None:
         if learn_ns <= 0 or min_rows < 10:
             raise InvalidInput("the learning window must be positive and cover at least 10 rows")
@@ -127,6 +128,8 @@ class ProcessWatch:
         self.config = config
         self.learn = learn
         """Whether devices without a model learn one (False: only the saved models watch)."""
+        self.marks = marks or {}
+        """Per device, the variables the plant model marks as counters (True) or not (False)."""
         self.frames = DeviceFrames(site=site, step_ns=step_ns)
         self.learning: dict[str, Learning] = {}
         self.protecting: dict[str, Protecting] = {
@@ -190,7 +193,7 @@ class ProcessWatch:
     def _fit(self, device: str, learning: Learning) -> None:
         names, times, values = learning.matrix()
         try:
-            model = WatchedModel.fit(times, values, names, self.config)
+            model = WatchedModel.fit(times, values, names, self.config, self.marks.get(device))
         except InvalidInput as error:  # e.g. nothing but missing values: keep learning
             if self.not_trained.get(device) != str(error):
                 log.warning("process model of %s at %s cannot be trained yet: %s", device, self.site, error)

@@ -124,6 +124,7 @@ def _registers(ctx: SiteContext, items: list[dict[str, Any]], path: Path) -> tup
             safe_range=_safe_range(ctx, item, where),
             writers=tuple(item.get("writers") or ()),
             max_change=float(item["max_change"]) if "max_change" in item else None,
+            counter=item.get("counter"),
         )
         _check_register(ctx, register, where, names, taken)
         registers.append(register)
@@ -162,5 +163,7 @@ def _check_register(
     if register.max_change is not None and register.kind != "holding":
         ctx.problem((*where, "max_change"), f"a {register.kind} has no rate of change: max_change is for"
                     " holding registers")  # fmt: skip
+    if register.counter and register.type == "bool":
+        ctx.problem((*where, "counter"), "a bool counts nothing: counter is for numeric registers")
     for number, role in enumerate(register.writers):
         ctx.known(role, ctx.roles, (*where, "writers", number), "role")

@@ -158,6 +158,10 @@ class Register:
     writers: tuple[str, ...] = ()
     max_change: float | None = None
     """The most the value may change in a second through the gateway (engineering units)."""
+    counter: bool | None = None
+    """True: a count (items made, batches run, a meter's total) that rises and is reset or wraps
+    around, which the process models leave out; False: a measurement, modelled even when it only
+    rises while they learn; None: the process models judge it by its learning values."""
 
     @property
     def width(self) -> int:

@@ -139,6 +139,12 @@ REGISTER = _object(
             "description": "The most a write through the gateway may change the value in a second"
             " (engineering units; holding registers).",
         },
+        "counter": {
+            "type": "boolean",
+            "description": "true: a count that rises and is reset or wraps around (items made), left out"
+            " of the process models; false: a measurement, modelled even if it only rises while they"
+            " learn; absent: judged by its learning values.",
+        },
     },
     ("address", "name", "kind", "type"),
     "One entry of a register map.",

@@ -218,6 +218,37 @@ def test_counters_are_whole_numbers_or_rise_across_the_window() -> None:
     assert list(found) == [True, True, False, False, False]
 
 
+def test_the_plant_model_s_marks_decide_over_the_values() -> None:
+    """A count reset while learning goes down once, so its values call it no counter, and a level
+    filling across the whole window rises in fractions, so they call it one: `counter: true` and
+    `counter: false` in the register map say what each is."""
+    data = pump(900)
+    t = data["t"]
+    batches = np.where(t < 450, t // 10, (t - 450) // 10)  # reset at the shift change
+    level = 20.0 + t / 100  # a silo filling all the learning long
+    names = [*VARIABLES, "batches", "level"]
+    values = np.column_stack([*(data[name] for name in VARIABLES), batches, level])
+    times = START + t * SECOND_NS
+    judged = WatchedModel.fit(times, values, names, PLANT_CONFIG)
+    assert judged.left_out == ["level"] and "batches" in judged.names
+    marked = WatchedModel.fit(times, values, names, PLANT_CONFIG, {"batches": True, "level": False})
+    assert marked.left_out == ["batches"] and "level" in marked.names
+    assert marked.names == (*VARIABLES, "level")
+
+
+def test_a_watch_fits_each_device_with_its_own_marks() -> None:
+    data = pump(900)
+    data["discharge_pressure"] = 1.0 + data["t"] / 1000  # rising all the learning long
+    kept = Kept()
+    process = watch(kept, marks={"pump-skid-1": {"discharge_pressure": False}})
+    for device in ("pump-skid-1", "pump-skid-2"):
+        process.write(samples(data, device=device))
+    assert sorted(process.fit_now()) == ["pump-skid-1", "pump-skid-2"]
+    assert kept.models["pump-skid-1"].left_out == [] and kept.models["pump-skid-2"].left_out == [
+        "discharge_pressure"
+    ]
+
+
 def test_a_fresh_per_variable_level_starts_from_no_deviation() -> None:
     """At the start of the watch, one row 3.5 sd off is not judged as a 3.5 sd average."""
     level, after = smoothed(np.array([[3.5], [3.5]]), np.array([True, False]), 0.1, None)
