@@ -12,7 +12,7 @@ import click
 
 from plantwarden.accounts import services
 from plantwarden.accounts.settings import AccountsSettings
-from plantwarden.core.cli_values import IntegerRange
+from plantwarden.core.cli_values import IntegerRange, actor_name
 from plantwarden.core.context import host_actor
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.policy.roles import BUILTIN_ROLES
@@ -24,7 +24,9 @@ def _settings(runtime: Runtime) -> AccountsSettings:
     return runtime.settings[AccountsSettings]
 
 
-by_option = click.option("--by", "by", help="Who acts (recorded); default: host:<login name>.")
+by_option = click.option(
+    "--by", "by", callback=actor_name, help="Who acts (recorded); default: host:<login name>."
+)
 force_option = click.option(
     "--force",
     is_flag=True,

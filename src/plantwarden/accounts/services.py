@@ -88,9 +88,10 @@ from plantwarden.core import eventlog
 from plantwarden.core.auditlog import AuditLog, AuditSettings
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.context import Context
-from plantwarden.core.errors import ConfigurationError, InvalidInput
+from plantwarden.core.errors import ConfigurationError
 from plantwarden.core.events import envelope
 from plantwarden.core.ids import new_id
+from plantwarden.core.parsing import one_line
 from plantwarden.core.settings import Settings
 from plantwarden.policy.model import Grant, PolicyModel, Subject, action_matches
 from plantwarden.policy.roles import BUILTIN_ROLES, PLATFORM_ACTIONS, builtin_model
@@ -230,15 +231,7 @@ def checked_display_name(display_name: str) -> str:
     """A display name without spaces at its ends (it may be empty), or `InvalidInput`: one cut to
     fit its column would lose its end unseen, and a line break or a control character would break
     the lines that show it (`user list`)."""
-    name = display_name.strip()
-    if len(name) > DISPLAY_NAME_LENGTH:
-        raise InvalidInput(f"the display name has {len(name)} characters; at most {DISPLAY_NAME_LENGTH}")
-    if not name.isprintable():
-        raise InvalidInput(
-            f"the display name {name[:40]!r} holds a line break, a tab or another control or format "
-            "character: it is one line of printable characters"
-        )
-    return name
+    return one_line(display_name, "the display name", DISPLAY_NAME_LENGTH)
 
 
 def create_user(

@@ -11,7 +11,7 @@ from plantwarden.alerts import services, suppressions
 from plantwarden.alerts.models import AlertStatus, Severity, Verdict
 from plantwarden.alerts.queries import AlertFilter, count_suppressed, list_alerts
 from plantwarden.alerts.schemas import AlertOut, SuppressionOut
-from plantwarden.core.cli_values import IntegerRange
+from plantwarden.core.cli_values import IntegerRange, actor_name
 from plantwarden.core.runtime import RuntimeProvider
 
 SEVERITIES = [s.name.lower() for s in Severity]
@@ -115,7 +115,7 @@ def show_command(provider: RuntimeProvider, alert_id: str) -> None:
 @alerts_group.command("ack")
 @click.argument("alert_id")
 @click.option("--note", default="", help="Why, or who takes it.")
-@click.option("--by", "actor", help="Who acknowledges (recorded with the alert).")
+@click.option("--by", "actor", callback=actor_name, help="Who acknowledges (recorded with the alert).")
 @click.pass_obj
 def ack_command(provider: RuntimeProvider, alert_id: str, note: str, actor: str | None) -> None:
     """Acknowledge a new alert."""
@@ -129,7 +129,7 @@ def ack_command(provider: RuntimeProvider, alert_id: str, note: str, actor: str 
 @click.argument("alert_id")
 @click.argument("username", required=False)
 @click.option("--unassign", is_flag=True, help="Take the alert back from whoever has it.")
-@click.option("--by", "actor", help="Who assigns (recorded with the event).")
+@click.option("--by", "actor", callback=actor_name, help="Who assigns (recorded with the event).")
 @click.pass_obj
 def assign_command(
     provider: RuntimeProvider, alert_id: str, username: str | None, unassign: bool, actor: str | None
@@ -149,7 +149,7 @@ def assign_command(
     "--verdict", required=True, type=click.Choice(VERDICTS), help="What the alert turned out to be."
 )
 @click.option("--reason", default="", help="Why (kept with the alert).")
-@click.option("--by", "actor", help="Who closes it (recorded with the alert).")
+@click.option("--by", "actor", callback=actor_name, help="Who closes it (recorded with the alert).")
 @click.pass_obj
 def close_command(
     provider: RuntimeProvider, alert_id: str, verdict: str, reason: str, actor: str | None
@@ -169,7 +169,7 @@ def close_command(
     "--for", "duration", required=True, metavar="DURATION", help="How long: 30m, 8h, 2d (at most 90d)."
 )
 @click.option("--reason", required=True, help="Why (shown with the suppression).")
-@click.option("--by", "actor", help="Who suppresses (recorded with it).")
+@click.option("--by", "actor", callback=actor_name, help="Who suppresses (recorded with it).")
 @click.pass_obj
 def suppress_command(
     provider: RuntimeProvider,

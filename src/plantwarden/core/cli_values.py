@@ -1,6 +1,6 @@
 """Click callbacks for the values that commands of every layer take: times (ISO 8601, kept to the
-nanosecond), durations (15m, 1h, 7d, 1w), finite decimal numbers and files to write, with one
-wording for their errors."""
+nanosecond), durations (15m, 1h, 7d, 1w), finite decimal numbers, files to write and who acts
+(`--by`), with one wording for their errors."""
 
 from __future__ import annotations
 
@@ -14,11 +14,25 @@ from typing import Any, TypeVar
 import click
 
 from plantwarden.core.clock import SECOND_NS, iso_nanoseconds
-from plantwarden.core.parsing import INTEGER, NUMBER
+from plantwarden.core.errors import InvalidInput
+from plantwarden.core.parsing import ACTOR_LENGTH, INTEGER, NUMBER, one_line
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"\s*([0-9]+)\s*([smhdw])\s*")
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def actor_name(_ctx: click.Context | None, param: click.Parameter | None, value: str | None) -> str | None:
+    """Who acts (`--by NAME`, kept with what they did and in the audit log): 1-120 printable
+    characters on one line, the narrowest column that keeps it; refused rather than cut (or, on
+    PostgreSQL, failing inside the database)."""
+    if value is None:
+        return None
+    flag = param.opts[0] if param is not None and param.opts else "--by"
+    try:
+        return one_line(value, f"who acts ({flag})", ACTOR_LENGTH, empty=f"{flag} names nobody: it is empty")
+    except InvalidInput as error:
+        raise click.BadParameter(error.message) from None
 
 
 def time_ns(_ctx: click.Context | None, _param: click.Parameter | None, value: str | None) -> int | None:

@@ -1,10 +1,13 @@
 """Text forms shared by the CLI, the API and the file readers: whole numbers, decimal numbers and
 HOST:PORT, in ASCII only (`str.isdigit()` and `float()` also take '²', Arabic-Indic digits or
-'1_000', which then fail, or pass, further on)."""
+'1_000', which then fail, or pass, further on); and one line of text a person typed (a name, a
+reason), kept whole or refused."""
 
 from __future__ import annotations
 
 import re
+
+from plantwarden.core.errors import InvalidInput
 
 INTEGER = re.compile(r"-?[0-9]+")
 """An integer in ASCII digits (`str.isdigit()` accepts '²', which `int()` refuses)."""
@@ -22,3 +25,25 @@ def host_port(text: str) -> tuple[str, int] | None:
     if not separator or not host or not _PORT.fullmatch(port) or int(port) > MAX_PORT:
         return None
     return host, int(port)
+
+
+ACTOR_LENGTH = 120
+"""The longest name of who acts (`--by`, `--actor`): the narrowest of the columns that keep it."""
+
+
+def one_line(value: str, what: str, limit: int, *, empty: str | None = None) -> str:
+    """`value` without spaces at its ends, or `InvalidInput` naming `what` ("the reason"): longer
+    than `limit` characters (cut to fit its column, it would lose its end unseen), or holding a
+    line break, a tab or another control or format character (it would forge or reorder the lines
+    that show it). `empty`: the error for an empty value (None: an empty value is taken)."""
+    text = value.strip()
+    if not text and empty is not None:
+        raise InvalidInput(empty)
+    if len(text) > limit:
+        raise InvalidInput(f"{what} has {len(text)} characters; at most {limit}")
+    if not text.isprintable():
+        raise InvalidInput(
+            f"{what} {text[:40]!r} holds a line break, a tab or another control or format character: "
+            "it is one line of printable characters"
+        )
+    return text

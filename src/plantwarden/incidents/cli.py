@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from plantwarden.core.auditlog import AuditLog, AuditSettings
+from plantwarden.core.cli_values import actor_name
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.incidents import quarantine as services
 from plantwarden.incidents.models import QuarantineEntry
@@ -63,7 +64,10 @@ def _targets(command: F) -> F:
                 "--reason", required=True, help="Why (shown in every decision it causes): 1-1000 characters."
             ),
             click.option(
-                "--actor", default=None, help="Who acts (for the audit log): at most 120 characters."
+                "--actor",
+                default=None,
+                callback=actor_name,
+                help="Who acts (for the audit log): at most 120 characters.",
             ),
         ]
     ):

@@ -30,6 +30,7 @@ from plantwarden.core.auditlog import AuditLog
 from plantwarden.core.context import Context
 from plantwarden.core.errors import Conflict, InvalidInput, NotFound
 from plantwarden.core.events import envelope
+from plantwarden.core.parsing import ACTOR_LENGTH, one_line
 from plantwarden.incidents.events import (
     ASSET,
     AssetQuarantined,
@@ -213,27 +214,16 @@ def _reason(reason: str) -> str:
     """The reason on one line (line breaks and runs of spaces made one space), or `InvalidInput`
     when it is empty, too long, or holds a control or format character: that would break or
     reorder the lines that show it (`quarantine list`, the gateway's decisions)."""
-    text = " ".join(reason.split())
-    if not text:
-        raise InvalidInput("say why (--reason): the reason is shown in every decision the quarantine causes")
-    if len(text) > 1000:
-        raise InvalidInput(f"the reason is {len(text)} characters long; at most 1000")
-    if not text.isprintable():
-        raise InvalidInput(
-            f"the reason {text[:40]!r} holds a control or format character; it is printable text"
-        )
-    return text
+    empty = "say why (--reason): the reason is shown in every decision the quarantine causes"
+    return one_line(" ".join(reason.split()), "the reason", 1000, empty=empty)
 
 
 def _who(ctx: Context) -> str:
-    """Who acts, as the row keeps it: refused rather than cut to its column (120 characters)."""
+    """Who acts, as the row keeps it: refused rather than cut to its column."""
     who = ctx.actor or ctx.source
-    if len(who) > 120 or not who.isprintable():
-        raise InvalidInput(
-            f"who acts ({who[:40]!r}, --actor) is {len(who)} characters long or holds a control character: "
-            "at most 120 printable characters"
-        )
-    return who
+    if who != who.strip():
+        raise InvalidInput(f"who acts ({who[:40]!r}, --actor) starts or ends with a space")
+    return one_line(who, "who acts (--actor)", ACTOR_LENGTH)
 
 
 def _announce(

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from plantwarden.core.auditlog import AuditLog, AuditSettings
-from plantwarden.core.cli_values import duration_ns
+from plantwarden.core.cli_values import actor_name, duration_ns
 from plantwarden.core.runtime import Runtime
 from plantwarden.pki.auditing import audit_action
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
@@ -55,7 +55,7 @@ PASSPHRASE_FILE = click.option(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help=f"Read the root CA passphrase from FILE (else ${PASSPHRASE_ENV}, else asked).",
 )
-ACTOR = click.option("--actor", default=None, help="Who acts (for the audit log).")
+ACTOR = click.option("--actor", default=None, callback=actor_name, help="Who acts (for the audit log).")
 
 
 def audit_ca(runtime: Runtime, actor: str | None, action: str, details: dict[str, Any]) -> None:

@@ -16,8 +16,8 @@ from plantwarden.core import eventlog
 from plantwarden.core.auditlog import AuditLog
 from plantwarden.core.clock import Clock, SystemClock
 from plantwarden.core.context import Context
-from plantwarden.core.errors import InvalidInput
 from plantwarden.core.events import envelope
+from plantwarden.core.parsing import one_line
 from plantwarden.pki.auditing import audit_action
 from plantwarden.pki.authority import CertificateAuthority
 from plantwarden.pki.errors import CertificateNotFound, CertificateStateConflict
@@ -88,17 +88,9 @@ def revocation_reason(reason: str) -> str:
     """A revocation reason without spaces at its ends, or `InvalidInput`: one cut to fit its column
     would lose its end unseen, and a line break or a control character would break the lines of
     `pki show` and of the error a second revocation answers with."""
-    why = reason.strip()
-    if not why:
-        raise InvalidInput("say why the certificate is revoked (--reason)")
-    if len(why) > REASON_LENGTH:
-        raise InvalidInput(f"the revocation reason has {len(why)} characters; at most {REASON_LENGTH}")
-    if not why.isprintable():
-        raise InvalidInput(
-            f"the revocation reason {why[:40]!r} holds a line break, a tab or another control or format "
-            "character: it is one line of printable characters"
-        )
-    return why
+    return one_line(
+        reason, "the revocation reason", REASON_LENGTH, empty="say why the certificate is revoked (--reason)"
+    )
 
 
 def revoke_device(

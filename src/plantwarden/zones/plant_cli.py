@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from plantwarden.core.auditlog import AuditLog, AuditSettings
-from plantwarden.core.cli_values import IntegerRange
+from plantwarden.core.cli_values import IntegerRange, actor_name
 from plantwarden.core.context import host_actor
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.zones import applied
@@ -138,7 +138,7 @@ def diff(provider: RuntimeProvider, old: Path, new: Path | None) -> None:
 
 @plant_group.command("apply")
 @plant_file
-@click.option("--by", "by", help="Who applies (recorded); default: host:<login name>.")
+@click.option("--by", "by", callback=actor_name, help="Who applies (recorded); default: host:<login name>.")
 @click.pass_obj
 def apply(provider: RuntimeProvider, file: Path, by: str | None) -> None:
     """Check FILE and make it the plant model in force (recorded with its SHA-256 and who applied it)."""

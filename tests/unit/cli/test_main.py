@@ -18,7 +18,7 @@ from click.testing import CliRunner
 import plantwarden
 from plantwarden.cli.lazy import LazyGroup, deferred, load
 from plantwarden.cli.main import COMMANDS, DETECTOR_FACTORIES, cli
-from plantwarden.core.cli_values import FiniteFloatRange, Integer, IntegerRange
+from plantwarden.core.cli_values import FiniteFloatRange, Integer, IntegerRange, actor_name
 from plantwarden.monitoring.detector_keys import (
     BASELINE_FACTORY,
     PROCESS_FACTORY,
@@ -102,7 +102,7 @@ def test_the_sensors_detector_factories_are_imported_when_called(monkeypatch: py
         (ZONE_CHECK_FACTORY, 4, {"flush_seconds": 60.0}),
         (RULES_FACTORY, 5, {}),
         (BASELINE_FACTORY, 4, {"learning_ns": 1}),
-        (PROCESS_FACTORY, 3, {"learn_ns": 1, "trained_by": "sensor s"}),
+        (PROCESS_FACTORY, 3, {"learn_ns": 1, "trained_by": "sensor s", "plant": None}),
     ],
 )
 def test_each_detector_factory_takes_what_the_sensor_passes(
@@ -131,6 +131,20 @@ def test_every_number_option_reads_ascii_digits_only() -> None:
         if isinstance(param.type, theirs) and not isinstance(param.type, ours)
     ]
     assert found == []
+
+
+def test_every_option_naming_who_acts_is_checked_as_one() -> None:
+    """`--by` and `--actor` are kept with what was done (alerts, facts, grants, quarantines: 120
+    characters) and in the audit log: each goes through `core.cli_values.actor_name`, so none is
+    cut, breaks a listing's lines or fails inside PostgreSQL."""
+    found = [
+        (command.name, param.name, param.callback)
+        for command in _walk(cli, click.Context(cli, info_name="plantwarden"))
+        for param in command.params
+        if isinstance(param, click.Option) and {"--by", "--actor"} & set(param.opts)
+    ]
+    assert len(found) >= 20
+    assert [(command, name) for command, name, callback in found if callback is not actor_name] == []
 
 
 def _walk(command: click.Command, ctx: click.Context) -> Iterator[click.Command]:

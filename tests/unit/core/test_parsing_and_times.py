@@ -1,4 +1,5 @@
-"""Exact nanosecond times and ASCII-only numbers and HOST:PORT, shared by the CLI, API and readers."""
+"""Exact nanosecond times, ASCII-only numbers and HOST:PORT, and one line of typed text (names,
+reasons, who acts), shared by the CLI, API and readers."""
 
 from __future__ import annotations
 
@@ -7,18 +8,20 @@ from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from plantwarden.core.cli_values import (
     FiniteFloatRange,
     Integer,
     IntegerRange,
+    actor_name,
     duration_ns,
     output_file,
     time_ns,
 )
 from plantwarden.core.clock import SECOND_NS, from_nanoseconds, iso_nanoseconds, iso_time, nanoseconds
 from plantwarden.core.errors import InvalidInput
-from plantwarden.core.parsing import INTEGER, NUMBER, host_port
+from plantwarden.core.parsing import INTEGER, NUMBER, host_port, one_line
 from plantwarden.gateway.cli import host_port as listen_address
 from plantwarden.gateway.state import parse_upstreams
 from plantwarden.monitoring.telemetry_mqtt import parse_broker
@@ -182,3 +185,39 @@ def test_integer_options_are_ascii_digits() -> None:
     for kind, bad, problem in cases:
         with pytest.raises(click.BadParameter, match=problem):
             kind.convert(bad, None, None)
+
+
+def test_one_line_of_text_is_kept_whole_without_its_end_spaces_or_refused() -> None:
+    assert one_line("  Ada Lovelace\t", "the name", 12) == "Ada Lovelace"
+    assert one_line("", "the name", 12) == ""
+    for text, problem in [
+        ("x" * 13, "the name has 13 characters; at most 12"),
+        ("ada\nmallory", "the name 'ada\\nmallory' holds a line break, a tab or another control"),
+        ("ad\u202ea", "the name 'ad\\u202ea' holds a line break, a tab or another control or format"),
+    ]:
+        with pytest.raises(InvalidInput) as caught:
+            one_line(text, "the name", 12)
+        assert caught.value.message.startswith(problem), caught.value.message
+    with pytest.raises(InvalidInput) as caught:
+        one_line("  ", "the name", 12, empty="say who")
+    assert caught.value.message == "say who"
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("a" * 121, "who acts (--by) has 121 characters; at most 120"),
+        ("ada\rforged", "holds a line break"),
+        ("   ", "--by names nobody: it is empty"),
+    ],
+)
+def test_who_acts_on_the_command_line_fits_every_column_that_keeps_it(given: str, problem: str) -> None:
+    @click.command()
+    @click.option("--by", callback=actor_name)
+    def command(by: str | None) -> None:
+        click.echo(f"by={by}")
+
+    assert CliRunner().invoke(command, ["--by", "a" * 120]).output == f"by={'a' * 120}\n"
+    assert CliRunner().invoke(command, []).output == "by=None\n"
+    refused = CliRunner().invoke(command, ["--by", given])
+    assert refused.exit_code == 2 and problem in refused.output, refused.output

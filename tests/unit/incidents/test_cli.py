@@ -26,6 +26,9 @@ class Provider:
         return self.held
 
 
+UNPRINTABLE = "holds a line break, a tab or another control or format character"
+
+
 @pytest.fixture
 def provider(data_dir: Path, clock: FixedClock) -> Provider:
     return Provider(data_dir, clock)
@@ -78,21 +81,36 @@ def test_refusals_say_what_was_wrong(provider: Provider) -> None:
 @pytest.mark.parametrize(
     ("options", "problem"),
     [
-        (["--reason", "rtl \u202etxt.exe"], "holds a control or format character"),
-        (["--reason", "beaconing \x1b[2K\rplant-b  cert_role:admin"], "holds a control or format character"),
-        (["--reason", "y" * 1001], "the reason is 1001 characters long; at most 1000"),
         (
-            ["--reason", "beaconing", "--actor", "a" * 121],
-            "is 121 characters long or holds a control character",
+            ["--reason", "rtl \u202etxt.exe"],
+            "holds a line break, a tab or another control or format character",
         ),
+        (
+            ["--reason", "beaconing \x1b[2K\rplant-b  cert_role:admin"],
+            "holds a line break, a tab or another control or format character",
+        ),
+        (["--reason", "y" * 1001], "the reason has 1001 characters; at most 1000"),
     ],
 )
-def test_a_reason_or_actor_that_would_be_cut_or_break_the_list_is_refused(
+def test_a_reason_that_would_be_cut_or_break_the_list_is_refused(
     provider: Provider, options: list[str], problem: str
 ) -> None:
     with pytest.raises(InvalidInput) as refused:
         invoke(provider, "add", "--site", "plant-a", "--subject", "address:10.1.1.20", *options, code=1)
     assert problem in refused.value.message
+    assert invoke(provider, "list").output == "nothing is quarantined\n"
+
+
+@pytest.mark.parametrize(
+    ("actor", "problem"),
+    [("a" * 121, "has 121 characters; at most 120"), ("sam\nroot", "'sam\\nroot' holds a line break")],
+)
+def test_an_actor_that_would_be_cut_or_break_the_list_is_a_usage_error(
+    provider: Provider, actor: str, problem: str
+) -> None:
+    refused = invoke(provider, "add", "--site", "plant-a", "--subject", "address:10.1.1.20", "--reason",
+                     "beaconing", "--actor", actor, code=2)  # fmt: skip
+    assert f"who acts (--actor) {problem}" in refused.output, refused.output
     assert invoke(provider, "list").output == "nothing is quarantined\n"
 
 

@@ -10,7 +10,7 @@ import click
 
 from plantwarden.alerts.evidence import PLACE_NAME
 from plantwarden.core.auditlog import AuditLog, AuditSettings
-from plantwarden.core.cli_values import duration_ns, time_ns
+from plantwarden.core.cli_values import actor_name, duration_ns, time_ns
 from plantwarden.core.context import host_actor
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.partitions import PartitionBackend
@@ -49,9 +49,10 @@ def _by(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
     older spelling, hidden."""
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
-        command = click.option("--actor", "actor", hidden=True, help="The same as --by.")(command)
+        same = "The same as --by."
+        command = click.option("--actor", "actor", hidden=True, callback=actor_name, help=same)(command)
         text = f"Who {what} (for the audit log); default: host:<login name>."
-        return click.option("--by", "by", metavar="NAME", help=text)(command)
+        return click.option("--by", "by", metavar="NAME", callback=actor_name, help=text)(command)
 
     return decorate
 

@@ -20,6 +20,7 @@ from plantwarden.core.clock import from_nanoseconds, nanoseconds
 from plantwarden.core.context import Context
 from plantwarden.core.db import sqlite_write_lock
 from plantwarden.core.errors import InvalidInput, NotFound
+from plantwarden.core.parsing import one_line
 from plantwarden.detection.baselines.alerting import DETECTOR, EVIDENCE_KIND, draft
 from plantwarden.detection.baselines.checker import Deviation, accepted_value, merge_value
 from plantwarden.detection.baselines.facts import KEY_FIELDS, FactKey, FactKind
@@ -443,17 +444,9 @@ def _acceptance_reason(reason: str) -> str:
     """The reason without spaces at its ends, or `InvalidInput`: one cut to fit its column would
     lose its end unseen, and a line break or a control character would forge lines of
     `baseline show`, where each fact is one line that ends with the reason."""
-    why = reason.strip()
-    if not why:
-        raise InvalidInput("say why the deviation is accepted: the reason is empty")
-    if len(why) > REASON_LENGTH:
-        raise InvalidInput(f"the reason has {len(why)} characters; at most {REASON_LENGTH}")
-    if not why.isprintable():
-        raise InvalidInput(
-            f"the reason {why[:40]!r} holds a line break, a tab or another control or format character: "
-            "it is one line of printable characters"
-        )
-    return why
+    return one_line(
+        reason, "the reason", REASON_LENGTH, empty="say why the deviation is accepted: the reason is empty"
+    )
 
 
 def _acceptable(key: FactKey, value: dict[str, Any]) -> None:
