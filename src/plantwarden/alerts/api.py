@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts import services, suppressions
-from plantwarden.alerts.errors import AlertNotFound, EvidenceNotKept, InvalidAlert
+from plantwarden.alerts.errors import NOTE_LENGTH, AlertNotFound, EvidenceNotKept, InvalidAlert
 from plantwarden.alerts.evidence import cut_slice, ring_pointers
 from plantwarden.alerts.models import Alert, AlertStatus, Severity, Verdict
 from plantwarden.alerts.queries import AlertFilter, count_suppressed, list_alerts
@@ -94,7 +94,7 @@ class SuppressionIn(BaseModel):
     site: str = Field(min_length=1, max_length=63)
     asset: str | None = Field(default=None, max_length=63)
     duration: str = Field(description="For example 30m, 8h, 2d.", max_length=20)
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(min_length=1, max_length=NOTE_LENGTH)
 
 
 @router.post("/suppressions", response_model=SuppressionOut, status_code=201)
@@ -146,13 +146,13 @@ def evidence_route(
 
 class Acknowledgement(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: str = Field(default="", max_length=2000)
+    note: str = Field(default="", max_length=NOTE_LENGTH)
 
 
 class Closing(BaseModel):
     model_config = ConfigDict(extra="forbid")
     verdict: Verdict
-    reason: str = Field(default="", max_length=2000)
+    reason: str = Field(default="", max_length=NOTE_LENGTH)
 
 
 class Assignment(BaseModel):

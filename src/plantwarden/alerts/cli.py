@@ -114,7 +114,7 @@ def show_command(provider: RuntimeProvider, alert_id: str) -> None:
 
 @alerts_group.command("ack")
 @click.argument("alert_id")
-@click.option("--note", default="", help="Why, or who takes it.")
+@click.option("--note", default="", help="Why, or who takes it (at most 2000 characters).")
 @click.option("--by", "actor", callback=actor_name, help="Who acknowledges (recorded with the alert).")
 @click.pass_obj
 def ack_command(provider: RuntimeProvider, alert_id: str, note: str, actor: str | None) -> None:
@@ -148,7 +148,7 @@ def assign_command(
 @click.option(
     "--verdict", required=True, type=click.Choice(VERDICTS), help="What the alert turned out to be."
 )
-@click.option("--reason", default="", help="Why (kept with the alert).")
+@click.option("--reason", default="", help="Why (kept with the alert; at most 2000 characters).")
 @click.option("--by", "actor", callback=actor_name, help="Who closes it (recorded with the alert).")
 @click.pass_obj
 def close_command(
@@ -168,7 +168,7 @@ def close_command(
 @click.option(
     "--for", "duration", required=True, metavar="DURATION", help="How long: 30m, 8h, 2d (at most 90d)."
 )
-@click.option("--reason", required=True, help="Why (shown with the suppression).")
+@click.option("--reason", required=True, help="Why (shown with the suppression; at most 2000 characters).")
 @click.option("--by", "actor", callback=actor_name, help="Who suppresses (recorded with it).")
 @click.pass_obj
 def suppress_command(

@@ -23,3 +23,13 @@ class EvidenceNotKept(NotFound):
 
 class SuppressionNotFound(NotFound):
     code = "suppression_not_found"
+
+
+NOTE_LENGTH = 2000
+"""The longest note or reason kept with an alert's status or a suppression (the API's limit)."""
+
+
+def check_note(note: str, what: str = "the note") -> None:
+    """Refuse a note the API would refuse (the command line takes the same services)."""
+    if len(note) > NOTE_LENGTH:
+        raise InvalidAlert(f"{what} has {len(note)} characters; at most {NOTE_LENGTH}")

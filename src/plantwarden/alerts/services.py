@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from plantwarden.alerts.attack import MATRIX_VERSION, is_active
-from plantwarden.alerts.errors import AlertNotFound, AlertTransitionRefused, InvalidAlert
+from plantwarden.alerts.errors import AlertNotFound, AlertTransitionRefused, InvalidAlert, check_note
 from plantwarden.alerts.events import (
     AlertAcknowledged,
     AlertAssigned,
@@ -343,6 +343,7 @@ def assign(session: Session, ctx: Context, alert_id: uuid.UUID | str, assignee: 
 
 
 def _transition(alert: Alert, ctx: Context, status: AlertStatus, note: str) -> None:
+    check_note(note, "the reason" if status is AlertStatus.CLOSED else "the note")
     alert.status = status
     alert.status_note = note
     alert.status_by = ctx.actor

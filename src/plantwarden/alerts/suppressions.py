@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from plantwarden.alerts.errors import InvalidAlert
+from plantwarden.alerts.errors import InvalidAlert, check_note
 from plantwarden.alerts.events import SuppressionCreated
 from plantwarden.alerts.models import Suppression
 from plantwarden.core import eventlog
@@ -47,6 +47,7 @@ def suppress(
         raise InvalidAlert("a suppression needs the rule id it silences")
     if not reason.strip():
         raise InvalidAlert("a suppression needs a reason (kept with it and shown to analysts)")
+    check_note(reason, "the reason")
     if not timedelta(0) < duration <= MAX_SUPPRESSION:
         raise InvalidAlert(f"a suppression lasts more than 0 and at most {MAX_SUPPRESSION.days} days")
     now = ctx.clock.now()

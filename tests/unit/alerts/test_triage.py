@@ -111,6 +111,22 @@ def test_suppressions_refuse_bad_durations_and_missing_reasons(ready: Store, ctx
             suppressions.suppress(session, ctx, "R", timedelta(hours=1), " ")
         with pytest.raises(InvalidAlert, match="at most 90 days"):
             suppressions.suppress(session, ctx, "R", timedelta(days=91), "long")
+        with pytest.raises(InvalidAlert, match="the reason has 2001 characters; at most 2000"):
+            suppressions.suppress(session, ctx, "R", timedelta(hours=1), "y" * 2001)
+
+
+def test_a_note_or_reason_the_api_would_refuse_is_refused_on_every_path(ready: Store, ctx: Context) -> None:
+    """The command line calls the services the API calls: a note of 2001 characters is refused
+    there too, and the alert keeps its status."""
+    with ready.transaction() as session:
+        alert = services.raise_alert(session, ctx, draft())
+        with pytest.raises(InvalidAlert, match="the note has 2001 characters; at most 2000"):
+            services.acknowledge(session, ctx, alert.id, "n" * 2001)
+        with pytest.raises(InvalidAlert, match="the reason has 2001 characters; at most 2000"):
+            services.close(session, ctx, alert.id, "r" * 2001, verdict="benign")
+        assert alert.status == "new"
+        closed = services.close(session, ctx, alert.id, "r" * 2000, verdict="benign")
+        assert closed.status_note == "r" * 2000
 
 
 def test_past_the_rate_limit_alerts_fold_into_one_with_an_exact_count(ready: Store, ctx: Context) -> None:
