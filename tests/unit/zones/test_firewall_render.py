@@ -200,3 +200,21 @@ def test_ruleset_permits_read_the_channels_back(exported: dict[str, Any]) -> Non
     assert len(others) == 1 and not any(gateway in n for n in others[0].sources)
     assert sum(n.num_addresses for n in others[0].destinations) == 255
     assert [p.schedule for p in permits if p.label == "it-scada/ssh"] == [("maint",)]
+
+
+def test_an_export_that_is_not_text_or_is_empty_is_refused_clearly(tmp_path: Path) -> None:
+    binary = tmp_path / "export.json"
+    binary.write_bytes(b'{"nftables": [\xff\xfe]}')
+    with pytest.raises(RulesetUnreadable, match=r"not UTF-8 text \(byte 14\)"):
+        exported_document(binary)
+    empty = tmp_path / "empty.nft"
+    empty.write_text(" \n")
+    with pytest.raises(RulesetUnreadable, match="is empty: expected an nft listing of table inet"):
+        exported_document(empty)
+
+
+def test_a_rule_whose_expr_is_not_a_list_is_refused_clearly() -> None:
+    table = {"family": "inet", "name": "plantwarden"}
+    rule = {"family": "inet", "table": "plantwarden", "chain": "forward", "comment": "x", "expr": 5}
+    with pytest.raises(RulesetUnreadable, match="rule 'x': expr must be a list of statements"):
+        ruleset_permits({"nftables": [{"table": table}, {"rule": rule}]})

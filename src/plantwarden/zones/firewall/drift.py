@@ -61,6 +61,12 @@ def exported_document(path: Path, table: str = "plantwarden") -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise RulesetUnreadable(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise RulesetUnreadable(
+            f"{path} is not an nft listing: not UTF-8 text (byte {error.start})"
+        ) from None
+    if not text.strip():
+        raise RulesetUnreadable(f"{path} is empty: expected an nft listing of table inet {table}")
     if text.lstrip().startswith("{"):
         try:
             return json.loads(text)

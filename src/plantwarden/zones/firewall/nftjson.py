@@ -134,9 +134,12 @@ def _statement(fields: dict[str, Any], expression: dict[str, Any], sets: Sets) -
 
 def read_rule(body: dict[str, Any], sets: Sets) -> Rule:
     """One rule of the listing as a `Rule` (what it cannot read goes to `other`)."""
-    fields: dict[str, Any] = {"comment": body.get("comment", "")}
+    fields: dict[str, Any] = {"comment": str(body.get("comment", ""))}
     other: list[str] = []
-    for expression in body.get("expr", []):
+    expressions = body.get("expr", [])
+    if not isinstance(expressions, list):
+        raise RulesetUnreadable(f"rule {fields['comment']!r}: expr must be a list of statements")
+    for expression in expressions:
         try:
             _statement(fields, expression, sets)
         except (ValueError, KeyError, TypeError, AttributeError):
