@@ -18,6 +18,7 @@ import os
 import tarfile
 import tempfile
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -202,7 +203,7 @@ def _open(source: Path) -> tarfile.TarFile:
 def _manifest(archive: tarfile.TarFile, source: Path) -> Manifest:
     try:
         raw = json.loads(_member(archive, "manifest.json"))
-        if raw.get("format") != FORMAT:
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise BackupError(f"{source} is not a Plantwarden backup")
         if raw.get("format_version") != FORMAT_VERSION:
             raise BackupError(
@@ -217,11 +218,13 @@ def _manifest(archive: tarfile.TarFile, source: Path) -> Manifest:
 def _member(archive: tarfile.TarFile, name: str) -> bytes:
     try:
         handle = archive.extractfile(name)
+        if handle is None:
+            raise BackupError(f"{name} in the backup is not a file")
+        return handle.read()
     except KeyError:
         raise BackupError(f"the backup has no {name}") from None
-    if handle is None:
-        raise BackupError(f"{name} in the backup is not a file")
-    return handle.read()
+    except (EOFError, OSError, tarfile.TarError, zlib.error) as error:  # a cut or damaged archive
+        raise BackupError(f"the backup is truncated or damaged ({error})") from None
 
 
 def _verified(archive: tarfile.TarFile, entry: TableEntry) -> bytes:

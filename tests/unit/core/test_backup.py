@@ -158,6 +158,30 @@ def test_something_that_is_not_a_backup_is_refused(store: Store, tmp_path: Path)
     assert migrate.is_empty(store)
 
 
+def test_a_truncated_archive_is_refused_and_the_target_stays_empty(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
+    _, archive, _ = backed_up(store_factory, tmp_path)
+    half = tmp_path / "half.tar.gz"
+    half.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(BackupError, match="the backup is truncated or damaged"):
+        backup.read_manifest(half)
+    target = store_factory()
+    with pytest.raises(BackupError, match="the backup is truncated or damaged"):
+        backup.restore_backup(target, half)
+    assert migrate.is_empty(target)
+
+
+def test_a_manifest_that_is_not_an_object_is_refused(store: Store, tmp_path: Path) -> None:
+    listed = tmp_path / "listed.tar.gz"
+    with tarfile.open(listed, "w:gz") as archive:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = 3
+        archive.addfile(info, io.BytesIO(b"[1]"))
+    with pytest.raises(BackupError, match="is not a Plantwarden backup"):
+        backup.restore_backup(store, listed)
+
+
 def test_a_backup_moves_between_sqlite_and_postgresql(postgres: PostgresSchemas, tmp_path: Path) -> None:
     from sqlalchemy import make_url
 
