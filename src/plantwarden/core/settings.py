@@ -270,6 +270,8 @@ def _config_path(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -
     else:
         default = cwd / CONFIG_FILE_NAME
         return default if default.is_file() else None
+    if chosen.is_dir():
+        raise ConfigurationError(f"configuration file {chosen} is a directory, not a TOML file")
     if not chosen.is_file():
         raise ConfigurationError(f"configuration file {chosen} does not exist")
     return chosen
@@ -278,7 +280,11 @@ def _config_path(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -
 def _read_toml(path: Path, declared: Sequence[SettingDeclaration]) -> dict[str, Any]:
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise ConfigurationError(
+            f"cannot read configuration file {path}: not UTF-8 text (byte {error.start})"
+        ) from None
+    except (OSError, tomllib.TOMLDecodeError) as error:
         raise ConfigurationError(f"cannot read configuration file {path}: {error}") from error
     flat: dict[str, Any] = {}
     section_names = {d.section.section for d in declared if d.section.section}

@@ -53,6 +53,15 @@ def test_config_file_can_be_named_by_environment(tmp_path: Path) -> None:
 def test_a_named_config_file_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="does not exist"):
         load_settings(SECTIONS, environ={}, config_file=tmp_path / "missing.toml")
+    with pytest.raises(ConfigurationError, match="is a directory, not a TOML file"):
+        load_settings(SECTIONS, environ={}, config_file=tmp_path)
+
+
+def test_a_config_file_that_is_not_utf8_is_refused_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b'log_level = "\xff\xfe"\n')
+    with pytest.raises(ConfigurationError, match=r"binary.toml: not UTF-8 text \(byte 13\)$"):
+        load_settings(SECTIONS, environ={}, config_file=path)
 
 
 @pytest.mark.parametrize(
