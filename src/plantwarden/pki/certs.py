@@ -64,13 +64,19 @@ def serial_text(certificate: x509.Certificate) -> str:
 
 
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
-    """A CSR from PEM or DER; `InvalidRequest` when it is neither."""
+    """A CSR from PEM or DER; `InvalidRequest` when it is neither (the reason in words, not the ASN.1
+    parser's)."""
+    pem = data.lstrip().startswith(b"-----BEGIN")
     try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_csr(data)
-        return x509.load_der_x509_csr(data)
-    except ValueError as error:
-        raise InvalidRequest(f"not a certificate signing request (PKCS#10, PEM or DER): {error}") from error
+        return x509.load_pem_x509_csr(data) if pem else x509.load_der_x509_csr(data)
+    except ValueError:
+        if not data.strip():
+            reason = "the file is empty"
+        elif pem:
+            reason = "the PEM block is cut short, or its base64 does not hold a CSR"
+        else:
+            reason = "not PEM, and not DER (binary ASN.1) of a CSR, or cut short"
+        raise InvalidRequest(f"not a certificate signing request (PKCS#10, PEM or DER): {reason}") from None
 
 
 def check_csr(csr: x509.CertificateSigningRequest) -> ec.EllipticCurvePublicKey:

@@ -165,5 +165,21 @@ def test_a_csr_must_verify_and_hold_a_p256_key() -> None:
     der[-1] ^= 0x01  # break the signature
     with pytest.raises(InvalidRequest, match="signature does not verify"):
         check_csr(load_csr(bytes(der)))
-    with pytest.raises(InvalidRequest, match="not a certificate signing request"):
+    with pytest.raises(InvalidRequest, match=r"not DER \(binary ASN.1\) of a CSR, or cut short"):
+        load_csr(good.public_bytes(serialization.Encoding.DER)[:60])
+    with pytest.raises(InvalidRequest, match=r"not a certificate signing request.*its base64 does not hold"):
         load_csr(b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "the file is empty"),
+        (b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00", "not PEM, and not DER"),  # a pcap header
+        (b"-----BEGIN CERTIFICATE REQUEST-----\nMIIB", "the PEM block is cut short"),
+    ],
+)
+def test_a_file_that_is_no_csr_is_refused_in_words(data: bytes, reason: str) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        load_csr(data)
+    assert reason in raised.value.message and "ParseError" not in raised.value.message
