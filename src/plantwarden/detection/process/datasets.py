@@ -128,6 +128,11 @@ def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[int], list[l
             raise InvalidInput(f"{path}, line 1: blank (the header is expected there)")
         for row in reader:
             if any(cell.strip() for cell in row):
+                if len(row) != len(header):  # a cut last line, or a cell split by a stray delimiter
+                    raise InvalidInput(
+                        f"{path}, line {reader.line_num}: {len(row)} fields where the header has "
+                        f"{len(header)} (leave a missing value's cell empty, not out)"
+                    )
                 lines.append(reader.line_num)
                 rows.append(row)
     except csv.Error as error:

@@ -121,6 +121,16 @@ def test_a_field_over_the_csv_limit_is_refused_with_its_line(tmp_path: Path) -> 
         table(source)
 
 
+@pytest.mark.parametrize(("row", "fields"), [("2026-01-01T00:00:01", 1), ("2026-01-01T00:00:01,2,3", 3)])
+def test_a_row_with_another_number_of_fields_than_the_header_is_refused(
+    tmp_path: Path, row: str, fields: int
+) -> None:
+    source = tmp_path / "plant.csv"
+    source.write_text(f"time,flow\n2026-01-01T00:00:00,1\n{row}")  # a cut last line, a stray comma
+    with pytest.raises(InvalidInput, match=rf"plant.csv, line 3: {fields} fields where the header has 2"):
+        table(source)
+
+
 @pytest.mark.parametrize("text", ["", "\n \n"])
 def test_an_empty_file_is_said_to_be_empty(tmp_path: Path, text: str) -> None:
     source = tmp_path / "plant.csv"
