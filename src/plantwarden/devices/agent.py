@@ -71,7 +71,10 @@ def _http(
             f"{url!r}: the platform is reached over https (the token and the trust anchor travel in it); "
             "plain http only on this machine's loopback"
         )
-    context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    try:
+        context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    except ssl.SSLError:  # empty, binary, or PEM of something else
+        raise AgentError(f"--api-ca {cafile}: no CA certificate in it (expected PEM certificates)") from None
     if client is not None:
         context.load_cert_chain(str(client[0]), str(client[1]))
     data = json.dumps(body).encode() if isinstance(body, dict) else body
