@@ -74,10 +74,20 @@ def tls_context(ca: Path | None, cert: Path | None, key: Path | None) -> ssl.SSL
     client certificate when `cert` is given."""
     if key is not None and cert is None:
         raise InvalidInput("a TLS key needs its certificate (--tls-cert)")
-    context = ssl.create_default_context(cafile=str(ca) if ca else None)
+    try:
+        context = ssl.create_default_context(cafile=str(ca) if ca else None)
+    except ssl.SSLError:  # empty, binary, or PEM of something else
+        raise InvalidInput(f"--tls-ca {ca}: no CA certificate in it (expected PEM certificates)") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if cert is not None:
-        context.load_cert_chain(str(cert), str(key) if key else None)
+        try:
+            context.load_cert_chain(str(cert), str(key) if key else None)
+        except ssl.SSLError:
+            raise InvalidInput(
+                f"--tls-cert {cert}"
+                + (f", --tls-key {key}" if key else "")
+                + ": not a PEM certificate and its private key, or they do not match"
+            ) from None
     return context
 
 

@@ -324,3 +324,16 @@ def test_a_tls_key_alone_is_refused_never_a_plain_connection(
     assert isinstance(result.exception, InvalidInput), result.output
     assert "a TLS key needs its certificate (--tls-cert)" in str(result.exception)
     assert "subscribed" not in result.output
+
+
+def test_tls_files_that_hold_no_certificate_are_refused_naming_them(tmp_path: Path) -> None:
+    # they ended as "error [os_error]: [X509: NO_CERTIFICATE_OR_CRL_FOUND] ... (_ssl.c:4154)"
+    empty, binary = tmp_path / "ca.pem", tmp_path / "client.pem"
+    empty.write_bytes(b"")
+    binary.write_bytes(b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00")
+    with pytest.raises(InvalidInput, match=f"^--tls-ca {empty}: no CA certificate in it"):
+        tls_context(empty, None, None)
+    with pytest.raises(
+        InvalidInput, match=f"^--tls-cert {binary}: not a PEM certificate and its private key"
+    ):
+        tls_context(None, binary, None)
