@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from plantwarden.cli.main import cli
+from plantwarden.detection.rules.format import RuleFileError
 from plantwarden.sim.traffic.generator import generate
 
 RIVERSIDE = Path(__file__).resolve().parents[2] / "examples" / "riverside" / "plant.yaml"
@@ -115,6 +116,31 @@ def test_a_long_sensor_name_is_reported_whole(tmp_path: Path, capture: Path) -> 
     status = CliRunner().invoke(cli, ["--data-dir", str(tmp_path / "data"), "sensor", "status"])
     assert status.exit_code == 0, status.output
     assert all(f"  {name}  stopped" in status.output for name in names), status.output
+
+
+@pytest.mark.parametrize(
+    ("files", "problem"),
+    [
+        ({"broken.yaml": "id: ["}, "broken.yaml:1:6: not valid YAML"),
+        ({}, "holds no rule file (*.yaml, *.yml)"),
+    ],
+    ids=["a-refused-file", "no-rule"],
+)
+def test_rules_that_do_not_all_load_are_an_error_before_any_work(
+    tmp_path: Path, capture: Path, files: dict[str, str], problem: str
+) -> None:
+    """Run without them, the sensor (or a check of stored records) would miss what they look for."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for name, text in files.items():
+        (rules / name).write_text(text)
+    result = sensor_run(tmp_path / "data", "--pcap", str(capture), "--rules", str(rules))
+    assert isinstance(result.exception, RuleFileError) and problem in str(result.exception), result.output
+    assert "packets " not in result.output
+    data = ["--data-dir", str(tmp_path / "data")]
+    checked = CliRunner().invoke(cli, [*data, "rules", "check", "--dir", str(rules)])
+    assert isinstance(checked.exception, RuleFileError) and problem in str(checked.exception), checked.output
+    assert "detections in" not in checked.output
 
 
 @pytest.fixture

@@ -122,7 +122,7 @@ def check_command(
     """Run the rules over stored protocol records, read aggregates and flows."""
     start, end = time_range(since, until, last)
     runtime = provider.runtime()
-    rules = _load(directory)
+    rules = RuleSet.load(directory or PACK).usable()
     providers = _providers(runtime, site, plant)
     found = check_stored(runtime.records(), rules.rules, start, end, site=site, providers=providers)
     for detection in found.detections:

@@ -141,6 +141,7 @@ class RuleTee:
         fresh = self.rules.reload_if_changed()
         if fresh is None:
             return False
+        fresh = _keep_rules_of_refused_files(self.rules, fresh)
         engine = RuleEngine(fresh.rules, self.providers, samples=self.samples)
         old = self.engine.by_id()
         for rule_id, tracker in engine.trackers.items():
@@ -196,6 +197,17 @@ def merge(kept: Detection, new: Detection, samples: int) -> Detection:
     )
 
 
+def _keep_rules_of_refused_files(before: RuleSet, fresh: RuleSet) -> RuleSet:
+    """`fresh`, with the rules of each file that no longer loads as they were last loaded (an edit
+    with a typo must not take a rule out of a running sensor unseen); each refusal is logged."""
+    refused = {problem.file for problem in fresh.refused}
+    for problem in fresh.refused:
+        log.error("rule file refused (its rules as last loaded stay in use): %s", problem)
+    loaded = {rule.id for rule in fresh.rules}
+    kept = tuple(r for r in before.rules if r.file in refused and r.id not in loaded)
+    return replace(fresh, rules=fresh.rules + kept) if kept else fresh
+
+
 def open_rule_tee(
     runtime: Runtime,
     directory: Path | None,
@@ -207,7 +219,7 @@ def open_rule_tee(
     stored inventory of the site, maintenance windows and registers' safe ranges from `plant` (else
     the applied plant model), read again every minute; alerts raised in the process's store."""
     store = runtime.ready_store()
-    rules = RuleSet.load(directory or PACK)
+    rules = RuleSet.load(directory or PACK).usable()
 
     def providers() -> Providers:
         with store.transaction() as session:

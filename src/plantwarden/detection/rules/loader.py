@@ -78,6 +78,15 @@ class RuleSet:
             rules += found
         return cls(directory, tuple(rules), tuple(refused), before)
 
+    def usable(self) -> RuleSet:
+        """This set, to run, or `RuleFileError` when a file of it was refused or it holds no rule:
+        run without them, the sensor (or a check) would miss what they look for unseen."""
+        if self.refused:
+            raise RuleFileError(self.refused)
+        if not self.rules:
+            raise RuleFileError([Problem(str(self.directory), 1, 1, "holds no rule file (*.yaml, *.yml)")])
+        return self
+
     def changed(self) -> bool:
         """Whether a rule file was added, removed or modified since this set was loaded."""
         try:

@@ -15,6 +15,7 @@ from plantwarden.core.errors import ConfigurationError
 from plantwarden.core.records.plane import WriteReport
 from plantwarden.detection.rules.alerts import detection_reporter
 from plantwarden.detection.rules.compile import Providers
+from plantwarden.detection.rules.format import RuleFileError
 from plantwarden.detection.rules.live import RuleTee
 from plantwarden.detection.rules.loader import RuleSet
 from plantwarden.detection.rules.providers import PlantMaintenance, RoleMap
@@ -136,6 +137,42 @@ def test_the_tee_reloads_a_changed_directory_and_keeps_the_counts_of_unchanged_r
     tee.close()
     assert sorted(d.rule.id for d in reported) == ["pw-count", "pw-s7-program"]  # type: ignore[attr-defined]
     assert "3 rules" not in tee.summary() and "2 rules" in tee.summary()
+
+
+def test_a_rule_file_broken_while_the_sensor_runs_keeps_its_rules_as_last_loaded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An edit with a typo must not take a rule out of a running sensor unseen: the file's rules stay
+    as last loaded, the refusal is logged, and the fixed file is taken at the next reload."""
+    (tmp_path / "stop.yaml").write_text(STOP)
+    now = [0.0]
+    reported: list[object] = []
+    tee = RuleTee(RuleSet.load(tmp_path), None, reported.extend, monotonic=lambda: now[0])
+    (tmp_path / "stop.yaml").write_text(STOP.replace("severity: high", "severity: [high"))
+    now[0] = 6.0
+    tee.write(protocol_records([program(WEDNESDAY_NOON)]))
+    assert tee.reloads == 1 and sorted(tee.engine.by_id()) == ["pw-s7-program"]
+    assert "rule file refused (its rules as last loaded stay in use)" in caplog.text
+    assert "stop.yaml" in caplog.text
+    tee.flush()
+    assert [d.rule.id for d in reported] == ["pw-s7-program"]  # type: ignore[attr-defined]
+    (tmp_path / "stop.yaml").unlink()  # a file taken away takes its rules with it
+    now[0] = 12.0
+    tee.write(protocol_records([]))
+    assert tee.reloads == 2 and tee.engine.by_id() == {}
+    tee.close()
+
+
+def test_a_directory_with_a_refused_file_or_no_rule_is_not_run(tmp_path: Path) -> None:
+    (tmp_path / "stop.yaml").write_text(STOP)
+    assert RuleSet.load(tmp_path).usable().rules
+    (tmp_path / "broken.yaml").write_text("id: [")
+    with pytest.raises(RuleFileError, match=r"broken\.yaml:1:6: not valid YAML"):
+        RuleSet.load(tmp_path).usable()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(RuleFileError, match="empty:1:1: holds no rule file"):
+        RuleSet.load(empty).usable()
 
 
 HMI_PROGRAM = STOP.replace("id: pw-s7-program", "id: pw-hmi-program").replace(
