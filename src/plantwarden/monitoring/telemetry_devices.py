@@ -59,7 +59,10 @@ class Verdict(enum.Enum):
 def load_keys(path: Path) -> dict[str, bytes]:
     """Device keys from a JSON file: an object mapping each device name to its key in hex."""
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        where = f"byte {error.start}"
+        raise InvalidInput(f"cannot read device keys from {path}: not UTF-8 text ({where})") from None
     except (OSError, ValueError) as error:
         raise InvalidInput(f"cannot read device keys from {path}: {error}") from None
     if not isinstance(raw, dict) or not raw:

@@ -37,6 +37,7 @@ from plantwarden.monitoring.telemetry_devices import (
     TelemetrySubscriber,
     Verdict,
     decode_message,
+    load_keys,
 )
 from plantwarden.sim import mqtt
 from tests.unit.monitoring.test_telemetry import GOOD, NOW, Provider, provider
@@ -137,6 +138,23 @@ def test_a_name_with_a_lone_surrogate_is_refused_not_stored() -> None:
     assert decoded.verdict is Verdict.MALFORMED and "lone surrogate" in decoded.reason
     with pytest.raises(InvalidInput, match="device must be valid Unicode"):
         sample_from({**GOOD, "device": "tank-\ud800"}, NOW)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'{"pump-1": "00ff\xfe"}', "not UTF-8 text (byte 16)"),
+        (b"[]", "must hold a JSON object mapping device names to hex keys"),
+    ],
+)
+def test_a_keys_file_that_is_not_a_json_object_of_keys_is_named(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_bytes(content)
+    with pytest.raises(InvalidInput) as refused:
+        load_keys(keys)
+    assert str(keys) in refused.value.message and problem in refused.value.message
 
 
 def test_push_reads_a_csv_with_a_byte_order_mark(provider: Provider, tmp_path: Path) -> None:

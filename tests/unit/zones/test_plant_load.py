@@ -166,6 +166,14 @@ def test_max_change_is_for_holding_registers_only() -> None:
         assert messages == [f"a {kind} has no rate of change: max_change is for holding registers"]
 
 
+def test_every_missing_top_key_is_named_once() -> None:
+    assert [message for _, _, message in problems("foo: 1\n")] == [
+        "unknown key 'foo'; expected one of: sites, version",
+        "missing key 'version'",
+        "missing key 'sites'",
+    ]
+
+
 def test_a_register_marked_a_counter_or_not_is_numeric() -> None:
     def with_register(kind: str, kind_type: str, counter: str) -> str:
         return MINIMAL + (

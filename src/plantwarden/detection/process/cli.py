@@ -147,6 +147,8 @@ def _config(path: Path | None, default: ModelConfig) -> ModelConfig:
         return default
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise InvalidInput(f"{path}: not JSON: not UTF-8 text (byte {error.start})") from None
     except ValueError as error:
         raise InvalidInput(f"{path}: not JSON ({error})") from None
     if not isinstance(data, dict):

@@ -71,8 +71,7 @@ def read_table(
     A value cell is a finite decimal number, or missing (empty or `nan`); anything else is refused
     with its line and column. With `binary_labels`, every label cell is 0 or 1.
     """
-    if not path.is_file():
-        raise NotFound(f"{path}: no such file")
+    _require_file(path)
     if time_column in label_columns:
         raise InvalidInput(f"{path}: {time_column!r} cannot be both the time column and a label column")
     if time_format is not None:
@@ -228,10 +227,17 @@ def read_batadal(path: Path) -> Series:
     return Series(path.name, times, values, names, (flag == 1).astype(np.int8))
 
 
-def read_ipal_attacks(path: Path, shift_hours: float) -> list[tuple[int, int]]:
-    """IPAL attack windows [start, end] in ns, moved by `shift_hours` onto the CSV's clock."""
+def _require_file(path: Path) -> None:
+    """A file to read, or a clear error: none there, or a directory where a file is meant."""
+    if path.is_dir():
+        raise InvalidInput(f"{path} is a directory: give the file")
     if not path.is_file():
         raise NotFound(f"{path}: no such file")
+
+
+def read_ipal_attacks(path: Path, shift_hours: float) -> list[tuple[int, int]]:
+    """IPAL attack windows [start, end] in ns, moved by `shift_hours` onto the CSV's clock."""
+    _require_file(path)
     try:
         attacks = json.loads(path.read_text(encoding="utf-8"))
         shift = int(shift_hours * 3600) * SECOND_NS

@@ -77,7 +77,7 @@ def read_rule_file(path: FilePath) -> list[Rule]:
 def read_rules(text: str, file: str) -> list[Rule]:
     """The rules written in `text` (named `file` in problems)."""
     try:
-        source = read_source(text, file)
+        source = read_source(text, file, "a rule (id:, title:, ...) or rules: and a list of them")
     except SourceError as error:
         raise RuleFileError([error.problem]) from None
     data = source.data

@@ -7,6 +7,7 @@ found (up to a limit) with file, line, column, the path of the value and what is
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path as FilePath
@@ -112,10 +113,14 @@ def _describe(source: Source, path: tuple[Any, ...], error: jsonschema.Validatio
     return [source.problem(path, _message(error))]
 
 
+_REQUIRED = re.compile(r"'([^']+)' is a required property")
+
+
 def _message(error: jsonschema.ValidationError) -> str:
     kind, value, wanted = error.validator, error.instance, cast(Any, error.validator_value)
-    if kind == "required":
-        missing = [k for k in wanted if k not in cast(Any, value)]
+    if kind == "required":  # one error per missing key, each naming its own in the message
+        named = _REQUIRED.fullmatch(error.message)
+        missing = [named.group(1)] if named else [k for k in wanted if k not in cast(Any, value)]
         return f"missing key {missing[0]!r}" if missing else error.message
     if kind == "minItems":
         return f"needs at least {wanted} {'entry' if wanted == 1 else 'entries'}"

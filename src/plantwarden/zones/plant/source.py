@@ -80,8 +80,9 @@ def path_text(path: Path) -> str:
     return text
 
 
-def read_source(text: str, file: str) -> Source:
-    """Parse YAML text into a `Source`; `SourceError` with the position when it is not valid YAML."""
+def read_source(text: str, file: str, expected: str = "version: 1 and sites:") -> Source:
+    """Parse YAML text into a `Source`; `SourceError` with the position when it is not valid YAML,
+    empty or not a mapping (`expected`: the top keys the error names, a plant file's by default)."""
     if len(text.encode()) > _MAX_BYTES:
         raise SourceError(Problem(file, 1, 1, f"the file is larger than {_MAX_BYTES // 2**20} MiB"))
     try:
@@ -95,11 +96,11 @@ def read_source(text: str, file: str) -> Source:
     except yaml.YAMLError as error:
         raise SourceError(Problem(file, 1, 1, f"not valid YAML: {error}")) from None
     if node is None:
-        raise SourceError(Problem(file, 1, 1, "the file is empty: expected version: 1 and sites:"))
+        raise SourceError(Problem(file, 1, 1, f"the file is empty: expected {expected}"))
     source = Source(file, None)
     source.data = _convert(node, (), source)
     if not isinstance(source.data, dict):
-        raise SourceError(source.problem((), "the top of the file must be a mapping (version:, sites:)"))
+        raise SourceError(source.problem((), f"the top of the file must be a mapping ({expected})"))
     return source
 
 

@@ -139,6 +139,11 @@ def test_an_empty_file_is_said_to_be_empty(tmp_path: Path, text: str) -> None:
         table(source)
 
 
+def test_a_directory_given_as_the_csv_is_said_to_be_one(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match=r" is a directory: give the file$"):
+        table(tmp_path)
+
+
 @pytest.mark.parametrize("time_format", ["%Q", "%Y-%m-%d %", "%:z"])
 def test_an_invalid_time_format_is_named_not_the_times(tmp_path: Path, time_format: str) -> None:
     source = tmp_path / "plant.csv"

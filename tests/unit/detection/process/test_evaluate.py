@@ -106,6 +106,15 @@ def test_a_wrong_setting_is_named(tmp_path: Path, settings: dict[str, object], p
     assert str(result.exception).startswith(f"{config}: ") and problem in str(result.exception)
 
 
+def test_a_configuration_that_is_not_text_is_named_so(tmp_path: Path) -> None:
+    source, config = tmp_path / "plant.csv", tmp_path / "config.json"
+    synthetic_csv(source)
+    config.write_bytes(b'{"factor": 2\xff}')
+    result = evaluate(source, "--train-rows", "400", "--config", str(config))
+    assert isinstance(result.exception, InvalidInput)
+    assert str(result.exception) == f"{config}: not JSON: not UTF-8 text (byte 12)"
+
+
 def test_a_setting_of_null_where_it_is_allowed_is_taken(tmp_path: Path) -> None:
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"slow_autocorrelation": None, "seasonal": False, "factor": 2}))

@@ -153,6 +153,12 @@ def test_yaml_problems_keep_their_position() -> None:
     assert problems("id: [\n")[0].startswith("r.yaml:2:1: not valid YAML")
 
 
+def test_an_empty_rule_file_or_one_without_a_mapping_says_what_a_rule_file_holds() -> None:
+    wanted = "a rule (id:, title:, ...) or rules: and a list of them"
+    assert problems("") == [f"r.yaml:1:1: the file is empty: expected {wanted}"]
+    assert problems("- id: x\n") == [f"r.yaml:1:1: the top of the file must be a mapping ({wanted})"]
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
