@@ -180,7 +180,14 @@ def main() -> None:
     """Entry point of the `plantwarden` console script."""
     try:
         code = cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as error:
+        if isinstance(error.__cause__, EOFError):  # click takes any EOFError for Ctrl-D at a prompt
+            click.echo(
+                "error [truncated_input]: an input ended in the middle of its data (a truncated or damaged"
+                " file?); nothing more was done",
+                err=True,
+            )
+            sys.exit(1)
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as error:

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 import plantwarden
 from plantwarden.cli.lazy import LazyGroup, deferred, load
-from plantwarden.cli.main import COMMANDS, DETECTOR_FACTORIES, cli
+from plantwarden.cli.main import COMMANDS, DETECTOR_FACTORIES, cli, main
 from plantwarden.core.cli_values import FiniteFloatRange, Integer, IntegerRange, actor_name
 from plantwarden.monitoring.detector_keys import (
     BASELINE_FACTORY,
@@ -195,3 +195,35 @@ def test_a_file_the_system_refuses_is_a_clear_error_not_a_traceback(tmp_path: An
     assert process.returncode == 1
     assert err.decode().startswith("error [os_error]: File name too long: '"), err.decode()
     assert b"Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "said"),
+    [
+        (EOFError("Compressed file ended before the end-of-stream marker was reached"), 1, "truncated_input"),
+        (KeyboardInterrupt(), 130, "aborted"),
+    ],
+)
+def test_a_reader_that_meets_the_end_of_its_data_is_an_error_not_an_abort(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    raised: BaseException,
+    code: int,
+    said: str,
+) -> None:
+    """click takes every EOFError for Ctrl-D at a prompt ("aborted", status 130): one raised by a
+    reader of a cut file (gzip, tar, a socket) is an error saying so; Ctrl-C stays an abort."""
+
+    @click.command("reads-a-cut-file")
+    def reads() -> None:
+        raise raised
+
+    cli.add_command(reads)
+    monkeypatch.setattr(sys, "argv", ["plantwarden", "reads-a-cut-file"])
+    try:
+        with pytest.raises(SystemExit) as ended:
+            main()
+    finally:
+        cli.commands.pop("reads-a-cut-file", None)
+    assert ended.value.code == code
+    assert said in capsys.readouterr().err
