@@ -88,11 +88,11 @@ def test_the_same_options_are_taken_where_they_change_something(tmp_path: Path, 
 @pytest.mark.parametrize(
     ("name", "problem"),
     [
-        ("", "it is empty"),
-        ("x" * 121, "it has 121 characters"),
-        ("hall-3\nfake-sensor", "it holds a control or format character"),
-        ("hall-3\u202e", "it holds a control or format character"),
-        (" hall-3", "it starts or ends with a space"),
+        ("", "the sensor name is empty"),
+        ("x" * 121, "the sensor name has 121 characters; at most 120"),
+        ("hall-3\nfake-sensor", "the sensor name 'hall-3\\nfake-sensor' holds a line break"),
+        ("hall-3\u202e", "the sensor name 'hall-3\\u202e' holds a line break, a tab or another control"),
+        (" hall-3", "the sensor name ' hall-3' starts or ends with a space"),
     ],
 )
 def test_a_sensor_name_that_could_not_be_stored_whole_or_shown_is_refused(
@@ -100,7 +100,7 @@ def test_a_sensor_name_that_could_not_be_stored_whole_or_shown_is_refused(
 ) -> None:
     result = sensor_run(tmp_path / "data", "--pcap", str(capture), "--sensor-name", name)
     assert result.exit_code == 2, result.output
-    assert f"is not a sensor name ({problem})" in result.output
+    assert problem in result.output and "(1-120 printable characters)" in result.output, result.output
     assert "packets " not in result.output
 
 

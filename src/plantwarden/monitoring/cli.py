@@ -20,6 +20,8 @@ import click
 from plantwarden.capture.errors import CaptureError
 from plantwarden.capture.evidence import EvidenceRing
 from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange, duration_ns, given_flag
+from plantwarden.core.errors import InvalidInput
+from plantwarden.core.parsing import one_line
 from plantwarden.core.records.plane import RecordWriter
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider
@@ -389,26 +391,14 @@ def sensor_name(value: str) -> str:
     """A sensor name as given, or a clear error: one cut to fit its column would share heartbeats
     with another sensor of the same first characters, and a control character would break the
     lines of `sensor status`."""
-    problem = _name_problem(value)
-    if problem is not None:
+    try:
+        if value != value.strip():
+            raise InvalidInput(f"the sensor name {value[:40]!r} starts or ends with a space")
+        return one_line(value, "the sensor name", SENSOR_NAME_LENGTH, empty="the sensor name is empty")
+    except InvalidInput as error:
         raise click.BadParameter(
-            f"{value[:40]!r}{'...' if len(value) > 40 else ''} is not a sensor name ({problem}): "
-            f"1-{SENSOR_NAME_LENGTH} printable characters, no space at either end",
-            param_hint="--sensor-name",
-        )
-    return value
-
-
-def _name_problem(value: str) -> str | None:
-    if not value:
-        return "it is empty"
-    if len(value) > SENSOR_NAME_LENGTH:
-        return f"it has {len(value)} characters"
-    if not value.isprintable():
-        return "it holds a control or format character"
-    if value != value.strip():
-        return "it starts or ends with a space"
-    return None
+            f"{error.message} (1-{SENSOR_NAME_LENGTH} printable characters)", param_hint="--sensor-name"
+        ) from None
 
 
 def _register_values(plant: Path, site: str, segment: str) -> RegisterValues:
