@@ -11,9 +11,11 @@ from sqlalchemy.orm import Session
 from plantwarden.core import eventlog
 from plantwarden.core.context import Context
 from plantwarden.core.events import envelope
+from plantwarden.core.parsing import one_line
 from plantwarden.zones.errors import InvalidIdentifier, SegmentExists, SiteExists, SiteNotFound
 from plantwarden.zones.events import SegmentAdded, SiteCreated
 from plantwarden.zones.models import NetworkSegment, Site
+from plantwarden.zones.plant.schema import SITE_NAME_LENGTH
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 DEFAULT_SEGMENT = "default"
@@ -31,10 +33,11 @@ def create_site(session: Session, ctx: Context, site_id: str, name: str) -> Site
     _check_slug("site id", site_id)
     if not name.strip():
         raise InvalidIdentifier("a site needs a name")
+    shown = one_line(name, "the site name", SITE_NAME_LENGTH)  # whole, and one line of `site list`
     if session.get(Site, site_id) is not None:
         raise SiteExists(f"site {site_id!r} already exists", details={"site": site_id})
     now = ctx.clock.now()
-    site = Site(id=site_id, name=name.strip(), created_at=now)
+    site = Site(id=site_id, name=shown, created_at=now)
     site.segments.append(
         NetworkSegment(
             name=DEFAULT_SEGMENT,

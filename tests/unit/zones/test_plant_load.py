@@ -166,6 +166,12 @@ def test_max_change_is_for_holding_registers_only() -> None:
         assert messages == [f"a {kind} has no rate of change: max_change is for holding registers"]
 
 
+def test_a_site_name_longer_than_the_store_keeps_is_placed() -> None:
+    text = MINIMAL.replace("  - id: plant-a\n", "  - id: plant-a\n    name: " + "N" * 201 + "\n", 1)
+    [(line, _, message)] = problems(text)
+    assert (line, message) == (4, "has 201 characters; at most 200")
+
+
 def test_every_missing_top_key_is_named_once() -> None:
     assert [message for _, _, message in problems("foo: 1\n")] == [
         "unknown key 'foo'; expected one of: sites, version",

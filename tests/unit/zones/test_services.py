@@ -5,6 +5,7 @@ import pytest
 from plantwarden.core import migrate
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
+from plantwarden.core.errors import InvalidInput
 from plantwarden.zones import services
 from plantwarden.zones.errors import InvalidIdentifier, SegmentExists, SiteExists, SiteNotFound
 
@@ -40,6 +41,23 @@ def test_site_ids_are_lower_case_slugs(ready: Store, ctx: Context, site_id: str)
 def test_a_site_needs_a_name(ready: Store, ctx: Context) -> None:
     with pytest.raises(InvalidIdentifier, match="needs a name"), ready.transaction() as session:
         services.create_site(session, ctx, "plant-a", "   ")
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("N" * 201, "the site name has 201 characters; at most 200"), ("Plant\nB", "holds a line break")],
+)
+def test_a_site_name_is_one_line_that_fits_its_column(
+    ready: Store, ctx: Context, name: str, problem: str
+) -> None:
+    """Cut, it would lose its end (PostgreSQL refuses it inside the database); a line break would
+    break `site list`."""
+    with pytest.raises(InvalidInput, match=problem), ready.transaction() as session:
+        services.create_site(session, ctx, "plant-b", name)
+    with ready.transaction() as session:
+        services.create_site(session, ctx, "plant-b", "N" * 200)
+    with ready.transaction() as session:
+        assert services.get_site(session, "plant-b").name == "N" * 200
 
 
 def test_segments_are_unique_per_site_and_can_repeat_across_sites(ready: Store, ctx: Context) -> None:

@@ -122,6 +122,8 @@ def _message(error: jsonschema.ValidationError) -> str:
         named = _REQUIRED.fullmatch(error.message)
         missing = [named.group(1)] if named else [k for k in wanted if k not in cast(Any, value)]
         return f"missing key {missing[0]!r}" if missing else error.message
+    if kind == "maxLength" and isinstance(value, str):
+        return f"has {len(value)} characters; at most {wanted}"
     if kind == "minItems":
         return f"needs at least {wanted} {'entry' if wanted == 1 else 'entries'}"
     if kind == "uniqueItems":

@@ -17,6 +17,8 @@ SCHEMA_ID = "https://plantwarden.dev/schema/plant.schema.json"
 
 _ID = {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"}
 _TEXT = {"type": "string", "maxLength": 2000}
+SITE_NAME_LENGTH = 200
+"""The longest site name (the store's column)."""
 _PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 _LEVEL = {"type": "integer", "minimum": 0, "maximum": 4}
 _TIME = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"}
@@ -213,7 +215,7 @@ BINDING = _object(
 SITE = _object(
     {
         "id": _ID,
-        "name": _TEXT,
+        "name": _doc({"type": "string", "maxLength": SITE_NAME_LENGTH}, "One line, at most 200 characters."),
         "timezone": {"type": "string", "description": "IANA time zone of the windows (default UTC)."},
         "gateways": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
         "windows": {"type": "object", "propertyNames": _ID, "additionalProperties": WINDOW},
