@@ -45,6 +45,10 @@ def suppress(
     """Suppress alerts of `rule_id` (at `site`, about `asset`, where given) for `duration` from now."""
     if not rule_id.strip():
         raise InvalidAlert("a suppression needs the rule id it silences")
+    limits = (("the rule id", rule_id, 120), ("the site", site, 63), ("the asset", asset, 63))
+    for what, value, limit in limits:
+        if value and (len(value) > limit or not value.isprintable()):  # the columns' sizes, one line
+            raise InvalidAlert(f"{what} {value[:40]!r} is not one line of at most {limit} characters")
     if not reason.strip():
         raise InvalidAlert("a suppression needs a reason (kept with it and shown to analysts)")
     check_note(reason, "the reason")

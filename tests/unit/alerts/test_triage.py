@@ -113,6 +113,13 @@ def test_suppressions_refuse_bad_durations_and_missing_reasons(ready: Store, ctx
             suppressions.suppress(session, ctx, "R", timedelta(days=91), "long")
         with pytest.raises(InvalidAlert, match="the reason has 2001 characters; at most 2000"):
             suppressions.suppress(session, ctx, "R", timedelta(hours=1), "y" * 2001)
+        for options in ({"rule_id": "r" * 121}, {"site": "s" * 64}, {"asset": "10.0.0.1\nforged"}):
+            given = {"rule_id": "R", **options}
+            rule_id = given.pop("rule_id")
+            with pytest.raises(InvalidAlert, match="is not one line of at most"):
+                suppressions.suppress(session, ctx, rule_id, timedelta(hours=1), "noise", **given)
+        kept = suppressions.suppress(session, ctx, "r" * 120, timedelta(hours=1), "noise", site="s" * 63)
+        assert (kept.rule_id, kept.site) == ("r" * 120, "s" * 63)
 
 
 def test_a_note_or_reason_the_api_would_refuse_is_refused_on_every_path(ready: Store, ctx: Context) -> None:
