@@ -200,11 +200,15 @@ def merge(kept: Detection, new: Detection, samples: int) -> Detection:
 def _keep_rules_of_refused_files(before: RuleSet, fresh: RuleSet) -> RuleSet:
     """`fresh`, with the rules of each file that no longer loads as they were last loaded (an edit
     with a typo must not take a rule out of a running sensor unseen); each refusal is logged."""
-    refused = {problem.file for problem in fresh.refused}
+    refused = [Path(problem.file) for problem in fresh.refused]  # a file, or the whole directory
     for problem in fresh.refused:
         log.error("rule file refused (its rules as last loaded stay in use): %s", problem)
     loaded = {rule.id for rule in fresh.rules}
-    kept = tuple(r for r in before.rules if r.file in refused and r.id not in loaded)
+    kept = tuple(
+        r
+        for r in before.rules
+        if r.id not in loaded and any(Path(r.file).is_relative_to(path) for path in refused)
+    )
     return replace(fresh, rules=fresh.rules + kept) if kept else fresh
 
 

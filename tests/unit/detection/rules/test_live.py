@@ -163,6 +163,21 @@ def test_a_rule_file_broken_while_the_sensor_runs_keeps_its_rules_as_last_loaded
     tee.close()
 
 
+def test_a_rule_directory_gone_while_the_sensor_runs_keeps_every_rule_as_last_loaded(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "stop.yaml").write_text(STOP)
+    now = [0.0]
+    tee = RuleTee(RuleSet.load(rules), None, lambda _found: None, monotonic=lambda: now[0])
+    (rules / "stop.yaml").unlink()
+    rules.rmdir()  # a directory moved away (a deploy), not a rule taken out: nothing loads at all
+    now[0] = 6.0
+    tee.write(protocol_records([]))
+    assert tee.reloads == 1 and sorted(tee.engine.by_id()) == ["pw-s7-program"]
+    assert "is not a directory of rule files" in str(tee.rules.refused[0])
+    tee.close()
+
+
 def test_a_directory_with_a_refused_file_or_no_rule_is_not_run(tmp_path: Path) -> None:
     (tmp_path / "stop.yaml").write_text(STOP)
     assert RuleSet.load(tmp_path).usable().rules
