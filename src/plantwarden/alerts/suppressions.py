@@ -17,6 +17,7 @@ from plantwarden.core import eventlog
 from plantwarden.core.context import Context
 from plantwarden.core.events import envelope
 from plantwarden.core.ids import new_id
+from plantwarden.core.parsing import one_line
 
 MAX_SUPPRESSION = timedelta(days=90)
 """The longest a suppression may last: a rule silenced for good should be changed instead."""
@@ -45,10 +46,9 @@ def suppress(
     """Suppress alerts of `rule_id` (at `site`, about `asset`, where given) for `duration` from now."""
     if not rule_id.strip():
         raise InvalidAlert("a suppression needs the rule id it silences")
-    limits = (("the rule id", rule_id, 120), ("the site", site, 63), ("the asset", asset, 63))
-    for what, value, limit in limits:
-        if value and (len(value) > limit or not value.isprintable()):  # the columns' sizes, one line
-            raise InvalidAlert(f"{what} {value[:40]!r} is not one line of at most {limit} characters")
+    rule_id = one_line(rule_id, "the rule id", 120)  # whole in its column, one line where shown
+    site = one_line(site, "the site", 63) if site else None
+    asset = one_line(asset, "the asset", 63) if asset else None
     if not reason.strip():
         raise InvalidAlert("a suppression needs a reason (kept with it and shown to analysts)")
     check_note(reason, "the reason")

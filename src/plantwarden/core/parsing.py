@@ -31,12 +31,15 @@ ACTOR_LENGTH = 120
 """The longest name of who acts (`--by`, `--actor`): the narrowest of the columns that keep it."""
 
 
-def one_line(value: str, what: str, limit: int, *, empty: str | None = None) -> str:
+def one_line(value: str, what: str, limit: int, *, empty: str | None = None, trim: bool = True) -> str:
     """`value` without spaces at its ends, or `InvalidInput` naming `what` ("the reason"): longer
     than `limit` characters (cut to fit its column, it would lose its end unseen), or holding a
     line break, a tab or another control or format character (it would forge or reorder the lines
-    that show it). `empty`: the error for an empty value (None: an empty value is taken)."""
+    that show it). `empty`: the error for an empty value (None: an empty value is taken). `trim`
+    False: spaces at the ends are refused, not taken off (a name kept elsewhere as given)."""
     text = value.strip()
+    if not trim and text != value:
+        raise InvalidInput(f"{what} {value[:40]!r} starts or ends with a space")
     if not text and empty is not None:
         raise InvalidInput(empty)
     if len(text) > limit:

@@ -220,10 +220,7 @@ def _reason(reason: str) -> str:
 
 def _who(ctx: Context) -> str:
     """Who acts, as the row keeps it: refused rather than cut to its column."""
-    who = ctx.actor or ctx.source
-    if who != who.strip():
-        raise InvalidInput(f"who acts ({who[:40]!r}, --actor) starts or ends with a space")
-    return one_line(who, "who acts (--actor)", ACTOR_LENGTH)
+    return one_line(ctx.actor or ctx.source, "who acts (--actor)", ACTOR_LENGTH, trim=False)
 
 
 def _announce(

@@ -392,9 +392,9 @@ def sensor_name(value: str) -> str:
     with another sensor of the same first characters, and a control character would break the
     lines of `sensor status`."""
     try:
-        if value != value.strip():
-            raise InvalidInput(f"the sensor name {value[:40]!r} starts or ends with a space")
-        return one_line(value, "the sensor name", SENSOR_NAME_LENGTH, empty="the sensor name is empty")
+        return one_line(
+            value, "the sensor name", SENSOR_NAME_LENGTH, empty="the sensor name is empty", trim=False
+        )
     except InvalidInput as error:
         raise click.BadParameter(
             f"{error.message} (1-{SENSOR_NAME_LENGTH} printable characters)", param_hint="--sensor-name"

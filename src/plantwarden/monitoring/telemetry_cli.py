@@ -308,7 +308,7 @@ def subscribe_command(
         click.echo(
             "warning: no --keys: message tags are not checked (anyone who can publish can forge)", err=True
         )
-    with _ingest(provider.runtime(), writer or _writer_name(site)) as ingest:
+    with _ingest(provider.runtime(), writer or writer_name_of("mqtt", site)) as ingest:
         subscriber = TelemetrySubscriber(ingest, site, keys, _Rejections())
         asyncio.run(_subscribe(subscriber, broker, topic_filter, duration, max_messages))
     counters = subscriber.counters
@@ -316,10 +316,6 @@ def subscribe_command(
     forged = counters.by_verdict[Verdict.FORGED] + counters.by_verdict[Verdict.UNKNOWN_DEVICE]
     if forged:
         click.echo(f"warning: {forged} messages failed authentication and were dropped", err=True)
-
-
-def _writer_name(site: str) -> str:
-    return writer_name_of("mqtt", site)
 
 
 async def _subscribe(

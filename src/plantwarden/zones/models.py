@@ -9,6 +9,7 @@ from sqlalchemy import JSON, ForeignKey, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from plantwarden.core.db import Base, UTCDateTime
+from plantwarden.zones.plant.schema import SITE_NAME_LENGTH
 
 
 class Site(Base):
@@ -17,7 +18,7 @@ class Site(Base):
     __tablename__ = "sites"
 
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(SITE_NAME_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     segments: Mapped[list[NetworkSegment]] = relationship(

@@ -17,6 +17,7 @@ from plantwarden.core import migrate
 from plantwarden.core.clock import FixedClock
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
+from plantwarden.core.errors import InvalidInput
 from plantwarden.core.eventlog import EventRecord
 from tests.unit.alerts.test_services import draft
 
@@ -113,10 +114,14 @@ def test_suppressions_refuse_bad_durations_and_missing_reasons(ready: Store, ctx
             suppressions.suppress(session, ctx, "R", timedelta(days=91), "long")
         with pytest.raises(InvalidAlert, match="the reason has 2001 characters; at most 2000"):
             suppressions.suppress(session, ctx, "R", timedelta(hours=1), "y" * 2001)
-        for options in ({"rule_id": "r" * 121}, {"site": "s" * 64}, {"asset": "10.0.0.1\nforged"}):
+        for options, problem in (
+            ({"rule_id": "r" * 121}, "the rule id has 121 characters; at most 120"),
+            ({"site": "s" * 64}, "the site has 64 characters; at most 63"),
+            ({"asset": "10.0.0.1\nforged"}, "the asset '10.0.0.1\\\\nforged' holds a line break"),
+        ):
             given = {"rule_id": "R", **options}
             rule_id = given.pop("rule_id")
-            with pytest.raises(InvalidAlert, match="is not one line of at most"):
+            with pytest.raises(InvalidInput, match=problem):
                 suppressions.suppress(session, ctx, rule_id, timedelta(hours=1), "noise", **given)
         kept = suppressions.suppress(session, ctx, "r" * 120, timedelta(hours=1), "noise", site="s" * 63)
         assert (kept.rule_id, kept.site) == ("r" * 120, "s" * 63)
