@@ -36,6 +36,16 @@ class ProcessSpec:
     processes people wait for (the console, on a busy machine)."""
 
 
+def ended(status: int) -> str:
+    """How a process ended, from its `returncode`: a negative one is the signal that killed it."""
+    if status >= 0:
+        return f"exited with status {status}"
+    try:
+        return f"was killed by {signal.Signals(-status).name}"
+    except ValueError:
+        return f"was killed by signal {-status}"
+
+
 @dataclass
 class _Child:
     spec: ProcessSpec
@@ -105,9 +115,7 @@ class Supervisor:
                 child.process = None
                 delay = self._backoff(child, now)
                 child.next_start = now + delay
-                log.warning(
-                    "%s exited with status %s; restarting in %.1f s", child.spec.name, child.last_exit, delay
-                )
+                log.warning("%s %s; restarting in %.1f s", child.spec.name, ended(child.last_exit), delay)
                 self._write_state()
             if child.process is None and now >= child.next_start and not self._stopping.is_set():
                 child.restarts += 1

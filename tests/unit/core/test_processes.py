@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from plantwarden.core.processes import ProcessSpec, Supervisor
+from plantwarden.core.processes import ProcessSpec, Supervisor, ended
 from tests.helpers import wait_for
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -117,3 +117,31 @@ def test_a_process_started_nicer_runs_at_that_niceness(tmp_path: Path) -> None:
     finally:
         supervisor.stop()
         runner.join(timeout=15)
+
+
+@pytest.mark.parametrize(
+    ("status", "text"),
+    [
+        (0, "exited with status 0"),
+        (3, "exited with status 3"),
+        (-signal.SIGKILL, "was killed by SIGKILL"),
+        (-signal.SIGSEGV, "was killed by SIGSEGV"),
+        (-200, "was killed by signal 200"),
+    ],
+)
+def test_the_log_says_how_a_process_ended(status: int, text: str) -> None:
+    assert ended(status) == text
+
+
+def test_a_killed_process_is_logged_with_its_signal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    state = tmp_path / "state.json"
+    supervisor = Supervisor([ProcessSpec("one", SLEEPER)], state_file=state, stop_timeout=5)
+    runner = threading.Thread(target=supervisor.supervise, daemon=True)
+    with caplog.at_level("WARNING", logger="plantwarden.core.processes"):
+        runner.start()
+        first = wait_for(lambda: pid_of(state, "one"), what="first start")
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: p if (p := pid_of(state, "one")) not in (None, first) else None, what="restart")
+        supervisor.stop()
+        runner.join(timeout=15)
+    assert "one was killed by SIGKILL; restarting in 0.0 s" in caplog.messages
