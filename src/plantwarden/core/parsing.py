@@ -1,7 +1,7 @@
 """Text forms shared by the CLI, the API and the file readers: whole numbers, decimal numbers and
 HOST:PORT, in ASCII only (`str.isdigit()` and `float()` also take '²', Arabic-Indic digits or
-'1_000', which then fail, or pass, further on); and one line of text a person typed (a name, a
-reason), kept whole or refused."""
+'1_000', which then fail, or pass, further on); one line of text a person typed (a name, a
+reason), kept whole or refused; and the text of a file, refused where it is not UTF-8."""
 
 from __future__ import annotations
 
@@ -50,3 +50,27 @@ def one_line(value: str, what: str, limit: int, *, empty: str | None = None, tri
             "it is one line of printable characters"
         )
     return text
+
+
+class NotUtf8Text(ValueError):
+    """Bytes that are not UTF-8 text, and where the first bad byte is: `line` (from 1; lines end at
+    line feeds), `column` (from 1, in characters: that line's characters before the byte, plus
+    one), `offset` (in bytes from the start of the input, from 0) and `byte` (its value). The
+    message names the line, the byte and the offset; a reader puts the file's name in front."""
+
+    def __init__(self, line: int, column: int, offset: int, byte: int) -> None:
+        super().__init__(f"not UTF-8 text (line {line}, byte 0x{byte:02x} at offset {offset})")
+        self.line, self.column, self.offset, self.byte = line, column, offset, byte
+
+
+def utf8_text(data: bytes) -> str:
+    """`data` decoded as UTF-8, or `NotUtf8Text` at its first byte that is not (strict UTF-8: an
+    encoded surrogate is refused too). A byte-order mark stays, as U+FEFF: a reader that takes one
+    removes it."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        start = error.start
+        line_start = data.rfind(b"\n", 0, start) + 1
+        column = len(data[line_start:start].decode("utf-8")) + 1  # all good before the first bad byte
+        raise NotUtf8Text(data.count(b"\n", 0, start) + 1, column, start, data[start]) from None

@@ -1,5 +1,6 @@
-"""Exact nanosecond times, ASCII-only numbers and HOST:PORT, and one line of typed text (names,
-reasons, who acts), shared by the CLI, API and readers."""
+"""Exact nanosecond times, ASCII-only numbers and HOST:PORT, one line of typed text (names,
+reasons, who acts), and the text of a file that may not be UTF-8, shared by the CLI, API and
+readers."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from plantwarden.core.cli_values import (
 )
 from plantwarden.core.clock import SECOND_NS, from_nanoseconds, iso_nanoseconds, iso_time, nanoseconds
 from plantwarden.core.errors import InvalidInput
-from plantwarden.core.parsing import INTEGER, NUMBER, host_port, one_line
+from plantwarden.core.parsing import INTEGER, NUMBER, NotUtf8Text, host_port, one_line, utf8_text
 from plantwarden.gateway.cli import host_port as listen_address
 from plantwarden.gateway.state import parse_upstreams
 from plantwarden.monitoring.telemetry_mqtt import parse_broker
@@ -201,6 +202,33 @@ def test_one_line_of_text_is_kept_whole_without_its_end_spaces_or_refused() -> N
     with pytest.raises(InvalidInput) as caught:
         one_line("  ", "the name", 12, empty="say who")
     assert caught.value.message == "say who"
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "column", "offset", "byte"),
+    [
+        (b"\xff", 1, 1, 0, 0xFF),
+        (b"name: pump\nnote: caf\xc3\xa9 \xe9t\xe9\n", 2, 12, 23, 0xE9),  # columns in characters
+        (b"a\r\nb\r\n\x80", 3, 1, 6, 0x80),  # a stray continuation byte
+        (b"ok\n\xed\xa0\x80\n", 2, 1, 3, 0xED),  # an encoded surrogate is not UTF-8
+        (b"cut\n\xe2\x82", 2, 1, 4, 0xE2),  # a character cut at the end
+    ],
+)
+def test_text_that_is_not_utf8_is_refused_at_its_first_bad_byte(
+    data: bytes, line: int, column: int, offset: int, byte: int
+) -> None:
+    with pytest.raises(NotUtf8Text) as caught:
+        utf8_text(data)
+    found = caught.value
+    assert (found.line, found.column, found.offset, found.byte) == (line, column, offset, byte)
+    assert str(caught.value) == f"not UTF-8 text (line {line}, byte 0x{byte:02x} at offset {offset})"
+    assert isinstance(caught.value, ValueError)
+
+
+def test_utf8_text_is_decoded_whole_and_keeps_a_byte_order_mark() -> None:
+    assert utf8_text("café\nÜberdruck ≥ 3 bar\n".encode()) == "café\nÜberdruck ≥ 3 bar\n"
+    assert utf8_text(b"\xef\xbb\xbfts\n") == "\ufeffts\n"
+    assert utf8_text(b"") == ""
 
 
 @pytest.mark.parametrize(
