@@ -273,10 +273,16 @@ def test_references_between_sections_are_checked() -> None:
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PlantFileError, match="cannot read the file"):
         load_plant(tmp_path / "nope.yaml")
+
+
+def test_a_file_that_is_not_utf8_is_refused_at_its_first_bad_byte(tmp_path: Path) -> None:
     binary = tmp_path / "plant.yaml"
-    binary.write_bytes(b"version: 1\n\xff\xfe")
-    with pytest.raises(PlantFileError, match="not UTF-8"):
+    binary.write_bytes(b"version: 1\nsites:\n  - id: k\xc3\xb6ln-\xff\xfe\n")
+    with pytest.raises(PlantFileError) as caught:
         load_plant(binary)
+    (problem,) = caught.value.problems
+    assert (problem.file, problem.line, problem.column) == (str(binary), 3, 14)  # \xc3\xb6 is one: ö
+    assert problem.message == "not UTF-8 text (line 3, byte 0xff at offset 32)"
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from typing import Any, cast
 import jsonschema
 
 from plantwarden.core.errors import InvalidInput
+from plantwarden.core.parsing import NotUtf8Text, utf8_text
 from plantwarden.zones.plant.build import build_model
 from plantwarden.zones.plant.model import PlantModel
 from plantwarden.zones.plant.schema import PLANT_SCHEMA
@@ -58,9 +59,9 @@ def load_plant(path: str | FilePath) -> PlantModel:
 def load_plant_bytes(raw: bytes, file: str = "plant.yaml") -> PlantModel:
     """Check plant.yaml content; the model's version is the SHA-256 of exactly these bytes."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise PlantFileError([Problem(file, 1, 1, f"not UTF-8 text (byte {error.start})")]) from None
+        text = utf8_text(raw)
+    except NotUtf8Text as error:
+        raise PlantFileError([Problem(file, error.line, error.column, str(error))]) from None
     try:
         source = read_source(text, file)
     except SourceError as error:
