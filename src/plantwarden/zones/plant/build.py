@@ -2,9 +2,10 @@
 
 Ids are unique, references resolve (zones, assets, windows, roles), subnets are networks and do
 not overlap within a segment, addresses are addresses, channels' zones belong to their conduit,
-register maps do not overlap, time zones exist, unit ids are in range and the gateway of a site
-with one gateway can route to each of its gateway_only assets (`unit_ids`). Every problem is
-collected with its position, so one run names all of them.
+register maps do not overlap, time zones exist, unit ids are in range, the gateway of a site
+with one gateway can route to each of its gateway_only assets (`unit_ids`), and a site name is one
+the service takes (`lines`). Every problem is collected with its position, so one run names all of
+them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from plantwarden.policy.roles import PROTOCOLS
 from plantwarden.zones.plant.assets import build_assets
 from plantwarden.zones.plant.conduits import build_conduits
 from plantwarden.zones.plant.context import SiteContext, address, network, security_level
+from plantwarden.zones.plant.lines import line_problem
 from plantwarden.zones.plant.model import (
     DAYS,
     Address,
@@ -31,6 +33,7 @@ from plantwarden.zones.plant.model import (
     Zone,
 )
 from plantwarden.zones.plant.rights import plant_actions
+from plantwarden.zones.plant.schema import SITE_NAME_LENGTH
 from plantwarden.zones.plant.source import Path, Problem, Source
 
 
@@ -54,7 +57,7 @@ def _site(ctx: SiteContext) -> SiteModel:
     windows = _windows(ctx)
     return SiteModel(
         id=data["id"],
-        name=data.get("name") or data["id"],
+        name=_site_name(ctx),
         timezone=_timezone(ctx),
         zones=zones,
         conduits=build_conduits(ctx, zones, assets),
@@ -66,6 +69,16 @@ def _site(ctx: SiteContext) -> SiteModel:
             a for i, t in enumerate(data.get("gateways") or []) if (a := address(ctx, t, ("gateways", i)))
         ),
     )
+
+
+def _site_name(ctx: SiteContext) -> str:
+    """The name as given (the id when there is none); one the service's `one_line` takes, so that
+    what validates applies (the schema's pattern has said it for most characters already)."""
+    name = ctx.data.get("name") or ""
+    problem = line_problem("a site name", name, SITE_NAME_LENGTH)
+    if problem:
+        ctx.problem(("name",), problem)
+    return cast(str, name or ctx.data["id"])
 
 
 def _timezone(ctx: SiteContext) -> str:

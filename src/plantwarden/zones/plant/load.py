@@ -18,6 +18,7 @@ import jsonschema
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.parsing import NotUtf8Text, utf8_text
 from plantwarden.zones.plant.build import build_model
+from plantwarden.zones.plant.lines import ONE_LINE_PATTERN, field_name, not_one_line
 from plantwarden.zones.plant.model import PlantModel
 from plantwarden.zones.plant.schema import PLANT_SCHEMA
 from plantwarden.zones.plant.source import Problem, Source, SourceError, read_source
@@ -132,6 +133,8 @@ def _message(error: jsonschema.ValidationError) -> str:
     if kind == "enum":
         allowed = ", ".join(str(v) for v in wanted)
         return f"{value!r} is not allowed here; use one of: {allowed}"
+    if kind == "pattern" and wanted == ONE_LINE_PATTERN:
+        return not_one_line(field_name(tuple(error.absolute_path)), str(value)) or error.message
     if kind == "pattern":
         return f"{value!r} is not valid: {_pattern_hint(str(wanted))}"
     if kind == "oneOf" and "security_level" in str(error.absolute_path[-1] if error.absolute_path else ""):

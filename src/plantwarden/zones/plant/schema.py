@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from plantwarden.zones.plant.lines import ONE_LINE_PATTERN
 from plantwarden.zones.plant.model import CRITICALITIES, DAYS, FOUNDATIONAL_REQUIREMENTS, OPERATIONS
 from plantwarden.zones.plant.protocols import SERVICES
 
@@ -215,7 +216,11 @@ BINDING = _object(
 SITE = _object(
     {
         "id": _ID,
-        "name": _doc({"type": "string", "maxLength": SITE_NAME_LENGTH}, "One line, at most 200 characters."),
+        "name": _doc(
+            {"type": "string", "maxLength": SITE_NAME_LENGTH, "pattern": ONE_LINE_PATTERN},
+            "One line of printable characters (no line break, tab, control or format character, no space"
+            " but the plain one), at most 200 characters.",
+        ),
         "timezone": {"type": "string", "description": "IANA time zone of the windows (default UTC)."},
         "gateways": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
         "windows": {"type": "object", "propertyNames": _ID, "additionalProperties": WINDOW},
