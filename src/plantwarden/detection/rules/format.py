@@ -17,6 +17,7 @@ from typing import Any
 from plantwarden.alerts.attack import MATRIX_VERSION, is_active
 from plantwarden.alerts.models import Severity
 from plantwarden.core.errors import InvalidInput
+from plantwarden.core.parsing import NotUtf8Text, utf8_text
 from plantwarden.detection.rules.condition import ConditionError, names, parse_condition
 from plantwarden.detection.rules.examples_format import read_examples
 from plantwarden.detection.rules.fields import FIELDS, RULE_KINDS
@@ -68,9 +69,9 @@ def read_rule_file(path: FilePath) -> list[Rule]:
     if len(data) > MAX_RULE_BYTES:
         raise RuleFileError([Problem(str(path), 1, 1, "a rule file is at most 1 MiB")])
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise RuleFileError([Problem(str(path), 1, 1, f"not UTF-8 text ({error.reason})")]) from None
+        text = utf8_text(data)
+    except NotUtf8Text as error:
+        raise RuleFileError([Problem(str(path), error.line, error.column, str(error))]) from None
     return read_rules(text, str(path))
 
 

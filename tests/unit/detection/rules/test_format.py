@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from plantwarden.alerts.models import Severity
 from plantwarden.detection.rules.condition import And, ConditionError, Name, Not, Or, parse_condition
-from plantwarden.detection.rules.format import RuleFileError, read_rules
+from plantwarden.detection.rules.format import RuleFileError, read_rule_file, read_rules
 from tests.unit.detection.rules.rule_support import rule
 
 GOOD = """\
@@ -151,6 +153,16 @@ def test_yaml_problems_keep_their_position() -> None:
         in problems(GOOD.replace("techniques: [T0881, T1110.001]", "techniques: &t [T0881]\nnotes: *t", 1))[0]
     )
     assert problems("id: [\n")[0].startswith("r.yaml:2:1: not valid YAML")
+
+
+def test_a_rule_file_that_is_not_utf8_is_refused_at_its_first_bad_byte(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_bytes(b"id: pw-count\ntitle: Z\xc3\xa4hler \xfcber\n")  # \xfc: 'ü' in Latin-1
+    with pytest.raises(RuleFileError) as caught:
+        read_rule_file(path)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:2:15: not UTF-8 text (line 2, byte 0xfc at offset 28)"
+    ]
 
 
 def test_an_empty_rule_file_or_one_without_a_mapping_says_what_a_rule_file_holds() -> None:
