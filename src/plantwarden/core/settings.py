@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar, Union
 
 from plantwarden.core.errors import ConfigurationError
-from plantwarden.core.parsing import INTEGER, NUMBER
+from plantwarden.core.parsing import INTEGER, NUMBER, NotUtf8Text, utf8_text
 
 ENV_PREFIX = "PLANTWARDEN_"
 CONFIG_ENV = "PLANTWARDEN_CONFIG"
@@ -279,12 +279,8 @@ def _config_path(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -
 
 def _read_toml(path: Path, declared: Sequence[SettingDeclaration]) -> dict[str, Any]:
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as error:
-        raise ConfigurationError(
-            f"cannot read configuration file {path}: not UTF-8 text (byte {error.start})"
-        ) from None
-    except (OSError, tomllib.TOMLDecodeError) as error:
+        document = tomllib.loads(utf8_text(path.read_bytes()))
+    except (OSError, NotUtf8Text, tomllib.TOMLDecodeError) as error:
         raise ConfigurationError(f"cannot read configuration file {path}: {error}") from error
     flat: dict[str, Any] = {}
     section_names = {d.section.section for d in declared if d.section.section}

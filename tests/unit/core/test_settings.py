@@ -59,9 +59,12 @@ def test_a_named_config_file_that_does_not_exist_is_an_error(tmp_path: Path) -> 
 
 def test_a_config_file_that_is_not_utf8_is_refused_clearly(tmp_path: Path) -> None:
     path = tmp_path / "binary.toml"
-    path.write_bytes(b'log_level = "\xff\xfe"\n')
-    with pytest.raises(ConfigurationError, match=r"binary.toml: not UTF-8 text \(byte 13\)$"):
+    path.write_bytes(b'# Leitstand S\xc3\xbcd\nlog_level = "\xff\xfe"\n')
+    with pytest.raises(ConfigurationError) as caught:
         load_settings(SECTIONS, environ={}, config_file=path)
+    assert caught.value.message == (
+        f"cannot read configuration file {path}: not UTF-8 text (line 2, byte 0xff at offset 30)"
+    )
 
 
 @pytest.mark.parametrize(
