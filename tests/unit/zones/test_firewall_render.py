@@ -204,9 +204,12 @@ def test_ruleset_permits_read_the_channels_back(exported: dict[str, Any]) -> Non
 
 def test_an_export_that_is_not_text_or_is_empty_is_refused_clearly(tmp_path: Path) -> None:
     binary = tmp_path / "export.json"
-    binary.write_bytes(b'{"nftables": [\xff\xfe]}')
-    with pytest.raises(RulesetUnreadable, match=r"not UTF-8 text \(byte 14\)"):
+    binary.write_bytes(b'{"nftables": [\n  {"metainfo": {}},\n  \xff\xfe]}')
+    with pytest.raises(RulesetUnreadable) as caught:
         exported_document(binary)
+    assert caught.value.message == (
+        f"{binary} is not an nft listing: not UTF-8 text (line 3, byte 0xff at offset 37)"
+    )
     empty = tmp_path / "empty.nft"
     empty.write_text(" \n")
     with pytest.raises(RulesetUnreadable, match="is empty: expected an nft listing of table inet"):

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from plantwarden.core.parsing import NotUtf8Text, utf8_text
 from plantwarden.zones.firewall.errors import NftFailed, RulesetUnreadable
 from plantwarden.zones.firewall.nftjson import read_ruleset
 from plantwarden.zones.firewall.permits import listed_permits
@@ -58,13 +59,11 @@ def exported_document(path: Path, table: str = "plantwarden") -> Any:
     """An exported ruleset: nft JSON as it is, or nft text (read by loading it into a fresh, empty
     network namespace and listing it there; needs root). Hours are taken as UTC."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = utf8_text(path.read_bytes())
     except OSError as error:
         raise RulesetUnreadable(f"cannot read {path}: {error.strerror}") from None
-    except UnicodeDecodeError as error:
-        raise RulesetUnreadable(
-            f"{path} is not an nft listing: not UTF-8 text (byte {error.start})"
-        ) from None
+    except NotUtf8Text as error:
+        raise RulesetUnreadable(f"{path} is not an nft listing: {error}") from None
     if not text.strip():
         raise RulesetUnreadable(f"{path} is empty: expected an nft listing of table inet {table}")
     if text.lstrip().startswith("{"):
