@@ -9,6 +9,7 @@ import click
 
 from plantwarden.core.cli_values import IntegerRange, given_flag, output_file_option, time_ns
 from plantwarden.core.errors import InvalidInput
+from plantwarden.core.parsing import NotUtf8Text, utf8_text
 from plantwarden.detection.process import config as configs
 from plantwarden.detection.process.config import ModelConfig
 from plantwarden.detection.process.evaluate import (
@@ -146,9 +147,9 @@ def _config(path: Path | None, default: ModelConfig) -> ModelConfig:
     if path is None:
         return default
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as error:
-        raise InvalidInput(f"{path}: not JSON: not UTF-8 text (byte {error.start})") from None
+        data = json.loads(utf8_text(path.read_bytes()))
+    except NotUtf8Text as error:
+        raise InvalidInput(f"{path}: {error}") from None
     except ValueError as error:
         raise InvalidInput(f"{path}: not JSON ({error})") from None
     if not isinstance(data, dict):

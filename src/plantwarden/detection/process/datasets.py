@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from plantwarden.core.clock import SECOND_NS, nanoseconds
 from plantwarden.core.errors import InvalidInput, NotFound
-from plantwarden.core.parsing import NUMBER
+from plantwarden.core.parsing import NUMBER, NotUtf8Text, utf8_text
 
 SKAB_FOLDERS = ("valve1", "valve2", "other")
 SKAB_LABELS = ("anomaly", "changepoint")
@@ -111,12 +111,10 @@ def read_table(
 
 def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[int], list[list[str]]]:
     """The header, and the non-blank rows with the line each ends on."""
-    data = path.read_bytes()
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise InvalidInput(f"{path}, line {line}: not UTF-8 text (byte 0x{data[error.start]:02x})") from None
+        text = utf8_text(path.read_bytes()).removeprefix("\ufeff")  # a byte-order mark, as Excel writes
+    except NotUtf8Text as error:
+        raise InvalidInput(f"{path}: {error}") from None
     if not text.strip():
         raise InvalidInput(f"{path}: the file is empty")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)  # one character: the CLI checks
@@ -239,10 +237,12 @@ def read_ipal_attacks(path: Path, shift_hours: float) -> list[tuple[int, int]]:
     """IPAL attack windows [start, end] in ns, moved by `shift_hours` onto the CSV's clock."""
     _require_file(path)
     try:
-        attacks = json.loads(path.read_text(encoding="utf-8"))
+        attacks = json.loads(utf8_text(path.read_bytes()))
         shift = int(shift_hours * 3600) * SECOND_NS
         return sorted(
             (int(a["start"]) * SECOND_NS + shift, int(a["end"]) * SECOND_NS + shift) for a in attacks
         )
+    except NotUtf8Text as error:
+        raise InvalidInput(f"{path}: {error}") from None
     except (ValueError, KeyError, TypeError) as error:
         raise InvalidInput(f"{path}: not an IPAL attack list ({error})") from None

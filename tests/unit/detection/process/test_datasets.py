@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from plantwarden.core.errors import InvalidInput
 from plantwarden.detection.process.cli import detect_group
-from plantwarden.detection.process.datasets import read_table
+from plantwarden.detection.process.datasets import read_ipal_attacks, read_table
 from tests.unit.detection.process.test_cli import synthetic_csv
 
 
@@ -110,8 +110,29 @@ def test_the_label_column_cannot_be_the_time_column(tmp_path: Path) -> None:
 def test_a_file_that_is_not_utf8_is_refused_with_its_line(tmp_path: Path) -> None:
     source = tmp_path / "plant.csv"
     source.write_bytes(b"time,flow\n2026-01-01T00:00:00,1\n2026-01-01T00:00:01,\xff\n")
-    with pytest.raises(InvalidInput, match=r"^\S+plant.csv, line 3: not UTF-8 text \(byte 0xff\)$"):
+    with pytest.raises(InvalidInput) as caught:
         table(source)
+    assert caught.value.message == f"{source}: not UTF-8 text (line 3, byte 0xff at offset 52)"
+    source.write_bytes(b"\xef\xbb\xbf" + source.read_bytes())  # the offset counts a byte-order mark
+    with pytest.raises(InvalidInput) as caught:
+        table(source)
+    assert caught.value.message == f"{source}: not UTF-8 text (line 3, byte 0xff at offset 55)"
+
+
+def test_a_byte_order_mark_before_the_header_is_taken_off(tmp_path: Path) -> None:
+    source = tmp_path / "plant.csv"
+    synthetic_csv(source)
+    names = table(source)[2]
+    source.write_bytes(b"\xef\xbb\xbf" + source.read_bytes())  # as Excel saves CSV
+    assert table(source)[2] == names
+
+
+def test_an_ipal_attack_list_that_is_not_utf8_is_refused_with_its_line(tmp_path: Path) -> None:
+    attacks = tmp_path / "attacks.json"
+    attacks.write_bytes(b'[{"start": 1476000000, "end": 1476003600},\n {"name": "Ventil \xd6ffnen"}]\n')
+    with pytest.raises(InvalidInput) as caught:
+        read_ipal_attacks(attacks, 0.0)
+    assert caught.value.message == f"{attacks}: not UTF-8 text (line 2, byte 0xd6 at offset 61)"
 
 
 def test_a_field_over_the_csv_limit_is_refused_with_its_line(tmp_path: Path) -> None:

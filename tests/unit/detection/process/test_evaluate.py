@@ -109,10 +109,10 @@ def test_a_wrong_setting_is_named(tmp_path: Path, settings: dict[str, object], p
 def test_a_configuration_that_is_not_text_is_named_so(tmp_path: Path) -> None:
     source, config = tmp_path / "plant.csv", tmp_path / "config.json"
     synthetic_csv(source)
-    config.write_bytes(b'{"factor": 2\xff}')
+    config.write_bytes(b'{\n  "factor": 2\xff\n}')
     result = evaluate(source, "--train-rows", "400", "--config", str(config))
     assert isinstance(result.exception, InvalidInput)
-    assert str(result.exception) == f"{config}: not JSON: not UTF-8 text (byte 12)"
+    assert str(result.exception) == f"{config}: not UTF-8 text (line 2, byte 0xff at offset 15)"
 
 
 def test_a_setting_of_null_where_it_is_allowed_is_taken(tmp_path: Path) -> None:
