@@ -41,10 +41,13 @@ from cryptography.x509.oid import NameOID
 from plantwarden.core.errors import Conflict, PlantwardenError
 from plantwarden.devices.envelope import Sealer, key_id
 from plantwarden.devices.ingest import payload_of, telemetry_topic
+from plantwarden.devices.tls import ClientFiles, client_tls_context, present_certificate
 from plantwarden.pki.certs import DeviceIdentity, fingerprint, identity_of, renewal_starts
 from plantwarden.pki.keys import fsync_directory, key_pem, load_key, new_key, replace_file
 
 KEY, CERT, CHAIN, RECIPIENT, STATE = "device.key", "device.pem", "ca-chain.pem", "recipient.pem", "state.json"
+REMEDY = "enrol the device again (`agent enroll --force` with a new token)"
+"""What to do when one of the device's files is damaged."""
 SAVE_EVERY = 1000
 """The counter is written to disk every this many messages (and when the agent stops)."""
 
@@ -62,7 +65,7 @@ def _http(
     cafile: Path | None,
     timeout: float,
     content_type: str = "application/json",
-    client: tuple[Path, Path] | None = None,
+    client: ClientFiles | None = None,
 ) -> bytes:
     parsed = urllib.parse.urlsplit(url)
     loopback = parsed.hostname in ("127.0.0.1", "::1", "localhost")
@@ -76,7 +79,7 @@ def _http(
     except ssl.SSLError:  # empty, binary, or PEM of something else
         raise AgentError(f"--api-ca {cafile}: no CA certificate in it (expected PEM certificates)") from None
     if client is not None:
-        context.load_cert_chain(str(client[0]), str(client[1]))
+        present_certificate(context, client)
     data = json.dumps(body).encode() if isinstance(body, dict) else body
     request = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET")  # noqa: S310
     if data is not None:
@@ -217,16 +220,27 @@ class AgentFiles:
                 f"{directory} is not an enrolled device (missing {', '.join(missing)}): run agent enroll"
             )
         key = load_key((directory / KEY).read_bytes(), None, where=str(directory / KEY))
-        certificate = x509.load_pem_x509_certificate((directory / CERT).read_bytes())
-        recipient = x509.load_pem_x509_certificate((directory / RECIPIENT).read_bytes())
+        certificate = _certificate(directory / CERT, "certificate")
+        recipient = _certificate(directory / RECIPIENT, "telemetry recipient certificate")
         return cls(directory, key, certificate, directory / CHAIN, recipient)
 
     def tls_context(self) -> ssl.SSLContext:
         """A client TLS context: the broker verified by the platform CA, this device's certificate."""
-        context = ssl.create_default_context(cafile=str(self.chain))
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(str(self.directory / CERT), str(self.directory / KEY))
-        return context
+        return client_tls_context(client_files(self.directory))
+
+
+def client_files(directory: Path) -> ClientFiles:
+    """The device's TLS files, each named when damaged."""
+    return ClientFiles(
+        directory / CHAIN, directory / CERT, directory / KEY, "the device's", REMEDY, AgentError
+    )
+
+
+def _certificate(path: Path, what: str) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except ValueError:
+        raise AgentError(f"the device's {what} {path} is damaged: not a PEM certificate; {REMEDY}") from None
 
 
 class Agent:
@@ -302,7 +316,7 @@ def renew(
         cafile=cafile,
         timeout=timeout,
         content_type="application/pkcs10",
-        client=(directory / CERT, directory / KEY),
+        client=client_files(directory),
     )
     try:
         found = pkcs7.load_der_pkcs7_certificates(base64.b64decode(answer))

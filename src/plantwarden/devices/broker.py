@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
+
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.runtime import Runtime
+from plantwarden.devices.tls import ClientFiles, client_tls_context
 from plantwarden.monitoring.telemetry import check_site
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
 from plantwarden.pki.keys import replace_file
@@ -38,9 +42,33 @@ MAX_QUEUED = 100_000
 """QoS 1 messages the broker keeps for a disconnected persistent session (the ingest restarting)."""
 
 
+INGEST_REMEDY = (
+    "remove it and start the ingest again: a missing certificate, key or chain is made anew from the"
+    " platform CA"
+)
+
+
 def ingest_identity(ca: CertificateAuthority, site: str) -> ServiceIdentity:
-    """The client certificate of a site's telemetry ingest (common name `pw-ingest-SITE`)."""
-    return ensure_service_identity(ca, f"{INGEST_PREFIX}{check_site(site)}", Purpose.CLIENT)
+    """The client certificate of a site's telemetry ingest (common name `pw-ingest-SITE`); one
+    whose file no longer reads is named (`InvalidInput`)."""
+    name = f"{INGEST_PREFIX}{check_site(site)}"
+    try:
+        return ensure_service_identity(ca, name, Purpose.CLIENT)
+    except ValueError:  # cryptography's, without the file: the certificate's, if it no longer reads
+        certificate = ca.directory / "services" / f"{name}.pem"  # where ensure_service_identity keeps it
+        try:
+            x509.load_pem_x509_certificate(certificate.read_bytes())
+        except ValueError:
+            raise InvalidInput(
+                f"the ingest's certificate {certificate} is damaged: not a PEM certificate; {INGEST_REMEDY}"
+            ) from None
+        raise
+
+
+def ingest_tls_context(identity: ServiceIdentity) -> ssl.SSLContext:
+    """The ingest's client TLS: the broker verified by the platform CA, the ingest's certificate."""
+    files = ClientFiles(identity.chain, identity.certificate, identity.key, "the ingest's", INGEST_REMEDY)
+    return client_tls_context(files)
 
 
 @dataclass(frozen=True)

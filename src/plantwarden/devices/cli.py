@@ -32,6 +32,7 @@ from plantwarden.devices.broker import (
     INGEST_PREFIX,
     BrokerConfig,
     ingest_identity,
+    ingest_tls_context,
     reload_broker,
     write_broker_config,
 )
@@ -44,7 +45,7 @@ from plantwarden.devices.trust import DeviceKeys
 from plantwarden.monitoring.mqtt_publisher import MqttPublisher
 from plantwarden.monitoring.telemetry import TelemetryIngest, check_site
 from plantwarden.monitoring.telemetry_cli import until_stopped
-from plantwarden.monitoring.telemetry_mqtt import Broker, parse_broker, tls_context
+from plantwarden.monitoring.telemetry_mqtt import Broker, parse_broker
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
 from plantwarden.pki.certs import renewal_starts
 from plantwarden.pki.cli_support import duration as duration_option
@@ -346,7 +347,7 @@ def ingest_command(
     recipient_key = recipient.load_key()
     opener = Opener(recipient_key, key_id(recipient_key.public_key()))
     host, port = parse_broker(broker_text)
-    broker = Broker(host, port, tls_context(client.chain, client.certificate, client.key))
+    broker = Broker(host, port, ingest_tls_context(client))
     store = runtime.ready_store()
     with TelemetryIngest(runtime.records(), writer_name_of("devices", site)) as ingest:
         secure = SecureIngest(store, ingest, site, opener, DeviceKeys(store, runtime.clock), runtime.clock)
