@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from plantwarden.core.errors import InvalidInput
+from plantwarden.core.parsing import utf8_text
 from plantwarden.monitoring.telemetry import Sample, TelemetryIngest, sample_from
 from plantwarden.monitoring.telemetry_mqtt import Broker, MqttError, MqttSubscription
 
@@ -59,11 +60,8 @@ class Verdict(enum.Enum):
 def load_keys(path: Path) -> dict[str, bytes]:
     """Device keys from a JSON file: an object mapping each device name to its key in hex."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as error:
-        where = f"byte {error.start}"
-        raise InvalidInput(f"cannot read device keys from {path}: not UTF-8 text ({where})") from None
-    except (OSError, ValueError) as error:
+        raw = json.loads(utf8_text(path.read_bytes()))
+    except (OSError, ValueError) as error:  # ValueError: not JSON, or NotUtf8Text
         raise InvalidInput(f"cannot read device keys from {path}: {error}") from None
     if not isinstance(raw, dict) or not raw:
         raise InvalidInput(f"{path} must hold a JSON object mapping device names to hex keys")

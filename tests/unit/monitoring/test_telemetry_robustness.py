@@ -143,7 +143,7 @@ def test_a_name_with_a_lone_surrogate_is_refused_not_stored() -> None:
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
-        (b'{"pump-1": "00ff\xfe"}', "not UTF-8 text (byte 16)"),
+        (b'{\n  "pump-1": "00ff\xfe"\n}', "not UTF-8 text (line 2, byte 0xfe at offset 19)"),
         (b"[]", "must hold a JSON object mapping device names to hex keys"),
     ],
 )
