@@ -5,6 +5,7 @@ files with their bytes, to show that a failed write changed nothing and left no 
 
 from __future__ import annotations
 
+import os
 import resource
 import signal
 from collections.abc import Iterator
@@ -46,6 +47,18 @@ def full_disk_after_commit(room: int = DISK_ROOM) -> Iterator[None]:
             yield
         finally:
             event.remove(Session, "after_commit", fill)
+
+
+def writes_any_file(directory: Path) -> bool:
+    """Whether this process may write a file whatever its permissions (root, with its
+    capabilities): the tests of a refusal then have nothing to show."""
+    probe = directory / ".read-only-probe"
+    probe.touch(0o444)
+    probe.chmod(0o444)
+    try:
+        return os.access(probe, os.W_OK)
+    finally:
+        probe.unlink()
 
 
 def files_of(directory: Path) -> dict[str, bytes]:

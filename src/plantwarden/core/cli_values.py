@@ -59,7 +59,8 @@ def duration_ns(_ctx: click.Context | None, _param: click.Parameter | None, valu
 def output_file_option(*names: str, **attributes: Any) -> Callable[[_F], _F]:
     """A `click.option` naming a file to write, refused before the command does its work when it
     cannot be written (a directory, where the empty path is '.'; in no directory; a name the
-    system refuses; no permission), where `write_text` would raise a traceback afterwards."""
+    system refuses; no permission), where the write would fail afterwards. Commands write it with
+    `core.files.atomic_write` or `atomic_open`: whole or not at all."""
     return click.option(
         *names, type=click.Path(dir_okay=False, path_type=Path), callback=output_file, **attributes
     )
@@ -81,13 +82,18 @@ def output_file(
 
 
 def _unwritable(path: Path) -> str:
-    """Why `path` cannot be written as a file, or ''."""
+    """Why `path` cannot be written as a file, or ''. A file is written beside its target and
+    renamed over it (`core.files`), so the directory must let a file be made in it too."""
     if path.is_dir():  # the empty path is '.'
         return "is a directory"
     if not path.parent.is_dir():
         return "is not in an existing directory"
-    if not os.access(path if path.exists() else path.parent, os.W_OK):
+    if path.exists() and not os.access(path, os.W_OK):
         return "cannot be written (permission denied)"
+    if path.exists() and not path.is_file():  # a FIFO or a device: written in place
+        return ""
+    if not os.access(Path(os.path.realpath(path)).parent, os.W_OK | os.X_OK):
+        return "cannot be written (permission denied in its directory, where the new file is made)"
     return ""
 
 

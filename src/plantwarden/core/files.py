@@ -11,9 +11,10 @@ object to write content to as it is produced.
 Permissions: a secret (`mode=0o600`) is created with that mode (less the umask), so that it is
 never readable by others, not even for a moment; without `mode`, a new file gets 0o666 less the
 umask (as `open` gives it) and a replaced file keeps its permissions and, when the system lets
-us, its owner. `exclusive=True` never replaces anything: the whole file appears under its name
-only if nothing is there (a hard link; on a file system without hard links, such as FAT, a check
-just before the rename), else FileExistsError.
+us, its owner. A file this process may not write is not replaced (PermissionError, as from
+`open`). `exclusive=True` never replaces anything: the whole file appears under its name only if
+nothing is there (a hard link; on a file system without hard links, such as FAT, a check just
+before the rename), else FileExistsError.
 
 A symbolic link is followed: the file it names is replaced and the link stays. A target that
 exists but is not a regular file (a FIFO, /dev/stdout, /dev/null) is written directly: there is
@@ -83,6 +84,8 @@ def _replacing(
     existing = _status(path)
     if existing is not None and exclusive:
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path))
+    if existing is not None and not os.access(path, os.W_OK):  # as `open` would refuse it
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
     if existing is not None and not stat.S_ISREG(existing.st_mode):
         with _fdopen(os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC), open_mode, newline) as handle:
             yield handle

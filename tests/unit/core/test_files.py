@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from plantwarden.core.files import TEMPORARY_SUFFIX, atomic_open, atomic_write
-from tests.output_support import full_disk
+from tests.output_support import full_disk, writes_any_file
 
 GOOD = b"the good file, as the user left it\n" * 20
 
@@ -124,6 +124,17 @@ def test_a_replaced_file_keeps_its_owner(tmp_path: Path) -> None:
     os.chown(target, 4242, 4343)
     atomic_write(target, "name\n")
     assert (target.stat().st_uid, target.stat().st_gid) == (4242, 4343)
+
+
+def test_a_file_this_process_may_not_write_is_not_replaced(tmp_path: Path) -> None:
+    if writes_any_file(tmp_path):
+        pytest.skip("this process may write any file (root)")
+    target = tmp_path / "read-only.txt"
+    target.write_bytes(GOOD)
+    target.chmod(0o444)
+    with pytest.raises(PermissionError):
+        atomic_write(target, "x")
+    assert _files(tmp_path) == {"read-only.txt": GOOD}
 
 
 def test_a_symbolic_link_is_followed_and_stays(tmp_path: Path) -> None:

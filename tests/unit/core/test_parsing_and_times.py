@@ -27,6 +27,7 @@ from plantwarden.gateway.cli import host_port as listen_address
 from plantwarden.gateway.state import parse_upstreams
 from plantwarden.monitoring.telemetry_mqtt import parse_broker
 from plantwarden.web.live import _last_event_id
+from tests.output_support import writes_any_file
 
 NOON = datetime(2026, 11, 29, 12, 0, 0, 123457, tzinfo=UTC)
 NOON_NS = 1_795_953_600 * SECOND_NS + 123_457_000
@@ -154,6 +155,20 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_the_command_run
     ]:
         with pytest.raises(click.BadParameter, match=problem):
             output_file(None, None, path)
+
+
+def test_an_output_file_in_a_directory_that_cannot_take_a_new_file_is_refused(tmp_path: Path) -> None:
+    """The file is written beside its target and renamed over it: a writable file in a read-only
+    directory cannot be replaced."""
+    if writes_any_file(tmp_path):
+        pytest.skip("this process may write any file (root)")
+    (tmp_path / "out.txt").write_text("kept")
+    tmp_path.chmod(0o555)
+    try:
+        with pytest.raises(click.BadParameter, match="permission denied in its directory"):
+            output_file(None, None, tmp_path / "out.txt")
+    finally:
+        tmp_path.chmod(0o755)
 
 
 def test_a_float_range_of_finite_ascii_numbers() -> None:
