@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from plantwarden.core.cli_values import IntegerRange, given_flag, output_file_option
 from plantwarden.core.errors import InvalidInput, PlantwardenError
+from plantwarden.core.files import atomic_write
 from plantwarden.core.runtime import Runtime, RuntimeProvider
 from plantwarden.pki import services
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
@@ -106,9 +107,9 @@ def enroll_command(
             identity = identity_option_values(site, str(device), zone, role, asset)
             lifetime = timedelta(days=days) if days else None
             issued = services.issue(session, ctx, audit, ca, identity=identity, csr=csr, lifetime=lifetime)
-    out.write_bytes(issued.certificate.public_bytes(Encoding.PEM))
+    atomic_write(out, issued.certificate.public_bytes(Encoding.PEM))
     if chain_out is not None:
-        chain_out.write_bytes(ca.chain_pem())
+        atomic_write(chain_out, ca.chain_pem())
     record = issued.record
     click.echo(
         f"issued {record.serial} for {record.device} at {record.site} until {record.not_after:%Y-%m-%d}"

@@ -13,6 +13,7 @@ import click
 
 from plantwarden.core.auditlog import AuditLog, AuditSettings
 from plantwarden.core.cli_values import actor_name, duration_ns
+from plantwarden.core.files import atomic_write
 from plantwarden.core.runtime import Runtime
 from plantwarden.pki.auditing import audit_action
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
@@ -68,7 +69,7 @@ def emit(data: bytes, out: Path | None) -> None:
     if out is None:
         click.echo(data.decode(), nl=False)
     else:
-        out.write_bytes(data)
+        atomic_write(out, data)
         click.echo(f"written to {out}", err=True)
 
 

@@ -4,13 +4,14 @@ the root's key encrypted with a passphrase (BestAvailableEncryption), the issuin
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from plantwarden.core.errors import InvalidInput
+from plantwarden.core.files import atomic_write
+from plantwarden.core.files import fsync_directory as fsync_directory  # where devices.agent finds it
 from plantwarden.pki.errors import WrongPassphrase
 
 MIN_PASSPHRASE_CHARACTERS = 12
@@ -42,32 +43,15 @@ def key_pem(key: ec.EllipticCurvePrivateKey, passphrase: bytes | None) -> bytes:
 
 
 def write_new_file(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write `data` to a file that must not exist yet, with `mode` from the start (no window in
-    which a private key is readable by others)."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Write `data` to a file that must not exist yet (FileExistsError if it does), with `mode`
+    from the start (no window in which a private key is readable by others); it appears whole
+    or not at all, so that a process that lost a race to create it reads the winner's whole file."""
+    atomic_write(path, data, mode=mode, exclusive=True)
 
 
 def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace `path` atomically and durably (a temporary file renamed over it, then the
-    directory synced so that the rename survives a power cut)."""
-    temporary = path.with_name(f".{path.name}.new")
-    temporary.unlink(missing_ok=True)
-    write_new_file(temporary, data, mode)
-    temporary.replace(path)
-    fsync_directory(path.parent)
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make the renames in `directory` durable."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    """Replace `path` atomically and durably (`core.files.atomic_write`), with `mode`."""
+    atomic_write(path, data, mode=mode)
 
 
 def load_key(data: bytes, passphrase: bytes | None, *, where: str) -> ec.EllipticCurvePrivateKey:

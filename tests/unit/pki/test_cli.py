@@ -4,6 +4,7 @@ verified by openssl), the inventory, revocation and the CRL, expiry alerts, the 
 from __future__ import annotations
 
 import json
+import stat
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from plantwarden.pki.authority import ROOT_KEY, pki_directory
 from plantwarden.pki.cli import pki_group
 from plantwarden.pki.errors import CertificateAuthorityExists, EnrolmentRefused, WrongPassphrase
 from tests.conftest import make_settings
+from tests.output_support import files_of, full_disk, full_disk_after_commit
 from tests.unit.pki.support import PASSPHRASE, make_csr, openssl, pem, write
 
 
@@ -185,3 +187,45 @@ def test_enrol_with_a_token_refuses_the_options_of_an_identity(
     assert "the identity the token names and the default lifetime (90 days)" in result.output
     assert not cert.exists()
     assert "until" in invoke(provider, *args).output  # the token is not used up
+
+
+def _fails_with_a_full_disk(provider: Provider, *args: str) -> None:
+    with pytest.raises(OSError, match="File too large"):
+        CliRunner().invoke(pki_group, list(args), obj=provider, catch_exceptions=False)
+
+
+def test_a_full_disk_keeps_the_certificate_chain_and_crl_files_already_there(
+    provider: Provider, tmp_path: Path
+) -> None:
+    """The certificate is on record when the disk fills up: the files it would replace are kept
+    byte for byte, and no half-written file or temporary is left beside them."""
+    csr = write(tmp_path / "plc-1.csr", pem(make_csr()))
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("plc-1.pem", "chain.pem", "crl.pem"):
+        write(out / name, f"the good {name}, kept\n".encode() * 40)
+    before = files_of(out)
+    identity = ["--device", "plc-1", "--site", "plant-a", "--zone", "cell-1"]
+    files = ["--out", str(out / "plc-1.pem"), "--chain-out", str(out / "chain.pem")]
+    with full_disk_after_commit():
+        _fails_with_a_full_disk(provider, "enroll", *identity, "--csr", str(csr), *files)
+    with full_disk_after_commit():
+        _fails_with_a_full_disk(provider, "crl", "--pem", "--out", str(out / "crl.pem"))
+    with full_disk():
+        _fails_with_a_full_disk(provider, "cacerts", "--out", str(out / "chain.pem"))
+    assert files_of(out) == before
+    invoke(provider, "enroll", *identity, "--csr", str(csr), *files)
+    assert b"BEGIN CERTIFICATE" in (out / "plc-1.pem").read_bytes()
+    assert sorted(files_of(out)) == ["chain.pem", "crl.pem", "plc-1.pem"]
+
+
+def test_the_root_ca_backup_is_0600_and_never_left_half_written(provider: Provider, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    backup = out / "root-backup.pem"
+    with full_disk():
+        _fails_with_a_full_disk(provider, "export-root", "--out", str(backup))
+    assert files_of(out) == {}  # no partial backup to mistake for one, nor to refuse the next try
+    invoke(provider, "export-root", "--out", str(backup))
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert b"BEGIN ENCRYPTED PRIVATE KEY" in backup.read_bytes()
