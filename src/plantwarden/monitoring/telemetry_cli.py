@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,7 +25,7 @@ import click
 from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange
 from plantwarden.core.clock import iso_nanoseconds
 from plantwarden.core.errors import InvalidInput, PlantwardenError
-from plantwarden.core.parsing import INTEGER
+from plantwarden.core.parsing import INTEGER, NotUtf8Text, utf8_text
 from plantwarden.core.records.partitions import writer_name_of
 from plantwarden.core.records.settings import RecordsSettings
 from plantwarden.core.runtime import Runtime, RuntimeProvider
@@ -82,7 +82,7 @@ def _ingest(runtime: Runtime, name: str) -> TelemetryIngest:
 
 
 @telemetry_group.command("push")
-@click.argument("source", type=click.File("r", encoding="utf-8-sig"), default="-")
+@click.argument("source", type=click.File("rb"), default="-")
 @click.option("--site", required=True, callback=_site, help="The site the samples belong to.")
 @click.option(
     "--format",
@@ -94,12 +94,16 @@ def _ingest(runtime: Runtime, name: str) -> TelemetryIngest:
 @click.option("--writer", default=PUSH_WRITER, show_default=True, help="Writer name in the records plane.")
 @click.pass_obj
 def push_command(
-    provider: RuntimeProvider, source: IO[str], site: str, file_format: str | None, writer: str
+    provider: RuntimeProvider, source: IO[bytes], site: str, file_format: str | None, writer: str
 ) -> None:
     """Push samples from FILE (or - for standard input): all of them, or none if a line is bad."""
-    name = str(getattr(source, "name", "-"))  # standard input read as utf-8-sig may have no name
+    name = str(getattr(source, "name", "-"))  # standard input may have no name
     file_format = file_format or ("jsonl" if Path(name).suffix in {".jsonl", ".ndjson"} else "csv")
-    samples, problems = _read_samples(source, file_format)
+    try:
+        samples, problems = _read_samples(_text_lines(source), file_format)
+    except NotUtf8Text as error:
+        where = "standard input" if name in {"-", "<stdin>"} else name
+        raise click.ClickException(f"{where}: {error}: nothing was written") from None
     if problems:
         for line, problem in problems[:SHOWN_ERRORS]:
             click.echo(f"line {line}: {problem}", err=True)
@@ -134,32 +138,45 @@ def _write_failed(error: PlantwardenError | OSError, start: int, total: int) -> 
     )
 
 
-def _read_samples(source: IO[str], file_format: str) -> tuple[list[Sample], list[tuple[int, str]]]:
+def _text_lines(source: IO[bytes]) -> Iterator[str]:
+    """The lines of `source` as text, as `open()` gives them (a line ends at \\n, \\r\\n or \\r,
+    given as \\n), without a byte-order mark at the start (as Excel saves CSV); `NotUtf8Text` at
+    the first byte of the input that is not UTF-8. Read a line at a time: a large file is never
+    held whole."""
+    offset = 0
+    for number, raw in enumerate(source, start=1):
+        try:
+            text = utf8_text(raw)
+        except NotUtf8Text as error:  # where in the input, not in the line
+            raise NotUtf8Text(number, error.column, offset + error.offset, error.byte) from None
+        offset += len(raw)
+        text = text.removeprefix("\ufeff") if number == 1 else text
+        if "\r" in text:
+            yield from io.StringIO(text, newline=None)
+        else:
+            yield text
+
+
+def _read_samples(lines: Iterable[str], file_format: str) -> tuple[list[Sample], list[tuple[int, str]]]:
     """Every line checked: the samples, and (line number, problem) for each bad line."""
     now = time.time_ns()
     samples: list[Sample] = []
     problems: list[tuple[int, str]] = []
-    rows = _csv_rows(source) if file_format == "csv" else _jsonl_rows(source)
-    try:
-        for line, row in rows:
-            try:
-                if isinstance(row, str):
-                    raise InvalidInput(row)
-                samples.append(sample_from(row, now))
-            except InvalidInput as error:
-                problems.append((line, error.message))
-            if line % 100_000 == 0:
-                click.echo(f"checked {line:,} lines", err=True)
-    except UnicodeDecodeError as error:
-        byte = error.object[error.start : error.start + 1].hex()
-        raise click.ClickException(
-            f"the input is not UTF-8 text (byte 0x{byte}): nothing was written"
-        ) from None
+    rows = _csv_rows(lines) if file_format == "csv" else _jsonl_rows(lines)
+    for line, row in rows:
+        try:
+            if isinstance(row, str):
+                raise InvalidInput(row)
+            samples.append(sample_from(row, now))
+        except InvalidInput as error:
+            problems.append((line, error.message))
+        if line % 100_000 == 0:
+            click.echo(f"checked {line:,} lines", err=True)
     return samples, problems
 
 
-def _csv_rows(source: IO[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    reader = csv.reader(source)
+def _csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    reader = csv.reader(lines)
     rows = _checked(reader)
     header = next(rows, None)
     if header is None or isinstance(header, str):
@@ -198,8 +215,8 @@ def _checked(reader: Any) -> Iterator[list[str] | str]:
         )
 
 
-def _jsonl_rows(source: IO[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    for number, text in enumerate(source, start=1):
+def _jsonl_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
         try:

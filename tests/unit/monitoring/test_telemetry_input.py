@@ -73,7 +73,22 @@ def test_push_refuses_a_file_that_is_not_utf8_in_one_line(provider: Provider, tm
     source = tmp_path / "samples.csv"
     source.write_bytes(b"ts,device,variable,value\n2026-11-26T07:00:00Z,tank-1,level,\xff\n")
     code, err = _push(provider, source)
-    assert code == 1 and err == "Error: the input is not UTF-8 text (byte 0xff): nothing was written\n"
+    assert code == 1
+    assert err == f"Error: {source}: not UTF-8 text (line 2, byte 0xff at offset 59): nothing was written\n"
+    assert provider.runtime().records().partitions("telemetry") == []
+
+
+def test_push_names_the_line_and_offset_of_the_first_bad_byte_far_into_the_input(
+    provider: Provider, tmp_path: Path
+) -> None:
+    good = "\ufeffts,device,variable,value\r\n" + "2026-11-26T07:00:00Z,tank-1,level,1.5\r\n" * 999
+    data = good.encode() + b"2026-11-26T07:00:00Z,tank-1,F\xfcllstand,2\r\n"  # \xfc: 'ü' in Latin-1
+    source = tmp_path / "samples.csv"
+    source.write_bytes(data)
+    said = f"not UTF-8 text (line 1001, byte 0xfc at offset {len(good.encode()) + 29}): nothing was written"
+    assert _push(provider, source) == (1, f"Error: {source}: {said}\n")
+    piped = CliRunner().invoke(telemetry_group, ["push", "-", "--site", "plant-a"], obj=provider, input=data)
+    assert piped.exit_code == 1 and piped.stderr == f"Error: standard input: {said}\n"
     assert provider.runtime().records().partitions("telemetry") == []
 
 
