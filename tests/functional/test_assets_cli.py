@@ -23,6 +23,7 @@ from plantwarden.inventory.cli import assets_group
 from plantwarden.inventory.store import save_inventory
 from tests.conftest import make_settings
 from tests.helpers import plantwarden
+from tests.output_support import files_of, full_disk_after_commit
 from tests.unit.inventory.store_support import (
     HMI,
     PLC,
@@ -122,3 +123,18 @@ def test_the_mounted_command_lists_and_exits_1_on_an_unknown_asset(tmp_path: Pat
     assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 2
     missing = plantwarden(*base, "show", "10.9.9.9", cwd=tmp_path)
     assert missing.returncode == 1 and "error [asset_not_found]: no asset holds 10.9.9.9" in missing.stderr
+
+
+@pytest.mark.parametrize("output", ["json", "csv"])
+def test_export_keeps_the_file_it_would_replace_when_the_disk_fills_up(
+    provider: Provider, tmp_path: Path, output: str
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    exported = out / f"assets.{output}"
+    exported.write_text("the export of yesterday, kept\n" * 40, encoding="utf-8")
+    before = files_of(out)
+    args = ["export", "--format", output, "-o", str(exported)]
+    with pytest.raises(OSError, match="File too large"), full_disk_after_commit(room=64):
+        CliRunner().invoke(assets_group, args, obj=provider, catch_exceptions=False)
+    assert files_of(out) == before

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from plantwarden.zones.firewall.cli import firewall_group
+from tests.output_support import files_of, full_disk
 
 RIVERSIDE = Path(__file__).resolve().parents[2] / "examples" / "riverside" / "plant.yaml"
 
@@ -102,3 +103,13 @@ def test_render_to_a_file_that_cannot_be_written_is_a_usage_error(
     result = CliRunner().invoke(firewall_group, ["render", "--plant", str(RIVERSIDE), "-o", output])
     assert result.exit_code == 2 and result.exception is not None
     assert "Invalid value for '-o' / '--output': " in result.output and problem in result.output
+
+
+def test_render_keeps_the_script_it_would_replace_when_the_disk_fills_up(tmp_path: Path) -> None:
+    """No nft needed: the ruleset loaded now stays in the file until a whole new one replaces it."""
+    script = tmp_path / "riverside.nft"
+    script.write_text("table inet plantwarden {}  # the ruleset in force\n" * 20, encoding="utf-8")
+    before = files_of(tmp_path)
+    with pytest.raises(OSError, match="File too large"), full_disk():
+        run("render", "--plant", str(RIVERSIDE), "-o", str(script))
+    assert files_of(tmp_path) == before

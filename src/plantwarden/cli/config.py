@@ -9,6 +9,7 @@ import click
 from plantwarden.cli.catalog import SECTIONS
 from plantwarden.cli.state import CliState
 from plantwarden.core.cli_values import output_file_option
+from plantwarden.core.files import atomic_write
 from plantwarden.core.settings import render_reference
 
 
@@ -39,5 +40,5 @@ def reference(output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        atomic_write(output, text)
         click.echo(f"wrote {output}")

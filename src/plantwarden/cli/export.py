@@ -15,6 +15,7 @@ from plantwarden.alerts.queries import AlertFilter, list_alerts
 from plantwarden.cli.options import moment, output_option
 from plantwarden.cli.state import CliState
 from plantwarden.core.cli_values import IntegerRange, time_ns
+from plantwarden.core.files import atomic_write
 from plantwarden.core.records.plane import RecordQuery, query
 from plantwarden.exports.ocsf import alert_to_ocsf, checked_line, protocol_records_to_ocsf
 from plantwarden.exports.validate import OCSF_VERSION
@@ -66,12 +67,13 @@ def _alerts(session: Session, site: str | None, since: datetime | None) -> Itera
 
 
 def _write(lines: list[str], output: Path | None) -> None:
-    """Every line has been validated before anything is written."""
+    """Every line has been validated before anything is written; a file is replaced only by the
+    whole export."""
     text = "".join(f"{line}\n" for line in lines)
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        atomic_write(output, text)
 
 
 @ocsf_group.command("records")

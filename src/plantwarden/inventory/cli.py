@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from plantwarden.core.cli_values import IntegerRange, output_file_option
+from plantwarden.core.files import atomic_write
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.inventory.queries import AssetFilter, EdgeFilter, get_asset, list_assets, list_edges
 from plantwarden.inventory.schemas import AddressOut, AssetOut, CommunicationOut
@@ -92,7 +93,7 @@ def export_command(
     if output_file is None:
         click.echo(text, nl=False)
         return
-    output_file.write_text(text, encoding="utf-8")
+    atomic_write(output_file, text)
     click.echo(f"wrote {len(assets)} assets to {output_file}", err=True)
 
 

@@ -4,13 +4,16 @@ import logging
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from plantwarden.cli.catalog import SECTIONS
+from plantwarden.cli.config import config_group
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.errors import ConfigurationError
 from plantwarden.core.logs import RedactSecrets
 from plantwarden.core.settings import REDACTED, Secret, load_settings, parse_assignment, render_reference
 from plantwarden.web.settings import ServerSettings
+from tests.output_support import files_of, full_disk
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -171,3 +174,14 @@ def test_reference_lists_every_setting_with_its_environment_variable() -> None:
     text = render_reference(SECTIONS)
     for key, env in [("data_dir", "PLANTWARDEN_DATA_DIR"), ("server.port", "PLANTWARDEN_SERVER_PORT")]:
         assert f"| `{key}` |" in text and f"`{env}`" in text
+
+
+def test_config_reference_keeps_the_file_it_would_replace_when_the_disk_fills_up(tmp_path: Path) -> None:
+    reference = tmp_path / "settings.md"
+    reference.write_text("# the reference as it was\n" * 40, encoding="utf-8")
+    before = files_of(tmp_path)
+    with pytest.raises(OSError, match="File too large"), full_disk():
+        CliRunner().invoke(config_group, ["reference", "-o", str(reference)], catch_exceptions=False)
+    assert files_of(tmp_path) == before
+    result = CliRunner().invoke(config_group, ["reference", "-o", str(reference)], catch_exceptions=False)
+    assert result.exit_code == 0 and reference.read_text(encoding="utf-8") == render_reference(SECTIONS)

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from plantwarden.alerts import services
+from plantwarden.cli.main import cli
 from plantwarden.core import migrate
 from plantwarden.core.clock import FixedClock
 from plantwarden.core.config import CoreSettings
@@ -18,6 +20,7 @@ from plantwarden.core.db import Store
 from plantwarden.exports.validate import validate_event
 from tests.conftest import make_settings
 from tests.helpers import plantwarden
+from tests.output_support import files_of, full_disk_after_commit
 from tests.unit.exports.samples import draft
 
 START = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -119,3 +122,17 @@ def test_an_alert_that_does_not_validate_is_an_error_and_nothing_is_written(
         "status_detail: not a valid string_t: longer than 65535 characters"
     ) in result.stderr
     assert not output.exists()
+
+
+def test_an_export_keeps_the_file_it_would_replace_when_the_disk_fills_up(
+    data_with_alerts: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    output = out / "alerts.jsonl"
+    output.write_text('{"the export": "of yesterday, kept"}\n' * 20, encoding="utf-8")
+    before = files_of(out)
+    args = ["--data-dir", str(data_with_alerts), "export", "ocsf", "alerts", "-o", str(output)]
+    with pytest.raises(OSError, match="File too large"), full_disk_after_commit():
+        CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert files_of(out) == before

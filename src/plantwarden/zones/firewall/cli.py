@@ -9,6 +9,7 @@ from typing import Any, cast
 import click
 
 from plantwarden.core.cli_values import output_file_option
+from plantwarden.core.files import atomic_write
 from plantwarden.zones.firewall.drift import drift, exported_document, running_document
 from plantwarden.zones.firewall.errors import CannotRender
 from plantwarden.zones.firewall.render import VARIANTS, Variant, render_ruleset
@@ -62,7 +63,7 @@ def render(
     if output is None:
         click.echo(script, nl=False)
     else:
-        output.write_text(script, encoding="utf-8")
+        atomic_write(output, script)
         click.echo(f"wrote {output} (check it with `nft -c -f {output}`, load it with `nft -f {output}`)")
 
 
