@@ -8,14 +8,13 @@ on stderr what it suggested.
 from __future__ import annotations
 
 import ipaddress
-import os
-import tempfile
 from pathlib import Path
 
 import click
 
-from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange
+from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange, output_file_option
 from plantwarden.core.errors import Conflict, InvalidInput
+from plantwarden.core.files import atomic_write
 from plantwarden.core.runtime import RuntimeProvider
 from plantwarden.inventory.queries import AssetFilter, EdgeFilter, list_assets, list_edges
 from plantwarden.inventory.zoning import (
@@ -63,12 +62,7 @@ READ_LIMIT = 10_000_000
     metavar="NETWORK",
     help="A network of the plant besides the private, loopback and link-local ones (repeatable).",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the draft here, not stdout.",
-)
+@output_file_option("-o", "--output", help="Write the draft here, not stdout.")
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @click.pass_obj
 def suggest_command(
@@ -100,7 +94,7 @@ def suggest_command(
     if output is None:
         click.echo(suggestion.text, nl=False)
     else:
-        _write(output, suggestion.text)
+        atomic_write(output, suggestion.text, exclusive=not force)  # the file may appear meanwhile
     click.echo(_summary(site, suggestion, output), err=True)
 
 
@@ -109,21 +103,6 @@ def _network(text: str) -> Network:
         return ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
         raise InvalidInput(f"--local {text!r} is not a network; write it as 203.0.113.0/24") from None
-
-
-def _write(path: Path, text: str) -> None:
-    """Write the whole file or nothing: a temporary file beside it, renamed over it."""
-    if not path.parent.is_dir():
-        raise InvalidInput(f"{path.parent} is not a directory")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        Path(temporary).chmod(0o644)  # a draft to review and share, not a secret (mkstemp makes 0600)
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _summary(site: str, suggestion: Suggestion, output: Path | None) -> str:
