@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from plantwarden.core.clock import from_nanoseconds
 from plantwarden.core.errors import InvalidInput
+from plantwarden.core.files import atomic_open
 from plantwarden.detection.process import metrics
 from plantwarden.detection.process.config import SKAB_DEVELOPMENT, ModelConfig
 from plantwarden.detection.process.datasets import (
@@ -252,9 +253,10 @@ PREDICTION_HEADER = ("dataset", "file", "time", "score", "threshold", "predictio
 
 
 def write_predictions(path: Path, predictions: Sequence[Prediction]) -> int:
-    """The per-point predictions as CSV (one row per test point); returns the number of rows."""
+    """The per-point predictions as CSV (one row per test point), replacing `path` only when every
+    row is written; returns the number of rows."""
     rows = 0
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(PREDICTION_HEADER)
         for p in predictions:

@@ -14,6 +14,7 @@ from plantwarden.core.errors import InvalidInput, NotFound
 from plantwarden.detection.process import metrics
 from plantwarden.detection.process.cli import detect_group
 from plantwarden.detection.process.evaluate import PREDICTION_HEADER, ipal_shift_hours
+from tests.output_support import files_of, full_disk
 
 SECOND = 1_000_000_000
 SKAB = Path("/work/shared/datasets/skab")
@@ -210,3 +211,19 @@ def test_batadal_protocol_end_to_end(tmp_path: Path) -> None:
 
 EXPECTED_BATADAL = ["0.889", "0.982", "0.797"]
 """S, S_TTD and S_CM of dataset04 under the committed BATADAL configuration."""
+
+
+def test_predictions_out_keeps_the_file_it_would_replace_when_the_disk_fills_up(tmp_path: Path) -> None:
+    """The rows are written as they are formatted: a failure after the first ones must not leave
+    them in place of the predictions of the last run."""
+    source, out = tmp_path / "plant.csv", tmp_path / "out"
+    synthetic_csv(source)
+    out.mkdir()
+    (out / "predictions.csv").write_text("dataset,file,time\nthe last run,kept,\n" * 20, encoding="utf-8")
+    before = files_of(out)
+    args = ["evaluate", "--dataset", "csv", str(source), "--label-column", "label", "--train-rows", "400"]
+    with pytest.raises(OSError, match="File too large"), full_disk(room=4096):
+        CliRunner().invoke(
+            detect_group, [*args, "--predictions-out", str(out / "predictions.csv")], catch_exceptions=False
+        )
+    assert files_of(out) == before
