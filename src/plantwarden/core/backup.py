@@ -14,9 +14,7 @@ import base64
 import hashlib
 import io
 import json
-import os
 import tarfile
-import tempfile
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -24,14 +22,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, MetaData, Table, func, select, text
 from sqlalchemy import types as sqltypes
 
 from plantwarden.core.db import RECORDS_TABLE_PREFIX, Store
 from plantwarden.core.errors import BackupError, Conflict
+from plantwarden.core.files import atomic_open
 from plantwarden.core.migrate import VERSION_TABLE, current_revision, is_empty, known_revisions, upgrade
+from plantwarden.core.parsing import utf8_text
 
 FORMAT = "plantwarden-backup"
 FORMAT_VERSION = 1
@@ -67,27 +67,22 @@ class Manifest:
 def create_backup(
     store: Store, destination: Path, *, version: str, progress: Progress | None = None
 ) -> Manifest:
-    """Write a consistent snapshot of the store to `destination` (written atomically)."""
+    """Write a consistent snapshot of the store to `destination`, a new file (FileExistsError if
+    one is there, even if it appears meanwhile): 0600 from the start (it holds every secret of the
+    store), whole or not at all, and on disk before this returns (`core.files`)."""
     revision = current_revision(store)
     if revision is None:
         raise BackupError("the store is empty: there is nothing to back up")
     destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=".backup-", suffix=".partial")
-    os.close(handle)
-    try:
-        manifest = _write_archive(store, Path(temporary), revision, version, progress)
-        Path(temporary).replace(destination)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return manifest
+    with atomic_open(destination, mode=0o600, exclusive=True) as stream:
+        return _write_archive(store, stream, revision, version, progress)
 
 
 def _write_archive(
-    store: Store, path: Path, revision: str, version: str, progress: Progress | None
+    store: Store, stream: BinaryIO, revision: str, version: str, progress: Progress | None
 ) -> Manifest:
     entries: list[TableEntry] = []
-    with store.engine.connect() as connection, tarfile.open(path, "w:gz") as archive:
+    with store.engine.connect() as connection, tarfile.open(fileobj=stream, mode="w:gz") as archive:
         _begin_snapshot(connection)
         for table in _tables(connection):
             payload = io.BytesIO()
@@ -202,7 +197,7 @@ def _open(source: Path) -> tarfile.TarFile:
 
 def _manifest(archive: tarfile.TarFile, source: Path) -> Manifest:
     try:
-        raw = json.loads(_member(archive, "manifest.json"))
+        raw = json.loads(utf8_text(_member(archive, "manifest.json")).removeprefix("\ufeff"))
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise BackupError(f"{source} is not a Plantwarden backup")
         if raw.get("format_version") != FORMAT_VERSION:
@@ -211,7 +206,7 @@ def _manifest(archive: tarfile.TarFile, source: Path) -> Manifest:
             )
         raw["tables"] = [TableEntry(**entry) for entry in raw["tables"]]
         return Manifest(**raw)
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError) as error:  # ValueError: not JSON, or NotUtf8Text
         raise BackupError(f"{source} has an unreadable manifest: {error}") from error
 
 

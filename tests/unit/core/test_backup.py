@@ -182,6 +182,20 @@ def test_a_manifest_that_is_not_an_object_is_refused(store: Store, tmp_path: Pat
         backup.restore_backup(store, listed)
 
 
+def test_a_manifest_that_is_not_utf8_is_refused_at_its_first_bad_byte(store: Store, tmp_path: Path) -> None:
+    edited = tmp_path / "edited.tar.gz"
+    content = b'{\n  "format": "plantwarden-backup",\n  "note": "Schicht S\xfcd"\n}\n'
+    with tarfile.open(edited, "w:gz") as archive:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(content)
+        archive.addfile(info, io.BytesIO(content))
+    with pytest.raises(BackupError) as caught:
+        backup.restore_backup(store, edited)
+    said = "has an unreadable manifest: not UTF-8 text (line 3, byte 0xfc at offset 56)"
+    assert caught.value.message == f"{edited} {said}"
+    assert migrate.is_empty(store)
+
+
 def test_a_backup_moves_between_sqlite_and_postgresql(postgres: PostgresSchemas, tmp_path: Path) -> None:
     from sqlalchemy import make_url
 
