@@ -30,6 +30,7 @@ from plantwarden.capture.evidence import (
 from plantwarden.capture.pcap import read_capture
 from plantwarden.core.errors import InvalidInput, NotFound
 from plantwarden.sim.traffic.generator import generate
+from tests.output_support import files_of, full_disk
 
 TSHARK = shutil.which("tshark")
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (apt-get install tshark)")
@@ -105,6 +106,21 @@ def test_slice_is_what_tshark_filters_from_the_original(
     assert written.format == "pcap"
     assert written.size == written.path.stat().st_size
     assert all(since <= to_ns(row[0]) < until for row in got)
+
+
+def test_a_slice_that_fills_the_disk_keeps_the_file_it_would_replace(capture: Path, tmp_path: Path) -> None:
+    """`sensor evidence -o`: the slice handed over yesterday stays as it was, and no partial
+    capture is left beside it (the temporary had a fixed name and was left behind)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "slice.pcap").write_bytes(b"the slice handed to the investigators, kept" * 20)
+    before = files_of(out)
+    with EvidenceRing(tmp_path / "ring", segment_bytes=MIN_SEGMENT_BYTES) as ring:
+        fill(ring, capture)
+        with pytest.raises(OSError, match="File too large"), full_disk():
+            ring.write_slice(out / "slice.pcap", 0, END)
+        assert files_of(out) == before
+        assert ring.write_slice(out / "slice.pcap", 0, END).packets == PACKETS
 
 
 @needs_tshark

@@ -45,6 +45,7 @@ from plantwarden.capture.layers.decode import decode_layers
 from plantwarden.capture.pcap import read_capture
 from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.errors import NotFound
+from plantwarden.core.files import atomic_write
 
 MIN_SEGMENT_BYTES = 1 << 16
 DEFAULT_MAX_BYTES = 1 << 30
@@ -363,9 +364,7 @@ class EvidenceRing:
         if not target.parent.is_dir():
             raise EvidenceError(f"{target.parent} is not a directory")
         data, packets = self._slice(since_ns, until_ns, hosts, limit_packets)
-        temporary = target.with_name(target.name + ".partial")
-        temporary.write_bytes(data)
-        temporary.replace(target)
+        atomic_write(target, data)
         kind = "pcap" if data[:4] == struct.pack("<I", PCAP_MAGIC_NANO) else "pcapng"
         addresses = tuple(str(address) for address in parse_hosts(hosts))
         digest = hashlib.sha256(data).hexdigest()
