@@ -48,7 +48,7 @@ class Backoff:
 def user_key(username: str) -> str:
     """The throttle key of an account name (odd or overlong names are hashed into the key)."""
     name = username.strip().lower()
-    if _PLAIN_NAME.match(name):
+    if _PLAIN_NAME.fullmatch(name):
         return f"user:{name}"
     return "user:~" + hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:40]
 
@@ -56,7 +56,7 @@ def user_key(username: str) -> str:
 def source_key(source: str) -> str:
     """The throttle key of a source address."""
     text = source.strip()
-    if _PLAIN_SOURCE.match(text):
+    if _PLAIN_SOURCE.fullmatch(text):
         return f"source:{text.lower()}"
     return "source:~" + hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:40]
 

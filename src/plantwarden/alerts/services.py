@@ -327,7 +327,7 @@ def _verdict(verdict: Verdict | str | None) -> Verdict:
 
 def assign(session: Session, ctx: Context, alert_id: uuid.UUID | str, assignee: str | None) -> Alert:
     """Give an open alert to `assignee` (a username), or take it back (None)."""
-    if assignee is not None and not USERNAME.match(assignee):
+    if assignee is not None and not USERNAME.fullmatch(assignee):
         raise InvalidAlert(f"{assignee!r} is not a username")
     alert = get_alert(session, alert_id)
     if alert.status == AlertStatus.CLOSED:

@@ -27,7 +27,7 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 def parse_duration(text: str) -> timedelta:
     """`30m`, `8h`, `2d` as a duration; `InvalidAlert` for anything else."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if match is None:
         raise InvalidAlert(f"{text!r} is not a duration: give a number and s, m, h or d (for example 8h)")
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})

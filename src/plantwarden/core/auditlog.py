@@ -428,7 +428,7 @@ def _validated(
 ) -> dict[str, Any]:
     if outcome not in OUTCOMES:
         raise InvalidInput(f"audit outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
-    if not _ACTION.match(action):
+    if not _ACTION.fullmatch(action):
         raise InvalidInput(f"audit action must look like 'user.login' (dotted, lower case), got {action!r}")
     if not source:
         raise InvalidInput("an audit entry needs its source (the process that appends it)")

@@ -106,7 +106,7 @@ def suggest_plant(
     options: SuggestOptions | None = None,
 ) -> Suggestion:
     """The plant.yaml draft of `site` from its observed hosts and edges, checked by the loader."""
-    if not ID_PATTERN.match(site):
+    if not ID_PATTERN.fullmatch(site):
         raise InvalidInput(f"{site!r} is not a site id: use 1-63 lower-case letters, digits and hyphens")
     zone_map = ZoneMap(options or SuggestOptions())
     _place(zone_map, hosts, edges)

@@ -116,7 +116,7 @@ def plant_id(*parts: str) -> str:
     if len(text) > MAX_ID:
         digest = hashlib.sha256(text.encode()).hexdigest()[:6]
         text = text[: MAX_ID - 7].rstrip("-") + "-" + digest
-    assert ID_PATTERN.match(text), text
+    assert ID_PATTERN.fullmatch(text), text
     return text
 
 

@@ -48,7 +48,7 @@ def write_draft(draft: Draft) -> str:
 
 def scalar(text: str) -> str:
     """`text` plain when it reads back as itself, else double-quoted."""
-    if _PLAIN.match(text) and text not in _TYPED:
+    if _PLAIN.fullmatch(text) and text not in _TYPED:
         return text
     return quoted(text)
 

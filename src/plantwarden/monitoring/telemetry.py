@@ -66,7 +66,7 @@ class Sample:
 
 def check_site(site: object) -> str:
     """The site id, or InvalidInput saying what a site id looks like."""
-    if not isinstance(site, str) or not SLUG.match(site):
+    if not isinstance(site, str) or not SLUG.fullmatch(site):
         raise InvalidInput(
             f"site {site!r} is not a site id: 1-63 lower-case letters, digits and inner hyphens"
         )

@@ -40,7 +40,7 @@ class DeviceIdentity:
 
     def __post_init__(self) -> None:
         for field, value in (("site", self.site), ("device", self.device), ("zone", self.zone)):
-            if not _NAME.match(value or ""):
+            if not _NAME.fullmatch(value or ""):
                 raise InvalidRequest(
                     f"{field} {value!r} is not a name: 1-63 letters, digits, '.', '_' or '-',"
                     " starting with a letter or digit"

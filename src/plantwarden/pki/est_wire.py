@@ -54,7 +54,7 @@ def decode_base64(body: bytes, *, what: str) -> bytes:
     compact = b"".join(body.split())
     if not compact:
         raise InvalidInput(f"the body is empty: send the {what} as base64-encoded DER")
-    if not _BASE64.match(compact):
+    if not _BASE64.fullmatch(compact):
         raise InvalidInput(f"the body is not base64: send the {what} as base64-encoded DER")
     try:
         return base64.b64decode(compact + b"=" * (-len(compact) % 4), validate=True)

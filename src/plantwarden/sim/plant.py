@@ -36,7 +36,7 @@ LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 
 
 def _check_slug(kind: str, value: str) -> None:
-    if not isinstance(value, str) or not SLUG.match(value):
+    if not isinstance(value, str) or not SLUG.fullmatch(value):
         raise InvalidInput(
             f"{kind} name {value!r} is not valid: use 1-63 lower-case letters, digits, hyphens"
         )
@@ -135,7 +135,7 @@ class Register:
 
 def _check_register_shape(register: Register) -> None:
     where = f"register {register.name!r}"
-    if not isinstance(register.name, str) or not REGISTER_NAME.match(register.name):
+    if not isinstance(register.name, str) or not REGISTER_NAME.fullmatch(register.name):
         raise InvalidInput(f"{where}: use lower-case letters, digits and underscores")
     _check_choice(f"{where}: kind", register.kind, REGISTER_KINDS)
     _check_choice(f"{where}: type", register.type, REGISTER_TYPES)

@@ -22,7 +22,7 @@ DEFAULT_SEGMENT = "default"
 
 
 def _check_slug(kind: str, value: str) -> None:
-    if not SLUG.match(value):
+    if not SLUG.fullmatch(value):
         raise InvalidIdentifier(
             f"{kind} {value!r} is not valid: use 1-63 lower-case letters, digits and inner hyphens"
         )

@@ -248,6 +248,8 @@ def test_bad_input_is_refused_clearly() -> None:
         suggest_plant(SITE, [], [])
     with pytest.raises(InvalidInput, match="is not a site id"):
         suggest_plant("Plant 1", HOSTS, EDGES)
+    with pytest.raises(InvalidInput, match="is not a site id"):  # Python's `$` matches before a final \n
+        suggest_plant("plant\n", HOSTS, EDGES)
     with pytest.raises(InvalidInput, match="not an IP address"):
         suggest_plant(SITE, [host("10.1.1.300", "hmi")], [])
     with pytest.raises(InvalidInput, match="IPv4 prefix length must be 8-32"):

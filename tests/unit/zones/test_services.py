@@ -32,7 +32,9 @@ def test_a_site_id_is_unique(ready: Store, ctx: Context) -> None:
         services.create_site(session, ctx, "plant-a", "Another")
 
 
-@pytest.mark.parametrize("site_id", ["", "Plant-A", "-a", "a-", "a_b", "x" * 64, "a b", "ü"])
+@pytest.mark.parametrize(
+    "site_id", ["", "Plant-A", "-a", "a-", "a_b", "x" * 64, "a b", "ü", "plant-a\n", "\nplant-a"]
+)
 def test_site_ids_are_lower_case_slugs(ready: Store, ctx: Context, site_id: str) -> None:
     with pytest.raises(InvalidIdentifier, match="not valid"), ready.transaction() as session:
         services.create_site(session, ctx, site_id, "Name")

@@ -96,7 +96,7 @@ def writer_name_of(prefix: str, name: str) -> str:
     names alike in their first characters (or but for case and punctuation) stay two writers, where
     a cut alone would make them share one (and a cut before a hyphen was no writer name at all)."""
     whole = f"{prefix}-{name}"
-    if WRITER_NAME.match(whole):
+    if WRITER_NAME.fullmatch(whole):
         return whole
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower())
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
@@ -108,7 +108,7 @@ def writer_name_of(prefix: str, name: str) -> str:
 
 def check_writer_name(name: str) -> None:
     """Writer names become file and table names: lower-case slugs only."""
-    if not WRITER_NAME.match(name):
+    if not WRITER_NAME.fullmatch(name):
         raise InvalidInput(f"writer name {name!r} is not valid: use lower-case letters, digits and hyphens")
 
 
@@ -163,7 +163,7 @@ class SQLitePartitions:
             if kind is not None and kind_dir.name != kind:
                 continue
             for path in sorted(kind_dir.glob("*/*.db")):
-                match = _FILE_NAME.match(path.name)
+                match = _FILE_NAME.fullmatch(path.name)
                 if match:
                     start = _start_ns(match[1])
                     end = start + int(match[2]) * 1_000_000_000

@@ -80,7 +80,7 @@ def _int4(value: int) -> int:
 
 def partition_id(ref: PartitionRef) -> int:
     """The catalog id of a partition, from its table name (`records_part_<id>`)."""
-    match = _TABLE_NAME.match(ref.location)
+    match = _TABLE_NAME.fullmatch(ref.location)
     if match is None:
         raise ValueError(f"{ref.location!r} is not a PostgreSQL records partition")
     return int(match[1])

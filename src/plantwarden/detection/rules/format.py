@@ -137,11 +137,11 @@ def _rule(source: Source, path: Path, data: Any, problems: list[Problem]) -> Rul
 
 def _header(reader: RuleReader, data: dict[str, Any]) -> dict[str, Any]:
     rule_id = reader.text(data, "id", required=True)
-    if rule_id and not ID.match(rule_id):
+    if rule_id and not ID.fullmatch(rule_id):
         reader.report(("id",), "an id is lower-case letters, digits and single hyphens (pw-s7-plc-stop)")
     techniques = reader.text_list(data, "techniques")
     for index, technique in enumerate(techniques):
-        if not TECHNIQUE.match(technique):
+        if not TECHNIQUE.fullmatch(technique):
             reader.report(("techniques", index), f"{technique!r} is not an ATT&CK id (T0881, T1110.001)")
         elif not is_active(technique):
             reader.report(

@@ -80,7 +80,7 @@ def read_selections(
         if name in ("condition", "count"):
             continue
         path = ("detection", name)
-        if not SELECTION_NAME.match(name) or name in RESERVED:
+        if not SELECTION_NAME.fullmatch(name) or name in RESERVED:
             reader.report(
                 path, f"{name!r} cannot name a selection (letters, digits, _; not and/or/not)", key=True
             )
@@ -160,7 +160,7 @@ def read_count(reader: RuleReader, detection: dict[str, Any], fields: Mapping[st
 
 
 def _duration(reader: RuleReader, path: Path, value: Any) -> int:
-    found = _DURATION.match(value.strip()) if isinstance(value, str) else None
+    found = _DURATION.fullmatch(value.strip()) if isinstance(value, str) else None
     if found is None or int(found.group(1)) == 0:
         reader.report(path, f"window is a duration such as 30s, 5m or 1h, not {value!r}")
         return 0

@@ -83,7 +83,7 @@ def _scalar(field: Field, value: Any) -> Any:
 
 def integer(field: Field, value: Any) -> int:
     """An integer, in decimal or hex (`0x29`)."""
-    if isinstance(value, str) and _HEX.match(value.strip()):
+    if isinstance(value, str) and _HEX.fullmatch(value.strip()):
         return int(value.strip(), 16)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueProblem(f"{field.name} is a whole number (decimal or 0x hex), not {value!r}")
@@ -104,6 +104,6 @@ def _enumerated(field: Field, value: Any, names: dict[str, int] | Any) -> int:
         return int(names[value.lower()])
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255:
         return value
-    if isinstance(value, str) and _HEX.match(value.strip()):
+    if isinstance(value, str) and _HEX.fullmatch(value.strip()):
         return _enumerated(field, int(value.strip(), 16), names)
     raise ValueProblem(f"{field.name} is one of {', '.join(names)} (or a code 0-255), not {value!r}")

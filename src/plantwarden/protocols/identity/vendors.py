@@ -65,7 +65,7 @@ def parse_registry_file(text: str, published: date, source: str) -> list[Registr
         if kind is None or kind.group(1) != "OUI/MA-L":
             raise RegistryError(f"{source}: neither an IEEE registry CSV nor the MA-L oui.txt")
         for line in text.splitlines():
-            match = _TXT_LINE.match(line)
+            match = _TXT_LINE.fullmatch(line)
             if match:
                 found.setdefault("MA-L", {})[int(match.group(1), 16)] = match.group(2)
     if not found:

@@ -77,7 +77,7 @@ def firewall_permits(ruleset: Ruleset) -> tuple[Permit, ...]:
 
 def rule_label(rule: Rule, index: int) -> tuple[str, str | None]:
     """The permit label of an accept rule and its schedule (None: always)."""
-    match = CHANNEL_COMMENT.match(rule.comment)
+    match = CHANNEL_COMMENT.fullmatch(rule.comment)
     label = f"{match['conduit']}/{match['channel']}" if match else (rule.comment or f"rule {index + 1}")
     if match and match["window"]:
         return label, match["window"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path as FilePath
 from typing import Any, cast
@@ -76,6 +76,27 @@ def load_plant_bytes(raw: bytes, file: str = "plant.yaml") -> PlantModel:
     return PlantModel(sites=sites, version=hashlib.sha256(raw).hexdigest(), source=file)
 
 
+_END_ANCHOR = re.compile(r"(?<!\\)\$(?=\||\Z)")
+"""A `$` that ends a pattern or one of its top-level alternatives."""
+
+
+@cache
+def ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """A JSON Schema `pattern` as ECMA-262 reads it, which is what the standard says and what an
+    editor checking plant.yaml runs: there `$` matches at the end of the text only, where Python's
+    `$` also matches before a final line break (so 'riverside\\n' passed an id's `^...$` here).
+    The schema's patterns end each alternative with `$`; that `$` becomes `\\Z`."""
+    return re.compile(_END_ANCHOR.sub(r"\\Z", pattern))
+
+
+def _pattern(
+    validator: jsonschema.protocols.Validator, pattern: str, instance: Any, _schema: Any
+) -> Iterator[jsonschema.ValidationError]:
+    """The `pattern` keyword with `ecma_pattern`'s reading of the pattern."""
+    if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 @cache
 def _validator() -> jsonschema.protocols.Validator:
     base = jsonschema.validators.validator_for(PLANT_SCHEMA)
@@ -85,7 +106,9 @@ def _validator() -> jsonschema.protocols.Validator:
     checker = base.TYPE_CHECKER.redefine(
         "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
     )
-    strict = jsonschema.validators.extend(base, type_checker=checker)  # type: ignore[no-untyped-call]
+    strict = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        base, validators={"pattern": _pattern}, type_checker=checker
+    )
     validator: jsonschema.protocols.Validator = strict(PLANT_SCHEMA)
     return validator
 

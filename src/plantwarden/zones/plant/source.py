@@ -156,8 +156,8 @@ def _scalar(node: yaml.ScalarNode) -> Any:
         return None
     if lowered in ("true", "false"):
         return lowered == "true"
-    if _INT.match(value):
+    if _INT.fullmatch(value):
         return int(value)
-    if _FLOAT.match(value):
+    if _FLOAT.fullmatch(value):
         return float(value)
     return value
