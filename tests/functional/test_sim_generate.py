@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from plantwarden.sim.traffic.generator import generate
 from tests.helpers import plantwarden
+from tests.output_support import files_of, full_disk
 
 PEAK = """
 import sys
@@ -29,6 +33,17 @@ def test_generate_writes_the_capture_labels_and_ledger(tmp_path: Path) -> None:
     assert ledger["packets"] == 3000 and ledger["seed"] == 4
     assert (tmp_path / "out.labels.csv").read_text().startswith("frame,time,attack,instance,technique\n")
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_generation_that_fills_the_disk_leaves_the_files_as_they_were(tmp_path: Path) -> None:
+    """The capture, labels and ledger of an earlier run stay whole, and no partial file of this
+    one is left (the three '.partial' files were)."""
+    for name in ("out.pcapng", "out.labels.csv", "out.ledger.json"):
+        (tmp_path / name).write_bytes(f"the {name} of an earlier run, kept\n".encode() * 40)
+    before = files_of(tmp_path)
+    with pytest.raises(OSError, match="File too large"), full_disk(room=64 * 1024):
+        generate(tmp_path / "out.pcapng", seed=4, packets=3000)
+    assert files_of(tmp_path) == before
 
 
 def test_generate_refuses_bad_input_before_writing_anything(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 Both write through a buffer of about a megabyte and keep nothing else, so a capture of tens of
 millions of packets takes the memory of one buffer. Nothing in the files depends on the machine
 or the time of writing (the pcapng section header names Plantwarden, not the host), so the same
-frames and times give byte-identical files. `open_capture` picks the format from the file name.
+frames and times give byte-identical files. `capture_format` picks the format from the file name.
 
 Formats: pcap as in the tcpdump file format (libpcap, magic 0xa1b2c3d4, microseconds, or
 0xa1b23c4d, nanoseconds); pcapng per draft-ietf-opsawg-pcapng (section header, one interface
@@ -170,12 +170,11 @@ def capture_format(path: Path) -> str:
     raise InvalidInput(f"{path.name}: name the capture file .pcap or .pcapng")
 
 
-def open_capture(
-    path: Path, *, kind: str | None = None, nanoseconds: bool = False, comment: str = ""
+def capture_writer(
+    stream: BinaryIO, kind: str, *, nanoseconds: bool = False, comment: str = ""
 ) -> PcapWriter | PcapngWriter:
-    """A writer for a new capture at `path`: `kind` (pcap or pcapng), or by the file's suffix."""
-    kind = kind or capture_format(path)
-    stream = path.open("wb")
+    """A writer of a new capture of `kind` (pcap or pcapng, `capture_format`) to `stream`, which
+    the caller closes (a file of `core.files.atomic_open`: whole or not at all)."""
     if kind == "pcap":
-        return PcapWriter(stream, nanoseconds=nanoseconds, owns_stream=True)
-    return PcapngWriter(stream, nanoseconds=nanoseconds, owns_stream=True, comment=comment)
+        return PcapWriter(stream, nanoseconds=nanoseconds)
+    return PcapngWriter(stream, nanoseconds=nanoseconds, comment=comment)

@@ -5,7 +5,8 @@ moment is final and goes to the file, so memory holds only the frames in flight.
 when the capture reaches an even share of its packets (two attacks: at a third and two thirds).
 The capture starts at a fixed time (2026-01-05 08:00 UTC), so the same seed, packet count and
 attacks give byte-identical files. The three files appear together when generation succeeds:
-they are written under temporary names and renamed at the end.
+they are written under temporary names and renamed at the end (`core.files`); when it fails
+(Ctrl-C, a full disk) the temporaries are removed and files of the same names stay as they were.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from plantwarden.core.errors import InvalidInput
+from plantwarden.core.files import atomic_open
 from plantwarden.sim.attacks import Scenario, scenario
-from plantwarden.sim.pcap import capture_format, open_capture
+from plantwarden.sim.pcap import capture_format, capture_writer
 from plantwarden.sim.plant import Plant, default_plant
 from plantwarden.sim.traffic.attack_runner import AttackRunner
 from plantwarden.sim.traffic.network import mac_of
@@ -68,24 +70,22 @@ def generate(
     if not capture.parent.is_dir():
         raise InvalidInput(f"{capture.parent} is not a directory")
     labels_path, ledger_path = companion_paths(capture)
-    partial = [path.with_name(path.name + ".partial") for path in (capture, labels_path, ledger_path)]
-    writer = open_capture(
-        partial[0], kind=kind, nanoseconds=nanoseconds, comment=f"Plantwarden simulated plant, seed {seed}"
-    )
-    try:
-        with partial[1].open("w", encoding="utf-8", newline="") as labels:
-            out = Output(writer, labels, packets)
-            run = Run(plant or default_plant(), seed, out, START)
-            network = run.network
-            out.ledger.hosts.know(host_entries(run.plant, network.hosts.values(), mac_of, network.router_mac))
-            _drive(run, everyday_talkers(run), scenarios, progress)
-            out.finish()
-    finally:
+    with (
+        atomic_open(capture) as stream,
+        atomic_open(labels_path, "w", newline="") as labels,
+        atomic_open(ledger_path, "w") as ledger_file,
+    ):
+        comment = f"Plantwarden simulated plant, seed {seed}"
+        writer = capture_writer(stream, kind, nanoseconds=nanoseconds, comment=comment)
+        out = Output(writer, labels, packets)
+        run = Run(plant or default_plant(), seed, out, START)
+        network = run.network
+        out.ledger.hosts.know(host_entries(run.plant, network.hosts.values(), mac_of, network.router_mac))
+        _drive(run, everyday_talkers(run), scenarios, progress)
+        out.finish()
         writer.close()
-    ledger = {"seed": seed, "start": START, **out.ledger.to_dict()}
-    partial[2].write_text(json.dumps(ledger, indent=2) + "\n", encoding="utf-8")
-    for temporary, final in zip(partial, (capture, labels_path, ledger_path), strict=True):
-        temporary.replace(final)
+        ledger = {"seed": seed, "start": START, **out.ledger.to_dict()}
+        ledger_file.write(json.dumps(ledger, indent=2) + "\n")
     return Generated(capture, labels_path, ledger_path, ledger)
 
 
