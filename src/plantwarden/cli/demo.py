@@ -44,6 +44,7 @@ from plantwarden.cli.catalog import SECTIONS
 from plantwarden.cli.state import CliState
 from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange
 from plantwarden.core.config import SupervisorSettings
+from plantwarden.core.files import atomic_write
 from plantwarden.core.processes import ProcessSpec, Supervisor
 from plantwarden.core.runtime import Runtime
 from plantwarden.core.settings import load_settings
@@ -200,10 +201,9 @@ def device_keys(directory: Path) -> Path:
     """The plant's telemetry keys (device -> hex), for the subscriber that checks their tags."""
     keys = {plc.name: device_key(SEED, plc.name).hex() for plc in default_plant().plcs}
     path = directory / "device-keys.json"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others
-    with os.fdopen(descriptor, "w") as file:
-        file.write(json.dumps(keys, indent=2) + "\n")
-    path.chmod(0o600)  # made by an earlier version with looser permissions
+    # a new file, 0600 from the start: never readable by others, even where an earlier version
+    # left this one with looser permissions
+    atomic_write(path, json.dumps(keys, indent=2) + "\n", mode=0o600)
     return path
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
 import socket
 import ssl
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from plantwarden.core.errors import ConfigurationError
+from plantwarden.core.files import atomic_write
 from plantwarden.web.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -92,13 +92,11 @@ def ensure_self_signed(directory: Path, host: str) -> TLSFiles:
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = ec.generate_private_key(ec.SECP256R1())
     cert = _self_signed(key, host)
-    _write_private(
-        key_path,
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    atomic_write(key_path, private, mode=0o600)  # a new file, never one an older version made 0644
+    atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     fingerprint = cert.fingerprint(hashes.SHA256()).hex(":")
     log.warning("generated a self-signed TLS certificate %s (SHA-256 %s)", cert_path, fingerprint)
     return TLSFiles(cert_path, key_path, generated=True)
@@ -134,13 +132,6 @@ def _self_signed(key: ec.EllipticCurvePrivateKey, host: str) -> x509.Certificate
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-    path.chmod(0o600)
 
 
 TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}

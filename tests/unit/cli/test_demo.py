@@ -142,3 +142,10 @@ def test_the_demo_takes_only_a_new_empty_or_demo_directory_never_the_data_direct
     keys = tmp_path / "new" / "device-keys.json"
     device_keys(tmp_path / "new")
     assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+    keys.chmod(0o644)  # as an earlier version left it
+    readable = tmp_path / "readable-by-others"
+    readable.hardlink_to(keys)
+    device_keys(tmp_path / "new")
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+    assert readable.read_bytes() == keys.read_bytes()  # the same keys, but never written into it again
+    assert not readable.samefile(keys)

@@ -71,3 +71,19 @@ def test_configured_files_with_tls_off_are_refused_not_unused(tmp_path: Path) ->
         tls_for(files, tmp_path)
     with pytest.raises(ConfigurationError, match="set together"):
         tls_for(ServerSettings(tls_key=tmp_path / "k.pem"), tmp_path)
+
+
+def test_a_new_key_never_goes_into_a_key_file_others_can_read(tmp_path: Path) -> None:
+    """An earlier version left server.key 0644: the new key used to be written into that file
+    and only then chmod'ed 0600 (and a failure part-way truncated the key in use). A second name
+    of the old file shows what others could read."""
+    directory = tmp_path / "tls"
+    directory.mkdir()
+    (directory / "server.key").write_bytes(b"the key in use\n")
+    (directory / "server.key").chmod(0o644)
+    readable = tmp_path / "readable-by-others"
+    readable.hardlink_to(directory / "server.key")
+    files = tls_for(ServerSettings(host="10.1.2.3"), tmp_path)
+    assert files is not None and b"PRIVATE KEY" in files.key.read_bytes()
+    assert stat.S_IMODE(files.key.stat().st_mode) == 0o600
+    assert readable.read_bytes() == b"the key in use\n"
