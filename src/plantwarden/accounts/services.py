@@ -88,7 +88,7 @@ from plantwarden.core import eventlog
 from plantwarden.core.auditlog import AuditLog, AuditSettings
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.context import Context
-from plantwarden.core.errors import ConfigurationError
+from plantwarden.core.errors import ConfigurationError, InvalidInput
 from plantwarden.core.events import envelope
 from plantwarden.core.ids import new_id
 from plantwarden.core.parsing import one_line
@@ -105,6 +105,7 @@ _TOKEN = re.compile(rf"^{BEARER_TAG}_([0-9a-f]{{{TOKEN_PREFIX_HEX}}})_([0-9a-f]{
 ONE_TIME_PASSWORD_GROUPS = 5  # 5 x 4 base32 characters = 100 random bits
 TOUCH_INTERVAL = timedelta(seconds=60)  # last_seen_at / last_used_at are written at most this often
 DISPLAY_NAME_LENGTH = 200  # the column's length, and the API's limit
+TOKEN_NAME_LENGTH = 120  # the column's length, and the API's limit
 LOCKOUT_RULE_ID = "PW-AUTH-001"
 LOCKOUT_DETECTOR = "accounts.login"
 
@@ -1037,9 +1038,10 @@ def create_token(
             f"{user.username} must first {' and '.join(s.replace('_', ' ') for s in steps)}",
             details={"steps": steps},
         )
-    label = name.strip()
-    if not label or len(label) > 120 or not label.isprintable():  # a line break would break `token list`
-        raise InvalidTokenRequest("a token needs a name of 1-120 printable characters on one line")
+    try:  # a line break would break `token list`
+        label = one_line(name, "the token name", TOKEN_NAME_LENGTH, empty="a token needs a name")
+    except InvalidInput as error:  # the code of the token's other refusals, as before
+        raise InvalidTokenRequest(error.message) from None
     if expires_in <= timedelta(0):
         raise InvalidTokenRequest("a token needs an expiry in the future")
     if expires_in > timedelta(days=cfg.token_max_days):

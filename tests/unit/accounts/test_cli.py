@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from plantwarden.accounts import services
 from plantwarden.accounts.cli import token_group, user_group
-from plantwarden.accounts.errors import LastUserManager
+from plantwarden.accounts.errors import InvalidTokenRequest, LastUserManager
 from plantwarden.accounts.settings import AccountsSettings
 from plantwarden.cli.catalog import SECTIONS
 from plantwarden.core.clock import FixedClock
@@ -111,12 +111,21 @@ def test_a_token_name_that_would_break_the_token_list_is_refused(provider: Provi
     runtime = provider.runtime()
     with runtime.ready_store().transaction() as session:
         services.create_user(session, runtime.context(), "alice", password=GOOD_PASSWORD)
-    for name in ("exporter\nfake\tline", "exporter\x1b[2K", "x" * 121, " "):
+    for name, problem in [
+        ("exporter\nfake\tline", "the token name 'exporter\\nfake\\tline' holds a line break, a tab or"),
+        ("exporter\x1b[2K", "the token name 'exporter\\x1b[2K' holds a line break, a tab or another control"),
+        ("x" * 121, "the token name has 121 characters; at most 120"),
+        (" ", "a token needs a name"),
+    ]:
         args = ["create", "--user", "alice", "--name", name, "--expires-days", "3"]
         refused = CliRunner().invoke(token_group, args, obj=provider)
-        assert isinstance(refused.exception, InvalidInput), refused.output
-        assert "a token needs a name of 1-120 printable characters on one line" in refused.exception.message
+        assert isinstance(refused.exception, InvalidTokenRequest), refused.output
+        assert refused.exception.message.startswith(problem), refused.exception.message
+        assert refused.exception.code == "invalid_token_request"  # as the token's other refusals
     assert run(provider, token_group, "list") == "no tokens\n"
+    args = ["create", "--user", "alice", "--name", f"  {'x' * 120} ", "--expires-days", "3"]
+    run(provider, token_group, *args)
+    assert f"\t{'x' * 120}\t" in run(provider, token_group, "list")  # kept whole, without its end spaces
 
 
 def test_role_needs_a_site(provider: Provider) -> None:

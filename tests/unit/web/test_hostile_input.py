@@ -25,6 +25,14 @@ def running(data_dir: Path) -> Iterator[Server]:
         yield made
 
 
+def test_a_token_name_of_more_than_one_line_is_refused_as_on_the_command_line(running: Server) -> None:
+    answer = running.client.post("/api/v1/tokens", json={"name": "exporter\nfake line"})
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_token_request"
+    assert error["message"].startswith("the token name 'exporter\\nfake line' holds a line break"), error
+
+
 def test_malformed_json_is_a_clear_422(running: Server) -> None:
     response = running.client.post(
         "/api/v1/users", content=b'{"username": "x', headers={"content-type": "application/json"}
