@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from plantwarden.core.errors import ConfigurationError
+from plantwarden.core.files import atomic_write
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -53,20 +54,17 @@ class AccountSecrets:
         """Read `<data_dir>/secrets/accounts.key`, creating it (and its directory) when absent.
 
         A key file that others than its owner may read or write is refused: fix its mode with
-        `chmod 600`.
+        `chmod 600`. A new key file appears whole (0600, synced) or not at all, so that a process
+        that loses the race to create it reads the winner's key, never a part of it.
         """
         path = cls.key_path(data_dir)
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.parent.chmod(0o700)
+        key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
         try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            atomic_write(path, key, mode=0o600, exclusive=True)
         except FileExistsError:
             return cls._read(path)
-        key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(key)
-            handle.flush()
-            os.fsync(handle.fileno())
         return cls(key)
 
     @classmethod

@@ -7,6 +7,7 @@ import pytest
 
 from plantwarden.accounts.secrets import AccountSecrets
 from plantwarden.core.errors import ConfigurationError
+from tests.output_support import full_disk
 
 
 def test_the_key_file_is_created_private_and_read_back(tmp_path: Path) -> None:
@@ -33,6 +34,17 @@ def test_a_damaged_key_file_is_refused(tmp_path: Path) -> None:
     AccountSecrets.key_path(tmp_path).write_bytes(b"short")
     with pytest.raises(ConfigurationError, match="damaged"):
         AccountSecrets.load_or_create(tmp_path)
+
+
+def test_a_key_file_that_could_not_be_written_whole_is_not_left_behind(tmp_path: Path) -> None:
+    """A full disk (or Ctrl-C) while the new key was written left a short key file that every
+    later start refused as damaged; a process that lost the race to create it could read it
+    before the key was in it."""
+    with pytest.raises(OSError, match="File too large"), full_disk(room=16):
+        AccountSecrets.load_or_create(tmp_path)
+    assert list((tmp_path / "secrets").iterdir()) == []
+    created = AccountSecrets.load_or_create(tmp_path)
+    assert AccountSecrets.load_or_create(tmp_path).decrypt(created.encrypt(b"secret")) == b"secret"
 
 
 def test_encryption_is_randomised_authenticated_and_bound_to_its_owner() -> None:
