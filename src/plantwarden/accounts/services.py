@@ -220,7 +220,7 @@ def _security_event(session: Session, ctx: Context, payload: object, *, site: st
 def normalize_username(username: str) -> str:
     """The canonical form of a user name (lower case, trimmed), or `InvalidUsername`."""
     name = username.strip().lower()
-    if not USERNAME.match(name):
+    if not USERNAME.fullmatch(name):
         raise InvalidUsername(
             f"user name {username!r} is not valid: use 3-64 lower-case letters, digits, and inner "
             "dots, hyphens or underscores"
@@ -492,9 +492,9 @@ def check_grant_input(role: str, site: str, zone: str | None) -> None:
         raise InvalidRole(
             f"unknown role {role!r}: one of {', '.join(sorted(BUILTIN_ROLES))}", details={"role": role}
         )
-    if not SLUG.match(site):
+    if not SLUG.fullmatch(site):
         raise InvalidGrant(f"site {site!r} is not a valid site id")
-    if zone is not None and not SLUG.match(zone):
+    if zone is not None and not SLUG.fullmatch(zone):
         raise InvalidGrant(f"zone {zone!r} is not a valid zone name")
 
 
@@ -716,7 +716,9 @@ def login(
     throttle.check(session, username, source, now)
     name = username.strip().lower()
     user = (
-        session.scalars(select(User).where(User.username == name)).first() if USERNAME.match(name) else None
+        session.scalars(select(User).where(User.username == name)).first()
+        if USERNAME.fullmatch(name)
+        else None
     )
     if user is not None and user.locked:
         raise AccountLocked()
@@ -824,7 +826,7 @@ def _loggable_name(username: str) -> str:
     """An unknown user name as events show it: only if it has the form of a user name (people
     type their password into the name field; those stay out of the log)."""
     name = username.strip().lower()
-    return name if USERNAME.match(name) else "(malformed)"
+    return name if USERNAME.fullmatch(name) else "(malformed)"
 
 
 def _lock_or_alert(
@@ -1094,7 +1096,7 @@ def _new_prefix(session: Session) -> str:
 def authenticate_token(session: Session, ctx: Context, plaintext: str) -> tuple[User, ApiToken]:
     """The user and token of a bearer token; `InvalidToken` (one message) when it is malformed,
     unknown, wrong, revoked or expired, or its user is disabled."""
-    match = _TOKEN.match(plaintext.strip())
+    match = _TOKEN.fullmatch(plaintext.strip())
     if match is None:
         raise InvalidToken()
     prefix, secret = match.groups()
