@@ -243,3 +243,19 @@ def test_a_stored_model_that_no_longer_loads_keeps_the_last_good_policy(running:
     kept, _ = cache.current()
     assert kept.version == good.version
     assert running.client.get("/api/v1/plant", headers=_bearer(running, admin)).status_code == 200
+
+
+def test_a_text_in_lines_stays_on_its_line_of_the_diff(provider: Provider, tmp_path: Path) -> None:
+    """A description written as a block of lines (or a name with a line break) is quoted in the
+    diff: printed as is, its lines would pass for lines of the diff."""
+    text = RIVERSIDE.read_text()
+    assert "        name: Enterprise IT\n" in text
+    changed = tmp_path / "plant.yaml"
+    changed.write_text(
+        text.replace("        name: Enterprise IT\n", '        name: "Enterprise\\n+ site forged"\n', 1)
+    )
+    diff = run(provider, "diff", str(RIVERSIDE), str(changed), code=1)
+    assert diff.splitlines() == [
+        "~ site riverside: zone enterprise",
+        "    name: Enterprise IT -> 'Enterprise\\n+ site forged'",
+    ]

@@ -108,4 +108,6 @@ def _text(value: Any) -> str:
         return "[" + ", ".join(_text(v) for v in items) + "]"
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return str(value) if type(value).__str__ is not object.__str__ else _entry(value)
+    if isinstance(value, str) and not value.isprintable():  # a description in lines, a tab: quoted,
+        return repr(value)  # so that each change stays on its line
     return str(value)
