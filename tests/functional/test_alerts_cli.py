@@ -43,6 +43,10 @@ def test_alerts_list_show_ack_close(tmp_path: Path) -> None:
     assert table.returncode == 0, table.stderr
     assert table.stdout.splitlines()[0].split()[:3] == ["id", "last", "seen"]
     assert len(table.stdout.splitlines()) == 3
+    elsewhere = plantwarden(*base, "list", "--site", "plant-b", cwd=tmp_path)
+    assert elsewhere.stdout == "no alerts at site 'plant-b': the sites with alerts are plant-a\n"
+    quiet = plantwarden(*base, "list", "--site", "plant-a", "--status", "closed", cwd=tmp_path)
+    assert quiet.stdout == "no alerts\n"
     listed = json.loads(plantwarden(*base, "list", "--format", "json", cwd=tmp_path).stdout)
     assert {a["title"] for a in listed} == {"alert 0", "alert 1"}
     assert plantwarden(*base, "ack", first, "--by", "alice", cwd=tmp_path).returncode == 0

@@ -84,7 +84,11 @@ def test_assets_list_show_and_export(provider: Provider, tmp_path: Path) -> None
     assert "Rockwell Automation" in lines[2] and lines[2].split()[2] == PLC
     listed = json.loads(run(provider, "list", "--role", "plc", "--format", "json"))
     assert [a["ips"][0]["address"] for a in listed] == [PLC]
-    assert run(provider, "list", "--site", "elsewhere").strip() == "no assets"
+    site = lines[2].split()[1]
+    assert run(provider, "list", "--site", "elsewhere").strip() == (
+        f"no assets at site 'elsewhere': the sites with assets are {site}"  # a misspelt site is told
+    )
+    assert run(provider, "list", "--site", site, "--role", "hmi").strip() == "no assets"
 
     text = run(provider, "show", PLC)
     assert f"macs: {PLC_MAC} (cell-a)" in text

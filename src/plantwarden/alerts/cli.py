@@ -9,9 +9,9 @@ import click
 
 from plantwarden.alerts import services, suppressions
 from plantwarden.alerts.models import AlertStatus, Severity, Verdict
-from plantwarden.alerts.queries import AlertFilter, count_suppressed, list_alerts
+from plantwarden.alerts.queries import AlertFilter, alert_sites, count_suppressed, list_alerts
 from plantwarden.alerts.schemas import AlertOut, SuppressionOut
-from plantwarden.core.cli_values import IntegerRange, actor_name
+from plantwarden.core.cli_values import IntegerRange, actor_name, none_at_site
 from plantwarden.core.runtime import RuntimeProvider
 
 SEVERITIES = [s.name.lower() for s in Severity]
@@ -51,9 +51,12 @@ def list_command(
     with provider.runtime().ready_store().transaction() as session:
         alerts = [AlertOut.of(a) for a in list_alerts(session, query)]
         hidden = 0 if query.suppressed else count_suppressed(session, query)
+        empty = none_at_site("alerts", query.site, alert_sites(session)) if not alerts else ""
     if output == "json":
         click.echo(json.dumps([a.model_dump(mode="json") for a in alerts], indent=2))
         return
+    if empty:
+        click.echo(empty)
     _table(alerts)
     if hidden:
         click.echo(f"({hidden} suppressed alert(s) not listed: --suppressed lists them)")
@@ -89,7 +92,6 @@ def _filter(options: dict[str, str | datetime | int | bool | None]) -> AlertFilt
 
 def _table(alerts: list[AlertOut]) -> None:
     if not alerts:
-        click.echo("no alerts")
         return
     click.echo(
         f"{'id':36}  {'last seen (UTC)':19}  {'severity':8}  {'status':12}  {'assignee':12}  {'n':>4}  title"

@@ -58,6 +58,11 @@ def list_alerts(
     return matching[query.offset :]
 
 
+def alert_sites(session: Session) -> list[str]:
+    """The sites that have alerts, in order (for telling a misspelt `--site` from a quiet one)."""
+    return list(session.scalars(select(Alert.site).distinct().order_by(Alert.site)))
+
+
 def count_suppressed(
     session: Session, query: AlertFilter, *, places: Collection[tuple[str, str | None]] | None = None
 ) -> int:

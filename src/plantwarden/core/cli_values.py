@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -95,6 +95,16 @@ def _unwritable(path: Path) -> str:
     if not os.access(Path(os.path.realpath(path)).parent, os.W_OK | os.X_OK):
         return "cannot be written (permission denied in its directory, where the new file is made)"
     return ""
+
+
+def none_at_site(what: str, site: str | None, sites: Sequence[str]) -> str:
+    """What an empty listing says ("no alerts"), naming the sites that have some when `site` has
+    none at all: a misspelt `--site` would otherwise read as a quiet site."""
+    if site is None or site in sites:
+        return f"no {what}"
+    if not sites:
+        return f"no {what}: no site has any yet"
+    return f"no {what} at site {site!r}: the sites with {what} are {', '.join(sites)}"
 
 
 def given_flag(ctx: click.Context, name: str) -> str | None:

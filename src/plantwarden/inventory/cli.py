@@ -11,10 +11,17 @@ from pathlib import Path
 
 import click
 
-from plantwarden.core.cli_values import IntegerRange, output_file_option
+from plantwarden.core.cli_values import IntegerRange, none_at_site, output_file_option
 from plantwarden.core.files import atomic_write
 from plantwarden.core.runtime import RuntimeProvider
-from plantwarden.inventory.queries import AssetFilter, EdgeFilter, get_asset, list_assets, list_edges
+from plantwarden.inventory.queries import (
+    AssetFilter,
+    EdgeFilter,
+    asset_sites,
+    get_asset,
+    list_assets,
+    list_edges,
+)
 from plantwarden.inventory.schemas import AddressOut, AssetOut, CommunicationOut
 
 EXPORT_LIMIT = 1_000_000
@@ -43,11 +50,12 @@ def list_command(
         assets = [
             AssetOut.of(a) for a in list_assets(session, AssetFilter(site=site, role=role, limit=limit))
         ]
+        empty = none_at_site("assets", site, asset_sites(session)) if not assets else ""
     if output == "json":
         click.echo(json.dumps([a.model_dump(mode="json") for a in assets], indent=2))
         return
-    if not assets:
-        click.echo("no assets")
+    if empty:
+        click.echo(empty)
         return
     click.echo(f"{'id':36}  {'site':12}  {'ip':15}  {'mac':17}  {'role':24}  {'last seen (UTC)':19}  vendor")
     for a in assets:

@@ -66,6 +66,11 @@ class EdgeWithStatistics:
     functions: Sequence[StoredFunctionStatistics]
 
 
+def asset_sites(session: Session) -> list[str]:
+    """The sites that have assets, in order (for telling a misspelt `--site` from an empty one)."""
+    return list(session.scalars(select(StoredAsset.site).distinct().order_by(StoredAsset.site)))
+
+
 def list_assets(
     session: Session, query: AssetFilter, *, places: Places | None = None
 ) -> Sequence[StoredAsset]:
