@@ -17,6 +17,7 @@ from plantwarden.core.cli_values import (
     IntegerRange,
     actor_name,
     duration_ns,
+    none_at_site,
     output_file,
     time_ns,
 )
@@ -264,3 +265,22 @@ def test_who_acts_on_the_command_line_fits_every_column_that_keeps_it(given: str
     assert CliRunner().invoke(command, []).output == "by=None\n"
     refused = CliRunner().invoke(command, ["--by", given])
     assert refused.exit_code == 2 and problem in refused.output, refused.output
+
+
+@pytest.mark.parametrize(
+    ("site", "sites", "text"),
+    [
+        (None, [], "no alerts"),
+        ("plant-a", ["plant-a"], "no alerts"),
+        (
+            "plant-b",
+            ["plant-a", "plant-c"],
+            "no alerts at site 'plant-b': the sites with alerts are plant-a, plant-c",
+        ),
+        ("plant-b", [], "no alerts: no site has any yet"),
+    ],
+)
+def test_an_empty_listing_names_the_sites_that_have_entries(
+    site: str | None, sites: list[str], text: str
+) -> None:
+    assert none_at_site("alerts", site, sites) == text
