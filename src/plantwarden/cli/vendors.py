@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import click
 
 from plantwarden.cli.state import CliState
 from plantwarden.core.config import CoreSettings
+from plantwarden.core.files import atomic_write
 from plantwarden.protocols.identity import vendors
 from plantwarden.protocols.identity.vendors import RegistryError, VendorTable
 
@@ -95,11 +98,27 @@ def update_command(state: CliState, files: tuple[Path, ...], published: datetime
     stored = _folder(state)
     kept = vendors.load(stored).registries if (stored / vendors.INDEX_FILE).exists() else {}
     updated = VendorTable([*{**_only_updated(kept), **{r.name: r for r in newer}}.values()])
-    updated.write(stored)
+    store_table(updated, stored)
     for registry in newer:
         click.echo(
             f"{registry.name}: {len(registry.assignments):,} assignments, published {registry.published}"
         )
+
+
+def store_table(table: VendorTable, folder: Path) -> None:
+    """Store `table` in `folder` so that a failure at any point (a full disk, Ctrl-C) leaves the
+    last whole table in use: the table under a name of its own content first, then the index that
+    names it (the one switch from the old pair to the new), then the tables no index names."""
+    data, registries = table.stored()
+    name = f"ieee-registries-{hashlib.sha256(data).hexdigest()[:16]}.csv.gz"
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / name, data)
+    atomic_write(
+        folder / vendors.INDEX_FILE, json.dumps({"table": name, "registries": registries}, indent=2) + "\n"
+    )
+    for old in folder.glob("ieee-registries*.csv.gz"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
 
 
 def _only_updated(registries: dict[str, vendors.Registry]) -> dict[str, vendors.Registry]:

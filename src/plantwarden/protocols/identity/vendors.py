@@ -103,9 +103,9 @@ class VendorTable:
         """This table with each of `newer` in place of the registry of its name."""
         return VendorTable([*{**self.registries, **{r.name: r for r in newer}}.values()])
 
-    def write(self, folder: Path) -> None:
-        """Store the table in `folder` (the package data's format)."""
-        folder.mkdir(parents=True, exist_ok=True)
+    def stored(self) -> tuple[bytes, dict[str, dict[str, object]]]:
+        """The table in the package data's format: the gzipped CSV of every assignment, and the
+        index (each registry's publication date, source and count). `cli.vendors` writes them."""
         rows = io.StringIO()
         writer = csv.writer(rows, lineterminator="\n")
         writer.writerow(("registry", "assignment", "organization"))
@@ -113,11 +113,7 @@ class VendorTable:
             digits = BITS[name] // 4
             for assignment, organization in sorted(registry.assignments.items()):
                 writer.writerow((name, f"{assignment:0{digits}X}", organization))
-        temporary = folder / (TABLE_FILE + ".tmp")
-        with gzip.GzipFile(temporary, "wb", mtime=0) as out:
-            out.write(rows.getvalue().encode())
-        temporary.replace(folder / TABLE_FILE)
-        index = {
+        index: dict[str, dict[str, object]] = {
             name: {
                 "published": r.published.isoformat(),
                 "source": r.source,
@@ -125,13 +121,15 @@ class VendorTable:
             }
             for name, r in sorted(self.registries.items())
         }
-        (folder / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
+        return gzip.compress(rows.getvalue().encode(), mtime=0), index
 
     @classmethod
     def read(cls, table: bytes, index_text: str, where: str) -> VendorTable:
         """A table from its stored form (`write`)."""
         try:
             index = json.loads(index_text)
+            if isinstance(index, dict) and "table" in index:  # a stored index names its table file
+                index = index["registries"]
             assignments: dict[str, dict[int, str]] = {name: {} for name in index}
             for row in csv.DictReader(io.StringIO(gzip.decompress(table).decode())):
                 assignments[row["registry"]][int(row["assignment"], 16)] = row["organization"]
@@ -151,14 +149,32 @@ def shipped() -> VendorTable:
 
 
 def load(folder: Path | None) -> VendorTable:
-    """The shipped registries, with those stored in `folder` (by `update`) in their place."""
+    """The shipped registries, with those stored in `folder` (by `update`) in their place. The
+    stored index names its table file (`stored_table_file`), so that the index, written last,
+    switches from one whole pair to the next."""
     table = shipped()
     if folder is None or not (folder / INDEX_FILE).exists():
         return table
-    stored = VendorTable.read(
-        (folder / TABLE_FILE).read_bytes(), (folder / INDEX_FILE).read_text(), str(folder)
-    )
+    index_text = (folder / INDEX_FILE).read_text()
+    table_file = folder / stored_table_file(index_text)
+    try:
+        data = table_file.read_bytes()
+    except OSError as error:
+        raise RegistryError(f"{folder}: the vendor table is damaged ({error})") from error
+    stored = VendorTable.read(data, index_text, str(folder))
     return table.replaced(stored.registries.values())
+
+
+def stored_table_file(index_text: str) -> str:
+    """The table file a stored index names (`TABLE_FILE` for an index written before it named one)."""
+    try:
+        index = json.loads(index_text)
+    except ValueError:
+        return TABLE_FILE  # `read` says the index is damaged
+    name = index.get("table") if isinstance(index, dict) else None
+    if not isinstance(name, str) or Path(name).name != name or not name.endswith(".csv.gz"):
+        return TABLE_FILE
+    return name
 
 
 def mac_value(mac: int | bytes | str) -> int:

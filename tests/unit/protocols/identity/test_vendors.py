@@ -3,13 +3,19 @@ data with its dates, and newer registries replacing shipped ones."""
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+from plantwarden.cli.vendors import store_table
 from plantwarden.protocols.identity.vendors import (
     BITS,
+    INDEX_FILE,
+    TABLE_FILE,
     RegistryError,
     VendorTable,
     load,
@@ -101,7 +107,7 @@ def test_the_shipped_registries_carry_their_dates_and_known_vendors() -> None:
 
 def test_a_stored_table_round_trips_and_replaces_shipped_registries(tmp_path: Path) -> None:
     newer = parse_registry_file(CSV_MA_L, date(2030, 1, 1), "oui.csv")
-    VendorTable(newer).write(tmp_path)
+    store_table(VendorTable(newer), tmp_path)
     merged = load(tmp_path)
     assert merged.registries["MA-L"].published == date(2030, 1, 1)
     assert merged.registries["MA-L"].assignments == newer[0].assignments
@@ -110,7 +116,57 @@ def test_a_stored_table_round_trips_and_replaces_shipped_registries(tmp_path: Pa
 
 
 def test_a_damaged_stored_table_is_a_clear_error(tmp_path: Path) -> None:
-    VendorTable(parse_registry_file(CSV_MA_L, DAY, "oui.csv")).write(tmp_path)
-    (tmp_path / "ieee-registries.csv.gz").write_bytes(b"not gzip")
+    store_table(VendorTable(parse_registry_file(CSV_MA_L, DAY, "oui.csv")), tmp_path)
+    (table,) = tmp_path.glob("ieee-registries*.csv.gz")
+    table.write_bytes(b"not gzip")
+    with pytest.raises(RegistryError, match="damaged"):
+        load(tmp_path)
+
+
+def test_an_update_that_fails_part_way_leaves_the_last_whole_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table and its index are two files: the index, written last, names the table, so a
+    failure before it leaves the old pair, and one after it the new pair, never a mix."""
+    first = parse_registry_file(CSV_MA_L, DAY, "oui.csv")
+    store_table(VendorTable(first), tmp_path)
+    newer = [
+        *parse_registry_file(CSV_MA_L, date(2031, 1, 1), "oui.csv"),
+        *parse_registry_file(CSV_MA_S, DAY, "mam"),
+    ]
+    real_replace = os.replace
+
+    def full_disk_at_the_index(source: str | Path, target: str | Path) -> None:
+        if Path(target).name == INDEX_FILE:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", full_disk_at_the_index)
+    with pytest.raises(OSError, match="No space"):
+        store_table(VendorTable(newer), tmp_path)
+    monkeypatch.setattr(os, "replace", real_replace)
+    kept = load(tmp_path)
+    assert kept.registries["MA-L"].published == DAY
+    assert kept.registries["MA-S"] == shipped().registries["MA-S"]
+    store_table(VendorTable(newer), tmp_path)
+    assert load(tmp_path).registries["MA-L"].published == date(2031, 1, 1)
+    assert len(list(tmp_path.glob("ieee-registries*.csv.gz"))) == 1  # the tables no index names go
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_a_table_stored_before_the_index_named_it_still_loads(tmp_path: Path) -> None:
+    data, registries = VendorTable(parse_registry_file(CSV_MA_L, date(2030, 1, 1), "oui.csv")).stored()
+    (tmp_path / TABLE_FILE).write_bytes(data)
+    (tmp_path / INDEX_FILE).write_text(json.dumps(registries))
+    assert load(tmp_path).registries["MA-L"].published == date(2030, 1, 1)
+    store_table(VendorTable(parse_registry_file(CSV_MA_L, date(2031, 1, 1), "oui.csv")), tmp_path)
+    assert not (tmp_path / TABLE_FILE).exists()
+    assert load(tmp_path).registries["MA-L"].published == date(2031, 1, 1)
+
+
+def test_an_index_naming_a_missing_table_is_a_clear_error(tmp_path: Path) -> None:
+    store_table(VendorTable(parse_registry_file(CSV_MA_L, DAY, "oui.csv")), tmp_path)
+    for table in tmp_path.glob("ieee-registries*.csv.gz"):
+        table.unlink()
     with pytest.raises(RegistryError, match="damaged"):
         load(tmp_path)
