@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import struct
 import subprocess
 import sys
@@ -121,6 +122,22 @@ def test_a_slice_that_fills_the_disk_keeps_the_file_it_would_replace(capture: Pa
             ring.write_slice(out / "slice.pcap", 0, END)
         assert files_of(out) == before
         assert ring.write_slice(out / "slice.pcap", 0, END).packets == PACKETS
+        assert stat.S_IMODE((out / "slice.pcap").stat().st_mode) == 0o600  # packets, as the ring keeps them
+
+
+def test_a_slice_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """A slice holds the plant's packets (credentials sent in clear among them): 0600 as the ring's
+    own files, new or replacing a file others could read."""
+    frame = b"\xff" * 12 + b"\x08\x00" + bytes(20)
+    batch = PacketBatch.from_packets([(1_767_600_000 * 1_000_000_000, frame)])
+    shared = tmp_path / "shared.pcap"
+    shared.write_bytes(b"old")
+    shared.chmod(0o644)
+    with EvidenceRing(tmp_path / "ring") as ring:
+        ring.add(batch)
+        for target in (tmp_path / "new.pcap", shared):
+            ring.write_slice(target, 0, END)
+            assert stat.S_IMODE(target.stat().st_mode) == 0o600, target
 
 
 @needs_tshark

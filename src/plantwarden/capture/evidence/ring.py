@@ -364,7 +364,7 @@ class EvidenceRing:
         if not target.parent.is_dir():
             raise EvidenceError(f"{target.parent} is not a directory")
         data, packets = self._slice(since_ns, until_ns, hosts, limit_packets)
-        atomic_write(target, data)
+        atomic_write(target, data, mode=0o600)  # packets, as the ring keeps them: credentials in clear
         kind = "pcap" if data[:4] == struct.pack("<I", PCAP_MAGIC_NANO) else "pcapng"
         addresses = tuple(str(address) for address in parse_hosts(hosts))
         digest = hashlib.sha256(data).hexdigest()
