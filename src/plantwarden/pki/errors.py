@@ -18,7 +18,8 @@ class CertificateAuthorityExists(Conflict):
 
 
 class WrongPassphrase(InvalidInput):
-    """The root key does not decrypt with the passphrase given."""
+    """A key does not decrypt with the passphrase given, or it is in clear and a passphrase was given
+    (encrypted, and none was). A damaged key file is `InvalidInput` (`keys.load_key`)."""
 
     code = "pki_wrong_passphrase"
 

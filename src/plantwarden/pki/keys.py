@@ -55,20 +55,38 @@ def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
 
 
 def load_key(data: bytes, passphrase: bytes | None, *, where: str) -> ec.EllipticCurvePrivateKey:
-    """The P-256 private key in `data` (PEM, from `where`, for messages); a wrong or missing
-    passphrase is `WrongPassphrase`."""
+    """The P-256 private key in `data` (PEM, from `where`, for messages). A wrong passphrase, a
+    passphrase for a key in clear or none for an encrypted key is `WrongPassphrase`; a file that is
+    not a PEM private key (truncated, or another kind of file) is `InvalidInput`, named damaged."""
     block = _encrypted_block(data) if passphrase is not None else data
     try:
         key = serialization.load_pem_private_key(block, password=passphrase)
-    except TypeError as error:  # encrypted without a passphrase, or the other way round
-        raise WrongPassphrase(f"{where}: {error}") from error
+    except TypeError:  # encrypted without a passphrase, or the other way round
+        mismatch = (
+            "the key is encrypted, and no passphrase was given"
+            if passphrase is None
+            else "the key is not encrypted, yet a passphrase was given (is it the encrypted key?)"
+        )
+        raise WrongPassphrase(f"{where}: {mismatch}") from None
     except ValueError as error:
-        raise WrongPassphrase(
-            f"{where}: the key does not decrypt with this passphrase (wrong passphrase, or not a key)"
-        ) from error
+        raise _unreadable(block, passphrase, where) from error
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise InvalidInput(f"{where}: not an ECDSA P-256 private key")
     return key
+
+
+def _unreadable(block: bytes, passphrase: bytes | None, where: str) -> InvalidInput:
+    """Why a key did not load. cryptography raises ValueError for a wrong passphrase and for a
+    damaged file alike; asked without a passphrase, a whole encrypted key says it is encrypted
+    (TypeError), so a ValueError then means the file is damaged."""
+    if passphrase is not None:
+        try:
+            serialization.load_pem_private_key(block, password=None)
+        except TypeError:
+            return WrongPassphrase(f"{where}: wrong passphrase (the key does not decrypt with it)")
+        except ValueError:
+            pass
+    return InvalidInput(f"{where} is damaged: not a PEM private key (truncated, or not a key at all)")
 
 
 def _encrypted_block(data: bytes) -> bytes:

@@ -136,6 +136,26 @@ def test_backup_offline_root_and_renewing_the_issuing_ca(
     )  # same root
 
 
+def test_root_offline_tells_a_damaged_backup_from_a_wrong_passphrase(
+    provider: Provider, tmp_path: Path
+) -> None:
+    # both were "the key does not decrypt with this passphrase (wrong passphrase, or not a key)"
+    whole, truncated = tmp_path / "root-backup.pem", tmp_path / "truncated.pem"
+    invoke(provider, "export-root", "--out", str(whole))
+    truncated.write_bytes(whole.read_bytes()[:-100])
+    with pytest.raises(InvalidInput) as raised:
+        invoke(provider, "root-offline", "--backup", str(truncated), stdin=f"{PASSPHRASE.decode()}\n")
+    assert not isinstance(raised.value, WrongPassphrase)
+    assert (
+        raised.value.message
+        == f"{truncated} is damaged: not a PEM private key (truncated, or not a key at all)"
+    )
+    with pytest.raises(WrongPassphrase) as wrong:
+        invoke(provider, "root-offline", "--backup", str(whole), stdin="wrong passphrase!\n")
+    assert wrong.value.message == f"{whole}: wrong passphrase (the key does not decrypt with it)"
+    assert (pki_directory(provider.runtime().core.data_path) / ROOT_KEY).exists()
+
+
 def test_init_asks_for_the_passphrase_twice(data_dir: Path, clock: FixedClock) -> None:
     provider = Provider(data_dir, clock)
     result = invoke(provider, "init", stdin=f"{PASSPHRASE.decode()}\n{PASSPHRASE.decode()}\n")
