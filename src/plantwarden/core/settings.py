@@ -22,6 +22,7 @@ import os
 import tomllib
 import types
 import typing
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,15 +166,33 @@ class Settings:
         return str(value)
 
     def secret_values(self) -> list[str]:
-        """Every secret value in force, for the log redaction filter."""
+        """Every secret value in force, for the log redaction filter. A URL's secret is its
+        credentials (`user:password`, a `password=` in the query), so that the logs still say which
+        store a process uses (`store sqlite:////srv/plantwarden/plantwarden.db`), where the whole URL
+        hidden told nothing; a URL without credentials hides nothing."""
         values = (self.value(d.key) for d in self.declared if d.secret)
-        return [v.reveal() for v in values if isinstance(v, Secret) and v.reveal()]
+        return [part for v in values if isinstance(v, Secret) for part in _secret_parts(v.reveal())]
 
     def _declaration(self, key: str) -> SettingDeclaration:
         for declaration in self.declared:
             if declaration.key == key:
                 return declaration
         raise ConfigurationError(f"unknown setting {key!r}{_suggest(key, self.declared)}")
+
+
+def _secret_parts(value: str) -> list[str]:
+    """What of a secret value to hide in logs: the whole of it, or a URL's credentials."""
+    if "://" not in value:
+        return [value] if value else []
+    parts = urllib.parse.urlsplit(value)
+    found = []
+    if parts.password:
+        found.append(parts.netloc.rpartition("@")[0])  # user:password, as the URL spells it
+    for pair in parts.query.split("&"):
+        key, _, secret = pair.partition("=")
+        if secret and "password" in key.lower():
+            found.append(pair)
+    return found
 
 
 def load_settings(
@@ -235,7 +254,9 @@ def render_reference(sections: Sequence[type[SettingsSection]]) -> str:
         "",
         "Resolution order, lowest first: defaults < `plantwarden.toml` (or the file named by",
         "`--config` / `PLANTWARDEN_CONFIG`) < `PLANTWARDEN_*` environment variables < command-line",
-        "flags (`--set KEY=VALUE`, and the flags of each command). Secrets are never printed.",
+        "flags (`--set KEY=VALUE`, and the flags of each command). Secrets are never printed: the",
+        "logs hide each secret's value, and of a URL (`database_url`) its credentials, so that they",
+        "still name the store (`store postgresql+psycopg://**********@db.plant.local/plantwarden`).",
         "An integer is written in ASCII digits; a number is finite (not nan or inf); a boolean is",
         "true/false, yes/no, on/off or 1/0. A value that is not one is refused, naming the setting.",
         "",

@@ -140,7 +140,34 @@ def test_secrets_never_show(tmp_path: Path) -> None:
     assert "hunter2" not in repr(settings[CoreSettings])
     assert "hunter2" not in str(secret)
     assert settings.display("database_url") == REDACTED
-    assert settings.secret_values() == [url]
+    assert settings.secret_values() == ["plant:hunter2-very-secret"]  # what hides the password
+
+
+@pytest.mark.parametrize(
+    ("url", "hidden", "shown"),
+    [
+        (
+            "postgresql+psycopg://plant:hunter2-very-secret@db.example/plant",
+            ["plant:hunter2-very-secret"],
+            "postgresql+psycopg://**********@db.example/plant",
+        ),
+        (
+            "postgresql+psycopg://plant@db.example/plant?sslmode=require&password=hunter2",
+            ["password=hunter2"],
+            "postgresql+psycopg://plant@db.example/plant?sslmode=require&**********",
+        ),
+        ("sqlite:////srv/plantwarden/plantwarden.db", [], "sqlite:////srv/plantwarden/plantwarden.db"),
+    ],
+)
+def test_a_database_url_in_the_logs_hides_its_credentials_only(
+    tmp_path: Path, url: str, hidden: list[str], shown: str
+) -> None:
+    """The logs say which store a process uses ('store **********' said nothing) and never its password."""
+    settings = load_settings(SECTIONS, environ={"PLANTWARDEN_DATABASE_URL": url}, cwd=tmp_path)
+    assert settings.secret_values() == hidden
+    record = logging.LogRecord("test", logging.INFO, __file__, 1, "store %s", (url,), None)
+    RedactSecrets(settings.secret_values()).filter(record)
+    assert record.getMessage() == f"store {shown}"
 
 
 def test_log_records_have_secrets_redacted(caplog: pytest.LogCaptureFixture) -> None:
