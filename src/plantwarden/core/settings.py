@@ -256,7 +256,7 @@ def render_reference(sections: Sequence[type[SettingsSection]]) -> str:
         "`--config` / `PLANTWARDEN_CONFIG`) < `PLANTWARDEN_*` environment variables < command-line",
         "flags (`--set KEY=VALUE`, and the flags of each command). Secrets are never printed: the",
         "logs hide each secret's value, and of a URL (`database_url`) its credentials, so that they",
-        "still name the store (`store postgresql+psycopg://**********@db.plant.local/plantwarden`).",
+        "still name the store (`store postgresql+psycopg://plantwarden:***@db.plant.local/plantwarden`).",
         "An integer is written in ASCII digits; a number is finite (not nan or inf); a boolean is",
         "true/false, yes/no, on/off or 1/0. A value that is not one is refused, naming the setting.",
         "",
