@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from plantwarden.sim import mqtt
+from plantwarden.sim import mqtt, runtime
 from plantwarden.sim.attacks import scenario
 from plantwarden.sim.behaviour import device_key, telemetry_topic, verify_telemetry
 from plantwarden.sim.live_attacks import LiveAttack, Targets
@@ -121,9 +121,11 @@ def test_writes_from_the_attacks_change_the_process() -> None:
     assert {"127.10.0.10", "127.10.1.20"} <= sources
 
 
-def test_a_broker_that_is_away_is_one_warning_not_one_per_plc(caplog: pytest.LogCaptureFixture) -> None:
-    """At the demo's start the broker comes up after the plant: six warnings, one per PLC, and
-    more at every retry, buried the start-up's lines."""
+def broker_lines(
+    grace: float, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> list[logging.LogRecord]:
+    """What the plant logs of telemetry while its broker does not answer, `grace` s after its start."""
+    monkeypatch.setattr(runtime, "BROKER_GRACE_SECONDS", grace)
 
     async def scenario_() -> None:
         live = LivePlant(own_plant(), options(broker=("127.0.0.1", free_port())))
@@ -135,7 +137,30 @@ def test_a_broker_that_is_away_is_one_warning_not_one_per_plc(caplog: pytest.Log
 
     with caplog.at_level(logging.DEBUG, logger="plantwarden.sim.runtime"):
         run(scenario_())
-    off = [r for r in caplog.records if "telemetry of" in r.getMessage() and "is off" in r.getMessage()]
+    return [
+        r for r in caplog.records if r.name == "plantwarden.sim.runtime" and "telemetry" in r.getMessage()
+    ]
+
+
+def test_a_broker_not_up_yet_at_the_start_is_one_info_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At the demo's start the broker comes up beside the plant: a warning (six, one per PLC, at
+    first) greeted every start for what is no fault."""
+    lines = broker_lines(30.0, monkeypatch, caplog)
+    assert [r.levelno for r in lines].count(logging.INFO) == 1
+    assert "telemetry waits for the MQTT broker at 127.0.0.1:" in next(
+        r.getMessage() for r in lines if r.levelno == logging.INFO
+    )
+    assert [r.levelno for r in lines].count(logging.DEBUG) == 5  # every PLC tried
+    assert not [r for r in lines if r.levelno >= logging.WARNING]
+
+
+def test_a_broker_still_away_after_the_start_is_one_warning_not_one_per_plc(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = broker_lines(0.0, monkeypatch, caplog)
+    off = [r for r in lines if "is off" in r.getMessage()]
     assert len(off) == 6  # every PLC tried
     assert [r.levelno for r in off].count(logging.WARNING) == 1
 

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 PIPELINE_RATE = 0.3
 RETRY_SECONDS = 2.0
 BROKER_RETRY_SECONDS = 5.0
+BROKER_GRACE_SECONDS = 30.0
+"""How long after the plant starts a broker that does not answer yet is waited for, said at INFO
+(the demo starts the broker beside the plant), before it is a warning."""
 STOP_GRACE = 2.0
 """Seconds a client has to end after it is cancelled before it is cancelled again."""
 
@@ -76,9 +79,12 @@ class LivePlant:
         )
         self.counters = {"polls": 0, "unanswered": 0, "setpoint_changes": 0, "telemetry": 0}
         self._tasks: list[asyncio.Task[None]] = []
-        self._broker_down = False
-        """Whether telemetry's last try failed: one warning for the plant while the broker is away,
-        not one per PLC and retry (at start-up it often comes up after the plant)."""
+        self._broker = "unknown"
+        """Telemetry's view of the broker: "unknown" (not tried), "up", "waiting" (never reached,
+        the plant just started: the demo starts the broker beside it) or "down". One line for the
+        plant while the broker is away, not one per PLC and retry."""
+        self._broker_reached = False
+        self._started = time.monotonic()
 
     def _written(self, plc: str, address: int, values: tuple[int, ...], client: Any) -> None:
         self.writes.append({"plc": plc, "address": address, "values": list(values), "client": str(client)})
@@ -182,9 +188,9 @@ class LivePlant:
             try:
                 async with await LiveConnection.open(plc.host.address, host, port, self.tap) as connection:
                     await mqtt_session(connection, mqtt_client_id(self.plant, plc))
-                    if self._broker_down:
-                        self._broker_down = False
+                    if self._broker in ("waiting", "down"):
                         log.info("telemetry reaches the MQTT broker at %s:%d", host, port)
+                    self._broker, self._broker_reached = "up", True
                     while True:
                         sequence += 1
                         values = telemetry_values(plc, self.simulation.model(plc.name).values())
@@ -193,13 +199,27 @@ class LivePlant:
                         self.counters["telemetry"] += 1
                         await asyncio.sleep(self.options.telemetry_period)
             except (PlantwardenError, ConnectionError, TimeoutError, asyncio.IncompleteReadError) as error:
-                level = logging.DEBUG if self._broker_down else logging.WARNING
-                self._broker_down = True
-                log.log(
-                    level,
-                    "telemetry of %s is off: %s; retrying every %.0f s",
-                    plc.name,
-                    error,
-                    BROKER_RETRY_SECONDS,
-                )
+                self._broker_off(plc, host, port, error)
                 await asyncio.sleep(BROKER_RETRY_SECONDS)
+
+    def _broker_off(self, plc: Plc, host: str, port: int, error: Exception) -> None:
+        """Say once that telemetry is off: at INFO while a broker never reached may still be
+        starting (for `BROKER_GRACE_SECONDS`), as a warning after that or once one was reached;
+        every other failed try at DEBUG."""
+        starting = not self._broker_reached and time.monotonic() - self._started < BROKER_GRACE_SECONDS
+        if starting and self._broker != "waiting":
+            self._broker = "waiting"
+            log.info(
+                "telemetry waits for the MQTT broker at %s:%d (%s); retrying every %.0f s",
+                host,
+                port,
+                error,
+                BROKER_RETRY_SECONDS,
+            )
+        elif starting or self._broker == "down":
+            log.debug("telemetry of %s is off: %s", plc.name, error)
+        else:
+            self._broker = "down"
+            log.warning(
+                "telemetry of %s is off: %s; retrying every %.0f s", plc.name, error, BROKER_RETRY_SECONDS
+            )
