@@ -22,8 +22,6 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.runtime import Runtime
 from plantwarden.devices.tls import ClientFiles, client_tls_context
@@ -49,20 +47,9 @@ INGEST_REMEDY = (
 
 
 def ingest_identity(ca: CertificateAuthority, site: str) -> ServiceIdentity:
-    """The client certificate of a site's telemetry ingest (common name `pw-ingest-SITE`); one
-    whose file no longer reads is named (`InvalidInput`)."""
-    name = f"{INGEST_PREFIX}{check_site(site)}"
-    try:
-        return ensure_service_identity(ca, name, Purpose.CLIENT)
-    except ValueError:  # cryptography's, without the file: the certificate's, if it no longer reads
-        certificate = ca.directory / "services" / f"{name}.pem"  # where ensure_service_identity keeps it
-        try:
-            x509.load_pem_x509_certificate(certificate.read_bytes())
-        except ValueError:
-            raise InvalidInput(
-                f"the ingest's certificate {certificate} is damaged: not a PEM certificate; {INGEST_REMEDY}"
-            ) from None
-        raise
+    """The client certificate of a site's telemetry ingest (common name `pw-ingest-SITE`); one whose
+    file is damaged is issued again (`ensure_service_identity`)."""
+    return ensure_service_identity(ca, f"{INGEST_PREFIX}{check_site(site)}", Purpose.CLIENT)
 
 
 def ingest_tls_context(identity: ServiceIdentity) -> ssl.SSLContext:

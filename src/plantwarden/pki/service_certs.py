@@ -4,8 +4,8 @@ certificate (it too connects to the broker with a certificate), and the telemetr
 (the key that devices encrypt their messages to).
 
 They are not device certificates (no zone, no role) and are not in the device inventory; each is
-re-issued by `ensure_service_identity` when it is missing, within its last third of life, for
-other hosts, or signed by another CA than the current issuing CA.
+re-issued by `ensure_service_identity` when it is missing, damaged (a warning names the file),
+within its last third of life, for other hosts, or signed by another CA than the current issuing CA.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import ipaddress
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,8 @@ from plantwarden.core.clock import Clock, SystemClock
 from plantwarden.core.errors import InvalidInput
 from plantwarden.pki.authority import CertificateAuthority
 from plantwarden.pki.keys import key_pem, load_key, new_key, replace_file, write_new_file
+
+log = logging.getLogger(__name__)
 
 SERVICE_LIFETIME = timedelta(days=397)
 BACKDATE = timedelta(minutes=5)
@@ -50,7 +53,9 @@ class ServiceIdentity:
     chain: Path
 
     def load_certificate(self) -> x509.Certificate:
-        return x509.load_pem_x509_certificate(self.certificate.read_bytes())
+        """The service's certificate (the file's first); ValueError when the file is not PEM
+        certificates or one of them does not parse (TLS, which reads every block, would refuse it)."""
+        return x509.load_pem_x509_certificates(self.certificate.read_bytes())[0]
 
     def load_key(self) -> ec.EllipticCurvePrivateKey:
         return load_key(self.key.read_bytes(), None, where=str(self.key))
@@ -136,7 +141,7 @@ def ensure_service_identity(
     clock: Clock | None = None,
 ) -> ServiceIdentity:
     """The service's certificate and key under `<pki>/services/`, issued (or re-issued, keeping
-    the key) when missing, stale, for other hosts, or from another issuing CA."""
+    the key) when missing, damaged, stale, for other hosts, or from another issuing CA."""
     if not name or not all(c.isalnum() or c in "-_." for c in name):
         raise InvalidInput(f"{name!r} is not a service name (letters, digits, '-', '_', '.')")
     now = (clock or SystemClock()).now()
@@ -170,7 +175,15 @@ def _stale(
 ) -> bool:
     if not identity.certificate.exists():
         return True
-    certificate = identity.load_certificate()
+    try:
+        certificate = identity.load_certificate()
+    except ValueError:
+        log.warning(
+            "the service certificate %s is damaged (not a PEM certificate, or a broken one):"
+            " issuing it again from the platform CA",
+            identity.certificate,
+        )
+        return True
     start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
     if now >= end - (end - start) / 3 or certificate.issuer != ca.issuing.subject:
         return True

@@ -3,6 +3,7 @@ no error names an option of another command (`telemetry subscribe --tls-ca`)."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography import x509
 
 from plantwarden.core.errors import InvalidInput
 from plantwarden.core.runtime import Runtime
@@ -56,22 +58,42 @@ def _append(path: Path, data: bytes) -> None:
     path.write_bytes(path.read_bytes() + data)
 
 
-@pytest.mark.parametrize(
-    ("damage", "reason"),
-    [
-        (lambda path: path.write_bytes(b"garbage\n"), "is damaged: not a PEM certificate"),
-        (lambda path: _append(path, BROKEN_BLOCK), "is damaged: not PEM certificates, or one of them broken"),
-    ],
-)
-def test_devices_ingest_names_its_damaged_certificate(
-    data_dir: Path, ingest: ServiceIdentity, damage: Callable[[Path], None], reason: str
+DAMAGES = [
+    pytest.param(lambda path: path.write_bytes(b"garbage\n"), id="not PEM"),
+    pytest.param(lambda path: _append(path, BROKEN_BLOCK), id="a broken block after it"),
+]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_devices_ingest_issues_its_damaged_certificate_again(
+    data_dir: Path,
+    ca: CertificateAuthority,
+    ingest: ServiceIdentity,
+    caplog: pytest.LogCaptureFixture,
+    damage: Callable[[Path], None],
 ) -> None:
-    # a garbled file was a ValueError traceback; a broken second block was "--tls-cert FILE,
-    # --tls-key FILE: ..." (options of telemetry subscribe, not of devices ingest)
+    # a garbled file was a ValueError traceback, then "the ingest's certificate FILE is damaged ...;
+    # remove it and start the ingest again": ensure_service_identity now does that itself
     damage(ingest.certificate)
-    error = _ingest_command(data_dir)
-    assert isinstance(error, InvalidInput)
-    assert error.message == f"the ingest's certificate {ingest.certificate} {reason}; {INGEST_REMEDY}"
+    with caplog.at_level(logging.WARNING, logger="plantwarden.pki.service_certs"):
+        assert _ingest_command(data_dir) is None
+    x509.load_pem_x509_certificate(ingest.certificate.read_bytes()).verify_directly_issued_by(ca.issuing)
+    assert f"the service certificate {ingest.certificate} is damaged" in caplog.text
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_the_ingest_names_a_certificate_damaged_after_it_was_issued(
+    ingest: ServiceIdentity, damage: Callable[[Path], None]
+) -> None:
+    # damaged between ensure_service_identity and the TLS context; a broken second block was
+    # "--tls-cert FILE, --tls-key FILE: ..." (options of telemetry subscribe, not of devices ingest)
+    damage(ingest.certificate)
+    with pytest.raises(InvalidInput) as raised:
+        ingest_tls_context(ingest)
+    assert raised.value.message == (
+        f"the ingest's certificate {ingest.certificate} is damaged: not PEM certificates, or one of them"
+        f" broken; {INGEST_REMEDY}"
+    )
 
 
 def test_the_ingest_names_a_damaged_ca_chain_not_tls_ca(ingest: ServiceIdentity) -> None:
