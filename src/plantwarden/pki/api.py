@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Annotated, Literal
 
 from cryptography import x509
@@ -209,9 +210,11 @@ def revoke_route(
     request: Request, actor: Annotated[Actor, Depends(MANAGE)], serial: str, body: RevokeIn
 ) -> CertificateOut:
     """Revoke a certificate: it is in the next CRL, and running services drop it at once (event)."""
-    with store_of(request).transaction() as session:
-        _visible(actor, services.get_certificate(session, serial))
-        row = services.revoke(session, _context(actor), audit_of(request), serial=serial, reason=body.reason)
+    ctx, audit = _context(actor), audit_of(request)
+    with store_of(request).transaction() as session:  # one read: the visibility check sees the row revoked
+        row = services.revoke(
+            session, ctx, audit, serial=serial, reason=body.reason, check=partial(_visible, actor)
+        )
         return CertificateOut.of(row)
 
 

@@ -5,6 +5,7 @@ grows whenever the set of revoked serials changes."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -16,6 +17,7 @@ from plantwarden.core import eventlog
 from plantwarden.core.auditlog import AuditLog
 from plantwarden.core.clock import Clock, SystemClock
 from plantwarden.core.context import Context
+from plantwarden.core.db import sqlite_write_lock
 from plantwarden.core.events import envelope
 from plantwarden.core.parsing import one_line
 from plantwarden.pki.auditing import audit_action
@@ -34,14 +36,29 @@ _REASONS = {flag.name.replace("_", ""): flag for flag in x509.ReasonFlags if fla
 
 
 def revoke(
-    session: Session, ctx: Context, audit: AuditLog | None, *, serial: str, reason: str
+    session: Session,
+    ctx: Context,
+    audit: AuditLog | None,
+    *,
+    serial: str,
+    reason: str,
+    check: Callable[[CertificateRecord], object] | None = None,
 ) -> CertificateRecord:
     """Revoke one certificate (valid or superseded): its status, the `pki.CertificateRevoked`
-    event and the audit entry, all in the caller's transaction."""
+    event and the audit entry, all in the caller's transaction. The certificate is read once and
+    held to the end of it (the row locked; on SQLite the store's write lock, taken before the
+    read), so that `check`, the caller's condition (its site, the actor's grants; it raises to
+    refuse), and the revocation see the same row, and no other change comes in between."""
     why = revocation_reason(reason)
-    record = session.get(CertificateRecord, normalise_serial(serial), with_for_update=True)
+    sqlite_write_lock(session, CertificateRecord.__tablename__, "status")
+    # populate_existing: the row as locked, even when the session read it before
+    record = session.get(
+        CertificateRecord, normalise_serial(serial), with_for_update=True, populate_existing=True
+    )
     if record is None:
         raise CertificateNotFound(f"no certificate with serial {serial} (plantwarden pki list)")
+    if check is not None:
+        check(record)
     if record.status == REVOKED:
         raise CertificateStateConflict(
             f"certificate {record.serial} was already revoked ({record.revocation_reason})"
@@ -98,6 +115,7 @@ def revoke_device(
 ) -> list[CertificateRecord]:
     """Revoke every certificate of a device that is not revoked yet (a superseded one is still
     usable until it expires, so it goes too)."""
+    sqlite_write_lock(session, CertificateRecord.__tablename__, "status")  # held from the list to the end
     serials = session.scalars(
         select(CertificateRecord.serial).where(
             CertificateRecord.site == site,

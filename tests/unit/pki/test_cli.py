@@ -4,6 +4,7 @@ verified by openssl), the inventory, revocation and the CRL, expiry alerts, the 
 from __future__ import annotations
 
 import json
+import sqlite3
 import stat
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from cryptography import x509
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from plantwarden.alerts.models import Alert
 from plantwarden.core.auditlog import AuditEntry
@@ -187,6 +188,57 @@ def test_a_revocation_reason_that_would_be_cut_or_break_pki_show_is_refused(
     invoke(provider, "revoke", listed["serial"], "--reason", f" {longest} ")
     shown = invoke(provider, "show", listed["serial"]).output
     assert f"\nrevocation_reason {longest}\n-----BEGIN CERTIFICATE-----" in shown
+
+
+def _revoke_elsewhere(database: str, serial: str) -> str:
+    """Another writer revokes the certificate (a second operator, the API): 'committed', or why not."""
+    connection = sqlite3.connect(database, timeout=0.2)
+    try:
+        with connection:
+            connection.execute(
+                "UPDATE pki_certificates SET status = 'revoked', revocation_reason = 'elsewhere'"
+                " WHERE serial = ?",
+                (serial,),
+            )
+    except sqlite3.OperationalError as error:
+        return str(error)
+    finally:
+        connection.close()
+    return "committed"
+
+
+@pytest.mark.parametrize(
+    ("site", "status", "reason"), [("plant-a", "revoked", "keyCompromise"), ("plant-b", "valid", None)]
+)
+def test_revoke_serial_site_reads_the_certificate_once_and_holds_it_to_the_revocation(
+    provider: Provider, tmp_path: Path, site: str, status: str, reason: str | None
+) -> None:
+    # it read the certificate twice, the first time without a lock: a revocation committed in
+    # between was overwritten ("keyCompromise" over "elsewhere", no "already revoked")
+    csr = write(tmp_path / "plc-1.csr", pem(make_csr()))
+    identity = ["--device", "plc-1", "--site", "plant-a", "--zone", "cell-1"]
+    invoke(provider, "enroll", *identity, "--csr", str(csr), "--out", str(tmp_path / "plc-1.pem"))
+    (listed,) = json.loads(invoke(provider, "list", "--format", "json").output)
+    engine = provider.runtime().ready_store().engine
+    reads: list[str] = []
+
+    def after_execute(*arguments: object) -> None:
+        statement = str(arguments[2])
+        if statement.startswith("SELECT") and "FROM pki_certificates" in statement:
+            reads.append(_revoke_elsewhere(str(engine.url.database), listed["serial"]))
+
+    event.listen(engine, "after_cursor_execute", after_execute)
+    try:
+        if site == "plant-a":
+            invoke(provider, "revoke", listed["serial"], "--site", site, "--reason", "keyCompromise")
+        else:
+            with pytest.raises(InvalidInput, match="is of site plant-a, not plant-b: nothing revoked"):
+                invoke(provider, "revoke", listed["serial"], "--site", site, "--reason", "keyCompromise")
+    finally:
+        event.remove(engine, "after_cursor_execute", after_execute)
+    assert reads == ["database is locked"]  # one read, and the other writer waits past it
+    (after,) = json.loads(invoke(provider, "list", "--format", "json").output)
+    assert (after["status"], after["revocation_reason"]) == (status, reason)
 
 
 @pytest.mark.parametrize(

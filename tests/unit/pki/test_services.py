@@ -3,6 +3,7 @@ renewal, revocation (event and audit), the CRL (verified by openssl), status, as
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -11,13 +12,15 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from plantwarden.alerts.models import Alert
 from plantwarden.core.auditlog import AuditEntry, AuditLog
 from plantwarden.core.clock import FixedClock
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
+from plantwarden.core.errors import InvalidInput
 from plantwarden.core.eventlog import EventRecord
 from plantwarden.inventory.models import StoredAsset
 from plantwarden.pki import services
@@ -25,6 +28,7 @@ from plantwarden.pki.authority import CertificateAuthority
 from plantwarden.pki.certs import identity_of
 from plantwarden.pki.errors import CertificateStateConflict, EnrolmentRefused, InvalidRequest
 from plantwarden.pki.events import CERTIFICATE_REVOKED
+from plantwarden.pki.models import CertificateRecord
 from plantwarden.pki.revocation import CRL_VALIDITY
 from plantwarden.pki.services import CertificateStatus, DeviceIdentity
 from tests.unit.pki.support import device_key, make_csr, openssl, write
@@ -159,6 +163,53 @@ def test_revocation_is_an_event_in_the_same_transaction_and_an_audit_entry(
         assert (
             len(session.scalars(select(EventRecord).where(EventRecord.type == CERTIFICATE_REVOKED)).all())
             == 1
+        )
+
+
+def _revoke_elsewhere(store: Store, serial: str) -> str:
+    """Another writer (a second operator, the API) revokes the certificate: 'committed', or 'waits'
+    when it would wait for the transaction under test (it gives up after 0.2 s)."""
+    sqlite = store.dialect == "sqlite"
+    with store.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA busy_timeout = 200" if sqlite else "SET lock_timeout = '200ms'")
+        connection.commit()
+        try:
+            connection.execute(
+                update(CertificateRecord)
+                .where(CertificateRecord.serial == serial)
+                .values(status="revoked", revocation_reason="elsewhere")
+            )
+            connection.commit()
+        except OperationalError:
+            connection.rollback()
+            return "waits"
+        finally:
+            connection.exec_driver_sql("PRAGMA busy_timeout = 30000" if sqlite else "RESET lock_timeout")
+            connection.commit()
+    return "committed"
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+def test_revocation_holds_the_certificate_its_check_saw_until_it_is_revoked(
+    ready: Store, ctx: Context, ca: CertificateAuthority, refuse: bool
+) -> None:
+    # `pki revoke SERIAL --site S` checked the site on one read and revoked on another: a revocation
+    # committed in between was overwritten
+    issued = issue(ready, ctx, ca)
+    seen: list[tuple[str, str]] = []
+
+    def check(record: CertificateRecord) -> None:
+        seen.append((record.status, _revoke_elsewhere(ready, record.serial)))
+        if refuse:
+            raise InvalidInput("not this one")
+
+    with contextlib.suppress(InvalidInput), ready.transaction() as session:
+        services.revoke(session, ctx, None, serial=issued.record.serial, reason="stolen", check=check)
+    assert seen == [("valid", "waits")]
+    with ready.transaction() as session:
+        record = services.get_certificate(session, issued.record.serial)
+        assert (record.status, record.revocation_reason) == (
+            ("valid", None) if refuse else ("revoked", "stolen")
         )
 
 
