@@ -241,6 +241,7 @@ def run_command(
     saves = Saves()
     next_save = time.monotonic() + save_every
     problem: str | None = None
+    stopped_by: signal.Signals | None = None
     last_loss: tuple[int, int] | None = None
     last_ts: int | None = None
     stopping = _stop_on_sigterm()
@@ -276,8 +277,10 @@ def run_command(
         problem = error.message
     except OSError as error:
         problem = f"cannot read {error.filename or 'the capture'}: {error.strerror or error}"
+    except _ServiceStop:
+        stopped_by = signal.SIGTERM
     except KeyboardInterrupt:
-        problem = "interrupted: what was read so far is recorded"
+        stopped_by = signal.SIGINT
     finally:
         if stopping is not None:
             signal.signal(signal.SIGTERM, stopping)
@@ -306,6 +309,26 @@ def run_command(
         )
     for line in detectors.summaries():
         click.echo(line)
+    if stopped_by is not None:
+        _stopped(stopped_by, live=not pcaps)
+
+
+def _stopped(signum: signal.Signals, *, live: bool) -> None:
+    """The end of a run stopped by Ctrl-C or SIGTERM, after its summary. A live capture has no end
+    of its own: a stop is how it ends (exit status 0, as tcpdump's). Capture files not read to
+    their end were interrupted: 128 + the signal's number (130 for Ctrl-C)."""
+    how = "Ctrl-C" if signum == signal.SIGINT else signum.name
+    if live:
+        click.echo(f"stopped ({how}): what was read is recorded", err=True)
+        return
+    click.echo(
+        f"interrupted ({how}) before the end of the capture: what was read so far is recorded", err=True
+    )
+    raise SystemExit(128 + signum)
+
+
+class _ServiceStop(KeyboardInterrupt):
+    """SIGTERM: a service stop (systemd, a container, the supervisor), told apart from Ctrl-C."""
 
 
 def _check_options(ctx: click.Context) -> None:
@@ -359,7 +382,7 @@ def _stop_on_sigterm() -> Any:
     `stopped`. Returns the handler to put back."""
 
     def interrupt(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
+        raise _ServiceStop
 
     if threading.current_thread() is not threading.main_thread():
         return None  # only the main thread may set handlers (a test running the command in a thread)
