@@ -33,6 +33,13 @@ from plantwarden.core.parsing import INTEGER, NUMBER, NotUtf8Text, utf8_text
 
 ENV_PREFIX = "PLANTWARDEN_"
 CONFIG_ENV = "PLANTWARDEN_CONFIG"
+PKI_PASSPHRASE_ENV = "PLANTWARDEN_PKI_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
+ENROLMENT_TOKEN_ENV = "PLANTWARDEN_ENROLMENT_TOKEN"  # noqa: S105 - the variable's name, not a secret
+COMMAND_ENV = frozenset({CONFIG_ENV, PKI_PASSPHRASE_ENV, ENROLMENT_TOKEN_ENV})
+"""`PLANTWARDEN_*` variables that are not settings: the configuration file, and what a command
+reads itself (the root CA's passphrase, a device's enrolment token). Any other `PLANTWARDEN_*`
+variable must name a setting: a misspelt one is refused rather than silently ignored."""
+_COMMAND_NAMES = ", ".join(f"`{name}`" for name in sorted(COMMAND_ENV))
 CONFIG_FILE_NAME = "plantwarden.toml"
 REDACTED = "**********"
 
@@ -220,7 +227,7 @@ def load_settings(
             values[key] = _coerce(_find(declared, key), raw, f"{path}")
             sources[key] = f"file {path.name}"
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+        if not name.startswith(ENV_PREFIX) or name in COMMAND_ENV:
             continue
         declaration = _by_env(declared, name)
         values[declaration.key] = _coerce(declaration, raw, f"environment {name}")
@@ -259,6 +266,10 @@ def render_reference(sections: Sequence[type[SettingsSection]]) -> str:
         "still name the store (`store postgresql+psycopg://plantwarden:***@db.plant.local/plantwarden`).",
         "An integer is written in ASCII digits; a number is finite (not nan or inf); a boolean is",
         "true/false, yes/no, on/off or 1/0. A value that is not one is refused, naming the setting.",
+        f"Every `{ENV_PREFIX}*` environment variable names a setting below, except {_COMMAND_NAMES},",
+        "which name the configuration file or are read by the commands themselves (`pki` the root",
+        "CA's passphrase, `agent enroll` a device's token); any other is refused, with the nearest",
+        "name, rather than ignored.",
         "",
     ]
     for section in sections:
@@ -326,7 +337,7 @@ def _by_env(declared: Sequence[SettingDeclaration], name: str) -> SettingDeclara
     for declaration in declared:
         if declaration.env_var == name:
             return declaration
-    names = [d.env_var for d in declared]
+    names = [d.env_var for d in declared] + sorted(COMMAND_ENV)
     close = difflib.get_close_matches(name, names, n=1)
     hint = f"; did you mean {close[0]}?" if close else ""
     raise ConfigurationError(f"unknown environment variable {name}{hint}")

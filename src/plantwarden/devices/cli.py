@@ -26,6 +26,7 @@ from plantwarden.core.errors import PlantwardenError
 from plantwarden.core.parsing import host_port
 from plantwarden.core.records.partitions import writer_name_of
 from plantwarden.core.runtime import Runtime, RuntimeProvider
+from plantwarden.core.settings import ENROLMENT_TOKEN_ENV
 from plantwarden.devices.agent import Agent, AgentFiles, enroll, read_state, renew, renewal_due
 from plantwarden.devices.broker import (
     BROKER,
@@ -72,7 +73,7 @@ def agent_group() -> None:
 @agent_group.command("enroll")
 @_DIR
 @click.option("--api", required=True, help="The platform's base URL, e.g. https://plantwarden.plant:8443.")
-@click.option("--token", required=True, envvar="PLANTWARDEN_ENROLMENT_TOKEN", help="The one-time token.")
+@click.option("--token", required=True, envvar=ENROLMENT_TOKEN_ENV, help="The one-time token.")
 @click.option(
     "--api-ca", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="CA of the API's TLS."
 )

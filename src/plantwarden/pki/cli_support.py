@@ -15,11 +15,12 @@ from plantwarden.core.auditlog import AuditLog, AuditSettings
 from plantwarden.core.cli_values import actor_name, duration_ns
 from plantwarden.core.files import atomic_write
 from plantwarden.core.runtime import Runtime
+from plantwarden.core.settings import PKI_PASSPHRASE_ENV
 from plantwarden.pki.auditing import audit_action
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
 from plantwarden.pki.certs import DeviceIdentity
 
-PASSPHRASE_ENV = "PLANTWARDEN_PKI_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
+PASSPHRASE_ENV = PKI_PASSPHRASE_ENV
 
 
 def duration(ctx: click.Context | None, param: click.Parameter | None, value: str | None) -> timedelta | None:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import ast
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,15 @@ from plantwarden.cli.config import config_group
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.errors import ConfigurationError
 from plantwarden.core.logs import RedactSecrets
-from plantwarden.core.settings import REDACTED, Secret, load_settings, parse_assignment, render_reference
+from plantwarden.core.settings import (
+    COMMAND_ENV,
+    ENV_PREFIX,
+    REDACTED,
+    Secret,
+    load_settings,
+    parse_assignment,
+    render_reference,
+)
 from plantwarden.web.settings import ServerSettings
 from tests.output_support import files_of, full_disk
 
@@ -97,6 +107,32 @@ def test_bad_config_files_get_clear_errors(tmp_path: Path, toml: str, message: s
 def test_unknown_environment_variable_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match=r"PLANTWARDEN_SERVER_PROT.*PLANTWARDEN_SERVER_PORT"):
         load_settings(SECTIONS, environ={"PLANTWARDEN_SERVER_PROT": "1"}, cwd=tmp_path)
+
+
+def test_the_variables_commands_read_are_not_taken_for_misspelt_settings(tmp_path: Path) -> None:
+    """`pki init` reads PLANTWARDEN_PKI_PASSPHRASE, `agent enroll` PLANTWARDEN_ENROLMENT_TOKEN; with
+    either set, every command that read the settings stopped at 'unknown environment variable'."""
+    environ = {"PLANTWARDEN_PKI_PASSPHRASE": "a passphrase", "PLANTWARDEN_ENROLMENT_TOKEN": "a token"}
+    load_settings(SECTIONS, environ=environ, cwd=tmp_path)
+    with pytest.raises(
+        ConfigurationError, match=r"PLANTWARDEN_PKI_PASSPHRSE; did you mean PLANTWARDEN_PKI_PASSPHRASE"
+    ):
+        load_settings(SECTIONS, environ={"PLANTWARDEN_PKI_PASSPHRSE": "x"}, cwd=tmp_path)
+
+
+def test_every_plantwarden_variable_the_source_names_is_a_setting_or_a_command_s(tmp_path: Path) -> None:
+    """A `PLANTWARDEN_*` name in the source is a setting's variable, one of `COMMAND_ENV`, or a
+    setting's default value (the event stream's name), so that none is refused at start."""
+    settings = load_settings(SECTIONS, environ={}, cwd=tmp_path)
+    known = {d.env_var for d in settings.declared} | COMMAND_ENV | {ENV_PREFIX}
+    defaults = {d.default for d in settings.declared if isinstance(d.default, str)}
+    named = set()
+    for path in (ROOT / "src" / "plantwarden").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                named |= set(re.findall(r"\bPLANTWARDEN_[A-Z0-9_]*", node.value))
+    assert len(named) > 5
+    assert named - known - defaults == set()
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("true", True), ("0", False), ("YES", True), ("off", False)])
