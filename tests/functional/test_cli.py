@@ -46,6 +46,17 @@ def test_bad_settings_exit_with_a_clear_message(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_pki_init_takes_its_passphrase_from_the_environment_as_its_help_says(tmp_path: Path) -> None:
+    """PLANTWARDEN_PKI_PASSPHRASE was refused as an unknown setting before pki init could read it."""
+    env = {"PLANTWARDEN_PKI_PASSPHRASE": "correct horse battery staple 9"}
+    result = plantwarden("--data-dir", str(tmp_path / "data"), "pki", "init", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "issuing CN=Plantwarden Issuing CA" in result.stdout
+    misspelt = plantwarden("config", "show", cwd=tmp_path, env={"PLANTWARDEN_PKI_PASSPHRSE": "x"})
+    assert misspelt.returncode == 1
+    assert "did you mean PLANTWARDEN_PKI_PASSPHRASE?" in misspelt.stderr
+
+
 def test_backup_restores_into_an_empty_data_directory(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     assert (
