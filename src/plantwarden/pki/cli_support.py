@@ -4,6 +4,7 @@ passphrase, durations, identities and output files."""
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -48,8 +49,25 @@ def passphrase(file: Path | None, *, confirm: bool) -> bytes:
         return lines[0] if lines else b""
     if os.environ.get(PASSPHRASE_ENV):
         return os.environ[PASSPHRASE_ENV].encode()
+    if sys.stdin is None or not sys.stdin.isatty():  # a script: its lines, without the prompt's warnings
+        return _piped_passphrase(confirm=confirm)
     text = click.prompt("Root CA passphrase", hide_input=True, confirmation_prompt=confirm)
     return str(text).encode()
+
+
+def _piped_passphrase(*, confirm: bool) -> bytes:
+    """The passphrase from standard input that is not a terminal: its first line (and, at `init`,
+    the same again on the second), or a usage error saying where else it can come from."""
+    lines = [sys.stdin.readline() if sys.stdin is not None else "" for _ in range(2 if confirm else 1)]
+    if not all(lines):
+        raise click.UsageError(
+            f"no root CA passphrase: standard input ended before it was given{' twice' if confirm else ''};"
+            f" give --passphrase-file FILE or set {PASSPHRASE_ENV}"
+        )
+    given = [line.rstrip("\r\n") for line in lines]
+    if confirm and given[0] != given[1]:
+        raise click.UsageError("the two passphrases on standard input differ")
+    return given[0].encode()
 
 
 PASSPHRASE_FILE = click.option(

@@ -165,6 +165,26 @@ def test_init_asks_for_the_passphrase_twice(data_dir: Path, clock: FixedClock) -
 
 
 @pytest.mark.parametrize(
+    ("stdin", "problem"),
+    [
+        ("", "no root CA passphrase: standard input ended before it was given twice; give --passphrase-file"),
+        (f"{PASSPHRASE.decode()}\n", "standard input ended before it was given twice"),
+        (f"{PASSPHRASE.decode()}\n{PASSPHRASE.decode()}x\n", "the two passphrases on standard input differ"),
+    ],
+)
+def test_init_from_a_script_says_where_the_passphrase_can_come_from(
+    data_dir: Path, clock: FixedClock, stdin: str, problem: str
+) -> None:
+    """Input that ran out at the prompt was 'aborted' (Ctrl-C's word, status 130), after Python's
+    warnings that the passphrase may be echoed."""
+    result = CliRunner().invoke(pki_group, ["init"], obj=Provider(data_dir, clock), input=stdin)
+    assert result.exit_code == 2, result.output
+    assert problem in result.output
+    assert "echoed" not in result.output
+    assert not (pki_directory(data_dir) / ROOT_KEY).exists()
+
+
+@pytest.mark.parametrize(
     ("reason", "problem"),
     [
         ("keyCompromise: " + "x" * 384 + "END", "the revocation reason has 402 characters; at most 400"),
