@@ -33,7 +33,7 @@ def show(state: CliState) -> None:
 
 
 @config_group.command("reference")
-@output_file_option("--output", "-o", help="Write to this file instead of stdout.")
+@output_file_option("--output", "-o", stdout=True, help="Write to this file instead of stdout (-: stdout).")
 def reference(output: Path | None) -> None:
     """The settings reference in Markdown (docs/settings.md is generated with this)."""
     text = render_reference(SECTIONS)

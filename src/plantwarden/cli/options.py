@@ -10,7 +10,9 @@ import click
 from plantwarden.core.cli_values import output_file_option
 from plantwarden.core.clock import in_utc
 
-output_option = output_file_option("-o", "--output", help="Write to FILE (default: standard output).")
+output_option = output_file_option(
+    "-o", "--output", stdout=True, help="Write to FILE (default, or -: standard output)."
+)
 
 
 format_option = click.option(

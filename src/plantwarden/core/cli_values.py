@@ -56,14 +56,30 @@ def duration_ns(_ctx: click.Context | None, _param: click.Parameter | None, valu
     return int(found.group(1)) * _UNITS[found.group(2)] * SECOND_NS
 
 
-def output_file_option(*names: str, **attributes: Any) -> Callable[[_F], _F]:
+STANDARD_OUTPUT = "-"
+"""The name that means standard output for an option of a command that writes there by default."""
+
+
+def output_file_option(*names: str, stdout: bool = False, **attributes: Any) -> Callable[[_F], _F]:
     """A `click.option` naming a file to write, refused before the command does its work when it
     cannot be written (a directory, where the empty path is '.'; in no directory; a name the
     system refuses; no permission), where the write would fail afterwards. Commands write it with
-    `core.files.atomic_write` or `atomic_open`: whole or not at all."""
+    `core.files.atomic_write` or `atomic_open`: whole or not at all. With `stdout` (a command that
+    writes standard output without the option), `-` names standard output too (the command gets
+    None, as without the option); without, `-` is refused: `-o -` never means a file named '-'."""
+    callback = output_file_or_stdout if stdout else output_file
     return click.option(
-        *names, type=click.Path(dir_okay=False, path_type=Path), callback=output_file, **attributes
+        *names, type=click.Path(dir_okay=False, path_type=Path), callback=callback, **attributes
     )
+
+
+def output_file_or_stdout(
+    ctx: click.Context | None, param: click.Parameter | None, value: Path | None
+) -> Path | None:
+    """An optional file to write where `-` (or no value) is standard output: None."""
+    if value is not None and str(value) == STANDARD_OUTPUT:
+        return None
+    return output_file(ctx, param, value)
 
 
 def output_file(
@@ -72,6 +88,8 @@ def output_file(
     """An optional file to write, `output_file_option`'s callback."""
     if value is None:
         return None
+    if str(value) == STANDARD_OUTPUT:
+        raise click.BadParameter("'-' (standard output) is not taken here: name a file")
     try:
         problem = _unwritable(value)
     except OSError as error:  # a name too long, a loop of links...

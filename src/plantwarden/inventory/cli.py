@@ -89,7 +89,7 @@ def show_command(provider: RuntimeProvider, asset: str, site: str | None, output
 @assets_group.command("export")
 @click.option("--site", help="Only this site.")
 @click.option("--format", "output", type=click.Choice(["json", "csv"]), default="json", show_default=True)
-@output_file_option("-o", "--output-file", help="Write here, not stdout.")
+@output_file_option("-o", "--output-file", stdout=True, help="Write here, not stdout (-: stdout).")
 @click.pass_obj
 def export_command(
     provider: RuntimeProvider, site: str | None, output: str, output_file: Path | None

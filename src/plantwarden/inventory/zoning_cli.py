@@ -62,7 +62,7 @@ READ_LIMIT = 10_000_000
     metavar="NETWORK",
     help="A network of the plant besides the private, loopback and link-local ones (repeatable).",
 )
-@output_file_option("-o", "--output", help="Write the draft here, not stdout.")
+@output_file_option("-o", "--output", stdout=True, help="Write the draft here, not stdout (-: stdout).")
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @click.pass_obj
 def suggest_command(

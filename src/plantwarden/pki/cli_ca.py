@@ -87,7 +87,7 @@ def renew_issuing_command(
 
 
 @click.command("cacerts")
-@output_file_option("--out", help="Write to FILE.")
+@output_file_option("--out", stdout=True, help="Write to FILE (default, or -: standard output).")
 @click.pass_obj
 def cacerts_command(provider: RuntimeProvider, out: Path | None) -> None:
     """The CA chain (issuing CA, then root), PEM: what devices and brokers trust."""

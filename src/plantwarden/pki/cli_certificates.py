@@ -241,7 +241,7 @@ def _of_site(site: str) -> Callable[[CertificateRecord], None]:
 
 
 @click.command("crl")
-@output_file_option("--out", help="Write to FILE.")
+@output_file_option("--out", stdout=True, help="Write to FILE (default, or -: standard output).")
 @click.option("--pem", "as_pem", is_flag=True, help="PEM instead of DER.")
 @click.pass_obj
 def crl_command(provider: RuntimeProvider, out: Path | None, as_pem: bool) -> None:

@@ -19,6 +19,7 @@ from plantwarden.core.cli_values import (
     duration_ns,
     none_at_site,
     output_file,
+    output_file_or_stdout,
     time_ns,
 )
 from plantwarden.core.clock import SECOND_NS, from_nanoseconds, iso_nanoseconds, iso_time, nanoseconds
@@ -156,6 +157,18 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_the_command_run
     ]:
         with pytest.raises(click.BadParameter, match=problem):
             output_file(None, None, path)
+
+
+def test_dash_is_standard_output_where_that_is_the_default_and_refused_elsewhere(tmp_path: Path) -> None:
+    """`-o -` in a script means standard output, never a file named '-' in the working directory."""
+    assert output_file_or_stdout(None, None, Path("-")) is None
+    assert output_file_or_stdout(None, None, None) is None
+    assert output_file_or_stdout(None, None, tmp_path / "out.txt") == tmp_path / "out.txt"
+    assert output_file_or_stdout(None, None, tmp_path / "-") == tmp_path / "-"  # a file named so on purpose
+    with pytest.raises(click.BadParameter, match="is a directory"):
+        output_file_or_stdout(None, None, tmp_path)
+    with pytest.raises(click.BadParameter, match=r"'-' \(standard output\) is not taken here: name a file"):
+        output_file(None, None, Path("-"))
 
 
 def test_an_output_file_in_a_directory_that_cannot_take_a_new_file_is_refused(tmp_path: Path) -> None:

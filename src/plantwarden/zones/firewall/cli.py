@@ -54,7 +54,7 @@ def firewall_group() -> None:
 @SITE
 @VARIANT
 @ZONE
-@output_file_option("-o", "--output", help="Write here (default: stdout).")
+@output_file_option("-o", "--output", stdout=True, help="Write here (default, or -: stdout).")
 def render(
     plant_file: Path, site_id: str | None, variant: str, zone: str | None, output: Path | None
 ) -> None:
