@@ -296,4 +296,8 @@ def _check_expiry_once(runtime: Runtime, within: timedelta) -> None:
         click.echo(
             f"{record.site:<14}{record.device:<20}{record.serial}  {(record.not_after - now).days} days left"
         )
-    click.echo(f"{len(found)} certificates expire within {within.days} days: alerts raised")
+    if not found:
+        click.echo(f"no certificate expires within {within.days} days")
+        return
+    noun = "certificate expires" if len(found) == 1 else "certificates expire"
+    click.echo(f"{len(found)} {noun} within {within.days} days: an alert raised for each")

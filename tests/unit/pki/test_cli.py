@@ -95,8 +95,12 @@ def test_enrol_list_revoke_and_the_crl(provider: Provider, tmp_path: Path, clock
         json.loads(invoke(provider, "list", "--status", "valid", "--format", "json").output)[0]["device"]
         == "plc-2"
     )
+    assert invoke(provider, "check-expiry").output.endswith("no certificate expires within 14 days\n")
     clock.advance(timedelta(days=20))
-    assert "1 certificates expire within 14 days" in invoke(provider, "check-expiry").output
+    assert (
+        "1 certificate expires within 14 days: an alert raised for each"
+        in invoke(provider, "check-expiry").output
+    )
     with provider.runtime().ready_store().transaction() as session:
         (alert,) = session.scalars(select(Alert))
         assert alert.rule_id == "pw-pki-expiry" and "plc-2" in alert.title
