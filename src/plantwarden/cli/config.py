@@ -41,4 +41,4 @@ def reference(output: Path | None) -> None:
         click.echo(text, nl=False)
     else:
         atomic_write(output, text)
-        click.echo(f"wrote {output}")
+        click.echo(f"wrote {output}", err=True)  # standard output is for the reference only

@@ -248,3 +248,4 @@ def test_config_reference_keeps_the_file_it_would_replace_when_the_disk_fills_up
     assert files_of(tmp_path) == before
     result = CliRunner().invoke(config_group, ["reference", "-o", str(reference)], catch_exceptions=False)
     assert result.exit_code == 0 and reference.read_text(encoding="utf-8") == render_reference(SECTIONS)
+    assert (result.stdout, result.stderr) == ("", f"wrote {reference}\n")  # stdout is the reference's only

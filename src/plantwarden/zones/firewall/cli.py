@@ -64,7 +64,9 @@ def render(
         click.echo(script, nl=False)
     else:
         atomic_write(output, script)
-        click.echo(f"wrote {output} (check it with `nft -c -f {output}`, load it with `nft -f {output}`)")
+        click.echo(
+            f"wrote {output} (check it with `nft -c -f {output}`, load it with `nft -f {output}`)", err=True
+        )
 
 
 @firewall_group.command("drift")
