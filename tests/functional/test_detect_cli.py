@@ -5,11 +5,17 @@ pressure transmitter drifts; the episode is listed with the variable named and r
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from click.testing import CliRunner, Result
 
 from plantwarden.cli.main import cli
+from plantwarden.core.clock import SystemClock
+from plantwarden.core.records.partitions import PartitionBackend, PartitionRef
+from plantwarden.core.runtime import Runtime
+from plantwarden.detection.process_watch.cli import telemetry_hours
+from tests.conftest import make_settings
 
 START = 1_767_600_000  # 2026-01-05 08:00:00 UTC
 RIVERSIDE = Path(__file__).resolve().parents[2] / "examples" / "riverside" / "plant.yaml"
@@ -109,3 +115,46 @@ def test_train_refuses_a_window_without_enough_telemetry(tmp_path: Path) -> None
     window = ["--site", "riverside", "--since", "2026-01-05T08:00:00Z", "--until", "2026-01-05T09:00:00Z"]
     result = run(data, "detect", "train", *window)
     assert result.exit_code != 0 and "fewer than --min-rows 300" in result.output, result.output
+
+
+class CountingBackend:
+    """The store's real partition backend, counting how often its partitions are listed (once per
+    query)."""
+
+    def __init__(self, backend: PartitionBackend) -> None:
+        self.backend = backend
+        self.listings = 0
+
+    def partitions(self, kind: str | None = None) -> list[PartitionRef]:
+        self.listings += 1
+        return self.backend.partitions(kind)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
+
+
+def test_a_long_window_reads_only_the_hours_that_hold_telemetry(tmp_path: Path) -> None:
+    """`detect check --since 2000-01-01` asked for each of 230,000 empty hours (17 s on an
+    empty store); the hours no partition covers are not read, and the same rows come back."""
+    data = tmp_path / "data"
+    pushed = run(data, "telemetry", "push", "-", "--site", "riverside", stdin=pump_csv(5400))
+    assert pushed.exit_code == 0, pushed.output
+    runtime = Runtime(make_settings(data), SystemClock())
+    try:
+        counting = CountingBackend(runtime.records())
+        since_2000 = 946_684_800 * 1_000_000_000
+        batches = list(
+            telemetry_hours(counting, "riverside", since_2000, (START + 86_400) * 1_000_000_000, None)
+        )
+        assert sum(len(b) for b in batches) == 5400 * 4
+        assert counting.listings <= 1 + 3  # the partitions once, then one query per hour of data
+        narrow = list(
+            telemetry_hours(
+                runtime.records(), "riverside", START * 1_000_000_000, (START + 5400) * 1_000_000_000, None
+            )
+        )
+        assert [len(b) for b in batches] == [len(b) for b in narrow]
+    finally:
+        runtime.close()
+    checked = run(data, "detect", "check", "--site", "riverside", "--since", "2000-01-01T00:00:00Z")
+    assert "train one first" in checked.output  # the long window reaches the model check at once

@@ -44,14 +44,29 @@ _site = click.option("--site", required=True, help="The site whose telemetry is 
 def telemetry_hours(
     backend: PartitionBackend, site: str, start: int, end: int, device: str | None
 ) -> Iterator[RecordBatch]:
-    """The site's stored telemetry in [start, end), an hour at a time, in time order."""
-    for low in range(start - start % HOUR_NS, end, HOUR_NS):
+    """The site's stored telemetry in [start, end), an hour at a time, in time order. Only the
+    hours some telemetry partition covers are read: `--since 2000-01-01` on a store of one week
+    asked for each of 230,000 empty hours (17 s on an empty store)."""
+    hours = sorted(
+        {
+            low
+            for ref in backend.partitions("telemetry")
+            if ref.end_ns > start and ref.start_ns < end
+            for low in _hours(max(ref.start_ns, start), min(ref.end_ns, end))
+        }
+    )
+    for low in hours:
         batch = query(
             backend,
             RecordQuery("telemetry", max(low, start), min(low + HOUR_NS, end), site=site, device=device),
         )
         if len(batch):
             yield batch
+
+
+def _hours(start: int, end: int) -> range:
+    """The starts of the hours that [start, end) touches."""
+    return range(start - start % HOUR_NS, end, HOUR_NS)
 
 
 @click.command("train")
