@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from plantwarden.core.errors import ConfigurationError
-from plantwarden.core.files import atomic_write
+from plantwarden.core.files import atomic_write, private_directory
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -58,8 +58,8 @@ class AccountSecrets:
         that loses the race to create it reads the winner's key, never a part of it.
         """
         path = cls.key_path(data_dir)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.parent.chmod(0o700)
+        private_directory(path.parent)
+        path.parent.chmod(0o700)  # the secrets directory is private even where it was made otherwise
         key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
         try:
             atomic_write(path, key, mode=0o600, exclusive=True)

@@ -57,6 +57,7 @@ from plantwarden.core.config import CoreSettings
 from plantwarden.core.context import Context
 from plantwarden.core.db import Base, Store, UTCDateTime, sqlite_write_lock
 from plantwarden.core.errors import ConfigurationError, InvalidInput
+from plantwarden.core.files import private_directory
 from plantwarden.core.ids import new_id
 from plantwarden.core.settings import SettingsSection, setting
 
@@ -237,9 +238,7 @@ class AuditKeys:
 
 def _create_key_file(path: Path) -> None:
     directory = path.parent
-    if not directory.exists():
-        directory.mkdir(parents=True, mode=0o700, exist_ok=True)
-        directory.chmod(0o700)  # mkdir's mode is filtered by the umask
+    private_directory(directory)
     temporary = directory / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}"
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

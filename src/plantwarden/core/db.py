@@ -6,6 +6,8 @@ on `Base`; high-rate protocol records never come through here (they use the reco
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,6 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from plantwarden.core.config import CoreSettings
+from plantwarden.core.files import private_directory
 
 DATABASE_FILE_NAME = "plantwarden.db"
 # Tables of the records plane on PostgreSQL: high-rate data, not domain state. Migrations,
@@ -83,6 +86,17 @@ def describe_url(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def private_sqlite_file(path: Path) -> None:
+    """Make a new SQLite store its owner's only: its directory 0700 when this creates it (the data
+    directory, which then keeps the records and evidence beside it private too), and the database
+    file 0600, created empty before SQLite opens it (SQLite gives its -wal and -shm files the
+    database file's permissions). The store holds password hashes, the audit log and the plant's
+    alerts; an existing file or directory keeps the permissions it has."""
+    private_directory(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+
+
 def create_store_engine(url: URL, *, schema: str | None = None) -> Engine:
     """An engine for the store. SQLite gets WAL, foreign keys and a busy timeout; PostgreSQL
     gets pre-ping and, with `schema`, a search path (used to isolate tests)."""
@@ -96,7 +110,7 @@ def create_store_engine(url: URL, *, schema: str | None = None) -> Engine:
 
 def _sqlite_engine(url: URL) -> Engine:
     if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(Path(url.database))
     engine = create_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")

@@ -107,6 +107,23 @@ def _replacing(
     fsync_directory(target.parent)
 
 
+def private_directory(path: Path) -> None:
+    """Create `path` and each missing parent 0700, so that a directory this creates is its owner's
+    only (the data directory holds the store, the records and the keys); a directory that exists
+    keeps its permissions."""
+    missing = []
+    for directory in (path, *path.parents):
+        if directory.exists():
+            break
+        missing.append(directory)
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:  # made by another process meanwhile: its permissions stay
+            continue
+        directory.chmod(0o700)  # mkdir's mode is filtered by the umask
+
+
 def fsync_directory(directory: Path) -> None:
     """Make the renames and new names in `directory` durable (a file system that cannot sync a
     directory, EINVAL, makes them durable its own way)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from plantwarden.core.files import TEMPORARY_SUFFIX, atomic_open, atomic_write
+from plantwarden.core.files import TEMPORARY_SUFFIX, atomic_open, atomic_write, private_directory
 from tests.output_support import full_disk, writes_any_file
 
 GOOD = b"the good file, as the user left it\n" * 20
@@ -191,3 +191,16 @@ def test_a_name_as_long_as_the_system_allows_has_a_temporary_that_fits(tmp_path:
     target = tmp_path / ("é" * 127)  # 254 bytes in UTF-8
     atomic_write(target, "x")
     assert _files(tmp_path) == {target.name: b"x"}
+
+
+def test_a_private_directory_is_made_0700_with_its_missing_parents(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    deep = shared / "srv" / "plantwarden" / "data"
+    private_directory(deep)
+    assert [stat.S_IMODE(d.stat().st_mode) for d in (deep, deep.parent, deep.parent.parent)] == [0o700] * 3
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755  # it was there: left as it is
+    deep.chmod(0o750)
+    private_directory(deep)
+    assert stat.S_IMODE(deep.stat().st_mode) == 0o750

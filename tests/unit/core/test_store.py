@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import stat
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -19,6 +21,7 @@ from plantwarden.core.errors import StoreNotReady
 from plantwarden.core.settings import Settings
 from plantwarden.zones import services
 from plantwarden.zones.models import NetworkSegment, Site
+from tests.conftest import make_settings
 
 
 def test_an_empty_store_is_created_at_the_head_revision(store: Store) -> None:
@@ -126,3 +129,41 @@ def test_the_embedded_store_is_sqlite_in_wal_mode_in_the_data_directory(settings
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally:
         store.close()
+
+
+def test_a_new_sqlite_store_is_its_owner_s_only(tmp_path: Path) -> None:
+    """The store holds password hashes, the audit log and the plant's alerts: it was created 0644
+    in a data directory 0755, readable by every user of the host."""
+    data = tmp_path / "srv" / "data"
+    store = Store.from_settings(make_settings(data)[CoreSettings])
+    try:
+        migrate.ensure_ready(store)
+        with store.transaction() as session:
+            session.execute(text("CREATE TABLE written_now (x INTEGER)"))
+        modes = {
+            p.name: stat.S_IMODE(p.stat().st_mode)
+            for p in data.iterdir()
+            if p.name.startswith("plantwarden.db")
+        }
+        assert modes["plantwarden.db"] == 0o600
+        assert modes["plantwarden.db-wal"] == 0o600  # SQLite gives it the database's mode
+        assert {stat.S_IMODE(d.stat().st_mode) for d in (data, data.parent)} == {0o700}
+    finally:
+        store.close()
+
+
+def test_an_existing_store_and_directory_keep_their_permissions(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    first = Store.from_settings(make_settings(data)[CoreSettings])
+    migrate.ensure_ready(first)
+    first.close()
+    (data / "plantwarden.db").chmod(0o640)  # an administrator's choice (a backup group)
+    again = Store.from_settings(make_settings(data)[CoreSettings])
+    try:
+        migrate.ensure_ready(again)
+    finally:
+        again.close()
+    assert stat.S_IMODE((data / "plantwarden.db").stat().st_mode) == 0o640
+    assert stat.S_IMODE(data.stat().st_mode) == 0o755
