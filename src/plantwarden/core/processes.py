@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from plantwarden.core.files import private_directory
+
 log = logging.getLogger(__name__)
 
 
@@ -178,7 +180,7 @@ class Supervisor:
                 for c in self._children
             },
         }
-        self._state_file.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(self._state_file.parent)
         temporary = self._state_file.with_suffix(".tmp")
         temporary.write_text(json.dumps(state, indent=2))
         temporary.replace(self._state_file)

@@ -13,6 +13,7 @@ from plantwarden.core.clock import Clock, SystemClock
 from plantwarden.core.config import CoreSettings
 from plantwarden.core.context import Context
 from plantwarden.core.db import Store
+from plantwarden.core.files import private_directory
 from plantwarden.core.migrate import ensure_ready
 from plantwarden.core.records.backend import open_backend
 from plantwarden.core.records.partitions import PartitionBackend
@@ -28,6 +29,7 @@ class Runtime:
         self.clock: Clock = clock or SystemClock()
         self.source = source
         self._store: Store | None = None
+        private_directory(self.core.data_path)  # whatever this process writes there first: 0700 if new
 
     @property
     def core(self) -> CoreSettings:

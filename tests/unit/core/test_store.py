@@ -18,6 +18,7 @@ from plantwarden.core.config import CoreSettings
 from plantwarden.core.context import Context
 from plantwarden.core.db import Base, Store
 from plantwarden.core.errors import StoreNotReady
+from plantwarden.core.runtime import Runtime
 from plantwarden.core.settings import Settings
 from plantwarden.zones import services
 from plantwarden.zones.models import NetworkSegment, Site
@@ -167,3 +168,11 @@ def test_an_existing_store_and_directory_keep_their_permissions(tmp_path: Path) 
         again.close()
     assert stat.S_IMODE((data / "plantwarden.db").stat().st_mode) == 0o640
     assert stat.S_IMODE(data.stat().st_mode) == 0o755
+
+
+def test_a_data_directory_a_process_makes_first_is_private(tmp_path: Path) -> None:
+    """Whatever a process writes there first (the supervisor's state, a records partition, the
+    audit key), the data directory it makes is 0700."""
+    data = tmp_path / "new" / "data"
+    Runtime(make_settings(data))
+    assert [stat.S_IMODE(d.stat().st_mode) for d in (data, data.parent)] == [0o700, 0o700]
