@@ -12,6 +12,8 @@ from plantwarden.core.config import NatsSettings, SupervisorSettings
 from plantwarden.core.processes import ProcessSpec, Supervisor
 from plantwarden.core.settings import Settings
 from plantwarden.gateway.settings import GatewaySettings
+from plantwarden.web.listen import listening_socket
+from plantwarden.web.settings import ServerSettings
 from plantwarden.workers.notify.settings import NotifySettings
 
 
@@ -61,6 +63,8 @@ def up(state: CliState, host: str | None, port: int | None) -> None:
     runtime = state.runtime()
     runtime.ready_store()  # fail here, once, rather than in a restart loop
     runtime.close()
+    server = runtime.settings[ServerSettings]
+    listening_socket(server.host, server.port).close()  # so is an address in use
     supervisor_settings = runtime.settings[SupervisorSettings]
     supervisor = Supervisor(
         process_table(runtime.settings, state.child_environment()),

@@ -14,6 +14,7 @@ from plantwarden.core.db import describe_url
 from plantwarden.core.runtime import Runtime
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
 from plantwarden.web.app import create_app
+from plantwarden.web.listen import listening_socket
 from plantwarden.web.settings import ServerSettings
 from plantwarden.web.tls import ClientCertificateProtocol, TLSFiles, asking_for_client_certificates, tls_for
 
@@ -28,6 +29,7 @@ def run_server(runtime: Runtime) -> None:
     app = create_app(runtime.settings, store, tls=tls is not None)
     scheme = "https" if tls else "http"
     log.info("store %s", describe_url(store.engine.url))
+    sock = listening_socket(server.host, server.port)
     log.info("serving the console at %s://%s:%d/", scheme, _url_host(server.host), server.port)
     with store.transaction() as session:
         if not accounts.list_users(session):
@@ -52,7 +54,7 @@ def run_server(runtime: Runtime) -> None:
         **client_certificates(tls, runtime.core.data_path),
     )
     try:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:
         pass  # uvicorn re-raises Ctrl-C after its clean shutdown; that is a normal stop
     finally:

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from plantwarden.cli.main import cli
+from plantwarden.core.errors import ConfigurationError
+from plantwarden.web.listen import listening_socket
+from tests.helpers import plantwarden
 
 
 @pytest.mark.parametrize("command", ["serve", "up"])
@@ -19,3 +23,35 @@ def test_a_port_out_of_range_is_refused_before_any_work(tmp_path: Path, command:
     result = CliRunner().invoke(cli, ["--data-dir", str(not_a_directory), command, "--port", port])
     assert result.exit_code == 2, (result.output, result.exception)
     assert f"Invalid value for '--port': {port} is not in the range 1<=x<=65535" in result.output
+
+
+@pytest.mark.parametrize("command", ["serve", "up"])
+def test_an_address_in_use_is_one_clear_error_not_a_restart_loop(tmp_path: Path, command: str) -> None:
+    """uvicorn's 'address already in use' came after 'serving the console at', exit status 3, and
+    `plantwarden up` restarted the server forever; now both stop at once, naming the address."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = plantwarden(
+            "--data-dir", str(tmp_path / "data"), command, "--port", str(port), cwd=tmp_path, timeout=60
+        )
+    assert result.returncode == 1, result.stderr
+    assert (
+        f"error [configuration_error]: cannot listen on 127.0.0.1:{port}: Address already in use"
+        in result.stderr
+    )
+    assert "serving the console" not in result.stderr
+    assert "started server" not in result.stderr  # `up` starts no process
+
+
+def test_an_address_not_of_this_host_is_named() -> None:
+    with pytest.raises(
+        ConfigurationError, match=r"cannot listen on 203\.0\.113\.7:8000: Cannot assign requested"
+    ):
+        listening_socket("203.0.113.7", 8000)
+    sock = listening_socket("127.0.0.1", 0)
+    try:
+        assert sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        sock.close()
