@@ -50,6 +50,7 @@ from plantwarden.core.runtime import Runtime
 from plantwarden.core.settings import load_settings
 from plantwarden.sim.behaviour import device_key
 from plantwarden.sim.plant import default_plant
+from plantwarden.web.listen import listening_socket
 from plantwarden.zones import applied
 
 SITE = "riverside"
@@ -263,6 +264,7 @@ def process_table(prepared: Prepared, env: dict[str, str], *, speed: float) -> l
 def demo(state: CliState, directory: Path | None, port: int, speed: float, fresh: bool) -> None:
     """Run the whole platform against a simulated plant: the console, the plant, the sensor on its
     tap, detection; Ctrl-C stops everything."""
+    listening_socket("127.0.0.1", port).close()  # in use (another demo?): one error, before any work
     where = demo_directory(state, directory)
     if fresh:
         empty_demo_directory(where)

@@ -4,6 +4,7 @@ first run only, the tap's FIFO made; `--fresh` empties only a demo's directory; 
 from __future__ import annotations
 
 import json
+import socket
 import stat
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from plantwarden.sim.behaviour import device_key
 from plantwarden.zones.applied import latest
 from plantwarden.zones.plant.load import load_plant
 from tests.conftest import make_settings
+from tests.helpers import plantwarden
 
 
 def test_prepare_applies_the_plant_adds_the_admin_once_and_makes_the_fifo(tmp_path: Path) -> None:
@@ -149,3 +151,17 @@ def test_the_demo_takes_only_a_new_empty_or_demo_directory_never_the_data_direct
     assert stat.S_IMODE(keys.stat().st_mode) == 0o600
     assert readable.read_bytes() == keys.read_bytes()  # the same keys, but never written into it again
     assert not readable.samefile(keys)
+
+
+def test_a_console_port_in_use_stops_the_demo_before_any_work(tmp_path: Path) -> None:
+    """A second demo (or anything on the port) made the console restart forever behind the banner."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = plantwarden(
+            "demo", "--dir", str(tmp_path / "demo"), "--port", str(port), cwd=tmp_path, timeout=60
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert not (tmp_path / "demo").exists()
