@@ -45,12 +45,12 @@ from plantwarden.cli.state import CliState
 from plantwarden.core.cli_values import FiniteFloatRange, IntegerRange
 from plantwarden.core.config import SupervisorSettings
 from plantwarden.core.files import atomic_write
+from plantwarden.core.listen import listening_socket
 from plantwarden.core.processes import ProcessSpec, Supervisor
 from plantwarden.core.runtime import Runtime
 from plantwarden.core.settings import load_settings
 from plantwarden.sim.behaviour import device_key
 from plantwarden.sim.plant import default_plant
-from plantwarden.web.listen import listening_socket
 from plantwarden.zones import applied
 
 SITE = "riverside"

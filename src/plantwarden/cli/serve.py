@@ -9,10 +9,10 @@ import click
 from plantwarden.cli.state import CliState
 from plantwarden.core.cli_values import IntegerRange
 from plantwarden.core.config import NatsSettings, SupervisorSettings
+from plantwarden.core.listen import listening_socket
 from plantwarden.core.processes import ProcessSpec, Supervisor
 from plantwarden.core.settings import Settings
 from plantwarden.gateway.settings import GatewaySettings
-from plantwarden.web.listen import listening_socket
 from plantwarden.web.settings import ServerSettings
 from plantwarden.workers.notify.settings import NotifySettings
 

@@ -27,6 +27,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from amqtt.broker import Broker
 
+from plantwarden.core.listen import listening_socket
+
 log = logging.getLogger(__name__)
 MAX_CONNECTIONS = 1024
 """Client connections at once, both listeners together; more are closed at once."""
@@ -66,12 +68,20 @@ class MqttBroker:
         }
         for noisy in ("amqtt", "transitions"):  # lines per connection and state change otherwise
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        sockets = []  # bound first: an address in use is one clear error, before the broker starts
+        try:
+            for name, where, context in ((PLAIN, self.listen, None), (TLS, self.tls_listen, self.tls)):
+                if where is not None:
+                    option = "--listen" if name == PLAIN else "--tls"
+                    sockets.append((name, listening_socket(where[0], where[1], named_by=option), context))
+        except BaseException:
+            for _, sock, _ in sockets:
+                sock.close()
+            raise
         self._broker = Broker(config)
         await self._broker.start()
-        for name, where, context in ((PLAIN, self.listen, None), (TLS, self.tls_listen, self.tls)):
-            if where is None:
-                continue
-            server = await asyncio.start_server(self._handler(name), where[0], where[1], ssl=context)
+        for name, sock, context in sockets:
+            server = await asyncio.start_server(self._handler(name), sock=sock, ssl=context)
             self._servers.append(server)
             host, port = server.sockets[0].getsockname()[:2]
             self.addresses[name] = (host, port)

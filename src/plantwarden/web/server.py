@@ -11,10 +11,10 @@ import uvicorn
 
 from plantwarden.accounts import services as accounts
 from plantwarden.core.db import describe_url
+from plantwarden.core.listen import listening_socket
 from plantwarden.core.runtime import Runtime
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
 from plantwarden.web.app import create_app
-from plantwarden.web.listen import listening_socket
 from plantwarden.web.settings import ServerSettings
 from plantwarden.web.tls import ClientCertificateProtocol, TLSFiles, asking_for_client_certificates, tls_for
 

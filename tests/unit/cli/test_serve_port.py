@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from plantwarden.cli.main import cli
 from plantwarden.core.errors import ConfigurationError
-from plantwarden.web.listen import listening_socket
+from plantwarden.core.listen import listening_socket
 from tests.helpers import plantwarden
 
 

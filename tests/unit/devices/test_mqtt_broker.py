@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import ssl
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from plantwarden.pki import services
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
 from plantwarden.pki.revocation import crl_pem
 from tests.conftest import make_settings
+from tests.helpers import plantwarden
 from tests.unit.gateway.peers import ClientFiles, Pki
 from tests.unit.pki.support import PASSPHRASE
 
@@ -174,3 +176,20 @@ def test_a_fresher_crl_refuses_a_certificate_revoked_while_the_broker_runs(pki: 
     before, after = asyncio.run(scenario())
     assert before == b'{"level": 51.2}'
     assert after is not None, "the revoked certificate was still accepted after the refresh"
+
+
+def test_a_listener_address_in_use_is_one_error_naming_it(tmp_path: Path) -> None:
+    """It was a traceback of amqtt's broadcast loop, then the bind error without the option."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = plantwarden(
+            "--data-dir", str(tmp_path), "devices", "broker", "--listen", f"127.0.0.1:{port}", cwd=tmp_path
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        f"error [configuration_error]: cannot listen on 127.0.0.1:{port}: Address already in use"
+        " (--listen; is another Plantwarden server running?)"
+    ), result.stderr
+    assert "Traceback" not in result.stderr
