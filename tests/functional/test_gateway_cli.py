@@ -4,6 +4,7 @@ a PLC given with --upstream, records written where `records` finds them."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 from pymodbus.client import ModbusTcpClient, ModbusTlsClient
 
-from plantwarden.core.errors import InvalidInput
+from plantwarden.core.errors import ConfigurationError, InvalidInput
 from plantwarden.core.runtime import Runtime
 from plantwarden.gateway.cli import gateway_group, writer_name
 from plantwarden.gateway.records import read_gateway_records
@@ -145,3 +146,28 @@ def test_gateway_run_refuses_limits_that_would_limit_nothing(data_dir: Path, tmp
     host_name = CliRunner().invoke(gateway_group, [*args, "--host-name", "gw.example"], obj=Provider(runtime))
     assert host_name.exit_code == 2 and "--host-name goes with --mbaps" in host_name.output
     runtime.close()
+
+
+def test_gateway_run_names_a_listen_address_in_use(data_dir: Path, tmp_path: Path) -> None:
+    """It was `error [os_error]: [Errno 98] Address already in use`, without the address or option."""
+    runtime = Runtime(make_settings(data_dir), source="gateway")
+    (tmp_path / "plant.yaml").write_text(PLANT)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = [
+            "run",
+            "--plant",
+            str(tmp_path / "plant.yaml"),
+            "--site",
+            "plant-a",
+            "--listen",
+            f"127.0.0.1:{port}",
+        ]
+        result = CliRunner().invoke(gateway_group, [*args, "--duration", "1"], obj=Provider(runtime))
+    runtime.close()
+    assert isinstance(result.exception, ConfigurationError), result.output
+    assert str(result.exception) == (
+        f"cannot listen on 127.0.0.1:{port}: Address already in use (--listen; is another gateway running?)"
+    )

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import ssl
 import time
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from plantwarden.core.errors import ConfigurationError
 from plantwarden.core.eventlog import head_position
 from plantwarden.core.records.schema import address_text
 from plantwarden.gateway.alerts import Denial, DenialAlerts
@@ -161,7 +163,14 @@ class Gateway:
         loop = asyncio.get_running_loop()
         found = await loop.getaddrinfo(where[0], where[1], type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family, _, _, _, address = found[0]
-        listener = socket.create_server(address, family=family, backlog=BACKLOG)
+        try:
+            listener = socket.create_server(address, family=family, backlog=BACKLOG)
+        except OSError as error:  # in use, not this host's: one error naming it, not an os_error
+            option = "--listen" if name == "modbus" else "--mbaps"
+            reason = os.strerror(error.errno) if error.errno else str(error)
+            raise ConfigurationError(
+                f"cannot listen on {where[0]}:{where[1]}: {reason} ({option}; is another gateway running?)"
+            ) from None
         listener.setblocking(False)
         self._listeners.append(listener)
         self.addresses[name] = listener.getsockname()[:2]
