@@ -65,6 +65,7 @@ def up(state: CliState, host: str | None, port: int | None) -> None:
     runtime.close()
     server = runtime.settings[ServerSettings]
     listening_socket(server.host, server.port).close()  # so is an address in use
+    _check_gateway_addresses(runtime.settings[GatewaySettings])
     supervisor_settings = runtime.settings[SupervisorSettings]
     supervisor = Supervisor(
         process_table(runtime.settings, state.child_environment()),
@@ -73,6 +74,22 @@ def up(state: CliState, host: str | None, port: int | None) -> None:
         stop_timeout=supervisor_settings.stop_timeout,
     )
     sys.exit(supervisor.run())
+
+
+def _check_gateway_addresses(gateway: GatewaySettings) -> None:
+    """The gateway's listeners, when `up` runs it, free before any process starts (else the
+    gateway would fail and be restarted again and again)."""
+    if gateway.argv() is None:
+        return
+    from plantwarden.gateway.cli import MBAPS_PORT, host_port  # noqa: PLC0415 - only with a gateway
+
+    for value, key, default in (
+        (gateway.listen, "gateway.listen", None),
+        (gateway.mbaps, "gateway.mbaps", MBAPS_PORT),
+    ):
+        if value:
+            host, port = host_port(value, f"setting {key}", default)
+            listening_socket(host, port, named_by=f"setting {key}").close()
 
 
 @click.command("routes")

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from plantwarden.cli.main import cli
 from plantwarden.core.errors import ConfigurationError
 from plantwarden.core.listen import listening_socket
-from tests.helpers import plantwarden
+from tests.helpers import free_port, plantwarden
 
 
 @pytest.mark.parametrize("command", ["serve", "up"])
@@ -55,3 +55,31 @@ def test_an_address_not_of_this_host_is_named() -> None:
         assert sock.getsockname()[0] == "127.0.0.1"
     finally:
         sock.close()
+
+
+def test_up_checks_the_gateway_s_listener_before_starting_anything(tmp_path: Path) -> None:
+    """With the gateway in the settings, an address in use had it restarted again and again."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        gateway = {
+            "PLANTWARDEN_GATEWAY_PLANT": str(tmp_path / "plant.yaml"),
+            "PLANTWARDEN_GATEWAY_SITE": "plant-a",
+            "PLANTWARDEN_GATEWAY_LISTEN": f"127.0.0.1:{port}",
+        }
+        result = plantwarden(
+            "--data-dir",
+            str(tmp_path / "data"),
+            "up",
+            "--port",
+            str(free_port()),
+            cwd=tmp_path,
+            env=gateway,
+            timeout=60,
+        )
+    assert result.returncode == 1, result.stderr
+    assert (
+        f"cannot listen on 127.0.0.1:{port}: Address already in use (setting gateway.listen;" in result.stderr
+    )
+    assert "started" not in result.stderr
