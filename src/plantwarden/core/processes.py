@@ -24,6 +24,9 @@ from types import FrameType
 from plantwarden.core.files import private_directory
 
 log = logging.getLogger(__name__)
+FAILING_AFTER = 5
+"""Exits in a row, each soon after its start, after which a child is said to keep failing (a
+setting or a file it needs is wrong: restarting alone will not help)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,15 @@ class Supervisor:
                 delay = self._backoff(child, now)
                 child.next_start = now + delay
                 log.warning("%s %s; restarting in %.1f s", child.spec.name, ended(child.last_exit), delay)
+                if len(child.history) == FAILING_AFTER:  # once per streak: its own errors are above
+                    log.error(
+                        "%s keeps failing: it ended %d times in a row within %g s of its start;"
+                        " its errors are above; still restarting, every %g s at most",
+                        child.spec.name,
+                        FAILING_AFTER,
+                        self._healthy_after,
+                        self._max_backoff,
+                    )
                 self._write_state()
             if child.process is None and now >= child.next_start and not self._stopping.is_set():
                 child.restarts += 1

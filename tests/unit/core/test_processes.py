@@ -145,3 +145,23 @@ def test_a_killed_process_is_logged_with_its_signal(tmp_path: Path, caplog: pyte
         supervisor.stop()
         runner.join(timeout=15)
     assert "one was killed by SIGKILL; restarting in 0.0 s" in caplog.messages
+
+
+def test_a_process_that_keeps_failing_at_its_start_is_said_to_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A wrong setting made a child exit at once, again and again: warnings at growing intervals,
+    never a line that said restarting would not help."""
+    failing = ProcessSpec("gateway", [sys.executable, "-c", "raise SystemExit(1)"])
+    supervisor = Supervisor([failing], state_file=tmp_path / "s.json", max_backoff=0.05)
+    runner = threading.Thread(target=supervisor.supervise, daemon=True)
+    with caplog.at_level("WARNING", logger="plantwarden.core.processes"):
+        runner.start()
+        wait_for(lambda: (read_state(tmp_path / "s.json")["processes"]["gateway"]["restarts"] >= 7) or None)  # type: ignore[index]
+        supervisor.stop()
+        runner.join(timeout=15)
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == [
+        "gateway keeps failing: it ended 5 times in a row within 10 s of its start; its errors are above;"
+        " still restarting, every 0.05 s at most"
+    ]
