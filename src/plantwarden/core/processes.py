@@ -9,6 +9,7 @@ to a JSON file so that operators and tests can see pids and restart counts.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from plantwarden.core.errors import ConfigurationError
 from plantwarden.core.files import private_directory
 
 log = logging.getLogger(__name__)
@@ -94,14 +96,42 @@ class Supervisor:
         return 0
 
     def supervise(self) -> None:
-        """Start every child and keep them running until `stop()`; leaves signal handlers alone."""
+        """Start every child and keep them running until `stop()`; leaves signal handlers alone.
+        A second supervisor of the same state file (a second `plantwarden up` on one data
+        directory, on another port) is refused before it starts anything."""
+        lock = self._claim()
         try:
             for child in self._children:
                 self._start(child)
             while not self._stopping.wait(0.2):
                 self._tick()
         finally:
-            self._stop_all()
+            try:
+                self._stop_all()
+            finally:
+                os.close(lock)  # the lock goes with it
+
+    def _claim(self) -> int:
+        """An exclusive lock beside the state file, held while this supervises (the system drops
+        it when the process ends, however it ends); `ConfigurationError` when another holds it."""
+        private_directory(self._state_file.parent)
+        lock = os.open(self._state_file.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            raise ConfigurationError(
+                f"another supervisor (plantwarden up or demo{self._other_pid()}) runs the processes of"
+                f" {self._state_file.parent.parent}: stop it first"
+            ) from None
+        return lock
+
+    def _other_pid(self) -> str:
+        try:
+            pid = json.loads(self._state_file.read_text())["supervisor_pid"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return ""
+        return f", pid {pid}" if isinstance(pid, int) else ""
 
     def stop(self) -> None:
         """Ask `run()` to stop every child and return."""

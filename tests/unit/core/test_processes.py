@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from plantwarden.core.errors import ConfigurationError
 from plantwarden.core.processes import ProcessSpec, Supervisor, ended
 from tests.helpers import wait_for
 
@@ -165,3 +166,29 @@ def test_a_process_that_keeps_failing_at_its_start_is_said_to_once(
         "gateway keeps failing: it ended 5 times in a row within 10 s of its start; its errors are above;"
         " still restarting, every 0.05 s at most"
     ]
+
+
+def test_a_second_supervisor_of_the_same_processes_is_refused(tmp_path: Path) -> None:
+    """A second `plantwarden up` on the same data directory (on another port) ran a second set of
+    every process beside the first: two sensors, two watchdogs."""
+    state = tmp_path / "run" / "supervisor.json"
+    first = Supervisor([ProcessSpec("one", SLEEPER)], state_file=state, stop_timeout=5)
+    runner = threading.Thread(target=first.supervise, daemon=True)
+    runner.start()
+    try:
+        wait_for(lambda: pid_of(state, "one"), what="the first supervisor's child")
+        second = Supervisor([ProcessSpec("one", SLEEPER)], state_file=state, stop_timeout=5)
+        with pytest.raises(ConfigurationError) as refused:
+            second.supervise()
+        assert str(refused.value) == (
+            f"another supervisor (plantwarden up or demo, pid {os.getpid()}) runs the processes of"
+            f" {tmp_path}: stop it first"
+        )
+        assert read_state(state)["stopped"] is False  # the second wrote nothing
+    finally:
+        first.stop()
+        runner.join(timeout=15)
+    again = Supervisor([ProcessSpec("one", SLEEPER)], state_file=state, stop_timeout=5)
+    threading.Timer(0.5, again.stop).start()
+    again.supervise()  # the first one's lock went with it
+    assert read_state(state)["stopped"] is True
