@@ -49,6 +49,8 @@ def pump_csv(seconds: int, drift_from: int | None = None) -> str:
 
 def test_train_then_check_names_the_drifting_variable(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    untrained = run(data, "detect", "models", "--site", "riverside")
+    assert "no process model at site 'riverside' yet: a sensor with --plant" in untrained.output
     pushed = run(data, "telemetry", "push", "-", "--site", "riverside", stdin=pump_csv(3600, drift_from=1800))
     assert pushed.exit_code == 0, pushed.output
     window = ["--site", "riverside", "--since", "2026-01-05T08:00:00Z"]
@@ -58,6 +60,10 @@ def test_train_then_check_names_the_drifting_variable(tmp_path: Path) -> None:
     assert "left out (counters): items" in trained.output, trained.output
     listed = run(data, "detect", "models", "--site", "riverside")
     assert "pump-skid-1" in listed.output and "discharge_pressure" in listed.output, listed.output
+    misspelt = run(data, "detect", "models", "--site", "riversdie")
+    assert misspelt.output == (
+        "no process models at site 'riversdie': the sites with process models are riverside\n"
+    )
     assert "left out (counters): items" in listed.output, listed.output
     quiet = run(data, "detect", "check", *window, "--until", "2026-01-05T08:29:00Z")
     assert quiet.exit_code == 0 and "Process anomaly" not in quiet.output, quiet.output

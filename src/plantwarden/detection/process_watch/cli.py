@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from plantwarden.core.cli_values import IntegerRange, duration_ns, time_ns
+from plantwarden.core.cli_values import IntegerRange, duration_ns, none_at_site, time_ns
 from plantwarden.core.clock import SECOND_NS
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.partitions import PartitionBackend
@@ -25,7 +25,7 @@ from plantwarden.detection.process_watch.alerts import draft, episode_reporter
 from plantwarden.detection.process_watch.episodes import Episode
 from plantwarden.detection.process_watch.limits import WatchedModel
 from plantwarden.detection.process_watch.live import counter_marks
-from plantwarden.detection.process_watch.saved import forget_model, load_models, save_model
+from plantwarden.detection.process_watch.saved import forget_model, load_models, model_sites, save_model
 from plantwarden.detection.process_watch.watch import ProcessWatch
 from plantwarden.zones.applied import current_model
 
@@ -195,6 +195,7 @@ def models_command(provider: RuntimeProvider, site: str, output: str) -> None:
     """The site's saved process models: device, variables, training window, threshold."""
     with provider.runtime().ready_store().transaction() as session:
         saved = load_models(session, site)
+        elsewhere = model_sites(session) if not saved else []
     rows: list[dict[str, Any]] = [
         {
             "device": item.device,
@@ -211,7 +212,9 @@ def models_command(provider: RuntimeProvider, site: str, output: str) -> None:
     if output == "json":
         click.echo(json.dumps(rows, indent=1))
         return
-    if not rows:
+    if not rows and elsewhere:  # a misspelt site, rather than one not trained yet
+        click.echo(none_at_site("process models", site, elsewhere))
+    elif not rows:
         click.echo(
             f"no process model at site {site!r} yet: a sensor with --plant learns them, "
             "or run `plantwarden detect train`"

@@ -71,6 +71,11 @@ def load_models(session: Session, site: str) -> dict[str, TrainedModel]:
     return {record.device: _trained(record) for record in found}
 
 
+def model_sites(session: Session) -> list[str]:
+    """The sites that have trained models, in order (to tell a misspelt site from one not trained)."""
+    return list(session.scalars(select(ProcessModelRecord.site).distinct().order_by(ProcessModelRecord.site)))
+
+
 def forget_model(session: Session, site: str, device: str) -> None:
     """Drop a device's model (it learns afresh); NotFound when it has none."""
     gone = session.execute(
