@@ -10,7 +10,7 @@ import click
 
 from plantwarden.alerts.evidence import PLACE_NAME
 from plantwarden.core.auditlog import AuditLog, AuditSettings
-from plantwarden.core.cli_values import actor_name, duration_ns, time_ns
+from plantwarden.core.cli_values import actor_name, duration_ns, none_at_site, time_ns
 from plantwarden.core.context import host_actor
 from plantwarden.core.records.batch import RecordBatch
 from plantwarden.core.records.partitions import PartitionBackend
@@ -76,6 +76,7 @@ def status_command(provider: RuntimeProvider, site: str | None, output: str) -> 
             }
             for r in services.scopes(session, site)
         ]
+        elsewhere = services.scope_sites(session) if site is not None and not rows else []
     if output == "json":
         click.echo(json.dumps(rows, indent=1))
         return
@@ -84,6 +85,9 @@ def status_command(provider: RuntimeProvider, site: str | None, output: str) -> 
         click.echo(
             f"{r['site']:<16}{r['scope']:<40}{r['state']:<12}{r['facts']:>7} facts  learning ends {ends}"
         )
+    if elsewhere:  # a misspelt site, rather than one no sensor has learned yet
+        click.echo(none_at_site("baseline scopes", site, elsewhere))
+        return
     click.echo(f"{len(rows)} scopes")
 
 

@@ -250,6 +250,11 @@ def scopes(session: Session, site: str | None = None, *, lock: bool = False) -> 
     return list(session.scalars(statement.with_for_update() if lock else statement))
 
 
+def scope_sites(session: Session) -> list[str]:
+    """The sites that have baseline scopes, in order (to tell a misspelt site from a new one)."""
+    return list(session.scalars(select(BaselineScope.site).distinct().order_by(BaselineScope.site)))
+
+
 def get_scope(session: Session, site: str, scope: str) -> BaselineScope:
     row = session.get(BaselineScope, (site, scope))
     if row is None:

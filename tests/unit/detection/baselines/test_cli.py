@@ -50,6 +50,9 @@ def test_learn_protect_check_accept_and_reset_from_the_command_line(data_dir: Pa
         ("site", "learning"),
         ("asset:10.2.0.10", "learning"),
     }
+    assert run(provider, "status", "--site", "plant-x") == (
+        f"no baseline scopes at site 'plant-x': the sites with baseline scopes are {SITE}\n"
+    )
     assert "protecting now: asset:10.2.0.10, site" in run(provider, "protect", "--site", SITE)
     assert "written_range" in run(provider, "show", "asset:10.2.0.10", "--site", SITE)
     later = ["--since", "2026-11-25T13:00:00Z", "--until", "2026-11-25T14:00:00Z"]
