@@ -177,8 +177,13 @@ class Settings:
         credentials (`user:password`, a `password=` in the query), so that the logs still say which
         store a process uses (`store sqlite:////srv/plantwarden/plantwarden.db`), where the whole URL
         hidden told nothing; a URL without credentials hides nothing."""
-        values = (self.value(d.key) for d in self.declared if d.secret)
-        return [part for v in values if isinstance(v, Secret) for part in _secret_parts(v.reveal())]
+        values = ((d.key, self.value(d.key)) for d in self.declared if d.secret)
+        return [
+            part
+            for key, v in values
+            if isinstance(v, Secret)
+            for part in _secret_parts(v.reveal(), url=key.endswith("_url"))
+        ]
 
     def _declaration(self, key: str) -> SettingDeclaration:
         for declaration in self.declared:
@@ -187,9 +192,11 @@ class Settings:
         raise ConfigurationError(f"unknown setting {key!r}{_suggest(key, self.declared)}")
 
 
-def _secret_parts(value: str) -> list[str]:
-    """What of a secret value to hide in logs: the whole of it, or a URL's credentials."""
-    if "://" not in value:
+def _secret_parts(value: str, *, url: bool) -> list[str]:
+    """What of a secret value to hide in logs: the whole of it, or, for a setting that is a URL
+    (`*_url`), its credentials (never decided by the value's look: a key that held '://' would
+    otherwise be shown)."""
+    if not url or "://" not in value:
         return [value] if value else []
     parts = urllib.parse.urlsplit(value)
     found = []

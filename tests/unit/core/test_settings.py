@@ -179,6 +179,12 @@ def test_secrets_never_show(tmp_path: Path) -> None:
     assert settings.secret_values() == ["plant:hunter2-very-secret"]  # what hides the password
 
 
+def test_a_secret_that_is_not_a_url_is_hidden_whole_whatever_it_holds(tmp_path: Path) -> None:
+    key = "abc://hunter2-a-webhook-key-with-a-colon"
+    settings = load_settings(SECTIONS, environ={"PLANTWARDEN_NOTIFY_WEBHOOK_SECRET": key}, cwd=tmp_path)
+    assert key in settings.secret_values()
+
+
 @pytest.mark.parametrize(
     ("url", "hidden", "shown"),
     [
