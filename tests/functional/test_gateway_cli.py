@@ -169,5 +169,6 @@ def test_gateway_run_names_a_listen_address_in_use(data_dir: Path, tmp_path: Pat
     runtime.close()
     assert isinstance(result.exception, ConfigurationError), result.output
     assert str(result.exception) == (
-        f"cannot listen on 127.0.0.1:{port}: Address already in use (--listen; is another gateway running?)"
+        f"cannot listen on 127.0.0.1:{port}: Address already in use"
+        " (--listen; is another Plantwarden server running?)"
     )

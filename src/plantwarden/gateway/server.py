@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 import ssl
 import time
@@ -37,8 +36,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from plantwarden.core.errors import ConfigurationError
 from plantwarden.core.eventlog import head_position
+from plantwarden.core.listen import listening_socket
 from plantwarden.core.records.schema import address_text
 from plantwarden.gateway.alerts import Denial, DenialAlerts
 from plantwarden.gateway.decide import Decider, RateLimit, Target
@@ -162,15 +161,10 @@ class Gateway:
     async def _listen(self, name: str, where: tuple[str, int], handler: Accepted) -> None:
         loop = asyncio.get_running_loop()
         found = await loop.getaddrinfo(where[0], where[1], type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, _, _, _, address = found[0]
-        try:
-            listener = socket.create_server(address, family=family, backlog=BACKLOG)
-        except OSError as error:  # in use, not this host's: one error naming it, not an os_error
-            option = "--listen" if name == "modbus" else "--mbaps"
-            reason = os.strerror(error.errno) if error.errno else str(error)
-            raise ConfigurationError(
-                f"cannot listen on {where[0]}:{where[1]}: {reason} ({option}; is another gateway running?)"
-            ) from None
+        host, port = str(found[0][4][0]), int(found[0][4][1])  # the first address it resolves to
+        option = "--listen" if name == "modbus" else "--mbaps"
+        listener = listening_socket(host, port, named_by=option)  # in use: one error naming it
+        listener.listen(BACKLOG)
         listener.setblocking(False)
         self._listeners.append(listener)
         self.addresses[name] = listener.getsockname()[:2]
