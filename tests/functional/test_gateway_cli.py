@@ -4,7 +4,6 @@ a PLC given with --upstream, records written where `records` finds them."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from plantwarden.gateway.records import read_gateway_records
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
 from plantwarden.pki.service_certs import Purpose, ServiceIdentity, ensure_service_identity
 from tests.conftest import make_settings
-from tests.helpers import free_port, wait_for
+from tests.helpers import free_port, taken_port, wait_for
 from tests.unit.gateway.peers import Pki, RecordingPlc
 from tests.unit.gateway.support import PLANT
 from tests.unit.pki.support import PASSPHRASE
@@ -152,10 +151,7 @@ def test_gateway_run_names_a_listen_address_in_use(data_dir: Path, tmp_path: Pat
     """It was `error [os_error]: [Errno 98] Address already in use`, without the address or option."""
     runtime = Runtime(make_settings(data_dir), source="gateway")
     (tmp_path / "plant.yaml").write_text(PLANT)
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         args = [
             "run",
             "--plant",

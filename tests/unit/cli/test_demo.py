@@ -4,7 +4,6 @@ first run only, the tap's FIFO made; `--fresh` empties only a demo's directory; 
 from __future__ import annotations
 
 import json
-import socket
 import stat
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from plantwarden.sim.behaviour import device_key
 from plantwarden.zones.applied import latest
 from plantwarden.zones.plant.load import load_plant
 from tests.conftest import make_settings
-from tests.helpers import plantwarden
+from tests.helpers import plantwarden, taken_port
 
 
 def test_prepare_applies_the_plant_adds_the_admin_once_and_makes_the_fifo(tmp_path: Path) -> None:
@@ -155,10 +154,7 @@ def test_the_demo_takes_only_a_new_empty_or_demo_directory_never_the_data_direct
 
 def test_a_console_port_in_use_stops_the_demo_before_any_work(tmp_path: Path) -> None:
     """A second demo (or anything on the port) made the console restart forever behind the banner."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         result = plantwarden(
             "demo", "--dir", str(tmp_path / "demo"), "--port", str(port), cwd=tmp_path, timeout=60
         )

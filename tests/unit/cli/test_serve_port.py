@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from click.testing import CliRunner
 from plantwarden.cli.main import cli
 from plantwarden.core.errors import ConfigurationError
 from plantwarden.core.listen import listening_socket
-from tests.helpers import free_port, plantwarden
+from tests.helpers import free_port, plantwarden, taken_port
 
 
 @pytest.mark.parametrize("command", ["serve", "up"])
@@ -29,10 +28,7 @@ def test_a_port_out_of_range_is_refused_before_any_work(tmp_path: Path, command:
 def test_an_address_in_use_is_one_clear_error_not_a_restart_loop(tmp_path: Path, command: str) -> None:
     """uvicorn's 'address already in use' came after 'serving the console at', exit status 3, and
     `plantwarden up` restarted the server forever; now both stop at once, naming the address."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         result = plantwarden(
             "--data-dir", str(tmp_path / "data"), command, "--port", str(port), cwd=tmp_path, timeout=60
         )
@@ -59,10 +55,7 @@ def test_an_address_not_of_this_host_is_named() -> None:
 
 def test_up_checks_the_gateway_s_listener_before_starting_anything(tmp_path: Path) -> None:
     """With the gateway in the settings, an address in use had it restarted again and again."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         gateway = {
             "PLANTWARDEN_GATEWAY_PLANT": str(tmp_path / "plant.yaml"),
             "PLANTWARDEN_GATEWAY_SITE": "plant-a",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import ssl
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from plantwarden.pki import services
 from plantwarden.pki.authority import CertificateAuthority, pki_directory
 from plantwarden.pki.revocation import crl_pem
 from tests.conftest import make_settings
-from tests.helpers import plantwarden
+from tests.helpers import plantwarden, taken_port
 from tests.unit.gateway.peers import ClientFiles, Pki
 from tests.unit.pki.support import PASSPHRASE
 
@@ -180,10 +179,7 @@ def test_a_fresher_crl_refuses_a_certificate_revoked_while_the_broker_runs(pki: 
 
 def test_a_listener_address_in_use_is_one_error_naming_it(tmp_path: Path) -> None:
     """It was a traceback of amqtt's broadcast loop, then the bind error without the option."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         result = plantwarden(
             "--data-dir", str(tmp_path), "devices", "broker", "--listen", f"127.0.0.1:{port}", cwd=tmp_path
         )
